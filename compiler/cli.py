@@ -1,0 +1,167 @@
+"""The `chapctl` command line: parse options, call the core, print. Nothing else lives here.
+
+Heavy modules are imported inside commands so that `chapctl --help` stays instant and never
+imports prefect.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+
+app = typer.Typer(
+    name="chapctl",
+    help="Compile DHIS2/CHAP forecast projects (projects/*.yaml) into Prefect deployments and "
+    "apply them to a Prefect server.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+RootOption = Annotated[
+    Optional[Path],
+    typer.Option("--root", help="Repository to act on (default: nearest folder upward holding projects/).",
+                 file_okay=False, show_default=False),
+]
+
+
+class OutputFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+
+
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+
+DEBUG_LOG = Path(tempfile.gettempdir()) / "chapctl-debug.log"
+
+
+def run_guarded(action: Callable[[], int]) -> None:
+    """Run a command body; map errors to one clean line and an exit code decided here, once."""
+    from compiler.errors import UserError
+
+    try:
+        code = action()
+    except UserError as exc:
+        _err(f"error: {exc}")
+        code = 1
+    except KeyboardInterrupt:
+        _err("interrupted")
+        code = 130
+    except Exception as exc:  # an internal bug: short message, traceback to the debug log
+        DEBUG_LOG.write_text(traceback.format_exc())
+        _err(f"internal error: {type(exc).__name__}: {exc} (traceback in {DEBUG_LOG}; please report it)")
+        code = 1
+    raise typer.Exit(code)
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _print_diagnostics(diagnostics, output: OutputFormat) -> None:
+    from compiler.diagnostics import format_json, format_text
+
+    if output is OutputFormat.json:
+        print(format_json(diagnostics))
+    elif diagnostics:
+        _err(format_text(diagnostics))
+
+
+def _root(explicit: Optional[Path]) -> Path:
+    from compiler.root import find_root
+
+    return find_root(explicit)
+
+
+@app.command()
+def validate(root: RootOption = None, output: FormatOption = OutputFormat.text) -> None:
+    """Check every project file; report all problems with file:line:col. Writes nothing.
+
+    Exit 0 when valid (warnings allowed), 1 when any file is invalid."""
+
+    def body() -> int:
+        from compiler.build import validate_repo
+        from compiler.errors import ValidationFailed
+
+        try:
+            validated = validate_repo(_root(root))
+        except ValidationFailed as exc:
+            _print_diagnostics(exc.diagnostics, output)
+            _err(f"error: {exc}")
+            return 1
+        _print_diagnostics(list(validated.diagnostics), output)
+        if output is OutputFormat.text:
+            print(f"{len(validated.projects)} project(s) valid")
+        return 0
+
+    run_guarded(body)
+
+
+@app.command(name="compile")
+def compile_(
+    root: RootOption = None,
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 with a diff if the "
+                                        "committed artifacts are stale.")] = False,
+    output: FormatOption = OutputFormat.text,
+) -> None:
+    """Validate, then render prefect.yaml, blocks/*.yaml and schema/*.json.
+
+    Exit 0 when written (or fresh with --check); 1 on invalid projects or, with --check, stale files."""
+
+    def body() -> int:
+        import json
+
+        from compiler import build
+        from compiler.errors import ValidationFailed
+
+        repo = _root(root)
+        try:
+            compiled = build.compile_repo(repo)
+        except ValidationFailed as exc:
+            _print_diagnostics(exc.diagnostics, output)
+            _err(f"error: {exc}")
+            return 1
+        _print_diagnostics(list(compiled.warnings), output) if output is OutputFormat.text else None
+        pending = build.changes(repo, compiled.artifacts) if check else build.write(repo, compiled.artifacts)
+        if output is OutputFormat.json:
+            print(json.dumps({"check": check, "fresh": not pending if check else None,
+                              "changes": [{"path": c.path, "kind": c.kind} for c in pending]}, indent=2))
+        elif check and pending:
+            sys.stdout.write("".join(c.diff for c in pending))
+            _err(f"error: {len(pending)} compiled file(s) are stale: {', '.join(c.path for c in pending)}; "
+                 "run `chapctl compile` and commit the result")
+        elif check:
+            print(f"compiled artifacts are fresh ({len(compiled.validated.projects)} projects)")
+        else:
+            for change in pending:
+                print(f"{change.kind:>7} {change.path}")
+            print(f"compiled {len(compiled.validated.projects)} project(s): "
+                  f"{len(pending)} file(s) changed, {len(compiled.artifacts.files) - len(pending)} unchanged")
+        return 1 if check and pending else 0
+
+    run_guarded(body)
+
+
+def _register_server_commands() -> None:
+    try:
+        from compiler import cli_server
+    except ImportError:  # plan/apply not built yet in this checkout
+        return
+    cli_server.register(app)
+
+
+_register_server_commands()
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("CHAPCTL_LOG_LEVEL", "WARNING"))
+    app()

@@ -1,0 +1,54 @@
+"""The exception tree of chapctl.
+
+    ChapctlError                 root; never raised directly
+    ├── UserError                the user can fix it; the CLI prints one clean line, no traceback
+    │   ├── RootNotFound         no `projects/` folder upward from the working directory
+    │   ├── ValidationFailed     project files are invalid; carries every Diagnostic
+    │   ├── StaleArtifacts       committed artifacts differ from what `compile` would write
+    │   ├── ServerError          the Prefect API is unreachable, refuses auth, or answers nonsense
+    │   └── ApplyRefused         apply would be unsafe (missing secret, unmanaged name clash, ...)
+    └── (anything else)          an internal bug; the CLI prints a short message and logs the traceback
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from compiler.diagnostics import Diagnostic
+
+
+class ChapctlError(Exception):
+    """Root of every error chapctl raises on purpose."""
+
+
+class UserError(ChapctlError):
+    """An error the user can fix; its message is one line that says what and how."""
+
+
+class RootNotFound(UserError):
+    pass
+
+
+class ValidationFailed(UserError):
+    def __init__(self, diagnostics: list[Diagnostic]):
+        self.diagnostics = diagnostics
+        n = sum(1 for d in diagnostics if d.severity == "error")
+        super().__init__(f"{n} error(s) in project files; nothing was written")
+
+
+class StaleArtifacts(UserError):
+    def __init__(self, stale: list[str], diff: str = ""):
+        self.stale = stale
+        self.diff = diff
+        super().__init__(
+            "compiled artifacts are stale: " + ", ".join(stale) + "; run `chapctl compile` and commit the result"
+        )
+
+
+class ServerError(UserError):
+    pass
+
+
+class ApplyRefused(UserError):
+    pass

@@ -1,0 +1,285 @@
+"""Phase 1: read `projects/*.yaml` into plain data, keeping every node's line and column.
+
+Parsing uses ruamel.yaml's C-accelerated composer: we build the data ourselves from the node
+tree, which lets us reject duplicate keys, custom tags, merge keys and alias bombs with precise
+positions, and keep the node tree to place later diagnostics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from compiler.diagnostics import Diagnostic
+
+PROJECTS_DIR = "projects"
+DEFAULTS_FILE = "_defaults.yaml"
+MAX_FILE_BYTES = 1024 * 1024
+# A project file has a few dozen nodes; anything expanding past this is an alias bomb or a mistake.
+MAX_EXPANDED_NODES = 10_000
+
+_STANDARD_TAG = "tag:yaml.org,2002:"
+_MERGE_TAG = _STANDARD_TAG + "merge"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One parsed YAML file: relative path, plain data, and the node tree for positions."""
+
+    path: str
+    data: Any
+    node: Node = field(repr=False, compare=False)
+
+    def position(self, path: tuple = (), *, key: bool = False) -> tuple[int, int]:
+        """1-based (line, column) of the value at `path` (of its key with key=True).
+
+        Falls back to the nearest existing ancestor when the path does not exist (a missing
+        required key is reported where its parent mapping starts)."""
+        node: Node = self.node
+        place = node
+        for part in path:
+            child = _child(node, part)
+            if child is None:
+                break
+            key_node, value_node = child
+            place = key_node if key and part == path[-1] and key_node is not None else value_node
+            node = value_node
+        return place.start_mark.line + 1, place.start_mark.column + 1
+
+
+@dataclass(frozen=True)
+class LoadedRepo:
+    root: Path
+    projects: tuple[SourceFile, ...]
+    defaults: SourceFile | None
+    diagnostics: tuple[Diagnostic, ...]
+
+
+def load_repo(root: Path) -> LoadedRepo:
+    """Read every project file and `_defaults.yaml` under `root/projects`."""
+    folder = root / PROJECTS_DIR
+    diagnostics: list[Diagnostic] = []
+    projects: list[SourceFile] = []
+    defaults: SourceFile | None = None
+    yaml = YAML(typ="safe", pure=False)
+    for path in sorted(folder.iterdir(), key=lambda p: p.name):
+        relative = f"{PROJECTS_DIR}/{path.name}"
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        if path.suffix == ".yml":
+            diagnostics.append(
+                Diagnostic(relative, 0, 0, "", "ignored: project files must end in .yaml",
+                           f"rename it to {path.stem}.yaml", severity="warning")
+            )
+            continue
+        if path.suffix != ".yaml":
+            continue
+        if path.name.startswith("_") and path.name != DEFAULTS_FILE:
+            diagnostics.append(
+                Diagnostic(relative, 0, 0, "", "ignored: only _defaults.yaml may start with '_'",
+                           "rename the file or move it out of projects/", severity="warning")
+            )
+            continue
+        source = _load_file(path, relative, yaml, diagnostics)
+        if source is None:
+            continue
+        if path.name == DEFAULTS_FILE:
+            defaults = source
+        else:
+            projects.append(source)
+    return LoadedRepo(root, tuple(projects), defaults, tuple(diagnostics))
+
+
+def _load_file(path: Path, relative: str, yaml: YAML, out: list[Diagnostic]) -> SourceFile | None:
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        out.append(Diagnostic(relative, 0, 0, "", f"file is {size} bytes, over the 1 MiB limit",
+                              "a project file is a few hundred bytes; check that this is the right file"))
+        return None
+    raw = path.read_bytes()
+    text = _decode(raw, relative, out)
+    if text is None:
+        return None
+    try:
+        documents = list(yaml.compose_all(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        problem = exc.problem or exc.context or "invalid YAML"
+        out.append(Diagnostic(relative, line, column, "", f"YAML syntax error: {problem}",
+                              "check indentation, colons and quoting around this place"))
+        return None
+    except YAMLError as exc:  # pragma: no cover - unmarked errors are rare
+        out.append(Diagnostic(relative, 0, 0, "", f"YAML error: {exc}", "check the file's YAML syntax"))
+        return None
+    documents = [d for d in documents if d is not None]
+    if not documents:
+        out.append(Diagnostic(relative, 1, 1, "", "file is empty",
+                              "write the project's fields, or delete the file"))
+        return None
+    if len(documents) > 1:
+        second = documents[1].start_mark
+        out.append(Diagnostic(relative, second.line + 1, second.column + 1, "",
+                              f"file holds {len(documents)} YAML documents; one project per file",
+                              "remove the extra `---` document or move it to its own file"))
+        return None
+    node = documents[0]
+    builder = _Builder(relative, yaml)
+    data = builder.build(node)
+    if builder.diagnostics:
+        out.extend(builder.diagnostics)
+        return None
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a single value ({type(data).__name__})"
+        out.append(Diagnostic(relative, node.start_mark.line + 1, node.start_mark.column + 1, "",
+                              f"expected a mapping of fields at the top level, got {kind}",
+                              "start the file with `name: <project-name>`"))
+        return None
+    return SourceFile(relative, data, node)
+
+
+def _decode(raw: bytes, relative: str, out: list[Diagnostic]) -> str | None:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before) - (before.rfind(b"\n") + 1) + 1
+        out.append(Diagnostic(relative, line, column, "",
+                              f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
+                              "save the file as UTF-8"))
+        return None
+
+
+class _Builder:
+    """Turns a node tree into plain Python data, checking what ruamel lets through."""
+
+    def __init__(self, relative: str, yaml: YAML):
+        self.relative = relative
+        self.constructor = yaml.constructor
+        self.diagnostics: list[Diagnostic] = []
+        self.built: dict[int, Any] = {}
+
+    def build(self, node: Node) -> Any:
+        if not self._within_budget(node):
+            return None
+        return self._build(node, ())
+
+    def _error(self, node: Node, path: tuple, message: str, hint: str) -> None:
+        mark = node.start_mark
+        self.diagnostics.append(
+            Diagnostic(self.relative, mark.line + 1, mark.column + 1, _dotted(path), message, hint)
+        )
+
+    def _within_budget(self, root: Node) -> bool:
+        """Expanded size with memo by node identity: linear in the unique nodes even for a
+        billion-laughs document, and cycles (recursive aliases) are caught."""
+        sizes: dict[int, int] = {}
+        visiting: set[int] = set()
+
+        def size(node: Node) -> int:
+            key = id(node)
+            if key in sizes:
+                return sizes[key]
+            if key in visiting:
+                raise _Recursive(node)
+            visiting.add(key)
+            total = 1
+            if isinstance(node, MappingNode):
+                for k, v in node.value:
+                    total += size(k) + size(v)
+                    if total > MAX_EXPANDED_NODES:
+                        break
+            elif isinstance(node, SequenceNode):
+                for item in node.value:
+                    total += size(item)
+                    if total > MAX_EXPANDED_NODES:
+                        break
+            visiting.discard(key)
+            sizes[key] = total
+            return total
+
+        try:
+            total = size(root)
+        except _Recursive as exc:
+            self._error(exc.node, (), "recursive YAML alias (a structure that contains itself)",
+                        "remove the anchor/alias pair")
+            return False
+        except RecursionError:
+            self._error(root, (), "document is nested too deeply", "flatten the structure")
+            return False
+        if total > MAX_EXPANDED_NODES:
+            self._error(root, (), f"document expands to more than {MAX_EXPANDED_NODES} nodes through "
+                        "YAML aliases", "write the values out instead of repeating aliases")
+            return False
+        return True
+
+    def _build(self, node: Node, path: tuple) -> Any:
+        tag = str(node.tag)
+        if not tag.startswith(_STANDARD_TAG):
+            self._error(node, path, f"custom YAML tag {tag!r} is not allowed", "remove the tag")
+            return None
+        if isinstance(node, ScalarNode):
+            if tag == _STANDARD_TAG + "timestamp":
+                return node.value  # keep dates as their ISO text; the schema checks the format
+            return self.constructor.construct_object(node)
+        key = id(node)
+        if key in self.built:  # an alias to a node already built: share, don't rebuild
+            return self.built[key]
+        if isinstance(node, SequenceNode):
+            result: Any = [self._build(item, (*path, i)) for i, item in enumerate(node.value)]
+        else:
+            result = self._build_mapping(node, path)
+        self.built[key] = result
+        return result
+
+    def _build_mapping(self, node: MappingNode, path: tuple) -> dict:
+        result: dict[Any, Any] = {}
+        first_seen: dict[Any, Node] = {}
+        for key_node, value_node in node.value:
+            if str(key_node.tag) == _MERGE_TAG:
+                self._error(key_node, path, "YAML merge keys (`<<`) are not supported",
+                            "write the fields out; shared values belong in projects/_defaults.yaml")
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self._error(key_node, path, "a mapping key must be a plain value", "use a simple name as key")
+                continue
+            key = self._build(key_node, path)
+            if not isinstance(key, str):
+                key = str(key_node.value)
+            if key in first_seen:
+                earlier = first_seen[key].start_mark.line + 1
+                self._error(key_node, (*path, key), f"duplicate key {key!r} (first given on line {earlier})",
+                            "keep one of the two; YAML would silently use the last")
+                continue
+            first_seen[key] = key_node
+            result[key] = self._build(value_node, (*path, key))
+        return result
+
+
+class _Recursive(Exception):
+    def __init__(self, node: Node):
+        self.node = node
+
+
+def _child(node: Node, part: Any) -> tuple[Node | None, Node] | None:
+    if isinstance(node, MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, ScalarNode) and key_node.value == str(part):
+                return key_node, value_node
+        return None
+    if isinstance(node, SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+        return None, node.value[part]
+    return None
+
+
+def _dotted(path: tuple) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text

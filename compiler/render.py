@@ -1,0 +1,206 @@
+"""Phase 3: render the committed artifacts from validated projects.
+
+Output is a pure function of the validated repository: sorted by name, no timestamps, no paths,
+no locale, so the same inputs give the same bytes on every machine.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from compiler.models import MANAGED_TAG, Defaults, Project
+from compiler.schema import render_schemas
+from compiler.validate import ValidatedRepo
+
+ENTRYPOINT = "flows/dhis2_chap_prediction.py:dhis2_chap_prediction"
+BLOCK_TYPE_SLUG = "chap-dhis2-credentials"
+SCHEDULE_SLUG = "chapctl-cron"
+PREFECT_YAML = "prefect.yaml"
+BLOCKS_DIR = "blocks"
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    cron: str
+    timezone: str
+    active: bool
+    slug: str = SCHEDULE_SLUG
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    name: str
+    entrypoint: str
+    description: str | None
+    tags: tuple[str, ...]
+    work_pool: str
+    parameters: tuple[tuple[str, Any], ...]
+    schedule: ScheduleSpec | None
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    name: str
+    base_url: str
+    username: str
+    password_env: str
+    used_by: tuple[str, ...]
+    type_slug: str = BLOCK_TYPE_SLUG
+
+
+@dataclass(frozen=True)
+class PullStep:
+    name: str
+    fields: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """Relative path -> exact file text, for every file `compile` owns."""
+
+    files: dict[str, str]
+
+    def owned_prefixes(self) -> tuple[str, ...]:
+        return (BLOCKS_DIR + "/",)
+
+
+def render(validated: ValidatedRepo, templates_dir: Path) -> Artifacts:
+    env = _environment(templates_dir)
+    deployments = [deployment_spec(v.project, validated.defaults) for v in validated.projects]
+    blocks = block_specs([v.project for v in validated.projects])
+    files = {
+        PREFECT_YAML: env.get_template("prefect.yaml.j2").render(
+            pull=pull_steps(validated.defaults), deployments=deployments
+        ),
+        **{
+            f"{BLOCKS_DIR}/{block.name}.yaml": env.get_template("block.yaml.j2").render(block=block)
+            for block in blocks
+        },
+        **render_schemas(),
+    }
+    return Artifacts(dict(sorted(files.items())))
+
+
+def deployment_spec(project: Project, defaults: Defaults) -> DeploymentSpec:
+    schedule = None
+    if project.schedule is not None:
+        schedule = ScheduleSpec(
+            cron=project.schedule.cron,
+            timezone=project.schedule.timezone or defaults.timezone,
+            active=project.schedule.active,
+        )
+    return DeploymentSpec(
+        name=project.name,
+        entrypoint=ENTRYPOINT,
+        description=project.description,
+        tags=_tags(defaults.tags, project.tags),
+        work_pool=project.work_pool or defaults.work_pool,
+        parameters=flow_parameters(project),
+        schedule=schedule,
+    )
+
+
+def flow_parameters(project: Project) -> tuple[tuple[str, Any], ...]:
+    """The flow's parameters in a fixed order; the credentials block is a reference, never values."""
+    params: list[tuple[str, Any]] = [
+        ("credentials", "{{ prefect.blocks.%s.%s }}" % (BLOCK_TYPE_SLUG, project.credentials.block)),
+        ("configured_model_id", project.model_id),
+        ("end_mode", project.end_mode),
+    ]
+    if project.end_date is not None:
+        params.append(("end_date", project.end_date.isoformat()))
+    if project.end_period_offset is not None:
+        params.append(("end_period_offset", project.end_period_offset))
+    if project.prediction_setup_id is not None:
+        params.append(("prediction_setup_id", project.prediction_setup_id))
+    return tuple(params)
+
+
+def block_specs(projects: list[Project]) -> list[BlockSpec]:
+    """One spec per managed block; validation already proved that sharers agree."""
+    users: dict[str, list[str]] = {}
+    first: dict[str, Project] = {}
+    for project in projects:
+        creds = project.credentials
+        if creds.managed:
+            users.setdefault(creds.block, []).append(project.name)
+            first.setdefault(creds.block, project)
+    return [
+        BlockSpec(
+            name=name,
+            base_url=first[name].credentials.base_url.rstrip("/"),
+            username=first[name].credentials.username,
+            password_env=first[name].credentials.password_env,
+            used_by=tuple(sorted(users[name])),
+        )
+        for name in sorted(users)
+    ]
+
+
+def pull_steps(defaults: Defaults) -> list[PullStep]:
+    source = defaults.source
+    if source.git is not None:
+        return [PullStep("prefect.deployments.steps.git_clone",
+                         (("repository", source.git.repository), ("branch", source.git.branch)))]
+    return [PullStep("prefect.deployments.steps.set_working_directory",
+                     (("directory", "{{ $%s }}" % source.directory_env),))]
+
+
+def _tags(default_tags: list[str], project_tags: list[str]) -> tuple[str, ...]:
+    ordered = dict.fromkeys([*default_tags, *project_tags])
+    ordered.pop(MANAGED_TAG, None)
+    return (*ordered, MANAGED_TAG)
+
+
+# --- YAML-safe templating --------------------------------------------------------------------
+
+
+class YamlText(str):
+    """Text already made safe for YAML by the `y` filter."""
+
+
+_PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./@+:(),' -]*")
+_RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "y", "n"}
+
+
+def yaml_scalar(value: Any) -> YamlText:
+    """A YAML scalar for `value` that both YAML 1.1 (PyYAML, used by `prefect deploy`) and 1.2
+    read back as the same value: plain when unambiguous, else a JSON string (valid YAML)."""
+    if value is None:
+        return YamlText("null")
+    if isinstance(value, bool):
+        return YamlText("true" if value else "false")
+    if isinstance(value, int):
+        return YamlText(str(value))
+    if not isinstance(value, str):
+        raise TypeError(f"cannot render {type(value).__name__} as a YAML scalar")
+    if (_PLAIN.fullmatch(value) and ": " not in value and not value.endswith((":", " "))
+            and value.casefold() not in _RESERVED):
+        return YamlText(value)
+    return YamlText(json.dumps(value, ensure_ascii=False))
+
+
+def _refuse_raw(value: Any) -> Any:
+    if isinstance(value, YamlText):
+        return value
+    raise TypeError(f"template emitted {value!r} without the `y` filter; every value must be quoted")
+
+
+def _environment(templates_dir: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # YAML, not HTML: escaping is done by the `y` filter, enforced by finalize
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        finalize=_refuse_raw,
+    )
+    env.filters["y"] = yaml_scalar
+    return env

@@ -1,0 +1,386 @@
+"""Phase 2: check loaded files against the schema and the rules beyond types.
+
+Every problem in every file is collected; nothing stops at the first. The structural check runs
+the JSON Schema (the same contract editors use); semantic rules (cron, time zone, end mode, file
+name, cross-file uniqueness, secrets) run in Python with messages written for people.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.resources
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Iterable
+
+from jsonschema import Draft7Validator, FormatChecker
+from jsonschema.exceptions import ValidationError
+
+from compiler.cron import cron_problem
+from compiler.diagnostics import Diagnostic
+from compiler.load import LoadedRepo, SourceFile
+from compiler.models import Defaults, Project
+from compiler.schema import SCHEMA_FILES, build_schema
+
+_SECRET_KEY = re.compile(r"(^|[_-])(pass(word|wd|phrase)?|secret|token|api[_-]?key|private[_-]?key|pat|auth)$", re.I)
+_SECRET_VALUE = re.compile(
+    r"^(d2p(at)?_[A-Za-z0-9]{16,}|pnu_[A-Za-z0-9]{16,}|pnb_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{20,}"
+    r"|github_pat_\w{20,}|eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]*|-----BEGIN [A-Z ]*PRIVATE KEY-----.*)$|"
+    r"://[^/\s:@]+:[^/\s@]+@",
+    re.S,
+)
+# Values under these top-level keys are never echoed in messages: they sit next to secrets.
+_QUIET = {"credentials"}
+
+
+@dataclass(frozen=True)
+class ValidProject:
+    source: SourceFile
+    project: Project
+
+
+@dataclass(frozen=True)
+class ValidatedRepo:
+    defaults: Defaults
+    defaults_source: SourceFile | None
+    projects: tuple[ValidProject, ...]  # sorted by project name
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == "error" for d in self.diagnostics)
+
+
+def validate(loaded: LoadedRepo) -> ValidatedRepo:
+    diagnostics = list(loaded.diagnostics)
+    defaults = _validate_defaults(loaded.defaults, diagnostics)
+    valid: list[ValidProject] = []
+    for source in loaded.projects:
+        project = _validate_project(source, defaults, diagnostics)
+        if project is not None:
+            valid.append(ValidProject(source, project))
+    _check_unique_names(valid, diagnostics)
+    _check_shared_blocks(valid, diagnostics)
+    valid.sort(key=lambda v: v.project.name)
+    return ValidatedRepo(defaults, loaded.defaults, tuple(valid), tuple(diagnostics))
+
+
+# --- per file ---------------------------------------------------------------------------------
+
+
+def _validate_defaults(source: SourceFile | None, out: list[Diagnostic]) -> Defaults:
+    if source is None:
+        return Defaults()
+    if not _schema_check(source, source.data, "schema/defaults.schema.json", out):
+        return Defaults()
+    defaults = Defaults.model_validate(source.data)
+    tz_problem = _timezone_problem(defaults.timezone)
+    if tz_problem:
+        _emit(out, source, ("timezone",), tz_problem[0], tz_problem[1])
+    return defaults
+
+
+def _validate_project(source: SourceFile, defaults: Defaults, out: list[Diagnostic]) -> Project | None:
+    data = _without_secrets(source, out)
+    if not _schema_check(source, data, "schema/project.schema.json", out):
+        _check_file_name(source, data.get("name"), out)
+        return None
+    project = Project.model_validate(data)
+    before = len(out)
+    _check_file_name(source, project.name, out)
+    _check_end_mode(source, project, out)
+    _check_credentials(source, project, out)
+    _check_schedule(source, project, defaults, out)
+    return project if len(out) == before else None
+
+
+def _without_secrets(source: SourceFile, out: list[Diagnostic]) -> dict:
+    """Report literal secrets (by key name or by value shape) and drop them, so that no later
+    message echoes them. Never include the value in the message."""
+    cleaned = _strip(source.data, (), source, out)
+    return cleaned if isinstance(cleaned, dict) else {}
+
+
+def _strip(value: Any, path: tuple, source: SourceFile, out: list[Diagnostic]) -> Any:
+    if isinstance(value, list):
+        return [_strip(item, (*path, i), source, out) for i, item in enumerate(value) if not
+                _secret_value(item, (*path, i), source, out)]
+    if not isinstance(value, dict):
+        return value
+    kept = {}
+    for key, item in value.items():
+        here = (*path, key)
+        if isinstance(key, str) and _SECRET_KEY.search(key) and not key.endswith("_env"):
+            _emit(out, source, here, "literal secrets are not allowed in project files",
+                  "delete it and name an environment variable instead, e.g. "
+                  "`credentials.password_env: MY_DHIS2_PASSWORD`; apply reads it from the environment",
+                  key=True)
+        elif _secret_value(item, here, source, out):
+            if key == "base_url":  # keep the field present so no "missing" error follows
+                kept[key] = "https://redacted.invalid"
+        else:
+            kept[key] = _strip(item, here, source, out)
+    return kept
+
+
+def _secret_value(value: Any, path: tuple, source: SourceFile, out: list[Diagnostic]) -> bool:
+    if isinstance(value, str) and _SECRET_VALUE.search(value):
+        _emit(out, source, path, "this value looks like a secret (a token, a key or a password in a URL)",
+              "remove it; secrets live in environment variables named by `credentials.password_env`")
+        return True
+    return False
+
+
+def _check_file_name(source: SourceFile, name: Any, out: list[Diagnostic]) -> None:
+    stem = source.path.rsplit("/", 1)[-1].removesuffix(".yaml")
+    if isinstance(name, str) and name != stem:
+        _emit(out, source, ("name",), f"name {name!r} differs from the file name {stem + '.yaml'!r}",
+              f"rename the file to {name}.yaml, or set `name: {stem}`")
+
+
+def _check_end_mode(source: SourceFile, project: Project, out: list[Diagnostic]) -> None:
+    mode = project.end_mode
+    data = source.data
+    for field, wanted in (("end_period_offset", "offset"), ("end_date", "fixed")):
+        if mode == wanted and field not in data:
+            where = ("end_mode",) if "end_mode" in data else ()
+            example = "end_period_offset: 1" if field == "end_period_offset" else "end_date: 2026-06-30"
+            _emit(out, source, where, f"end_mode {wanted} requires {field}", f"add `{example}`")
+        elif mode != wanted and field in data:
+            _emit(out, source, (field,), f"{field} is only allowed with end_mode: {wanted} (end_mode is {mode})",
+                  f"remove {field}, or set `end_mode: {wanted}`", key=True)
+
+
+def _check_credentials(source: SourceFile, project: Project, out: list[Diagnostic]) -> None:
+    trio = {"base_url": project.credentials.base_url, "username": project.credentials.username,
+            "password_env": project.credentials.password_env}
+    given = [k for k, v in trio.items() if v is not None]
+    if given and len(given) != 3:
+        missing = [k for k in trio if k not in given]
+        _emit(out, source, ("credentials",), "credentials: base_url, username and password_env go together; "
+              f"missing {', '.join(missing)}",
+              "give all three to let chapctl manage the block, or only `block` if it is managed elsewhere",
+              key=True)
+
+
+def _check_schedule(source: SourceFile, project: Project, defaults: Defaults, out: list[Diagnostic]) -> None:
+    if project.schedule is None:
+        return
+    problem = cron_problem(project.schedule.cron)
+    if problem:
+        _emit(out, source, ("schedule", "cron"), problem,
+              "five fields: minute hour day-of-month month day-of-week, e.g. \"0 6 * * 1\" (06:00 every Monday)")
+    if project.schedule.timezone is not None:
+        tz_problem = _timezone_problem(project.schedule.timezone)
+        if tz_problem:
+            _emit(out, source, ("schedule", "timezone"), *tz_problem)
+
+
+@lru_cache(maxsize=1)
+def timezones() -> frozenset[str]:
+    """The IANA zones of the pinned `tzdata` package: the same list on every machine."""
+    return frozenset((importlib.resources.files("tzdata") / "zones").read_text().split())
+
+
+def _timezone_problem(name: str) -> tuple[str, str] | None:
+    if name in timezones():
+        return None
+    close = difflib.get_close_matches(name, sorted(timezones()), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else "use an IANA name such as 'Africa/Kigali' or 'UTC'"
+    return f"unknown time zone {name!r}", hint
+
+
+# --- across files -----------------------------------------------------------------------------
+
+
+def _check_unique_names(valid: list[ValidProject], out: list[Diagnostic]) -> None:
+    seen: dict[str, ValidProject] = {}
+    for item in valid:
+        first = seen.setdefault(item.project.name, item)
+        if first is not item:
+            line, _ = first.source.position(("name",))
+            _emit(out, item.source, ("name",), f"project name {item.project.name!r} is already used by "
+                  f"{first.source.path}:{line}", "project names must be unique; rename one of them")
+
+
+def _check_shared_blocks(valid: list[ValidProject], out: list[Diagnostic]) -> None:
+    owners: dict[str, ValidProject] = {}
+    for item in valid:
+        creds = item.project.credentials
+        if not creds.managed:
+            continue
+        first = owners.setdefault(creds.block, item)
+        if first is item:
+            continue
+        other = first.project.credentials
+        for field in ("base_url", "username", "password_env"):
+            mine, theirs = getattr(creds, field), getattr(other, field)
+            if field == "base_url":
+                mine, theirs = mine.rstrip("/"), theirs.rstrip("/")
+            if mine != theirs:
+                line, _ = first.source.position(("credentials", field))
+                _emit(out, item.source, ("credentials", field),
+                      f"block {creds.block!r} is also defined by {first.source.path}:{line} with a different {field}",
+                      f"projects sharing a block must agree on base_url, username and password_env; "
+                      f"make {item.source.path} and {first.source.path} match, or use another block name")
+
+
+# --- JSON Schema errors as diagnostics -------------------------------------------------------
+
+
+@lru_cache(maxsize=None)
+def _validator(schema_path: str) -> Draft7Validator:
+    model, schema_id = SCHEMA_FILES[schema_path]
+    return Draft7Validator(build_schema(model, schema_id), format_checker=FormatChecker())
+
+
+def _schema_check(source: SourceFile, data: Any, schema_path: str, out: list[Diagnostic]) -> bool:
+    validator = _validator(schema_path)
+    ok = True
+    for error in validator.iter_errors(data):
+        for diagnostic in _describe(error, source, validator.schema):
+            out.append(diagnostic)
+            ok = False
+    return ok
+
+
+def _describe(error: ValidationError, source: SourceFile, root_schema: dict) -> Iterable[Diagnostic]:
+    path = tuple(error.absolute_path)
+    if "allOf" in error.absolute_schema_path and error.validator in ("required", "not"):
+        return []  # end_mode rules: reported by _check_end_mode with a clearer message
+    quiet = bool(path) and path[0] in _QUIET
+    shown = "this value" if quiet else _show(error.instance)
+    kind = error.validator
+    schema = error.schema
+    if kind == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = [k for k in error.instance if k not in schema.get("properties", {})]
+        return [
+            _diagnostic(source, (*path, key), f"unknown field {key!r}", _did_you_mean(str(key), allowed), key=True)
+            for key in extra
+        ]
+    if kind == "required":
+        missing = re.findall(r"'([^']+)' is a required property", error.message) or ["?"]
+        field_schema = schema.get("properties", {}).get(missing[0], {})
+        example = _example(field_schema, root_schema)
+        hint = f"add `{missing[0]}: {example}`" if example else f"add `{missing[0]}`"
+        return [_diagnostic(source, path, f"missing required field {missing[0]!r}", hint)]
+    field_schema = _resolve(schema, root_schema)
+    example = _example(field_schema, root_schema)
+    hint = f"e.g. `{path[-1]}: {example}`" if example and path and isinstance(path[-1], str) else ""
+    if kind == "type":
+        expected = error.validator_value
+        message = f"expected {_type_name(expected)}, got {_type_name_of(error.instance)}" + (
+            "" if quiet else f" ({shown})")
+        if expected == "boolean" and isinstance(error.instance, str):
+            hint = "write true or false (YAML 1.2: yes/no/on/off are strings)"
+        return [_diagnostic(source, path, message, hint)]
+    if kind == "enum":
+        options = ", ".join(str(v) for v in error.validator_value)
+        close = _did_you_mean(str(error.instance), [str(v) for v in error.validator_value])
+        return [_diagnostic(source, path, f"{shown} is not one of: {options}", close)]
+    if kind == "pattern":
+        return [_diagnostic(source, path, f"{shown} has the wrong form", _pattern_hint(path, example))]
+    if kind in ("minimum", "exclusiveMinimum"):
+        return [_diagnostic(source, path, f"must be at least {error.validator_value}, got {shown}", hint)]
+    if kind in ("maximum", "exclusiveMaximum"):
+        return [_diagnostic(source, path, f"must be at most {error.validator_value}, got {shown}", hint)]
+    if kind == "minLength":
+        return [_diagnostic(source, path, "must not be empty", hint)]
+    if kind == "maxLength":
+        return [_diagnostic(source, path, f"is longer than {error.validator_value} characters", "shorten it")]
+    if kind == "format" and error.validator_value == "date":
+        return [_diagnostic(source, path, f"{shown} is not a valid date", "write an ISO date: YYYY-MM-DD, "
+                            "e.g. 2026-06-30")]
+    if kind == "oneOf" and path and path[-1] == "source":
+        return [_diagnostic(source, path, "source needs exactly one of `git` or `directory_env`",
+                            "e.g. `source: {directory_env: CHAPCTL_FLOWS_DIR}`")]
+    message = error.message if not quiet else f"invalid value ({kind})"
+    return [_diagnostic(source, path, message, hint)]
+
+
+def _diagnostic(source: SourceFile, path: tuple, message: str, hint: str, *, key: bool = False) -> Diagnostic:
+    line, column = source.position(path, key=key)
+    return Diagnostic(source.path, line, column, _dotted(path), message, hint)
+
+
+def _emit(out: list[Diagnostic], source: SourceFile, path: tuple, message: str, hint: str, *, key: bool = False):
+    out.append(_diagnostic(source, path, message, hint, key=key))
+
+
+def _dotted(path: tuple) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return "allowed: " + ", ".join(options)
+
+
+_PATTERN_HINTS = {
+    "name": "use 1-63 characters of lowercase a-z, 0-9 and '-', e.g. laos-malaria",
+    "block": "use 1-63 characters of lowercase a-z, 0-9 and '-', e.g. laos-dhis2",
+    "work_pool": "use 1-63 characters of lowercase a-z, 0-9 and '-', e.g. default",
+    "base_url": "an http(s) URL without user or password, e.g. https://dhis2.example.org",
+    "password_env": "the NAME of an environment variable (letters, digits, _), e.g. LAOS_DHIS2_PASSWORD — "
+    "never the password itself",
+    "directory_env": "the NAME of an environment variable, e.g. CHAPCTL_FLOWS_DIR",
+    "repository": "a git URL, e.g. https://github.com/example/chap-projects.git",
+}
+
+
+def _pattern_hint(path: tuple, example: str | None) -> str:
+    field = path[-1] if path else ""
+    return _PATTERN_HINTS.get(str(field), f"e.g. {example}" if example else "")
+
+
+def _resolve(schema: dict, root: dict) -> dict:
+    ref = schema.get("$ref") or (schema.get("allOf") or [{}])[0].get("$ref")
+    if ref and ref.startswith("#/definitions/"):
+        return {**root["definitions"][ref.rsplit("/", 1)[-1]], **{k: v for k, v in schema.items() if k != "allOf"}}
+    return schema
+
+
+def _example(schema: dict, root: dict) -> str | None:
+    examples = _resolve(schema, root).get("examples")
+    if not examples:
+        return None
+    return json.dumps(examples[0], ensure_ascii=False)
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _type_name(expected: Any) -> str:
+    names = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
+             "object": "a mapping", "array": "a list", "null": "nothing"}
+    if isinstance(expected, list):
+        return " or ".join(names.get(e, e) for e in expected)
+    return names.get(expected, str(expected))
+
+
+def _type_name_of(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
