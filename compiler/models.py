@@ -1,7 +1,8 @@
 """The project file format as pydantic models: the single source of `schema/*.schema.json`.
 
-Validation of user files runs the committed JSON Schema through jsonschema (so editors and
-chapctl agree on one contract); these models then give the validated data a typed shape.
+chapctl validates with these models (pydantic's compiled validators are ~10x faster than running
+the JSON Schema through jsonschema); editors use the generated schema, and the test suite proves
+that both give the same verdicts on the good and bad example corpus.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ DEFAULT_TIMEZONE = "UTC"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML already typed the values; "12" is not 12 and "yes" is not true.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Credentials(_Strict):
@@ -100,6 +102,7 @@ class Project(_Strict):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
+        strict=True,
         title="chapctl project",
         json_schema_extra=_END_MODE_RULES,
     )
@@ -156,6 +159,7 @@ class Project(_Strict):
     )
     end_date: dt.date | None = Field(
         default=None,
+        strict=False,  # parsed from its ISO text
         description="ISO date whose period ends the data; required with end_mode fixed, "
         "forbidden otherwise.",
         examples=["2026-06-30"],
@@ -207,7 +211,7 @@ class Source(_Strict):
 class Defaults(_Strict):
     """`projects/_defaults.yaml`: values every project inherits unless it sets its own."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, title="chapctl project defaults")
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, title="chapctl project defaults")
 
     timezone: str = Field(
         default=DEFAULT_TIMEZONE, description="Default IANA time zone for schedules.", examples=["UTC"]

@@ -1,7 +1,7 @@
 """Phase 2: check loaded files against the schema and the rules beyond types.
 
 Every problem in every file is collected; nothing stops at the first. The structural check runs
-the JSON Schema (the same contract editors use); semantic rules (cron, time zone, end mode, file
+the pydantic models (the source of the JSON Schema editors use); semantic rules (cron, time zone, end mode, file
 name, cross-file uniqueness, secrets) run in Python with messages written for people.
 """
 
@@ -13,16 +13,16 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any, get_args
 
-from jsonschema import Draft7Validator, FormatChecker
-from jsonschema.exceptions import ValidationError
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+from pydantic.fields import FieldInfo
 
 from compiler.cron import cron_problem
 from compiler.diagnostics import Diagnostic
 from compiler.load import LoadedRepo, SourceFile
 from compiler.models import Defaults, Project
-from compiler.schema import SCHEMA_FILES, build_schema
 
 _SECRET_KEY = re.compile(r"(^|[_-])(pass(word|wd|phrase)?|secret|token|api[_-]?key|private[_-]?key|pat|auth)$", re.I)
 _SECRET_VALUE = re.compile(
@@ -73,9 +73,9 @@ def validate(loaded: LoadedRepo) -> ValidatedRepo:
 def _validate_defaults(source: SourceFile | None, out: list[Diagnostic]) -> Defaults:
     if source is None:
         return Defaults()
-    if not _schema_check(source, source.data, "schema/defaults.schema.json", out):
+    defaults = _model_check(source, source.data, Defaults, out)
+    if defaults is None:
         return Defaults()
-    defaults = Defaults.model_validate(source.data)
     tz_problem = _timezone_problem(defaults.timezone)
     if tz_problem:
         _emit(out, source, ("timezone",), tz_problem[0], tz_problem[1])
@@ -84,11 +84,11 @@ def _validate_defaults(source: SourceFile | None, out: list[Diagnostic]) -> Defa
 
 def _validate_project(source: SourceFile, defaults: Defaults, out: list[Diagnostic]) -> Project | None:
     data = _without_secrets(source, out)
-    if not _schema_check(source, data, "schema/project.schema.json", out):
+    before = len(out)
+    project = _model_check(source, data, Project, out)
+    if project is None:
         _check_file_name(source, data.get("name"), out)
         return None
-    project = Project.model_validate(data)
-    before = len(out)
     _check_file_name(source, project.name, out)
     _check_end_mode(source, project, out)
     _check_credentials(source, project, out)
@@ -227,78 +227,102 @@ def _check_shared_blocks(valid: list[ValidProject], out: list[Diagnostic]) -> No
                       f"make {item.source.path} and {first.source.path} match, or use another block name")
 
 
-# --- JSON Schema errors as diagnostics -------------------------------------------------------
+# --- model errors as diagnostics ----------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
-def _validator(schema_path: str) -> Draft7Validator:
-    model, schema_id = SCHEMA_FILES[schema_path]
-    return Draft7Validator(build_schema(model, schema_id), format_checker=FormatChecker())
+def _model_check(source: SourceFile, data: Any, model: type[BaseModel], out: list[Diagnostic]) -> Any:
+    """The model instance, or None after reporting every error pydantic found."""
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        for error in exc.errors(include_url=False):
+            diagnostic = _describe(error, source, model)
+            if diagnostic is not None:
+                out.append(diagnostic)
+        return None
 
 
-def _schema_check(source: SourceFile, data: Any, schema_path: str, out: list[Diagnostic]) -> bool:
-    validator = _validator(schema_path)
-    ok = True
-    for error in validator.iter_errors(data):
-        for diagnostic in _describe(error, source, validator.schema):
-            out.append(diagnostic)
-            ok = False
-    return ok
+_EXPECTED = {
+    "string_type": "a string", "int_type": "an integer", "int_from_float": "an integer",
+    "bool_type": "true or false", "float_type": "a number", "list_type": "a list",
+    "model_type": "a mapping", "model_attributes_type": "a mapping", "dict_type": "a mapping",
+    "date_type": "a date (YYYY-MM-DD)",
+}
 
 
-def _describe(error: ValidationError, source: SourceFile, root_schema: dict) -> Iterable[Diagnostic]:
-    path = tuple(error.absolute_path)
-    if "allOf" in error.absolute_schema_path and error.validator in ("required", "not"):
-        return []  # end_mode rules: reported by _check_end_mode with a clearer message
+def _describe(error: dict, source: SourceFile, model: type[BaseModel]) -> Diagnostic | None:
+    path = tuple(error["loc"])
+    kind = error["type"]
+    value = error.get("input")
+    context = error.get("ctx") or {}
     quiet = bool(path) and path[0] in _QUIET
-    shown = "this value" if quiet else _show(error.instance)
-    kind = error.validator
-    schema = error.schema
-    if kind == "additionalProperties":
-        allowed = sorted(schema.get("properties", {}))
-        extra = [k for k in error.instance if k not in schema.get("properties", {})]
-        return [
-            _diagnostic(source, (*path, key), f"unknown field {key!r}", _did_you_mean(str(key), allowed), key=True)
-            for key in extra
-        ]
-    if kind == "required":
-        missing = re.findall(r"'([^']+)' is a required property", error.message) or ["?"]
-        field_schema = schema.get("properties", {}).get(missing[0], {})
-        example = _example(field_schema, root_schema)
-        hint = f"add `{missing[0]}: {example}`" if example else f"add `{missing[0]}`"
-        return [_diagnostic(source, path, f"missing required field {missing[0]!r}", hint)]
-    field_schema = _resolve(schema, root_schema)
-    example = _example(field_schema, root_schema)
+    shown = "this value" if quiet else _show(value)
+    parent, info = _field_info(model, path)
+    example = _example(info)
     hint = f"e.g. `{path[-1]}: {example}`" if example and path and isinstance(path[-1], str) else ""
-    if kind == "type":
-        expected = error.validator_value
-        message = f"expected {_type_name(expected)}, got {_type_name_of(error.instance)}" + (
-            "" if quiet else f" ({shown})")
-        if expected == "boolean" and isinstance(error.instance, str):
+    if kind == "extra_forbidden":
+        allowed = list(parent.model_fields) if parent else []
+        return _diagnostic(source, path, f"unknown field {path[-1]!r}", _did_you_mean(str(path[-1]), allowed),
+                           key=True)
+    if kind == "missing":
+        hint = f"add `{path[-1]}: {example}`" if example else f"add `{path[-1]}`"
+        return _diagnostic(source, path[:-1], f"missing required field {path[-1]!r}", hint)
+    if kind in _EXPECTED:
+        message = f"expected {_EXPECTED[kind]}, got {_type_name_of(value)}" + ("" if quiet else f" ({shown})")
+        if kind == "bool_type" and isinstance(value, str):
             hint = "write true or false (YAML 1.2: yes/no/on/off are strings)"
-        return [_diagnostic(source, path, message, hint)]
-    if kind == "enum":
-        options = ", ".join(str(v) for v in error.validator_value)
-        close = _did_you_mean(str(error.instance), [str(v) for v in error.validator_value])
-        return [_diagnostic(source, path, f"{shown} is not one of: {options}", close)]
-    if kind == "pattern":
-        return [_diagnostic(source, path, f"{shown} has the wrong form", _pattern_hint(path, example))]
-    if kind in ("minimum", "exclusiveMinimum"):
-        return [_diagnostic(source, path, f"must be at least {error.validator_value}, got {shown}", hint)]
-    if kind in ("maximum", "exclusiveMaximum"):
-        return [_diagnostic(source, path, f"must be at most {error.validator_value}, got {shown}", hint)]
-    if kind == "minLength":
-        return [_diagnostic(source, path, "must not be empty", hint)]
-    if kind == "maxLength":
-        return [_diagnostic(source, path, f"is longer than {error.validator_value} characters", "shorten it")]
-    if kind == "format" and error.validator_value == "date":
-        return [_diagnostic(source, path, f"{shown} is not a valid date", "write an ISO date: YYYY-MM-DD, "
-                            "e.g. 2026-06-30")]
-    if kind == "oneOf" and path and path[-1] == "source":
-        return [_diagnostic(source, path, "source needs exactly one of `git` or `directory_env`",
-                            "e.g. `source: {directory_env: CHAPCTL_FLOWS_DIR}`")]
-    message = error.message if not quiet else f"invalid value ({kind})"
-    return [_diagnostic(source, path, message, hint)]
+        return _diagnostic(source, path, message, hint)
+    if kind == "literal_error":
+        options = [o.strip(" '") for o in str(context.get("expected", "")).replace(" or ", ",").split(",")]
+        options = [o for o in options if o]
+        return _diagnostic(source, path, f"{shown} is not one of: {', '.join(options)}",
+                           _did_you_mean(str(value), options))
+    if kind == "string_pattern_mismatch":
+        return _diagnostic(source, path, f"{shown} has the wrong form", _pattern_hint(path, example))
+    if kind in ("greater_than_equal", "greater_than"):
+        bound = context.get("ge", context.get("gt"))
+        return _diagnostic(source, path, f"must be at least {bound}, got {shown}", hint)
+    if kind == "string_too_short":
+        return _diagnostic(source, path, "must not be empty", hint)
+    if kind == "string_too_long":
+        return _diagnostic(source, path, f"is longer than {context.get('max_length')} characters", "shorten it")
+    if kind.startswith("date_"):
+        return _diagnostic(source, path, f"{shown} is not a valid date",
+                           "write an ISO date: YYYY-MM-DD, e.g. 2026-06-30")
+    if kind == "value_error" and path and path[-1] == "source":
+        return _diagnostic(source, path, "source needs exactly one of `git` or `directory_env`",
+                           "e.g. `source: {directory_env: CHAPCTL_FLOWS_DIR}`")
+    message = error["msg"] if not quiet else f"invalid value ({kind})"
+    return _diagnostic(source, path, message, hint)
+
+
+def _field_info(model: type[BaseModel], path: tuple) -> tuple[type[BaseModel] | None, FieldInfo | None]:
+    """The model owning the last field of `path`, and that field's info (for examples)."""
+    owner: type[BaseModel] | None = model
+    info: FieldInfo | None = None
+    for index, part in enumerate(path):
+        if owner is None or not isinstance(part, str) or part not in owner.model_fields:
+            return (owner if index == len(path) - 1 else None), info
+        info = owner.model_fields[part]
+        if index < len(path) - 1:
+            owner = _nested_model(info.annotation)
+    return owner, info
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _nested_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _example(info: FieldInfo | None) -> str | None:
+    if info is None or not info.examples:
+        return None
+    return json.dumps(info.examples[0], ensure_ascii=False, default=str)
 
 
 def _diagnostic(source: SourceFile, path: tuple, message: str, hint: str, *, key: bool = False) -> Diagnostic:
@@ -341,31 +365,9 @@ def _pattern_hint(path: tuple, example: str | None) -> str:
     return _PATTERN_HINTS.get(str(field), f"e.g. {example}" if example else "")
 
 
-def _resolve(schema: dict, root: dict) -> dict:
-    ref = schema.get("$ref") or (schema.get("allOf") or [{}])[0].get("$ref")
-    if ref and ref.startswith("#/definitions/"):
-        return {**root["definitions"][ref.rsplit("/", 1)[-1]], **{k: v for k, v in schema.items() if k != "allOf"}}
-    return schema
-
-
-def _example(schema: dict, root: dict) -> str | None:
-    examples = _resolve(schema, root).get("examples")
-    if not examples:
-        return None
-    return json.dumps(examples[0], ensure_ascii=False)
-
-
 def _show(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _type_name(expected: Any) -> str:
-    names = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
-             "object": "a mapping", "array": "a list", "null": "nothing"}
-    if isinstance(expected, list):
-        return " or ".join(names.get(e, e) for e in expected)
-    return names.get(expected, str(expected))
 
 
 def _type_name_of(value: Any) -> str:
