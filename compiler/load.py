@@ -28,6 +28,8 @@ MAX_EXPANDED_NODES = 10_000
 _STANDARD_TAG = "tag:yaml.org,2002:"
 _MERGE_TAG = _STANDARD_TAG + "merge"
 _STR_TAG = _STANDARD_TAG + "str"
+# The YAML 1.2 core schema; anything else (!!python/..., !!binary, !!set, !custom) is refused.
+_ALLOWED_TAGS = {_STANDARD_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp", "seq", "map")}
 _TIMESTAMP_TAG = _STANDARD_TAG + "timestamp"
 
 
@@ -264,8 +266,9 @@ class _Builder:
 
     def _build(self, node: Node, path: tuple) -> Any:
         tag = _tag(node)
-        if not tag.startswith(_STANDARD_TAG):
-            self._error(node, path, f"custom YAML tag {tag!r} is not allowed", "remove the tag")
+        if tag not in _ALLOWED_TAGS:
+            shown = tag.replace(_STANDARD_TAG, "!!")
+            self._error(node, path, f"YAML tag {shown!r} is not allowed", "remove the tag; write plain values")
             return None
         if isinstance(node, ScalarNode):
             if tag == _STR_TAG or tag == _TIMESTAMP_TAG:

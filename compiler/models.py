@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 NAME_PATTERN = r"^[a-z0-9-]{1,63}$"
 ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -206,6 +206,12 @@ class Source(_Strict):
         description="Environment variable holding the directory the worker runs the flow from.",
         examples=["CHAPCTL_FLOWS_DIR"],
     )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Source":
+        if (self.git is None) == (self.directory_env is None):
+            raise ValueError("source needs exactly one of `git` or `directory_env`")
+        return self
 
 
 class Defaults(_Strict):

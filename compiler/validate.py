@@ -56,7 +56,7 @@ class ValidatedRepo:
 def validate(loaded: LoadedRepo) -> ValidatedRepo:
     diagnostics = list(loaded.diagnostics)
     defaults = _validate_defaults(loaded.defaults, diagnostics)
-    valid: list[ValidProject] = []
+    valid: list[ValidProject] = []  # every project that has the right shape, for cross-file checks
     for source in loaded.projects:
         project = _validate_project(source, defaults, diagnostics)
         if project is not None:
@@ -73,18 +73,16 @@ def validate(loaded: LoadedRepo) -> ValidatedRepo:
 def _validate_defaults(source: SourceFile | None, out: list[Diagnostic]) -> Defaults:
     if source is None:
         return Defaults()
-    defaults = _model_check(source, source.data, Defaults, out)
-    if defaults is None:
-        return Defaults()
-    tz_problem = _timezone_problem(defaults.timezone)
+    timezone = source.data.get("timezone")
+    tz_problem = _timezone_problem(timezone) if isinstance(timezone, str) else None
     if tz_problem:
-        _emit(out, source, ("timezone",), tz_problem[0], tz_problem[1])
-    return defaults
+        _emit(out, source, ("timezone",), *tz_problem)
+    defaults = _model_check(source, source.data, Defaults, out)
+    return defaults if defaults is not None else Defaults()
 
 
 def _validate_project(source: SourceFile, defaults: Defaults, out: list[Diagnostic]) -> Project | None:
     data = _without_secrets(source, out)
-    before = len(out)
     project = _model_check(source, data, Project, out)
     if project is None:
         _check_file_name(source, data.get("name"), out)
@@ -93,7 +91,7 @@ def _validate_project(source: SourceFile, defaults: Defaults, out: list[Diagnost
     _check_end_mode(source, project, out)
     _check_credentials(source, project, out)
     _check_schedule(source, project, defaults, out)
-    return project if len(out) == before else None
+    return project
 
 
 def _without_secrets(source: SourceFile, out: list[Diagnostic]) -> dict:
@@ -159,7 +157,7 @@ def _check_credentials(source: SourceFile, project: Project, out: list[Diagnosti
     given = [k for k, v in trio.items() if v is not None]
     if given and len(given) != 3:
         missing = [k for k in trio if k not in given]
-        _emit(out, source, ("credentials",), "credentials: base_url, username and password_env go together; "
+        _emit(out, source, ("credentials",), "base_url, username and password_env go together; "
               f"missing {', '.join(missing)}",
               "give all three to let chapctl manage the block, or only `block` if it is managed elsewhere",
               key=True)

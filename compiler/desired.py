@@ -1,0 +1,281 @@
+"""The desired state: the compiled artifacts (`prefect.yaml`, `blocks/*.yaml`) read back into value
+objects, with everything that depends on the machine resolved at apply time — `{{ $VAR }}` in pull
+steps, the secret environment variables, and the facts only an imported Prefect knows
+(flow_schemas). Live ids (flow, block documents) are not known here; `plan` joins them.
+
+Secrets never enter these objects: a managed block keeps the *name* of the environment variable
+and, when it is set, a sha256 digest of its value for comparison. `apply` reads the value from the
+environment at the moment it writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compiler.errors import ApplyRefused
+
+MANAGED_TAG = "managed-by:chapctl"
+BLOCK_REF = re.compile(r"^\{\{\s*prefect\.blocks\.([a-z0-9-]+)\.([A-Za-z0-9_.-]+)\s*\}\}$")
+ENV_TEMPLATE = re.compile(r"\{\{\s*\$([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+WORK_POOL_TYPE = "process"
+
+
+def secret_digest(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    slug: str
+    name: str
+
+
+@dataclass
+class DesiredSchedule:
+    slug: str
+    cron: str
+    timezone: str | None
+    active: bool
+    day_or: bool = True
+
+    def api_body(self) -> dict[str, Any]:
+        """The whole schedule, always: a partial update would reset `parameters` (DESIGN §5)."""
+        return {
+            "schedule": {"cron": self.cron, "timezone": self.timezone, "day_or": self.day_or},
+            "active": self.active,
+            "slug": self.slug,
+            "parameters": {},
+            "max_scheduled_runs": None,
+        }
+
+
+@dataclass
+class DesiredDeployment:
+    name: str
+    flow_name: str
+    entrypoint: str
+    description: str | None
+    tags: list[str]
+    work_pool: str
+    parameters: dict[str, Any]  # block references still as BlockRef
+    schedules: list[DesiredSchedule]
+    pull_steps: list[dict[str, Any]]
+    parameter_openapi_schema: dict[str, Any]
+    fingerprint: str = ""
+
+    def block_refs(self) -> list[BlockRef]:
+        return [v for v in self.parameters.values() if isinstance(v, BlockRef)]
+
+
+@dataclass
+class DesiredBlock:
+    slug: str
+    name: str
+    data: dict[str, Any]  # non-secret fields
+    secret_env: dict[str, str]  # field -> environment variable name
+    secret_digests: dict[str, str | None]  # field -> digest of the env value, None when unset
+    used_by: list[str]
+
+
+@dataclass
+class BlockTypeSpec:
+    slug: str
+    block_type: dict[str, Any]
+    block_schema: dict[str, Any]
+    secret_fields: list[str]
+
+
+@dataclass
+class Desired:
+    deployments: list[DesiredDeployment]
+    blocks: list[DesiredBlock]  # managed block documents
+    block_types: list[BlockTypeSpec]
+    work_pools: list[str]
+    flows: list[str]
+    process_base_job_template: dict[str, Any]
+    blockers: list[str] = field(default_factory=list)  # what apply would refuse, found while loading
+
+    def to_json(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        def enc(o: Any) -> Any:
+            if isinstance(o, BlockRef):
+                return {"$block": f"{o.slug}/{o.name}"}
+            if isinstance(o, dict):
+                return {k: enc(v) for k, v in o.items()}
+            if isinstance(o, list):
+                return [enc(v) for v in o]
+            return o
+
+        return enc(asdict(self))
+
+
+# -- reading the artifacts ------------------------------------------------------------------------
+def _yaml_load(path: Path) -> Any:
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=False).load(path.read_text())
+
+
+def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = None) -> Desired:
+    """Read the compiled artifacts of `root` and resolve them against `env` and the flow facts.
+
+    `facts` (a `flow_schemas.Facts`) is computed (or read from cache) when not given; golden tests
+    pass a fixed one so that the planner stays a pure function of files.
+    """
+    env = os.environ if env is None else env
+    project_yaml = root / "prefect.yaml"
+    if not project_yaml.is_file():
+        raise ApplyRefused(f"{project_yaml} does not exist; run `chapctl compile` first")
+    doc = _yaml_load(project_yaml) or {}
+    raw_deployments = doc.get("deployments") or []
+    blockers: list[str] = []
+
+    pull_steps, unset = resolve_env_templates(doc.get("pull") or [], env)
+    for var in sorted(unset):
+        blockers.append(
+            f"environment variable {var} is not set; prefect.yaml's pull steps need it (set it where apply runs)"
+        )
+
+    blocks = [_load_block(p, env) for p in sorted((root / "blocks").glob("*.yaml"))]
+    slugs = sorted({b.slug for b in blocks} | _referenced_slugs(raw_deployments))
+    entrypoints = sorted({d["entrypoint"] for d in raw_deployments})
+    if facts is None:
+        from compiler.flow_schemas import load_facts
+
+        facts = load_facts(root, entrypoints, slugs) if (entrypoints or slugs) else None
+
+    deployments = []
+    for raw in raw_deployments:
+        flow = facts.flows[raw["entrypoint"]]
+        deployments.append(
+            DesiredDeployment(
+                name=raw["name"],
+                flow_name=flow.flow_name,
+                entrypoint=raw["entrypoint"],
+                description=raw.get("description"),
+                tags=list(raw.get("tags") or []),
+                work_pool=(raw.get("work_pool") or {}).get("name") or "default",
+                parameters={k: _parse_param(v) for k, v in (raw.get("parameters") or {}).items()},
+                schedules=[
+                    DesiredSchedule(
+                        slug=s["slug"],
+                        cron=s["cron"],
+                        timezone=s.get("timezone") or "UTC",
+                        active=bool(s.get("active", True)),
+                        day_or=bool(s.get("day_or", True)),
+                    )
+                    for s in raw.get("schedules") or []
+                ],
+                pull_steps=pull_steps,
+                parameter_openapi_schema=flow.parameter_openapi_schema,
+            )
+        )
+    for d in deployments:
+        if MANAGED_TAG not in d.tags:
+            d.tags.append(MANAGED_TAG)  # ownership marker; compile always writes it, never rely on that
+
+    by_name = {b.name: b for b in blocks}
+    for d in deployments:
+        d.fingerprint = fingerprint(d, by_name)
+
+    block_types = []
+    if facts is not None:
+        for slug in slugs:
+            bt = facts.block_types[slug]
+            block_types.append(BlockTypeSpec(slug, bt.block_type, bt.block_schema, list(bt.secret_fields)))
+    return Desired(
+        deployments=sorted(deployments, key=lambda d: d.name),
+        blocks=blocks,
+        block_types=block_types,
+        work_pools=sorted({d.work_pool for d in deployments}),
+        flows=sorted({d.flow_name for d in deployments}),
+        process_base_job_template=facts.process_base_job_template if facts is not None else {},
+        blockers=blockers,
+    )
+
+
+def _load_block(path: Path, env: Mapping[str, str]) -> DesiredBlock:
+    raw = _yaml_load(path) or {}
+    secret_env = dict(raw.get("secret_env") or {})
+    return DesiredBlock(
+        slug=raw["block_type_slug"],
+        name=raw["name"],
+        data=dict(raw.get("data") or {}),
+        secret_env=secret_env,
+        secret_digests={f: (secret_digest(env[v]) if env.get(v) else None) for f, v in secret_env.items()},
+        used_by=list(raw.get("used_by") or []),
+    )
+
+
+def _parse_param(value: Any) -> Any:
+    if isinstance(value, str) and (m := BLOCK_REF.match(value)):
+        return BlockRef(m.group(1), m.group(2))
+    return value
+
+
+def _referenced_slugs(raw_deployments: list[dict[str, Any]]) -> set[str]:
+    return {
+        m.group(1)
+        for d in raw_deployments
+        for v in (d.get("parameters") or {}).values()
+        if isinstance(v, str) and (m := BLOCK_REF.match(v))
+    }
+
+
+def resolve_env_templates(value: Any, env: Mapping[str, str]) -> tuple[Any, set[str]]:
+    """Replace `{{ $VAR }}` in every string of `value`; return the result and the unset names."""
+    unset: set[str] = set()
+
+    def sub(text: str) -> str:
+        def one(m: re.Match[str]) -> str:
+            if m.group(1) not in env:
+                unset.add(m.group(1))
+                return m.group(0)
+            return env[m.group(1)]
+
+        return ENV_TEMPLATE.sub(one, text)
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            return sub(v)
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(value), unset
+
+
+def fingerprint(d: DesiredDeployment, blocks: Mapping[str, DesiredBlock]) -> str:
+    """A short hash of everything chapctl writes for this deployment, its schedules and the
+    non-secret data of the blocks it uses. Stored as the deployment's `version` at apply time; a
+    live object that differs from the YAML while the stored fingerprint still matches was changed
+    on the server (drift)."""
+    spec = {
+        "name": d.name,
+        "flow": d.flow_name,
+        "entrypoint": d.entrypoint,
+        "description": d.description,
+        "tags": d.tags,
+        "work_pool": d.work_pool,
+        "parameters": {k: (f"block:{v.slug}/{v.name}" if isinstance(v, BlockRef) else v) for k, v in d.parameters.items()},
+        "schedules": [s.api_body() for s in d.schedules],
+        "pull_steps": d.pull_steps,
+        "schema": hashlib.sha256(json.dumps(d.parameter_openapi_schema, sort_keys=True).encode()).hexdigest(),
+        "blocks": {
+            ref.name: {"data": blocks[ref.name].data, "secret_env": blocks[ref.name].secret_env}
+            for ref in d.block_refs()
+            if ref.name in blocks
+        },
+    }
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+    return "chapctl:" + digest[:16]

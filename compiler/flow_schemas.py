@@ -1,0 +1,176 @@
+"""What only an imported Prefect can tell: the flow's parameter schema, the block type/schema
+registration payload, the process work pool's default job template.
+
+`import prefect` costs seconds, so these facts are computed in a subprocess on a cache miss and
+kept under `<root>/.chapctl/cache/`, keyed by the sha256 of every `flows/**/*.py` source, the
+entrypoints and block slugs asked for, and the installed Prefect and Python versions. A warm
+cache means plan/apply never import prefect (tested with `python -X importtime`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compiler.errors import ApplyRefused
+
+CACHE_DIR = Path(".chapctl") / "cache"
+FORMAT = 1  # bump when the shape of the cached document changes
+
+
+@dataclass(frozen=True)
+class FlowFacts:
+    entrypoint: str
+    flow_name: str
+    parameter_openapi_schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BlockTypeFacts:
+    slug: str
+    block_type: dict[str, Any]  # name, slug, logo_url, documentation_url, description, code_example
+    block_schema: dict[str, Any]  # fields, checksum, capabilities, version
+    secret_fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Facts:
+    prefect_version: str
+    flows: dict[str, FlowFacts]  # by entrypoint
+    block_types: dict[str, BlockTypeFacts]  # by slug
+    process_base_job_template: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Facts:
+        return cls(
+            prefect_version=doc["prefect_version"],
+            flows={k: FlowFacts(**v) for k, v in doc["flows"].items()},
+            block_types={
+                k: BlockTypeFacts(
+                    slug=v["slug"],
+                    block_type=v["block_type"],
+                    block_schema=v["block_schema"],
+                    secret_fields=tuple(v["secret_fields"]),
+                )
+                for k, v in doc["block_types"].items()
+            },
+            process_base_job_template=doc["process_base_job_template"],
+        )
+
+
+def load_facts(root: Path, entrypoints: list[str], block_slugs: list[str]) -> Facts:
+    """Facts for these entrypoints and block types, from the cache or a fresh subprocess."""
+    entrypoints = sorted(set(entrypoints))
+    block_slugs = sorted(set(block_slugs))
+    key = cache_key(root, entrypoints, block_slugs)
+    path = root / CACHE_DIR / f"prefect-facts-{key[:32]}.json"
+    try:
+        return Facts.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    doc = _compute(root, entrypoints, block_slugs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(doc, sort_keys=True, indent=1))
+    tmp.replace(path)  # atomic: a concurrent or killed run never reads half a file
+    return Facts.from_json(doc)
+
+
+def cache_key(root: Path, entrypoints: list[str], block_slugs: list[str]) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        prefect_version = version("prefect")
+    except PackageNotFoundError:
+        prefect_version = "none"
+    h = hashlib.sha256()
+    h.update(json.dumps([FORMAT, prefect_version, sys.version_info[:2], entrypoints, block_slugs]).encode())
+    flows = root / "flows"
+    for source in sorted(flows.rglob("*.py")) if flows.is_dir() else []:
+        h.update(source.relative_to(root).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(source.read_bytes()).digest())
+    return h.hexdigest()
+
+
+_SCRIPT = r"""
+import json, sys
+root, entrypoints, slugs = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+sys.path.insert(0, root)
+import importlib, pkgutil
+from importlib.metadata import version
+import prefect
+from prefect.blocks.core import Block
+from prefect.flows import load_flow_from_entrypoint
+from prefect.utilities.callables import parameter_schema
+from prefect.workers.process import ProcessWorker
+
+out = {"prefect_version": version("prefect"), "flows": {}, "block_types": {}}
+for ep in entrypoints:
+    flow = load_flow_from_entrypoint(ep)
+    out["flows"][ep] = {
+        "entrypoint": ep,
+        "flow_name": flow.name,
+        "parameter_openapi_schema": parameter_schema(flow).model_dump(mode="json", exclude_unset=True),
+    }
+# Import every module of the flows package so every Block subclass it defines is known.
+import flows
+for info in pkgutil.walk_packages(flows.__path__, "flows."):
+    importlib.import_module(info.name)
+
+def subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from subclasses(sub)
+
+found = {}
+for cls in subclasses(Block):
+    try:
+        found.setdefault(cls.get_block_type_slug(), cls)
+    except Exception:
+        pass
+for slug in slugs:
+    cls = found.get(slug)
+    if cls is None:
+        print(json.dumps({"error": f"no Block class with slug {slug!r} in flows/"}))
+        sys.exit(3)
+    bt = cls._to_block_type()
+    bs = cls._to_block_schema(block_type_id=bt.id)
+    out["block_types"][slug] = {
+        "slug": slug,
+        "block_type": bt.model_dump(mode="json", include={"name", "slug", "logo_url", "documentation_url", "description", "code_example"}),
+        "block_schema": bs.model_dump(mode="json", include={"fields", "checksum", "capabilities", "version"}),
+        "secret_fields": list(bs.fields.get("secret_fields", [])),
+    }
+out["process_base_job_template"] = ProcessWorker.get_default_base_job_template()
+print(json.dumps(out))
+"""
+
+
+def _compute(root: Path, entrypoints: list[str], block_slugs: list[str]) -> dict[str, Any]:
+    for ep in entrypoints:
+        file = ep.split(":", 1)[0]
+        if not (root / file).is_file():
+            raise ApplyRefused(f"flow entrypoint {ep}: {file} does not exist in {root}")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    env.pop("PREFECT_API_URL", None)  # computing schemas must never talk to a server
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, str(root), json.dumps(entrypoints), json.dumps(block_slugs)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        if lines and "error" in (err := json.loads(lines[-1])):
+            raise ApplyRefused(err["error"])
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise ApplyRefused(f"could not import the flows in {root / 'flows'} to read their schemas: {tail}")
+    return json.loads(lines[-1])

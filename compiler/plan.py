@@ -1,0 +1,637 @@
+"""`plan(desired, live)`: the pure diff. An ordered list of actions, each with the exact request
+apply will send, field-level before -> after, a reason, and whether it reverts drift.
+
+Order (DESIGN.md §6, refined): work pools, block types, block schemas, block documents, flows,
+then per deployment its schedules (by slug) followed by the deployment itself — the deployment
+PATCH carries the new fingerprint (`version`) and goes last so that a run killed in between
+leaves an old fingerprint behind and the re-run still reports a change, not drift — then prunes.
+A new deployment is created by one POST that includes its schedules: atomic, nothing to resume.
+
+Objects created in the same run are referred to by placeholders `<<chapctl:KIND:KEY>>` that apply
+replaces with the ids it learns; `<<chapctl:env:VAR>>` stands for a secret read at write time.
+Secrets never appear here: only "changed", "unchanged" or "not checked".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from compiler.desired import MANAGED_TAG, BlockRef, Desired, DesiredBlock, DesiredDeployment, DesiredSchedule
+from compiler.state import Live
+
+CREATE, UPDATE, DELETE, NOOP = "create", "update", "delete", "noop"
+SECRET_HIDDEN = "(hidden)"
+
+
+def ref(kind: str, key: str) -> str:
+    return f"<<chapctl:{kind}:{key}>>"
+
+
+@dataclass
+class Change:
+    field: str
+    before: Any
+    after: Any
+    secret: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        d = {"field": self.field, "before": self.before, "after": self.after}
+        if self.secret:
+            d["secret"] = True
+        return d
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    body: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": self.method, "path": self.path, "body": self.body}
+
+
+@dataclass
+class Action:
+    kind: str  # work_pool | block_type | block_schema | block_document | flow | schedule | deployment
+    name: str
+    op: str  # create | update | delete | noop
+    reason: str = ""
+    drift: bool = False
+    changes: list[Change] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+    provides: str | None = None  # placeholder this action's response id fills
+    project: str | None = None  # the project (deployment name) this object belongs to
+
+    @property
+    def writes(self) -> bool:
+        return self.op != NOOP
+
+    def to_json(self, include_requests: bool = False) -> dict[str, Any]:
+        d: dict[str, Any] = {"kind": self.kind, "name": self.name, "op": self.op, "reason": self.reason}
+        if self.drift:
+            d["drift"] = True
+        if self.project:
+            d["project"] = self.project
+        if self.changes:
+            d["changes"] = [c.to_json() for c in self.changes]
+        if include_requests and self.requests:
+            d["requests"] = [r.to_json() for r in self.requests]
+        return d
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    blockers: list[str] = field(default_factory=list)  # apply refuses while any is present
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(a.writes for a in self.actions)
+
+    def counts(self) -> dict[str, int]:
+        c = {CREATE: 0, UPDATE: 0, DELETE: 0, NOOP: 0, "drift": 0}
+        for a in self.actions:
+            c[a.op] += 1
+            c["drift"] += a.drift
+        return c
+
+    def to_json(self, include_requests: bool = False) -> dict[str, Any]:
+        return {
+            "changes": self.has_changes,
+            "counts": self.counts(),
+            "blockers": list(self.blockers),
+            "notes": list(self.notes),
+            "actions": [a.to_json(include_requests) for a in self.actions],
+        }
+
+
+# -- the planner ----------------------------------------------------------------------------------
+def plan(desired: Desired, live: Live, *, adopt: bool = False) -> Plan:
+    p = Plan(blockers=list(desired.blockers))
+    ctx = _Context(desired, live)
+    p.actions += _plan_work_pools(ctx)
+    p.actions += _plan_block_types(ctx)
+    p.actions += _plan_block_documents(ctx, p)
+    p.actions += _plan_flows(ctx)
+    p.actions += _plan_deployments(ctx, p, adopt)
+    return p
+
+
+class _Context:
+    """Indexes over desired and live that every step uses."""
+
+    def __init__(self, desired: Desired, live: Live):
+        self.desired = desired
+        self.live = live
+        self.managed_blocks = {(b.slug, b.name): b for b in desired.blocks}
+        self.live_blocks = {(b["slug"], b["name"]): b for b in live.block_documents}
+        self.blocks_by_id = {b["id"]: b for b in live.block_documents}
+        self.desired_names = {(d.flow_name, d.name) for d in desired.deployments}
+        self.live_by_key: dict[tuple[str | None, str], dict[str, Any]] = {
+            (d["flow_name"], d["name"]): d for d in live.deployments
+        }
+        self.schema_ids = {
+            bt.slug: (live.block_schemas.get(bt.block_schema["checksum"]) or {}).get("id") for bt in desired.block_types
+        }
+        self.block_type_ids = {slug: bt["id"] for slug, bt in live.block_types.items()}
+
+    def deployment_in_sync(self, name: str) -> bool:
+        """True when the live deployment of this project carries the fingerprint of today's YAML."""
+        d = next((x for x in self.desired.deployments if x.name == name), None)
+        if d is None:
+            return False
+        lv = self.live_by_key.get((d.flow_name, d.name))
+        return lv is not None and _is_managed(lv) and lv.get("version") == d.fingerprint
+
+    def block_id(self, slug: str, name: str) -> str:
+        live = self.live_blocks.get((slug, name))
+        return live["id"] if live else ref("block_document", f"{slug}/{name}")
+
+
+def _is_managed(live_deployment: dict[str, Any]) -> bool:
+    return MANAGED_TAG in (live_deployment.get("tags") or [])
+
+
+def _plan_work_pools(ctx: _Context) -> list[Action]:
+    actions = []
+    for name in ctx.desired.work_pools:
+        users = sorted(d.name for d in ctx.desired.deployments if d.work_pool == name)
+        live = ctx.live.work_pools.get(name)
+        if live:
+            actions.append(Action("work_pool", name, NOOP, f"exists (type {live['type']}); chapctl only creates work pools"))
+            continue
+        drift = any(ctx.deployment_in_sync(u) for u in users)
+        actions.append(
+            Action(
+                "work_pool",
+                name,
+                CREATE,
+                "deleted on the server since the last apply" if drift else f"used by {', '.join(users)}",
+                drift=drift,
+                changes=[Change("type", None, "process")],
+                requests=[
+                    Request(
+                        "POST",
+                        "/work_pools/",
+                        {"name": name, "type": "process", "base_job_template": ctx.desired.process_base_job_template},
+                    )
+                ],
+            )
+        )
+    return actions
+
+
+def _plan_block_types(ctx: _Context) -> list[Action]:
+    actions = []
+    for spec in ctx.desired.block_types:
+        bt = spec.block_type
+        live = ctx.live.block_types.get(spec.slug)
+        type_id = live["id"] if live else ref("block_type", spec.slug)
+        if live is None:
+            actions.append(
+                Action(
+                    "block_type",
+                    spec.slug,
+                    CREATE,
+                    "registered from flows/",
+                    changes=[Change("name", None, bt["name"])],
+                    requests=[Request("POST", "/block_types/", {k: bt.get(k) for k in _BLOCK_TYPE_CREATE})],
+                    provides=ref("block_type", spec.slug),
+                )
+            )
+        else:
+            changes = [Change(k, live.get(k), bt.get(k)) for k in _BLOCK_TYPE_UPDATE if live.get(k) != bt.get(k)]
+            if changes:
+                actions.append(
+                    Action(
+                        "block_type",
+                        spec.slug,
+                        UPDATE,
+                        "flows/ changed the block type's description",
+                        changes=changes,
+                        requests=[Request("PATCH", f"/block_types/{live['id']}", {k: bt.get(k) for k in _BLOCK_TYPE_UPDATE})],
+                    )
+                )
+            else:
+                actions.append(Action("block_type", spec.slug, NOOP, "registered, up to date"))
+        checksum = spec.block_schema["checksum"]
+        if ctx.schema_ids.get(spec.slug):
+            actions.append(Action("block_schema", spec.slug, NOOP, f"{checksum[:19]}… registered"))
+        else:
+            actions.append(
+                Action(
+                    "block_schema",
+                    spec.slug,
+                    CREATE,
+                    "flows/ defines a block schema the server does not have",
+                    changes=[Change("checksum", None, checksum)],
+                    requests=[
+                        Request(
+                            "POST",
+                            "/block_schemas/",
+                            {
+                                "fields": spec.block_schema["fields"],
+                                "block_type_id": type_id,
+                                "capabilities": spec.block_schema.get("capabilities", []),
+                                "version": spec.block_schema["version"],
+                            },
+                        )
+                    ],
+                    provides=ref("block_schema", spec.slug),
+                )
+            )
+    return actions
+
+
+_BLOCK_TYPE_CREATE = ("name", "slug", "logo_url", "documentation_url", "description", "code_example")
+_BLOCK_TYPE_UPDATE = ("logo_url", "documentation_url", "description", "code_example")
+
+
+def _plan_block_documents(ctx: _Context, p: Plan) -> list[Action]:
+    actions = []
+    for block in ctx.desired.blocks:
+        actions.append(_plan_managed_block(ctx, p, block))
+    # Blocks referenced by a deployment but without a blocks/ file are managed elsewhere.
+    users: dict[tuple[str, str], list[str]] = {}
+    for d in ctx.desired.deployments:
+        for r in d.block_refs():
+            users.setdefault((r.slug, r.name), []).append(d.name)
+    for (slug, name), projects in sorted(users.items()):
+        if (slug, name) in ctx.managed_blocks:
+            continue
+        if (slug, name) in ctx.live_blocks:
+            actions.append(Action("block_document", name, NOOP, "external block (not managed by chapctl): exists"))
+        else:
+            p.blockers.append(
+                f"block {name!r} ({slug}) used by {', '.join(projects)} does not exist on the server and chapctl "
+                "does not manage it (the project gives no base_url/username/password_env): create it first"
+            )
+    return actions
+
+
+def _plan_managed_block(ctx: _Context, p: Plan, block: DesiredBlock) -> Action:
+    spec = next(bt for bt in ctx.desired.block_types if bt.slug == block.slug)
+    schema_id = ctx.schema_ids.get(block.slug) or ref("block_schema", block.slug)
+    live = ctx.live_blocks.get((block.slug, block.name))
+    project = ", ".join(block.used_by) or None
+    if live is None:
+        unset = sorted(v for f, v in block.secret_env.items() if block.secret_digests.get(f) is None)
+        if unset:
+            p.blockers.append(
+                f"block {block.name!r} must be created but {', '.join(unset)} is not set; "
+                "export it where apply runs (the secret is read from the environment, never from files)"
+            )
+        data = dict(block.data)
+        data.update({f: ref("env", v) for f, v in block.secret_env.items()})
+        changes = [Change(k, None, v) for k, v in block.data.items()]
+        changes += [Change(f, None, f"set from ${v}", secret=True) for f, v in block.secret_env.items()]
+        return Action(
+            "block_document",
+            block.name,
+            CREATE,
+            f"used by {', '.join(block.used_by)}" if block.used_by else "declared in blocks/",
+            changes=changes,
+            requests=[
+                Request(
+                    "POST",
+                    "/block_documents/",
+                    {
+                        "name": block.name,
+                        "data": data,
+                        "block_schema_id": schema_id,
+                        "block_type_id": ctx.block_type_ids.get(block.slug) or ref("block_type", block.slug),
+                        "is_anonymous": False,
+                    },
+                )
+            ],
+            provides=ref("block_document", f"{block.slug}/{block.name}"),
+            project=project,
+        )
+    changes, patch = [], {}
+    for key, value in block.data.items():
+        if live["data"].get(key) != value:
+            changes.append(Change(key, live["data"].get(key), value))
+            patch[key] = value
+    notes = []
+    for f, var in block.secret_env.items():
+        mine, theirs = block.secret_digests.get(f), (live.get("secret_digests") or {}).get(f)
+        if mine is None:
+            notes.append(f"{f} not checked (${var} unset)")
+        elif mine != theirs:
+            changes.append(Change(f, "changed", f"from ${var}", secret=True))
+            patch[f] = ref("env", var)
+        else:
+            notes.append(f"{f} unchanged")
+    body: dict[str, Any] = {"merge_existing_data": True}
+    if live.get("block_schema_id") != schema_id:
+        changes.append(Change("block_schema_id", live.get("block_schema_id"), schema_id))
+        body["block_schema_id"] = schema_id
+    if patch:
+        body["data"] = patch
+    if not changes:
+        return Action("block_document", block.name, NOOP, "up to date; " + "; ".join(notes) if notes else "up to date", project=project)
+    # Drift: the deployments using it carry today's fingerprint, which covers this block's data.
+    plain = [c for c in changes if not c.secret and c.field != "block_schema_id"]
+    drift = bool(plain) and bool(block.used_by) and all(ctx.deployment_in_sync(u) for u in block.used_by)
+    reason = "changed on the server since the last apply" if drift else (
+        "secret rotated in the environment" if all(c.secret for c in changes) else "blocks/ changed"
+    )
+    if notes:
+        reason += "; " + "; ".join(notes)
+    return Action(
+        "block_document",
+        block.name,
+        UPDATE,
+        reason,
+        drift=drift,
+        changes=changes,
+        requests=[Request("PATCH", f"/block_documents/{live['id']}", body)],
+        project=project,
+    )
+
+
+def _plan_flows(ctx: _Context) -> list[Action]:
+    actions = []
+    for name in ctx.desired.flows:
+        if name in ctx.live.flows:
+            actions.append(Action("flow", name, NOOP, "exists"))
+        else:
+            actions.append(
+                Action("flow", name, CREATE, "first deployment of this flow", requests=[Request("POST", "/flows/", {"name": name})], provides=ref("flow", name))
+            )
+    return actions
+
+
+# -- deployments ----------------------------------------------------------------------------------
+_COMPARED = (
+    "description",
+    "tags",
+    "work_pool_name",
+    "entrypoint",
+    "pull_steps",
+    "parameters",
+    "parameter_openapi_schema",
+    "enforce_parameter_schema",
+    "job_variables",
+    "paused",
+)
+
+
+def _desired_body(ctx: _Context, d: DesiredDeployment) -> dict[str, Any]:
+    params = {
+        k: ({"$ref": {"block_document_id": ctx.block_id(v.slug, v.name)}} if isinstance(v, BlockRef) else v)
+        for k, v in d.parameters.items()
+    }
+    return {
+        "description": d.description,
+        "tags": d.tags,
+        "work_pool_name": d.work_pool,
+        "entrypoint": d.entrypoint,
+        "pull_steps": d.pull_steps,
+        "parameters": params,
+        "parameter_openapi_schema": d.parameter_openapi_schema,
+        "enforce_parameter_schema": True,
+        "job_variables": {},
+        "paused": False,
+    }
+
+
+def _plan_deployments(ctx: _Context, p: Plan, adopt: bool) -> list[Action]:
+    actions: list[Action] = []
+    for d in ctx.desired.deployments:
+        live = ctx.live_by_key.get((d.flow_name, d.name))
+        if live is None:
+            actions.append(_create_deployment(ctx, d))
+            continue
+        adopting = not _is_managed(live)
+        if adopting and not adopt:
+            p.blockers.append(
+                f"deployment {d.flow_name}/{d.name} exists on the server but is not managed by chapctl "
+                f"(no {MANAGED_TAG} tag); rename the project, delete that deployment, or pass --adopt"
+            )
+            continue
+        actions += _update_deployment(ctx, d, live, adopting)
+    # Prune: managed deployments whose project is gone.
+    for live in ctx.live.deployments:
+        key = (live["flow_name"], live["name"])
+        if not _is_managed(live) or key in ctx.desired_names:
+            continue
+        actions.append(
+            Action(
+                "deployment",
+                live["name"],
+                DELETE,
+                f"no project named {live['name']!r} any more ({MANAGED_TAG})",
+                requests=[Request("DELETE", f"/deployments/{live['id']}")],
+                project=live["name"],
+            )
+        )
+        for block_id in _referenced_block_ids(live):
+            block = ctx.blocks_by_id.get(block_id)
+            if block and not _block_still_used(ctx, block):
+                p.notes.append(
+                    f"block {block['name']!r} is no longer used by any project: orphaned, not deleted "
+                    "(chapctl never deletes credentials; remove it in the UI if it is not needed)"
+                )
+    return actions
+
+
+def _referenced_block_ids(live: dict[str, Any]) -> list[str]:
+    out = []
+    for v in (live.get("parameters") or {}).values():
+        if isinstance(v, dict) and isinstance(v.get("$ref"), dict) and v["$ref"].get("block_document_id"):
+            out.append(v["$ref"]["block_document_id"])
+    return out
+
+
+def _block_still_used(ctx: _Context, block: dict[str, Any]) -> bool:
+    key = (block["slug"], block["name"])
+    return key in ctx.managed_blocks or any((r.slug, r.name) == key for d in ctx.desired.deployments for r in d.block_refs())
+
+
+def _create_deployment(ctx: _Context, d: DesiredDeployment) -> Action:
+    body = _desired_body(ctx, d)
+    post = {
+        "name": d.name,
+        "flow_id": ctx.live.flows.get(d.flow_name) or ref("flow", d.flow_name),
+        **body,
+        "version": d.fingerprint,
+        "schedules": [s.api_body() for s in d.schedules],
+    }
+    changes = [Change(k, None, _show(ctx, k, v)) for k, v in body.items() if k not in ("parameter_openapi_schema", "job_variables", "paused", "enforce_parameter_schema")]
+    changes += [Change(f"schedule {s.slug}", None, _show_schedule(s.api_body())) for s in d.schedules]
+    return Action(
+        "deployment",
+        d.name,
+        CREATE,
+        f"new project {d.name}",
+        changes=changes,
+        requests=[Request("POST", "/deployments/", post)],
+        project=d.name,
+    )
+
+
+def _update_deployment(ctx: _Context, d: DesiredDeployment, live: dict[str, Any], adopting: bool) -> list[Action]:
+    in_sync = live.get("version") == d.fingerprint and not adopting
+    actions = _plan_schedules(ctx, d, live, drift=in_sync)
+    body = _desired_body(ctx, d)
+    changes: list[Change] = []
+    patch: dict[str, Any] = {}
+    for key in _COMPARED:
+        before, after = _normalise(key, live.get(key)), body[key]
+        if before == after:
+            continue
+        patch[key] = after
+        if key == "parameters":
+            for pk in sorted(set(before or {}) | set(after)):
+                b, a = (before or {}).get(pk), after.get(pk)
+                if b != a:
+                    changes.append(Change(f"parameters.{pk}", _show_param(ctx, d, pk, b), _show_param(ctx, d, pk, a)))
+        elif key == "parameter_openapi_schema":
+            changes.append(Change(key, "(previous schema)", "(schema of flows/ today)"))
+        else:
+            changes.append(Change(key, before, after))
+    if adopting:
+        reason = "adopting an unmanaged deployment (--adopt)"
+    elif in_sync:
+        reason = "changed on the server since the last apply; apply reverts it"
+    elif not str(live.get("version") or "").startswith("chapctl:"):
+        reason = "not applied by chapctl before"
+    else:
+        reason = f"projects/{d.name}.yaml (or flows/, or the environment) changed"
+    if patch or live.get("version") != d.fingerprint:
+        patch["version"] = d.fingerprint
+        if not changes:
+            reason = "record the fingerprint of the applied spec" if not any(a.writes for a in actions) else reason
+        actions.append(
+            Action(
+                "deployment",
+                d.name,
+                UPDATE,
+                reason,
+                drift=in_sync and bool(changes),
+                changes=changes,
+                requests=[Request("PATCH", f"/deployments/{live['id']}", patch)],
+                project=d.name,
+            )
+        )
+    else:
+        reason = "up to date" if not any(a.writes for a in actions) else "fields up to date; only schedules drifted"
+        actions.append(Action("deployment", d.name, NOOP, reason, project=d.name))
+    return actions
+
+
+def _plan_schedules(ctx: _Context, d: DesiredDeployment, live: dict[str, Any], drift: bool) -> list[Action]:
+    dep_id = live["id"]
+    live_by_slug = {s["slug"]: s for s in live.get("schedules") or [] if s.get("slug")}
+    wanted = {s.slug for s in d.schedules}
+    deletes, updates, creates = [], [], []
+    for s in live.get("schedules") or []:
+        if s.get("slug") not in wanted:
+            deletes.append(
+                Action(
+                    "schedule",
+                    f"{d.name}/{s.get('slug') or s['id']}",
+                    DELETE,
+                    "added on the server" if drift else "no longer in the project",
+                    drift=drift,
+                    changes=[Change("schedule", _show_schedule(s), None)],
+                    requests=[Request("DELETE", f"/deployments/{dep_id}/schedules/{s['id']}")],
+                    project=d.name,
+                )
+            )
+    for s in d.schedules:
+        body = s.api_body()
+        current = live_by_slug.get(s.slug)
+        name = f"{d.name}/{s.slug}"
+        if current is None:
+            creates.append(
+                Action(
+                    "schedule",
+                    name,
+                    CREATE,
+                    "deleted on the server" if drift else "new schedule",
+                    drift=drift,
+                    changes=[Change("schedule", None, _show_schedule(body))],
+                    requests=[Request("POST", f"/deployments/{dep_id}/schedules", [body])],
+                    project=d.name,
+                )
+            )
+            continue
+        changes = _schedule_changes(current, body)
+        if changes:
+            paused = any(c.field == "active" and c.before is False for c in changes)
+            updates.append(
+                Action(
+                    "schedule",
+                    name,
+                    UPDATE,
+                    ("paused on the server" if paused else "edited on the server") if drift else "schedule changed in the project",
+                    drift=drift,
+                    changes=changes,
+                    requests=[Request("PATCH", f"/deployments/{dep_id}/schedules/{current['id']}", body)],
+                    project=d.name,
+                )
+            )
+        else:
+            updates.append(Action("schedule", name, NOOP, "up to date", project=d.name))
+    return deletes + updates + creates
+
+
+def _schedule_changes(current: dict[str, Any], body: dict[str, Any]) -> list[Change]:
+    changes = []
+    cur_sched = current.get("schedule") or {}
+    for key in ("cron", "timezone", "day_or"):
+        if cur_sched.get(key) != body["schedule"][key]:
+            changes.append(Change(key, cur_sched.get(key), body["schedule"][key]))
+    if "cron" not in cur_sched:
+        changes.append(Change("type", "not a cron schedule", "cron"))
+    for key in ("active", "parameters", "max_scheduled_runs"):
+        if current.get(key) != body[key]:
+            changes.append(Change(key, current.get(key), body[key]))
+    return changes
+
+
+def _normalise(key: str, value: Any) -> Any:
+    if key in ("pull_steps", "tags") and value is None:
+        return []
+    if key in ("parameters", "job_variables", "parameter_openapi_schema") and value is None:
+        return {}
+    return value
+
+
+def _show(ctx: _Context, key: str, value: Any) -> Any:
+    if key == "parameters":
+        return {k: _show_value(ctx, v) for k, v in value.items()}
+    return value
+
+
+def _show_value(ctx: _Context, v: Any) -> Any:
+    """A parameter value fit for printing: block references by name; an inline credentials
+    object (as `prefect deploy` writes it, secrets included) is never printed."""
+    if isinstance(v, dict) and isinstance(v.get("$ref"), dict):
+        bid = v["$ref"].get("block_document_id", "")
+        block = ctx.blocks_by_id.get(bid)
+        if block:
+            return f"block {block['name']}"
+        if bid.startswith("<<chapctl:block_document:"):
+            return f"block {bid.rsplit('/', 1)[-1].rstrip('>')} (new)"
+        return f"block id {bid}"
+    if isinstance(v, dict):
+        return SECRET_HIDDEN
+    return v
+
+
+def _show_param(ctx: _Context, d: DesiredDeployment, key: str, v: Any) -> Any:
+    if isinstance(d.parameters.get(key), BlockRef) or (isinstance(v, dict)):
+        return _show_value(ctx, v) if v is not None else None
+    return v
+
+
+def _show_schedule(s: dict[str, Any]) -> str:
+    sched = s.get("schedule") or {}
+    text = f"cron {sched.get('cron')!r} {sched.get('timezone') or 'UTC'}" if "cron" in sched else str(sched)
+    return text + ("" if s.get("active", True) else " (paused)")

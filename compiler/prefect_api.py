@@ -1,0 +1,288 @@
+"""A small, fast client for the parts of the Prefect REST API that plan/apply use.
+
+Why not Prefect's own client: `import prefect` costs seconds, which alone would break the
+no-op budget of DESIGN.md §8, and its client reads and writes one object per call. This module
+speaks HTTP with httpx directly, reads in bulk through the `/filter` endpoints, and counts every
+request so the benchmark can report them.
+
+Settings are read the way Prefect reads them, minus the import: environment variables first
+(`PREFECT_API_URL`, `PREFECT_API_AUTH_STRING` for HTTP basic auth against a self-hosted server,
+`PREFECT_API_KEY` for a bearer token as Prefect Cloud wants), then the active profile of
+`$PREFECT_HOME/profiles.toml` (profile from `PREFECT_PROFILE`, else the file's `active`).
+
+Errors the user can fix come out as one-line `ServerError`s naming the URL and the setting to
+change. 503 (SQLite locked), 429 and connection failures are retried with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from compiler.errors import ServerError
+
+PAGE_SIZE = 200  # the server's PREFECT_SERVER_API_DEFAULT_LIMIT, also its maximum
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+# POST endpoints that only read; they do not count as writes.
+READ_ONLY_POSTS = ("/filter", "/count", "/paginate")
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    url: str
+    auth_string: str | None = None
+    api_key: str | None = None
+    url_source: str = "PREFECT_API_URL"  # where the URL came from, for error messages
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
+        env = os.environ if env is None else env
+        profile = _active_profile(env)
+        url = env.get("PREFECT_API_URL") or profile.get("PREFECT_API_URL")
+        if not url:
+            raise ServerError(
+                "PREFECT_API_URL is not set: point it at your Prefect server's API, "
+                "e.g. export PREFECT_API_URL=http://127.0.0.1:4200/api"
+            )
+        source = "PREFECT_API_URL" if env.get("PREFECT_API_URL") else "PREFECT_API_URL in the active Prefect profile"
+        return cls(
+            url=str(url).rstrip("/"),
+            auth_string=env.get("PREFECT_API_AUTH_STRING") or profile.get("PREFECT_API_AUTH_STRING") or None,
+            api_key=env.get("PREFECT_API_KEY") or profile.get("PREFECT_API_KEY") or None,
+            url_source=source,
+        )
+
+
+def _active_profile(env: Mapping[str, str]) -> dict[str, str]:
+    """The settings of the active profile in $PREFECT_HOME/profiles.toml, or {} (cheap: tomllib)."""
+    home = Path(env.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    path = Path(env.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
+    try:
+        import tomllib
+
+        data = tomllib.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    name = env.get("PREFECT_PROFILE") or data.get("active")
+    profile = (data.get("profiles") or {}).get(name) or {}
+    return {k: str(v) for k, v in profile.items()}
+
+
+@dataclass
+class RequestStats:
+    requests: int = 0
+    writes: int = 0
+    by_method: dict[str, int] = field(default_factory=dict)
+    retries: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "writes": self.writes, "retries": self.retries, "by_method": dict(self.by_method)}
+
+
+class NotFound(Exception):
+    """A 404 on an object read; callers that expect absence catch it."""
+
+
+class PrefectAPI:
+    """Synchronous JSON client with retries, request counting and one-line errors."""
+
+    def __init__(
+        self,
+        settings: ApiSettings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        retries: int | None = None,
+        backoff: float = 0.2,
+        timeout: float = 30.0,
+        on_write: Callable[[str, str], None] | None = None,
+    ):
+        self.settings = settings
+        self.stats = RequestStats()
+        self.retries = int(os.environ.get("CHAPCTL_HTTP_RETRIES", "5")) if retries is None else retries
+        self.backoff = backoff
+        self.on_write = on_write  # test seam: called after each write the server answered
+        self._secrets: set[str] = set()  # values to scrub from any error message
+        headers = {"Accept": "application/json"}
+        auth = None
+        if settings.api_key:
+            headers["Authorization"] = f"Bearer {settings.api_key}"
+        elif settings.auth_string:
+            user, _, password = settings.auth_string.partition(":")
+            auth = httpx.BasicAuth(user, password)
+        self._client = httpx.Client(
+            base_url=settings.url, headers=headers, auth=auth, timeout=timeout, transport=transport
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> PrefectAPI:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def register_secret(self, value: str) -> None:
+        """Never let `value` appear in an error message (servers echo request bodies in 422s)."""
+        if value:
+            self._secrets.add(value)
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "********")
+        return text
+
+    # -- core ----------------------------------------------------------------------------------
+    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        """Send one request; return decoded JSON (None for an empty body). Raise NotFound on 404."""
+        url = self.settings.url + path
+        attempt = 0
+        while True:
+            self.stats.requests += 1
+            self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
+            try:
+                response = self._client.request(method, path, json=json, params=params)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if attempt < self.retries:
+                    attempt = self._sleep_before_retry(attempt, None)
+                    continue
+                raise ServerError(
+                    f"cannot reach the Prefect API at {self.settings.url} ({_reason(exc)}); "
+                    f"start the server or fix {self.settings.url_source}"
+                ) from None
+            except httpx.TimeoutException:
+                raise ServerError(
+                    f"the Prefect API at {self.settings.url} did not answer {method} {path} in time; "
+                    "is the server overloaded?"
+                ) from None
+            except httpx.HTTPError as exc:
+                raise ServerError(f"HTTP error talking to {url}: {_reason(exc)}") from None
+            if response.status_code in RETRY_STATUSES and attempt < self.retries:
+                attempt = self._sleep_before_retry(attempt, response)
+                continue
+            break
+        if method in WRITE_METHODS and not path.endswith(READ_ONLY_POSTS):
+            self.stats.writes += 1
+        self._raise_for_status(method, path, response)
+        if method in WRITE_METHODS and not path.endswith(READ_ONLY_POSTS) and self.on_write is not None:
+            self.on_write(method, path)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise ServerError(
+                f"{self.settings.url} answered {method} {path} with something that is not JSON; "
+                f"{self.settings.url_source} must be the API URL of a Prefect server (it usually ends in /api)"
+            ) from None
+
+    def _sleep_before_retry(self, attempt: int, response: httpx.Response | None) -> int:
+        self.stats.retries += 1
+        delay = min(self.backoff * (2**attempt), 5.0) * (0.75 + random.random() / 2)
+        if response is not None and (after := response.headers.get("Retry-After")):
+            try:
+                delay = max(delay, min(float(after), 10.0))
+            except ValueError:
+                pass
+        time.sleep(delay)
+        return attempt + 1
+
+    def _raise_for_status(self, method: str, path: str, response: httpx.Response) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        if status == 401:
+            which = (
+                "PREFECT_API_KEY"
+                if self.settings.api_key
+                else "PREFECT_API_AUTH_STRING (user:password)"
+                if self.settings.auth_string
+                else "PREFECT_API_AUTH_STRING (user:password) or PREFECT_API_KEY"
+            )
+            problem = "was refused" if (self.settings.api_key or self.settings.auth_string) else "is required"
+            raise ServerError(f"401 Unauthorized from {self.settings.url}: authentication {problem}; set {which}")
+        if status == 403:
+            raise ServerError(f"403 Forbidden from {self.settings.url} for {method} {path}; check the API key's permissions")
+        if status == 404:
+            raise NotFound(path)
+        detail = self._scrub(_detail(response))
+        if status in RETRY_STATUSES:
+            raise ServerError(
+                f"the Prefect API at {self.settings.url} kept answering {status} to {method} {path} "
+                f"after {self.retries} retries{': ' + detail if detail else ''}"
+            )
+        raise ServerError(f"the Prefect API at {self.settings.url} rejected {method} {path} with {status}: {detail}")
+
+    # -- conveniences --------------------------------------------------------------------------
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None) -> Any:
+        return self.request("POST", path, json=json)
+
+    def patch(self, path: str, json: Any = None) -> Any:
+        return self.request("PATCH", path, json=json)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
+
+    def get_or_none(self, path: str) -> Any:
+        try:
+            return self.get(path)
+        except NotFound:
+            return None
+
+    def filter_all(self, path: str, body: dict[str, Any]) -> list[Any]:
+        """Every row of a `/filter` endpoint, paged by offset at the server's maximum page size."""
+        return list(self._pages(path, body))
+
+    def _pages(self, path: str, body: dict[str, Any]) -> Iterator[Any]:
+        offset = 0
+        while True:
+            page = self.post(path, {**body, "limit": PAGE_SIZE, "offset": offset})
+            yield from page
+            if len(page) < PAGE_SIZE:
+                return
+            offset += PAGE_SIZE
+
+    def server_version(self) -> str:
+        """`GET /admin/version`: also the probe that turns a wrong URL into a clear error."""
+        try:
+            version = self.get("/admin/version")
+        except NotFound:
+            raise ServerError(
+                f"{self.settings.url} has no Prefect API (404 on /admin/version); "
+                f"{self.settings.url_source} must be the API URL, usually ending in /api, "
+                "e.g. http://127.0.0.1:4200/api"
+            ) from None
+        return str(version)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip().splitlines()[0][:300] if response.text.strip() else response.reason_phrase
+    if isinstance(body, dict) and "detail" in body:
+        detail = body["detail"]
+        if isinstance(detail, list):  # FastAPI validation errors: keep where and what, drop the echoed input
+            return "; ".join(
+                f"{'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg', '')}" if isinstance(e, dict) else str(e)
+                for e in detail
+            )[:500]
+        return str(detail)[:500]
+    return "(response body withheld)"

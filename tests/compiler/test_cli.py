@@ -1,0 +1,97 @@
+"""CLI behaviour: compile --check, exit codes, repository discovery, and never importing prefect."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from compiler.cli import app
+from tests.compiler.conftest import REPO, valid_project
+
+
+def cli(*args: str, cwd: Path | None = None):
+    return subprocess.run([sys.executable, "-m", "compiler", *args], cwd=cwd or REPO, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def test_repository_artifacts_are_fresh():
+    result = invoke("compile", "--check", "--root", str(REPO))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "fresh" in result.stdout
+
+
+def test_check_reports_stale_files_with_a_unified_diff_and_writes_nothing(repo_factory):
+    repo = repo_factory({"projects/one.yaml": valid_project("one")})
+    assert invoke("compile", "--root", str(repo)).exit_code == 0
+    assert invoke("compile", "--check", "--root", str(repo)).exit_code == 0
+    project = repo / "projects/one.yaml"
+    project.write_text(project.read_text().replace('"0 6 * * 1"', '"0 7 * * 1"'))
+    (repo / "schema/project.schema.json").write_text("{}\n")
+    before = (repo / "prefect.yaml").read_bytes()
+    result = invoke("compile", "--check", "--root", str(repo))
+    assert result.exit_code == 1
+    assert "--- a/prefect.yaml (committed)\n+++ b/prefect.yaml (compiled)\n" in result.stdout
+    assert '-  - cron: "0 6 * * 1"\n+  - cron: "0 7 * * 1"\n' in result.stdout
+    assert "+++ b/schema/project.schema.json (compiled)" in result.stdout
+    assert "2 compiled file(s) are stale: prefect.yaml, schema/project.schema.json" in result.stderr
+    assert (repo / "prefect.yaml").read_bytes() == before
+
+
+def test_check_notices_a_block_file_no_project_declares(repo_factory):
+    repo = repo_factory({"projects/one.yaml": valid_project("one")})
+    assert invoke("compile", "--root", str(repo)).exit_code == 0
+    (repo / "blocks/left-over.yaml").write_text("name: left-over\n")
+    result = invoke("compile", "--check", "--root", str(repo))
+    assert result.exit_code == 1
+    assert "blocks/left-over.yaml" in result.stderr
+
+
+def test_second_compile_writes_nothing(repo_factory):
+    repo = repo_factory({"projects/one.yaml": valid_project("one")})
+    invoke("compile", "--root", str(repo))
+    mtimes = {p: p.stat().st_mtime_ns for p in repo.rglob("*") if p.is_file()}
+    result = invoke("compile", "--root", str(repo))
+    assert "0 file(s) changed" in result.stdout
+    assert {p: p.stat().st_mtime_ns for p in repo.rglob("*") if p.is_file()} == mtimes
+
+
+def test_root_is_found_upward_from_a_subdirectory_and_on_a_copy(tmp_path, repo_factory):
+    repo = repo_factory({"projects/one.yaml": valid_project("one")})
+    nested = repo / "docs" / "deep"
+    nested.mkdir(parents=True)
+    result = cli("compile", cwd=nested)
+    assert result.returncode == 0, result.stderr
+    assert (repo / "prefect.yaml").exists()  # the copy, not the source tree chapctl runs from
+
+
+def test_outside_any_repository_is_a_clean_error(tmp_path):
+    result = cli("validate", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: no `projects/` folder in ")
+    assert "Traceback" not in result.stderr
+    bad_root = cli("validate", "--root", str(tmp_path))
+    assert bad_root.returncode == 1 and "--root" in bad_root.stderr
+
+
+def test_validate_compile_and_help_never_import_prefect(tmp_path):
+    for args in (["--help"], ["validate"], ["compile", "--check"], ["compile", "--help"]):
+        result = subprocess.run([sys.executable, "-X", "importtime", "-m", "compiler", *args], cwd=REPO,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line]
+        assert imported, "importtime printed nothing"
+        assert not [m for m in imported if m == "prefect" or m.startswith("prefect.")], args
+
+
+def test_validate_prints_a_count_and_exits_zero():
+    result = invoke("validate", "--root", str(REPO))
+    assert result.exit_code == 0
+    assert result.stdout.strip() == "5 project(s) valid"
