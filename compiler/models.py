@@ -214,6 +214,17 @@ class Source(_Strict):
         return self
 
 
+class LoadWarnings(_Strict):
+    """Thresholds of the hot-spot warnings in SCHEDULES.md (runs starting in the same UTC hour)."""
+
+    per_instance: int = Field(
+        default=3, ge=1, description="Warn when more runs than this start in the same UTC hour against one "
+        "DHIS2 instance.", examples=[3])
+    overall: int = Field(
+        default=10, ge=1, description="Warn when more runs than this start in the same UTC hour overall.",
+        examples=[10])
+
+
 class Defaults(_Strict):
     """`projects/_defaults.yaml`: values every project inherits unless it sets its own."""
 
@@ -232,4 +243,9 @@ class Defaults(_Strict):
         default_factory=lambda: Source(directory_env="CHAPCTL_FLOWS_DIR"),
         description="Where workers find the flow code.",
         examples=[{"directory_env": "CHAPCTL_FLOWS_DIR"}],
+    )
+    load_warnings: LoadWarnings = Field(
+        default_factory=LoadWarnings,
+        description="Hot-spot thresholds for the schedule report.",
+        examples=[{"per_instance": 3, "overall": 10}],
     )

@@ -15,6 +15,7 @@ from typing import Any
 import jinja2
 
 from compiler.models import MANAGED_TAG, Defaults, Project
+from compiler.schedules import REFERENCE_YEAR, WEEKDAYS, ScheduleReport, schedule_report
 from compiler.schema import render_schemas
 from compiler.validate import ValidatedRepo
 
@@ -23,6 +24,8 @@ BLOCK_TYPE_SLUG = "chap-dhis2-credentials"
 SCHEDULE_SLUG = "chapctl-cron"
 PREFECT_YAML = "prefect.yaml"
 BLOCKS_DIR = "blocks"
+SCHEDULES_MD = "SCHEDULES.md"
+SCHEDULES_SVG = "schedules.svg"
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,34 @@ def render(validated: ValidatedRepo, templates_dir: Path) -> Artifacts:
             for block in blocks
         },
         **render_schemas(),
+        **render_schedule_review(schedule_report(validated), templates_dir),
     }
     return Artifacts(dict(sorted(files.items())))
+
+
+def render_schedule_review(report: ScheduleReport, templates_dir: Path) -> dict[str, str]:
+    markdown = _markdown_environment(templates_dir).get_template("SCHEDULES.md.j2").render(
+        report=report, weekdays=WEEKDAYS, reference_year=REFERENCE_YEAR)
+    svg_env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)), autoescape=True,
+                                 undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                                 keep_trailing_newline=True)
+    peak = max(report.totals.values(), default=0)
+    svg = svg_env.get_template("schedules.svg.j2").render(
+        totals=report.totals, weekdays=WEEKDAYS, peak=peak, colour=lambda n: _heat(n, peak),
+        ink=lambda n: "#ffffff" if peak and n * 2 > peak else "#1b2a3a",
+        left=40, top=24, cell_w=30, cell_h=24, width=40 + 24 * 30 + 10, height=24 + 7 * 24 + 28)
+    return {SCHEDULES_MD: markdown, SCHEDULES_SVG: svg}
+
+
+_HEAT = ("#f2f4f7", "#dbe9f6", "#b5d4ea", "#7fb3d8", "#4a8fc4", "#2166a8", "#0b3d7a")
+
+
+def _heat(runs: int, peak: int) -> str:
+    """Shade for a cell: blank for none, then ceil(runs / peak * 6) of six blues."""
+    if runs == 0 or peak == 0:
+        return _HEAT[0]
+    steps = len(_HEAT) - 1
+    return _HEAT[max(1, min(steps, (runs * steps + peak - 1) // peak))]
 
 
 def deployment_spec(project: Project, defaults: Defaults) -> DeploymentSpec:
@@ -190,6 +219,34 @@ def _refuse_raw(value: Any) -> Any:
     if isinstance(value, YamlText):
         return value
     raise TypeError(f"template emitted {value!r} without the `y` filter; every value must be quoted")
+
+
+class MdText(str):
+    """Text already made safe for Markdown by the `md`/`code` filters."""
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
+
+
+def markdown_text(value: Any) -> MdText:
+    text = " ".join(str(value).split())  # one line: tables cannot hold newlines
+    return MdText(_MD_SPECIAL.sub(r"\\\1", text))
+
+
+def _markdown_environment(templates_dir: Path) -> jinja2.Environment:
+    def refuse_raw(value: Any) -> Any:
+        if isinstance(value, MdText):
+            return value
+        raise TypeError(f"template emitted {value!r} without the `md` filter")
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)), autoescape=False,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True, finalize=refuse_raw)
+    env.filters["md"] = markdown_text
+    env.filters["code"] = lambda v: MdText("`" + str(v).replace("`", "") + "`")
+    env.filters["bold"] = lambda v: MdText("**" + markdown_text(v) + "**")
+    env.filters["mdjoin"] = lambda items, sep: MdText(sep.join(markdown_text(i) for i in items))
+    return env
 
 
 def _environment(templates_dir: Path) -> jinja2.Environment:

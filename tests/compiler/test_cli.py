@@ -41,7 +41,8 @@ def test_check_reports_stale_files_with_a_unified_diff_and_writes_nothing(repo_f
     assert "--- a/prefect.yaml (committed)\n+++ b/prefect.yaml (compiled)\n" in result.stdout
     assert '-  - cron: "0 6 * * 1"\n+  - cron: "0 7 * * 1"\n' in result.stdout
     assert "+++ b/schema/project.schema.json (compiled)" in result.stdout
-    assert "2 compiled file(s) are stale: prefect.yaml, schema/project.schema.json" in result.stderr
+    assert ("4 compiled file(s) are stale: SCHEDULES.md, prefect.yaml, schedules.svg, "
+            "schema/project.schema.json") in result.stderr
     assert (repo / "prefect.yaml").read_bytes() == before
 
 

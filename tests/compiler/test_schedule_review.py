@@ -1,0 +1,120 @@
+"""SCHEDULES.md and schedules.svg: plain English, UTC with DST, load table, hot-spot warnings."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+from typer.testing import CliRunner
+
+from compiler.cli import app
+from compiler.schedules import describe, utc_crons
+
+PROJECT = """\
+name: {name}
+credentials:
+  block: {block}
+  base_url: https://{host}
+  username: chap-bot
+  password_env: PW_{env}
+model_id: 3
+schedule:
+  cron: "{cron}"
+  timezone: {zone}
+"""
+
+
+def project(name, cron, zone="UTC", host="dhis2.example.org", block=None):
+    block = block or host.split(".")[0]
+    return PROJECT.format(name=name, cron=cron, zone=zone, host=host, block=block,
+                          env=block.upper().replace("-", "_"))
+
+
+def compile_files(repo_factory, files):
+    repo = repo_factory(files)
+    result = CliRunner().invoke(app, ["compile", "--root", str(repo)], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    return repo, (repo / "SCHEDULES.md").read_text()
+
+
+@pytest.mark.parametrize(("cron", "text"), [
+    ("0 6 * * 1", "At 06:00, only on Monday"),
+    ("30 5 2 * *", "At 05:30, on day 2 of the month"),
+    ("*/15 * * * *", "Every 15 minutes"),
+    ("@daily", "At 00:00"),
+])
+def test_plain_english(cron, text):
+    assert describe(cron) == text
+
+
+def test_utc_crons_shift_days_and_hours():
+    assert utc_crons("0 6 * * 1", 7 * 60) == ["0 23 * * 0"]  # Vientiane Monday 06:00 = Sunday 23:00 UTC
+    assert utc_crons("30 5 2 * *", 7 * 60) == ["30 22 1 * *"]
+    assert utc_crons("0 1,23 * * *", 2 * 60) == ["0 23 * * *", "0 21 * * *"]
+    assert utc_crons("0 0 1 * *", 60) is None  # the day before the 1st is no fixed day of month
+
+
+def test_dst_zone_lists_both_utc_times_with_their_periods(repo_factory):
+    _, text = compile_files(repo_factory, {"projects/oslo.yaml": project("oslo", "30 2 * * *", "Europe/Oslo")})
+    row = next(line for line in text.splitlines() if line.startswith("| oslo "))
+    assert "At 01:30 (1 Jan – 27 Mar, 31 Oct – 31 Dec)" in row
+    assert "At 00:30 (28 Mar – 30 Oct)" in row
+
+
+def test_row_shows_utc_instance_and_model(repo_factory):
+    _, text = compile_files(repo_factory, {"projects/laos.yaml": project("laos", "0 6 * * 1", "Asia/Vientiane",
+                                                                         "dhis2.la.example.org")})
+    assert ("| laos | `0 6 * * 1` | Asia/Vientiane | yes | At 06:00, only on Monday | At 23:00, only on Sunday "
+            "| dhis2.la.example.org | 3 |") in text
+    assert "| Sun 23:00 | 1 | dhis2.la.example.org: 1 |" in text
+
+
+def hot_files(count, host="dhis2.example.org"):
+    # Same UTC hour from different zones: Kigali 08:10 = UTC 06:10, UTC 06:40, Vientiane 13:20 = 06:20.
+    zones = [("Africa/Kigali", "10 8"), ("UTC", "40 6"), ("Asia/Vientiane", "20 13"), ("UTC", "50 6")]
+    return {f"projects/p{i}.yaml": project(f"p{i}", f"{zones[i][1]} * * 3", zones[i][0], host,
+                                           block="shared") for i in range(count)}
+
+
+def test_hotspot_fires_above_the_threshold_and_not_at_it(repo_factory):
+    defaults = {"projects/_defaults.yaml": "load_warnings:\n  per_instance: 3\n  overall: 10\n"}
+    _, at_limit = compile_files(repo_factory, {**defaults, **hot_files(3)})
+    assert "No hot-spots" in at_limit
+    _, above = compile_files(repo_factory, {**defaults, **hot_files(4)})
+    assert ("- **dhis2.example.org**: 4 runs start Wed 06:00-06:59 UTC (more than 3; all year): p0, p1, p2, p3"
+            in above)
+    assert "all instances" not in above  # 4 is not more than the overall limit of 10
+
+
+def test_overall_threshold_counts_every_instance(repo_factory):
+    files = {"projects/_defaults.yaml": "load_warnings:\n  per_instance: 5\n  overall: 1\n"}
+    files["projects/a.yaml"] = project("a", "0 6 * * 1", host="a.example.org")
+    files["projects/b.yaml"] = project("b", "30 6 * * 1", host="b.example.org")
+    _, text = compile_files(repo_factory, files)
+    assert "- **all instances**: 2 runs start Mon 06:00-06:59 UTC (more than 1; all year): a, b" in text
+
+
+def test_paused_schedules_are_shown_but_not_counted(repo_factory):
+    files = hot_files(4)
+    files["projects/p3.yaml"] = files["projects/p3.yaml"] + "  active: false\n"
+    _, text = compile_files(repo_factory, files)
+    assert "**paused**" in text and "No hot-spots" in text
+
+
+def test_svg_is_well_formed_and_marks_busy_cells(repo_factory):
+    repo, _ = compile_files(repo_factory, hot_files(4))
+    svg = ET.parse(repo / "schedules.svg").getroot()
+    titles = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}title")]
+    assert "Wed 06:00 UTC: 4 run(s)" in titles
+    assert sum(1 for t in titles if t.endswith(": 0 run(s)")) == 7 * 24 - 1
+
+
+def test_schedule_change_moves_one_table_row(repo_factory):
+    files = {f"projects/p{i}.yaml": project(f"p{i}", f"0 {i} * * 1") for i in range(5)}
+    repo, before = compile_files(repo_factory, files)
+    (repo / "projects/p2.yaml").write_text(project("p2", "0 2 * * 2"))
+    CliRunner().invoke(app, ["compile", "--root", str(repo)], catch_exceptions=False)
+    after = (repo / "SCHEDULES.md").read_text()
+    changed_rows = [a for a, b in zip(after.splitlines(), before.splitlines()) if a != b and a.startswith("| p")]
+    assert changed_rows == ["| p2 | `0 2 * * 2` | UTC | yes | At 02:00, only on Tuesday | At 02:00, only on Tuesday "
+                            "| dhis2.example.org | 3 |"]
