@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.constructor import SafeConstructor
+from ruamel.yaml.cyaml import CParser
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.resolver import VersionedResolver, implicit_resolvers
@@ -72,7 +74,6 @@ def load_repo(root: Path) -> LoadedRepo:
     diagnostics: list[Diagnostic] = []
     projects: list[SourceFile] = []
     defaults: SourceFile | None = None
-    yaml = make_yaml()
     for path in sorted(folder.iterdir(), key=lambda p: p.name):
         relative = f"{PROJECTS_DIR}/{path.name}"
         if path.name.startswith(".") or not path.is_file():
@@ -91,7 +92,7 @@ def load_repo(root: Path) -> LoadedRepo:
                            "rename the file or move it out of projects/", severity="warning")
             )
             continue
-        source = _load_file(path, relative, yaml, diagnostics)
+        source = _load_file(path, relative, diagnostics)
         if source is None:
             continue
         if path.name == DEFAULTS_FILE:
@@ -101,7 +102,7 @@ def load_repo(root: Path) -> LoadedRepo:
     return LoadedRepo(root, tuple(projects), defaults, tuple(diagnostics))
 
 
-def _load_file(path: Path, relative: str, yaml: YAML, out: list[Diagnostic]) -> SourceFile | None:
+def _load_file(path: Path, relative: str, out: list[Diagnostic]) -> SourceFile | None:
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         out.append(Diagnostic(relative, 0, 0, "", f"file is {size} bytes, over the 1 MiB limit",
@@ -111,8 +112,9 @@ def _load_file(path: Path, relative: str, yaml: YAML, out: list[Diagnostic]) -> 
     text = _decode(raw, relative, out)
     if text is None:
         return None
+    loader = _Loader(text)
     try:
-        documents = list(yaml.compose_all(text))
+        documents = loader.documents()
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
@@ -135,7 +137,7 @@ def _load_file(path: Path, relative: str, yaml: YAML, out: list[Diagnostic]) -> 
                               "remove the extra `---` document or move it to its own file"))
         return None
     node = documents[0]
-    builder = _Builder(relative, yaml)
+    builder = _Builder(relative, loader)
     data = builder.build(node, may_alias="&" in text)  # no anchor, no alias: skip the bomb check
     if builder.diagnostics:
         out.extend(builder.diagnostics)
@@ -195,7 +197,29 @@ class _Yaml12Resolver(VersionedResolver):
         return super().resolve(kind, value, implicit)
 
 
+class _Loader(CParser, SafeConstructor, _Yaml12Resolver):
+    """libyaml's C parser and composer with our resolver: what `YAML(typ="safe").compose_all`
+    assembles, minus the new loader class it builds for every document."""
+
+    def __init__(self, text: str) -> None:
+        CParser.__init__(self, text)
+        self._parser = self._composer = self
+        SafeConstructor.__init__(self, loader=self)
+        self.allow_duplicate_keys = False
+        _Yaml12Resolver.__init__(self, loadumper=self)
+
+    def documents(self) -> list[Node]:
+        try:
+            documents = []
+            while self.check_node():
+                documents.append(self.get_node())
+            return documents
+        finally:
+            self.dispose()
+
+
 def make_yaml() -> YAML:
+    """A stock ruamel.yaml instance with our resolver (used by tests to compare verdicts)."""
     yaml = YAML(typ="safe", pure=False)
     yaml.Resolver = _Yaml12Resolver
     return yaml
@@ -204,9 +228,9 @@ def make_yaml() -> YAML:
 class _Builder:
     """Turns a node tree into plain Python data, checking what ruamel lets through."""
 
-    def __init__(self, relative: str, yaml: YAML):
+    def __init__(self, relative: str, constructor: SafeConstructor):
         self.relative = relative
-        self.constructor = yaml.constructor
+        self.constructor = constructor
         self.diagnostics: list[Diagnostic] = []
         self.built: dict[int, Any] = {}
 
