@@ -151,6 +151,87 @@ def compile_(
     run_guarded(body)
 
 
+@app.command()
+def schedule(
+    root: RootOption = None,
+    next_: Annotated[int, typer.Option("--next", "-n", min=1, max=1000, help="How many runs per project.")] = 5,
+    project: Annotated[Optional[str], typer.Option("--project", "-p", help="Only this project.")] = None,
+    start: Annotated[Optional[str], typer.Option("--from", help="Start from this ISO date or date-time "
+                                                 "(naive = UTC); default now.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Preview the next runs of each project, in its time zone and in UTC.
+
+    Computed by the installed Prefect's own schedule code (DST gaps and overlaps, day_or), exactly
+    as the server's scheduler will. Exit 0; 1 on invalid projects or an unknown --project."""
+
+    def body() -> int:
+        import json
+
+        from compiler.build import validate_repo
+        from compiler.preview import next_runs, parse_start, preview_json
+
+        validated = validate_repo(_root(root))
+        previews = next_runs(validated, next_, parse_start(start), project)
+        if json_:
+            print(json.dumps(preview_json(previews), indent=2))
+            return 0
+        _print_previews(previews)
+        return 0
+
+    run_guarded(body)
+
+
+def _print_previews(previews) -> None:
+    import datetime as dt
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False, box=None, pad_edge=False)
+    for column in ("project", "schedule", "local time", "UTC"):
+        table.add_column(column, no_wrap=True)
+    for preview in previews:
+        label = f"{preview.cron} {preview.timezone}" + ("" if preview.active else " (paused: no runs)")
+        for index, run in enumerate(preview.runs):
+            utc = run.astimezone(dt.timezone.utc)
+            table.add_row(preview.project if index == 0 else "", label if index == 0 else "",
+                          f"{run:%a %Y-%m-%d %H:%M %Z}", f"{utc:%a %Y-%m-%d %H:%M}")
+    console = Console()
+    if not console.is_terminal:  # piped: no 80-column wrapping of a table meant to be read whole
+        console = Console(width=200)
+    console.print(table)
+
+
+@app.command()
+def diff(
+    root: RootOption = None,
+    base: Annotated[Optional[str], typer.Option("--base", help="Git revision to compare from "
+                                                "(default: the merge base of HEAD with main).")] = None,
+    head: Annotated[Optional[str], typer.Option("--head", help="Git revision to compare to "
+                                                "(default: the working tree).")] = None,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown for a PR comment.")] = False,
+    detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
+                                                    help="Exit 2 when projects changed.")] = False,
+) -> None:
+    """Show what changed in the projects between two git revisions: projects added and removed,
+    field changes with effective values, and the next 3 runs before and after each schedule change.
+
+    Exit 0 (or with --detailed-exitcode: 0 no change, 2 changes); 1 on error."""
+
+    def body() -> int:
+        from compiler.gitdiff import diff_lines, diff_markdown, semantic_diff
+
+        result = semantic_diff(_root(root), base, head)
+        if markdown:
+            print(diff_markdown(result), end="")
+        else:
+            print("\n".join(diff_lines(result)))
+        return 2 if detailed_exitcode and result.changes else 0
+
+    run_guarded(body)
+
+
 def _register_server_commands() -> None:
     try:
         from compiler import cli_server

@@ -1,0 +1,236 @@
+"""`chapctl diff`: what changed in the projects between two git revisions, in reviewer's terms.
+
+Both sides are loaded and validated like `compile` does, then compared as *effective* settings
+(defaults applied), so a change in `_defaults.yaml` shows on every project it moves. Schedule
+changes come with the next runs of each side, computed by Prefect's own schedule code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compiler.errors import UserError
+from compiler.load import PROJECTS_DIR, load_repo
+from compiler.models import Project
+from compiler.render import deployment_spec
+from compiler.schedules import describe
+from compiler.validate import ValidatedRepo, validate
+
+MAIN_BRANCHES = ("origin/main", "main", "origin/master", "master")
+PREVIEW_RUNS = 3
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class ScheduleSide:
+    cron: str
+    timezone: str
+    active: bool
+    description: str
+    next_runs: tuple[dt.datetime, ...]
+
+
+@dataclass(frozen=True)
+class ProjectChange:
+    name: str
+    kind: str  # "added" | "removed" | "changed"
+    fields: tuple[FieldChange, ...]
+    schedule_before: ScheduleSide | None
+    schedule_after: ScheduleSide | None
+
+
+@dataclass(frozen=True)
+class SemanticDiff:
+    base: str
+    head: str
+    changes: tuple[ProjectChange, ...]
+    unchanged: int
+
+
+def semantic_diff(root: Path, base: str | None = None, head: str | None = None,
+                  now: dt.datetime | None = None) -> SemanticDiff:
+    base_rev = base or default_base(root)
+    with tempfile.TemporaryDirectory(prefix="chapctl-diff-") as tmp:
+        before = _validated(_checkout(root, base_rev, Path(tmp) / "base"), f"at {base_rev}")
+        after_root = _checkout(root, head, Path(tmp) / "head") if head else root
+        after = _validated(after_root, f"at {head}" if head else "in the working tree")
+    start = now or dt.datetime.now(dt.timezone.utc)
+    old = {v.project.name: _flatten(v.project, before) for v in before.projects}
+    new = {v.project.name: _flatten(v.project, after) for v in after.projects}
+    changes = []
+    for name in sorted(old.keys() | new.keys()):
+        a, b = old.get(name), new.get(name)
+        if a == b:
+            continue
+        kind = "added" if a is None else "removed" if b is None else "changed"
+        fields = tuple(FieldChange(k, (a or {}).get(k), (b or {}).get(k))
+                       for k in sorted((a or {}).keys() | (b or {}).keys()) if (a or {}).get(k) != (b or {}).get(k))
+        schedule_moved = any(f.field.startswith("schedule.") for f in fields)
+        if kind == "removed":
+            fields = ()  # every field "→ (none)" says nothing; its last schedule is shown below
+        changes.append(ProjectChange(
+            name, kind, fields,
+            _schedule_side(a, start) if schedule_moved else None,
+            _schedule_side(b, start) if schedule_moved else None,
+        ))
+    unchanged = sum(1 for name in old.keys() & new.keys() if old[name] == new[name])
+    return SemanticDiff(base_rev, head or "working tree", tuple(changes), unchanged)
+
+
+def default_base(root: Path) -> str:
+    """The merge base of HEAD with the main branch, like a pull request's diff."""
+    for branch in MAIN_BRANCHES:
+        if _git(root, "rev-parse", "--verify", "--quiet", branch + "^{commit}", check=False).returncode == 0:
+            return _git(root, "merge-base", "HEAD", branch).stdout.decode().strip()
+    raise UserError("no main branch (main, master, origin/main, origin/master) to diff against; "
+                    "pass --base REV")
+
+
+def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    try:
+        result = subprocess.run(["git", *args], cwd=root, capture_output=True, check=False)
+    except FileNotFoundError:
+        raise UserError("git is not installed; chapctl diff needs it") from None
+    if check and result.returncode != 0:
+        message = result.stderr.decode(errors="replace").strip().splitlines()
+        raise UserError(f"git {' '.join(args)} failed: {message[-1] if message else 'unknown error'}")
+    return result
+
+
+def _checkout(root: Path, rev: str, target: Path) -> Path:
+    """The revision's projects/ (as `git archive` gives it) in `target`, which acts as a repo root."""
+    prefix = _git(root, "rev-parse", "--show-prefix").stdout.decode().strip()
+    if _git(root, "rev-parse", "--verify", "--quiet", rev + "^{commit}", check=False).returncode != 0:
+        raise UserError(f"unknown git revision {rev!r}; give a commit, branch or tag to --base/--head")
+    archive = _git(root, "archive", "--format=tar", rev, "--", f"{prefix}{PROJECTS_DIR}", check=False)
+    target.mkdir(parents=True)
+    if archive.returncode == 0:
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(target, filter="data")
+    moved = target / prefix / PROJECTS_DIR if prefix else target / PROJECTS_DIR
+    if prefix and moved.is_dir():
+        moved.rename(target / PROJECTS_DIR)
+    (target / PROJECTS_DIR).mkdir(exist_ok=True)  # a revision before the first project
+    return target
+
+
+def _validated(root: Path, where: str) -> ValidatedRepo:
+    from compiler.diagnostics import format_text
+
+    result = validate(load_repo(root))
+    if not result.ok:
+        errors = [d for d in result.diagnostics if d.severity == "error"]
+        first = format_text(errors[:1]).splitlines()[0]
+        raise UserError(f"projects {where} are invalid ({len(errors)} error(s), first: {first}); "
+                        "fix them, or diff against another revision")
+    return result
+
+
+def _flatten(project: Project, repo: ValidatedRepo) -> dict[str, Any]:
+    """The effective settings of a project as dotted fields."""
+    spec = deployment_spec(project, repo.defaults)
+    creds = project.credentials
+    flat: dict[str, Any] = {
+        "description": spec.description,
+        "tags": ", ".join(spec.tags),
+        "work_pool": spec.work_pool,
+        "credentials.block": creds.block,
+        "credentials.managed": creds.managed,
+    }
+    if creds.managed:
+        flat.update({"credentials.base_url": creds.base_url.rstrip("/"), "credentials.username": creds.username,
+                     "credentials.password_env": creds.password_env})
+    for key, value in spec.parameters:
+        if key != "credentials":
+            flat[f"parameters.{key}"] = value
+    if spec.schedule is not None:
+        flat.update({"schedule.cron": spec.schedule.cron, "schedule.timezone": spec.schedule.timezone,
+                     "schedule.active": spec.schedule.active})
+    return {k: v for k, v in flat.items() if v is not None}
+
+
+def _schedule_side(flat: dict[str, Any] | None, start: dt.datetime) -> ScheduleSide | None:
+    if not flat or "schedule.cron" not in flat:
+        return None
+    from compiler.preview import schedule_runs
+
+    cron, zone = flat["schedule.cron"], flat["schedule.timezone"]
+    return ScheduleSide(cron, zone, flat["schedule.active"], describe(cron),
+                        tuple(schedule_runs(cron, zone, PREVIEW_RUNS, start)))
+
+
+# --- reporters ---------------------------------------------------------------------------------
+
+
+def _when(run: dt.datetime) -> str:
+    utc = run.astimezone(dt.timezone.utc)
+    return f"{run:%a %Y-%m-%d %H:%M} {run.tzname()} = {utc:%a %H:%M} UTC"
+
+
+def _side_text(side: ScheduleSide | None) -> str:
+    if side is None:
+        return "no schedule"
+    state = "" if side.active else " (paused: no runs)"
+    return f"`{side.cron}` {side.timezone} — {side.description}{state}"
+
+
+def diff_lines(diff: SemanticDiff) -> list[str]:
+    lines = [f"Projects: {diff.base[:12]} → {diff.head}"]
+    if not diff.changes:
+        return lines + ["No project changes."]
+    for change in diff.changes:
+        lines.append(f"{ {'added': '+', 'removed': '-', 'changed': '~'}[change.kind]} {change.name} ({change.kind})")
+        for f in change.fields:
+            lines.append(f"    {f.field}: {_value(f.before)} → {_value(f.after)}")
+        if change.schedule_before or change.schedule_after:
+            for label, side in (("before", change.schedule_before), ("after", change.schedule_after)):
+                lines.append(f"    schedule {label}: {_side_text(side)}")
+                for run in side.next_runs if side else ():
+                    lines.append(f"        {_when(run)}")
+    counts = {k: sum(1 for c in diff.changes if c.kind == k) for k in ("added", "changed", "removed")}
+    lines.append(f"{counts['added']} added, {counts['changed']} changed, {counts['removed']} removed, "
+                 f"{diff.unchanged} unchanged")
+    return lines
+
+
+def diff_markdown(diff: SemanticDiff) -> str:
+    out = [f"### chapctl diff: projects `{diff.base[:12]}` → {diff.head}", ""]
+    if not diff.changes:
+        return "\n".join(out + ["No project changes.", ""])
+    for change in diff.changes:
+        out.append(f"#### {change.name} — {change.kind}")
+        out.append("")
+        if change.fields:
+            out += ["| field | before | after |", "|---|---|---|"]
+            out += [f"| {f.field} | {_md(f.before)} | {_md(f.after)} |" for f in change.fields]
+            out.append("")
+        if change.schedule_before or change.schedule_after:
+            out += ["| next runs | before | after |", "|---|---|---|"]
+            before = change.schedule_before.next_runs if change.schedule_before else ()
+            after = change.schedule_after.next_runs if change.schedule_after else ()
+            for i in range(max(len(before), len(after))):
+                out.append(f"| {i + 1} | {_when(before[i]) if i < len(before) else ''} | "
+                           f"{_when(after[i]) if i < len(after) else ''} |")
+            out.append("")
+    return "\n".join(out)
+
+
+def _value(value: Any) -> str:
+    return "(none)" if value is None else str(value)
+
+
+def _md(value: Any) -> str:
+    return "—" if value is None else "`" + str(value).replace("`", "").replace("|", "\\|") + "`"

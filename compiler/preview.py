@@ -1,0 +1,77 @@
+"""Next run times of each project, computed by the installed Prefect's own schedule code.
+
+Schedule semantics move between Prefect releases (DST gaps and overlaps, `day_or`), so previews
+never re-implement them: they call `prefect.server.schemas.schedules.CronSchedule.get_dates`, the
+method the server's scheduler itself uses, imported lazily (it costs a couple of seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass
+
+from compiler.errors import UserError
+from compiler.models import Project
+from compiler.validate import ValidatedRepo
+
+
+@dataclass(frozen=True)
+class Preview:
+    project: str
+    cron: str
+    timezone: str
+    active: bool
+    runs: tuple[dt.datetime, ...]  # aware, in the schedule's zone
+
+
+def next_runs(validated: ValidatedRepo, count: int, start: dt.datetime | None = None,
+              only: str | None = None) -> list[Preview]:
+    """Previews of every scheduled project (or just `only`), starting at `start` (default now)."""
+    projects = [v.project for v in validated.projects if v.project.schedule is not None]
+    if only is not None:
+        projects = [p for p in projects if p.name == only]
+        if not projects:
+            known = ", ".join(v.project.name for v in validated.projects) or "none"
+            raise UserError(f"no scheduled project named {only!r} (projects: {known})")
+    return [_preview(p, validated.defaults.timezone, count, start) for p in projects]
+
+
+def schedule_runs(cron: str, timezone: str, count: int, start: dt.datetime | None = None) -> list[dt.datetime]:
+    from prefect.server.schemas.schedules import CronSchedule
+
+    schedule = CronSchedule(cron=cron, timezone=timezone, day_or=True)
+    dates = asyncio.run(schedule.get_dates(n=count, start=start))
+    return [dt.datetime.fromtimestamp(d.timestamp(), tz=dt.timezone.utc).astimezone(_zone(timezone)) for d in dates]
+
+
+def _preview(project: Project, default_zone: str, count: int, start: dt.datetime | None) -> Preview:
+    zone = project.schedule.timezone or default_zone
+    runs = schedule_runs(project.schedule.cron, zone, count, start)
+    return Preview(project.name, project.schedule.cron, zone, project.schedule.active, tuple(runs))
+
+
+def _zone(name: str):
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
+def parse_start(text: str | None, default_zone: str = "UTC") -> dt.datetime | None:
+    """`--from` value: an ISO date or date-time; naive values are read in UTC."""
+    if text is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"--from {text!r} is not an ISO date or date-time; e.g. 2027-03-27 or "
+                        "2027-03-27T12:00+02:00") from None
+    return value if value.tzinfo else value.replace(tzinfo=_zone(default_zone))
+
+
+def preview_json(previews: list[Preview]) -> list[dict]:
+    return [
+        {"project": p.project, "cron": p.cron, "timezone": p.timezone, "active": p.active,
+         "runs": [{"local": r.isoformat(), "utc": r.astimezone(dt.timezone.utc).isoformat()} for r in p.runs]}
+        for p in previews
+    ]
