@@ -1,0 +1,191 @@
+"""Thin, typed calls to the DHIS2 and CHAP endpoints the prediction flow uses.
+
+Every failure becomes a `ServiceError` whose message says which service, method and path failed
+and why (HTTP status plus the server's own detail, or the connection problem), so the run
+report can show it as one readable line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+DEFAULT_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+ORG_UNIT_FIELDS = "id,geometry,parent[id],level,displayName,code"
+_MAX_DETAIL_CHARS = 300
+
+
+class ServiceError(Exception):
+    """A DHIS2 or CHAP request that gave no usable answer."""
+
+    def __init__(self, service: str, method: str, path: str, problem: str,
+                 status: int | None = None, detail: Any = None) -> None:
+        super().__init__(f"{service} {method} {path} -> {problem}")
+        self.service = service
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One entry of chap-core's "missing values" 400: a covariate rejected in one org unit."""
+
+    feature: str
+    org_unit: str
+    reason: str
+    periods: tuple[str, ...]
+
+
+def missing_value_rejections(error: BaseException) -> list[Rejection]:
+    """The rejected (covariate, org unit) pairs of a chap-core missing-values 400, else []."""
+    detail = getattr(error, "detail", None)
+    if getattr(error, "status", None) != 400 or not isinstance(detail, dict):
+        return []
+    rejected = detail.get("rejected")
+    if not isinstance(rejected, list):
+        return []
+    return [
+        Rejection(
+            feature=str(item.get("featureName", "?")),
+            org_unit=str(item.get("orgUnit", "?")),
+            reason=str(item.get("reason", "")),
+            periods=tuple(str(p) for p in item.get("timePeriods") or ()),
+        )
+        for item in rejected
+        if isinstance(item, dict)
+    ]
+
+
+def _detail_of(response: httpx.Response) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:_MAX_DETAIL_CHARS]
+    if isinstance(body, dict):
+        # chap-core answers {"detail": ...}; DHIS2 answers {"message": ..., "httpStatus": ...}
+        for key in ("detail", "message"):
+            if key in body:
+                return body[key]
+    return body
+
+
+def _detail_text(detail: Any) -> str:
+    if isinstance(detail, dict) and isinstance(detail.get("message"), str):
+        return detail["message"]
+    text = detail if isinstance(detail, str) else json.dumps(detail, separators=(",", ":"))
+    return text if len(text) <= _MAX_DETAIL_CHARS else text[:_MAX_DETAIL_CHARS] + "..."
+
+
+class _Service:
+    """Sends requests for one service and turns every failure into a ServiceError."""
+
+    name = "service"
+
+    def __init__(self, client: httpx.Client) -> None:
+        self._client = client
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ServiceError(self.name, method, path, f"no response ({type(exc).__name__}: {exc})") from None
+        if response.status_code >= 300:
+            detail = _detail_of(response)
+            problem = f"HTTP {response.status_code}: {_detail_text(detail)}"
+            raise ServiceError(self.name, method, path, problem, response.status_code, detail)
+        try:
+            return response.json()
+        except ValueError:
+            raise self._unexpected(method, path, f"a non-JSON body {response.text[:80]!r}") from None
+
+    def _unexpected(self, method: str, path: str, what: str) -> ServiceError:
+        return ServiceError(self.name, method, path, f"unexpected answer: {what}")
+
+
+class Dhis2Api(_Service):
+    name = "DHIS2"
+
+    def system_info(self) -> dict[str, Any]:
+        info = self._call("GET", "/api/system/info")
+        if not isinstance(info, dict) or not isinstance(info.get("version"), str):
+            raise self._unexpected("GET", "/api/system/info", "no 'version' in the system info")
+        return info
+
+    def analytics(self, dx: list[str], pe: list[str] | str, ou: list[str]) -> list[list[str]]:
+        """Analytics rows `[dx, pe, ou, value, ...]`, every cell a string as DHIS2 sends them."""
+        periods = pe if isinstance(pe, str) else ";".join(pe)
+        params = [
+            ("dimension", "dx:" + ";".join(dx)),
+            ("dimension", "pe:" + periods),
+            ("dimension", "ou:" + ";".join(ou)),
+        ]
+        body = self._call("GET", "/api/analytics", params=params)
+        rows = body.get("rows") if isinstance(body, dict) else None
+        if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+            raise self._unexpected("GET", "/api/analytics", "no 'rows' list")
+        return [["" if cell is None else str(cell) for cell in row] for row in rows]
+
+    def org_units(self, ids: list[str]) -> list[dict[str, Any]]:
+        params = {
+            "filter": "id:in:[" + ",".join(ids) + "]",
+            "fields": ORG_UNIT_FIELDS,
+            "paging": "false",
+        }
+        body = self._call("GET", "/api/organisationUnits", params=params)
+        units = body.get("organisationUnits") if isinstance(body, dict) else None
+        if not isinstance(units, list):
+            raise self._unexpected("GET", "/api/organisationUnits", "no 'organisationUnits' list")
+        return [unit for unit in units if isinstance(unit, dict) and isinstance(unit.get("id"), str)]
+
+
+class ChapApi(_Service):
+    """chap-core, reached through the DHIS2 route; paths are chap's own (no route prefix)."""
+
+    name = "chap"
+    REQUIRED_INFO = ("chap_core_version", "python_version", "server_date", "server_time_zone_id")
+
+    def system_info(self) -> dict[str, Any]:
+        info = self._call("GET", "/system/info")
+        missing = [key for key in self.REQUIRED_INFO if not isinstance(info, dict) or key not in info]
+        if missing:
+            raise self._unexpected("GET", "/system/info", f"missing {', '.join(missing)}")
+        return info
+
+    def prediction_setups(self) -> list[Any]:
+        setups = self._call("GET", "/v1/crud/prediction-setups")
+        if not isinstance(setups, list):
+            raise self._unexpected("GET", "/v1/crud/prediction-setups", "not a list")
+        return setups
+
+    def run_setup(self, setup_id: int, body: dict[str, Any]) -> str:
+        """Submit a prediction and return chap's job id. Never retried: a retry could run it twice."""
+        path = f"/v1/crud/prediction-setups/{setup_id}/run"
+        answer = self._call("POST", path, json=body)
+        job_id = answer.get("id") if isinstance(answer, dict) else None
+        if not isinstance(job_id, str) or not job_id:
+            raise self._unexpected("POST", path, "no job 'id'")
+        return job_id
+
+    def jobs(self) -> list[dict[str, Any]]:
+        jobs = self._call("GET", "/v1/jobs")
+        if not isinstance(jobs, list):
+            raise self._unexpected("GET", "/v1/jobs", "not a list")
+        return [job for job in jobs if isinstance(job, dict)]
+
+    def job_status(self, job_id: str) -> str:
+        path = f"/v1/jobs/{job_id}"
+        status = self._call("GET", path)
+        if not isinstance(status, str):
+            raise self._unexpected("GET", path, f"expected a bare status string, got {status!r:.80}")
+        return status
+
+    def prediction_entries(self, prediction_id: int,
+                           quantiles: tuple[float, ...] = DEFAULT_QUANTILES) -> list[dict[str, Any]]:
+        path = f"/v1/analytics/prediction-entry/{prediction_id}"
+        entries = self._call("GET", path, params=[("quantiles", str(q)) for q in quantiles])
+        if not isinstance(entries, list):
+            raise self._unexpected("GET", path, "not a list")
+        return [entry for entry in entries if isinstance(entry, dict)]

@@ -1,0 +1,121 @@
+"""Pure transforms from DHIS2 answers to chap-core's prediction request (no I/O here)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from flows import periods
+from flows.periods import PeriodError
+from flows.setups import PredictionSetup
+
+
+class NoDataError(ValueError):
+    """DHIS2 has no data the prediction could use."""
+
+
+def latest_period_per_element(rows: list[list[str]], period_type: str) -> dict[str, str]:
+    """For each data element in the rows, its latest period (by period start, not by text).
+
+    Ordering by start date matters for weeks: as text, DHIS2's unpadded `2025W9` sorts after
+    `2025W10`.
+    """
+    latest: dict[str, str] = {}
+    for row in rows:
+        if len(row) < 4:
+            continue
+        element, period = row[0], row[1]
+        try:
+            start = periods.period_start(period, period_type)
+        except PeriodError:
+            continue
+        if element not in latest or start > periods.period_start(latest[element], period_type):
+            latest[element] = period
+    return latest
+
+
+def calculated_end_period(setup: PredictionSetup, rows: list[list[str]]) -> str:
+    """The earliest of the covariates' latest periods: the last period all of them cover."""
+    latest = latest_period_per_element(rows, setup.period_type)
+    missing = sorted(
+        f"{source.covariate} ({source.data_element_id})"
+        for source in setup.covariate_sources
+        if source.data_element_id not in latest
+    )
+    if missing:
+        window = periods.PROBE_WINDOWS[setup.period_type]
+        raise NoDataError(
+            f"DHIS2 returned no data within {window} for covariate(s): {', '.join(missing)}. "
+            "Check that the analytics tables are up to date, or run with end_mode fixed or offset."
+        )
+    ends = [latest[element] for element in setup.data_elements]
+    return periods.canonical(periods.earliest(ends, setup.period_type), setup.period_type)
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def observations(setup: PredictionSetup, rows: list[list[str]]) -> list[dict[str, Any]]:
+    """chap-core `providedData` items, one per usable analytics row and covariate.
+
+    The period is passed on as DHIS2 wrote it (chap-core accepts `2025W5` and `2025W05`).
+    Rows that are too short, name a data element the setup does not use, or hold no number
+    are dropped.
+    """
+    covariates: dict[str, list[str]] = {}
+    for source in setup.covariate_sources:
+        covariates.setdefault(source.data_element_id, []).append(source.covariate)
+    provided = []
+    for row in rows:
+        if len(row) < 4 or row[0] not in covariates:
+            continue
+        value = _number(row[3])
+        if value is None:
+            continue
+        for covariate in covariates[row[0]]:
+            provided.append({"featureName": covariate, "orgUnit": row[2], "period": row[1], "value": value})
+    return provided
+
+
+def feature(unit: dict[str, Any]) -> dict[str, Any]:
+    """A GeoJSON Feature for an org unit that has a geometry."""
+    properties: dict[str, Any] = {"id": unit["id"], "level": unit.get("level"),
+                                  "displayName": unit.get("displayName")}
+    if unit.get("code"):
+        properties["code"] = unit["code"]
+    parent = unit.get("parent")
+    if isinstance(parent, dict) and parent.get("id"):
+        properties["parent"] = parent["id"]
+        properties["parentGraph"] = parent["id"]
+    return {"type": "Feature", "id": unit["id"], "geometry": unit["geometry"], "properties": properties}
+
+
+def feature_collection(setup: PredictionSetup, units: list[dict[str, Any]]) -> dict[str, Any]:
+    """Features for the setup's org units that have a geometry, in the setup's order."""
+    by_id = {unit["id"]: unit for unit in units}
+    features = [feature(by_id[ou]) for ou in setup.org_units if by_id.get(ou, {}).get("geometry")]
+    return {"type": "FeatureCollection", "features": features}
+
+
+def request_name(setup: PredictionSetup, start: str, end: str) -> str:
+    return f"{setup.name} ({setup.configured_model.name}) {start}-{end}"
+
+
+def prediction_request(setup: PredictionSetup, start: str, end: str,
+                       provided: list[dict[str, Any]], geojson: dict[str, Any]) -> dict[str, Any]:
+    """The body of `POST /v1/crud/prediction-setups/{id}/run` (chap-core forbids other keys)."""
+    if not provided:
+        # chap-core would answer 422 "provided_data cannot be empty"; saying why is kinder.
+        raise NoDataError(f"DHIS2 returned no usable values for {start}..{end}: nothing to send to chap")
+    return {
+        "name": request_name(setup, start, end),
+        "geojson": geojson,
+        "providedData": provided,
+        "nPeriods": periods.N_PERIODS[setup.period_type],
+        "type": "forecasting",
+    }

@@ -1,0 +1,272 @@
+"""The run report: what a run found and did, and its markdown rendering (pure, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flows import periods
+from flows.api import Rejection
+from flows.periods import PeriodError
+from flows.setups import SetupItem
+
+SUCCEEDED, FAILED, SKIPPED = "succeeded", "failed", "skipped"
+_INLINE_LIMIT = 200
+
+
+@dataclass
+class ServiceCheck:
+    reachable: bool
+    text: str  # "DHIS2 2.41.2 (Demo HMIS)" when reachable, else the error
+
+
+@dataclass
+class SetupOutcome:
+    """What happened to one setup; optional facts are filled in as its steps succeed."""
+
+    setup_id: Any
+    name: str
+    model_name: str
+    model_id: Any
+    period_type: str | None = None
+    status: str = SUCCEEDED
+    step: str | None = None
+    error: str | None = None
+    rejections: list[Rejection] = field(default_factory=list)
+    skip_reason: str | None = None
+    end_period: str | None = None
+    input_periods: list[str] = field(default_factory=list)
+    analytics_rows: int | None = None
+    observations: int | None = None
+    org_units: int | None = None
+    org_units_with_geometry: int | None = None
+    org_units_not_found: list[str] = field(default_factory=list)
+    job_id: str | None = None
+    prediction_id: int | None = None
+    prediction_values: int | None = None
+    predicted_periods: list[str] = field(default_factory=list)
+
+    @classmethod
+    def for_item(cls, item: SetupItem) -> SetupOutcome:
+        setup = item.setup
+        return cls(setup_id=item.raw_id, name=item.raw_name, model_name=item.model_name,
+                   model_id=item.model_id, period_type=setup.period_type if setup else None)
+
+    def fail(self, step: str, error: str, rejections: list[Rejection] | None = None) -> SetupOutcome:
+        self.status, self.step, self.error = FAILED, step, error
+        self.rejections = rejections or []
+        return self
+
+    def skip(self, reason: str) -> SetupOutcome:
+        self.status, self.skip_reason = SKIPPED, reason
+        return self
+
+
+@dataclass
+class RunReport:
+    project: str
+    key: str
+    dhis2_url: str
+    started: datetime
+    end_mode: str = ""
+    today: str = ""
+    selection: str = ""
+    finished: datetime | None = None
+    config_error: str | None = None
+    dhis2: ServiceCheck | None = None
+    chap: ServiceCheck | None = None
+    listing_error: str | None = None
+    selection_error: str | None = None
+    internal_error: str | None = None
+    outcomes: list[SetupOutcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.status == status)
+
+    def _run_problem(self) -> str | None:
+        """What stopped the run as a whole, if anything did."""
+        checks = [
+            (self.config_error, "invalid parameters or settings"),
+            (self.dhis2 and not self.dhis2.reachable, "DHIS2 is not reachable"),
+            (self.chap and not self.chap.reachable, "chap-core is not reachable"),
+            (self.listing_error, "could not list prediction setups"),
+            (self.selection_error, "no prediction setup selected"),
+            (self.internal_error, "the flow itself failed"),
+        ]
+        return next((text for problem, text in checks if problem), None)
+
+    @property
+    def failed(self) -> bool:
+        """True when operators should be alerted: anything failed or nothing could be done."""
+        return self._run_problem() is not None or self.count(FAILED) > 0
+
+    @property
+    def headline(self) -> str:
+        problem = self._run_problem()
+        if problem:
+            return f"FAILED -- {problem}"
+        ran = self.count(SUCCEEDED) + self.count(FAILED)
+        skipped = f", {self.count(SKIPPED)} skipped" if self.count(SKIPPED) else ""
+        if self.count(FAILED):
+            return f"FAILED -- {self.count(FAILED)} of {ran} prediction setups failed{skipped}"
+        if ran == 0:
+            return "NOTHING RUN -- every selected prediction setup is disabled in CHAP (scheduleEnabled=false)"
+        return f"SUCCEEDED -- {ran} of {ran} prediction setups succeeded{skipped}"
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-friendly digest, returned as the flow run's result."""
+        return {
+            "result": self.headline,
+            "report_key": self.key,
+            "setups": [
+                {"id": o.setup_id, "name": o.name, "status": o.status, "step": o.step, "error": o.error,
+                 "end_period": o.end_period, "job_id": o.job_id, "prediction_id": o.prediction_id,
+                 "prediction_values": o.prediction_values}
+                for o in self.outcomes
+            ],
+        }
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def code(text: str) -> str:
+    """Inline code that survives backticks in the text."""
+    text = " ".join(str(text).split())
+    fence = "``" if "`" in text else "`"
+    pad = " " if fence == "``" else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _error_lines(label: str, error: str) -> list[str]:
+    if len(error) <= _INLINE_LIMIT and "\n" not in error:
+        return [f"- **{label}:** {code(error)}"]
+    return [f"- **{label}:**", "", "```", error.replace("```", "'''"), "```", ""]
+
+
+def _sort_periods(ids: set[str] | list[str], period_type: str | None) -> list[str]:
+    def key(pid: str) -> tuple[int, Any]:
+        try:
+            return (0, periods.period_start(pid, period_type or ""))
+        except (PeriodError, KeyError):
+            return (1, pid)
+    return sorted(set(ids), key=key)
+
+
+def period_list(ids: list[str], limit: int) -> str:
+    if len(ids) <= limit:
+        return ", ".join(ids)
+    return f"{ids[0]}..{ids[-1]} ({len(ids)} periods)"
+
+
+def _rejection_lines(outcome: SetupOutcome) -> list[str]:
+    by_feature: dict[str, list[Rejection]] = {}
+    for rejection in outcome.rejections:
+        by_feature.setdefault(rejection.feature, []).append(rejection)
+    lines = ["- **Rejected for missing values:**"]
+    for feature, items in sorted(by_feature.items()):
+        units = len({item.org_unit for item in items})
+        span = period_list(_sort_periods({p for item in items for p in item.periods}, outcome.period_type), 4)
+        reasons = "; ".join(dict.fromkeys(item.reason for item in items if item.reason))
+        lines.append(f"  - {code(feature)}: {units} org unit{'s' if units != 1 else ''}, "
+                     f"periods {span or 'none listed'}" + (f" -- {reasons}" if reasons else ""))
+    return lines
+
+
+def _fact_lines(o: SetupOutcome) -> list[str]:
+    facts: list[tuple[str, Any]] = [
+        ("End period", o.end_period),
+        ("Input periods", period_list(o.input_periods, 4) if o.input_periods else None),
+        ("Analytics rows fetched", f"{o.analytics_rows:,}" if o.analytics_rows is not None else None),
+        ("Values sent to chap", f"{o.observations:,}" if o.observations is not None else None),
+        ("Org units", _org_unit_text(o)),
+        ("Job", code(o.job_id) if o.job_id else None),
+        ("Prediction", o.prediction_id),
+        ("Prediction values returned", f"{o.prediction_values:,}" if o.prediction_values is not None else None),
+        ("Predicted periods", period_list(o.predicted_periods, 6) if o.predicted_periods else None),
+    ]
+    return [f"- **{label}:** {value}" for label, value in facts if value is not None]
+
+
+def _org_unit_text(o: SetupOutcome) -> str | None:
+    if o.org_units is None:
+        return None
+    text = f"{o.org_units} ({o.org_units_with_geometry} with geometry"
+    if o.org_units_not_found:
+        text += "; not found in DHIS2: " + ", ".join(o.org_units_not_found)
+    return text + ")"
+
+
+def _outcome_lines(o: SetupOutcome) -> list[str]:
+    lines = [f"### {code(o.name)} -- {o.model_name}", ""]
+    if o.status == SKIPPED:
+        lines.append(f"- **Status:** SKIPPED -- {o.skip_reason}")
+    elif o.status == FAILED:
+        lines.append(f"- **Status:** FAILED at {code(o.step or '?')}")
+    else:
+        lines.append("- **Status:** SUCCEEDED")
+    type_text = f"{o.period_type}, " if o.period_type else ""
+    lines.append(f"- **Setup:** {o.setup_id} ({type_text}configured model {o.model_id})")
+    if o.error:
+        lines += _error_lines("Error", o.error)
+    if o.rejections:
+        lines += _rejection_lines(o)
+    return lines + _fact_lines(o) + [""]
+
+
+def _duration(report: RunReport) -> str:
+    seconds = int(((report.finished or report.started) - report.started).total_seconds())
+    return f"{seconds // 60}m {seconds % 60:02d}s"
+
+
+def _header_lines(report: RunReport) -> list[str]:
+    lines = [
+        "# CHAP prediction run report",
+        "",
+        f"- **Result:** {report.headline}",
+        f"- **Project:** {report.project}",
+        f"- **DHIS2:** {report.dhis2_url}",
+        f"- **Started:** {report.started.isoformat(timespec='seconds')}",
+        f"- **Duration:** {_duration(report)}",
+    ]
+    for label, value in (("End mode", report.end_mode), ("Today", report.today), ("Selection", report.selection)):
+        if value:
+            lines.append(f"- **{label}:** {value}")
+    return lines + [""]
+
+
+def _service_lines(title: str, check: ServiceCheck) -> list[str]:
+    if check.reachable:
+        return [f"## {title}", "", f"**REACHABLE** -- {check.text}", ""]
+    return [f"## {title}", "", f"**NOT REACHABLE** -- {code(check.text)}", ""]
+
+
+def _body_lines(report: RunReport) -> list[str]:
+    # Sections stop at the first thing that prevented the rest of the run.
+    if report.config_error:
+        return ["## Parameters", "", f"**INVALID** -- {code(report.config_error)}", ""]
+    lines: list[str] = []
+    for title, check in (("DHIS2", report.dhis2), ("chap-core", report.chap)):
+        if check is None:
+            return lines
+        lines += _service_lines(title, check)
+        if not check.reachable:
+            return lines
+    if report.listing_error:
+        return lines + ["## Prediction setups", "",
+                        f"Could not list prediction setups: {code(report.listing_error)}", ""]
+    if report.selection_error:
+        return lines + ["## Prediction setups", "", f"**NOTHING SELECTED** -- {code(report.selection_error)}", ""]
+    counts = f"{report.count(SUCCEEDED)} succeeded, {report.count(FAILED)} failed, {report.count(SKIPPED)} skipped"
+    lines += [f"## Prediction setups ({counts})", ""]
+    for outcome in report.outcomes:
+        lines += _outcome_lines(outcome)
+    return lines
+
+
+def render(report: RunReport) -> str:
+    lines = _header_lines(report) + _body_lines(report)
+    if report.internal_error:
+        lines += ["## Flow error", ""] + _error_lines("Error", report.internal_error)
+    return "\n".join(lines).rstrip() + "\n"

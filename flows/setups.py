@@ -1,0 +1,123 @@
+"""CHAP prediction setups: parsing the listing and choosing which setups a run works on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Model(BaseModel):
+    # chap-core adds fields over time; only the ones the flow uses are declared and checked.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+class ConfiguredModel(_Model):
+    id: int
+    name: str
+
+
+class CovariateSource(_Model):
+    covariate: str
+    data_element_id: str = Field(alias="dataElementId")
+
+
+class PredictionSetup(_Model):
+    id: int
+    name: str
+    configured_model: ConfiguredModel = Field(alias="configuredModel")
+    start_period: str = Field(alias="startPeriod")
+    period_type: str = Field(alias="periodType")
+    org_units: tuple[str, ...] = Field(alias="orgUnits", min_length=1)
+    covariate_sources: tuple[CovariateSource, ...] = Field(alias="covariateSources", min_length=1)
+    schedule_enabled: bool = Field(False, alias="scheduleEnabled")
+
+    @property
+    def data_elements(self) -> list[str]:
+        """The setup's DHIS2 data elements, in covariate order, each once."""
+        return list(dict.fromkeys(source.data_element_id for source in self.covariate_sources))
+
+
+@dataclass(frozen=True)
+class SetupItem:
+    """One listed setup: parsed, or the reason it could not be (with what could be read)."""
+
+    raw_id: Any
+    raw_name: str
+    model_id: Any
+    model_name: str
+    schedule_enabled: bool
+    setup: PredictionSetup | None = None
+    invalid: str | None = None
+
+
+@dataclass
+class Selection:
+    """The setups a run looks at, in listing order, or why none could be chosen."""
+
+    chosen: list[SetupItem] = field(default_factory=list)
+    honour_schedule: bool = True
+    error: str | None = None
+
+    def skips(self, item: SetupItem) -> bool:
+        """True when the item is chosen but its schedule is disabled in CHAP."""
+        return self.honour_schedule and not item.schedule_enabled
+
+
+def parse_setup(raw: Any) -> SetupItem:
+    """Parse one listed setup; a malformed one is kept, with the reason, so only it fails."""
+    data = raw if isinstance(raw, dict) else {}
+    model = data.get("configuredModel") if isinstance(data.get("configuredModel"), dict) else {}
+    item = dict(
+        raw_id=data.get("id"),
+        raw_name=str(data.get("name", f"setup {data.get('id', '?')}")),
+        model_id=model.get("id"),
+        model_name=str(model.get("name", "?")),
+        schedule_enabled=data.get("scheduleEnabled") is True,
+    )
+    try:
+        return SetupItem(**item, setup=PredictionSetup.model_validate(raw))
+    except ValidationError as exc:
+        return SetupItem(**item, invalid=_validation_summary(exc))
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    problems = [
+        f"{'.'.join(str(part) for part in error['loc']) or 'setup'}: {error['msg']}"
+        for error in exc.errors()
+    ]
+    return "chap returned an invalid prediction setup (" + "; ".join(problems) + ")"
+
+
+def _id_order(raw_id: Any) -> tuple[int, Any]:
+    # Numeric ids in numeric order (3 before 10); anything odd after them, as text.
+    return (0, raw_id) if isinstance(raw_id, int) else (1, str(raw_id))
+
+
+def select_setups(items: list[SetupItem], configured_model_id: int | None,
+                  prediction_setup_id: int | None) -> Selection:
+    """Choose setups as the parameters ask.
+
+    `prediction_setup_id` runs exactly that setup, even one whose schedule is disabled in CHAP
+    (asking for it by id is explicit). Otherwise setups with `scheduleEnabled=false` are skipped.
+    An empty choice is an error: a run that silently does nothing would hide a broken project.
+    """
+    available = [str(raw_id) for raw_id in sorted((item.raw_id for item in items), key=_id_order)]
+    if prediction_setup_id is not None:
+        chosen = [item for item in items if item.raw_id == prediction_setup_id]
+        if not chosen:
+            return Selection(error=f"prediction_setup_id={prediction_setup_id} not found; "
+                                   f"available ids: [{', '.join(available)}]")
+        if configured_model_id is not None and chosen[0].model_id != configured_model_id:
+            return Selection(error=f"prediction_setup_id={prediction_setup_id} uses configured model "
+                                   f"{chosen[0].model_id}, not configured_model_id={configured_model_id}")
+        return Selection(chosen=chosen[:1], honour_schedule=False)
+    if configured_model_id is not None:
+        items = [item for item in items if item.model_id == configured_model_id]
+        if not items:
+            return Selection(error=f"no prediction setup uses configured_model_id={configured_model_id}; "
+                                   f"available setup ids: [{', '.join(available)}]")
+    if not items:
+        return Selection(error="chap returned no prediction setups")
+    return Selection(chosen=items)

@@ -1,0 +1,165 @@
+"""The flow's steps as Prefect tasks. A task's name is the step an operator sees fail.
+
+Tasks never retry themselves: the HTTP clients already retry idempotent requests, and
+re-running a step that POSTs would submit a second prediction.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows import periods
+from flows.api import ChapApi, Dhis2Api
+from flows.prediction_request import calculated_end_period, feature_collection, observations, prediction_request
+from flows.run_config import EndSpec, RunSettings
+from flows.setups import PredictionSetup, SetupItem, parse_setup
+
+# Status names chap-core (Celery) reports while a job is still going; anything else is final.
+TRANSIENT_JOB_STATUSES = frozenset({"PENDING", "RUNNING", "STARTED", "QUEUED", "PROCESSING", "RETRY"})
+
+# Inputs hold HTTP clients, which cannot be hashed for a cache key, and every run must call
+# DHIS2 and CHAP afresh anyway.
+_STEP = dict(cache_policy=NO_CACHE, retries=0)
+
+
+class JobError(RuntimeError):
+    """A CHAP job that did not produce a usable prediction."""
+
+
+@dataclass(frozen=True)
+class OrgUnitGeometry:
+    geojson: dict[str, Any]
+    not_found: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PredictionResult:
+    prediction_id: int
+    values: int
+    periods: list[str]
+
+
+@task(name="check_dhis2", **_STEP)
+def check_dhis2(dhis2: Dhis2Api) -> str:
+    info = dhis2.system_info()
+    return f"DHIS2 {info['version']} ({info.get('systemName') or 'unnamed system'})"
+
+
+@task(name="check_chap", **_STEP)
+def check_chap(chap: ChapApi) -> str:
+    info = chap.system_info()
+    return f"chap-core {info['chap_core_version']} (python {info['python_version']})"
+
+
+@task(name="list_prediction_setups", **_STEP)
+def list_prediction_setups(chap: ChapApi) -> list[SetupItem]:
+    return [parse_setup(raw) for raw in chap.prediction_setups()]
+
+
+@task(name="resolve_end_period", task_run_name="resolve_end_period [setup {setup.id}]", **_STEP)
+def resolve_end_period(setup: PredictionSetup, end: EndSpec, today: date) -> str:
+    """End period for fixed and offset modes; no DHIS2 call needed."""
+    if end.mode == "fixed":
+        return periods.period_containing(end.end_date, periods.check_period_type(setup.period_type))
+    return periods.offset_end_period(today, periods.check_period_type(setup.period_type), end.offset)
+
+
+@task(name="probe_latest_covariate_periods",
+      task_run_name="probe_latest_covariate_periods [setup {setup.id}]", **_STEP)
+def probe_latest_covariate_periods(dhis2: Dhis2Api, setup: PredictionSetup) -> str:
+    """End period for calculated mode: the last period every covariate has data for."""
+    window = periods.PROBE_WINDOWS[periods.check_period_type(setup.period_type)]
+    rows = dhis2.analytics(setup.data_elements, window, list(setup.org_units))
+    return calculated_end_period(setup, rows)
+
+
+@task(name="validate_period_range", task_run_name="validate_period_range [setup {setup.id}]", **_STEP)
+def validate_period_range(setup: PredictionSetup, end_period: str) -> list[str]:
+    return periods.period_range(setup.start_period, end_period, setup.period_type)
+
+
+@task(name="fetch_dhis2_for_setup", task_run_name="fetch_dhis2_for_setup [setup {setup.id}]", **_STEP)
+def fetch_dhis2_for_setup(dhis2: Dhis2Api, setup: PredictionSetup, input_periods: list[str]) -> list[list[str]]:
+    return dhis2.analytics(setup.data_elements, input_periods, list(setup.org_units))
+
+
+@task(name="fetch_org_units_geojson", task_run_name="fetch_org_units_geojson [setup {setup.id}]", **_STEP)
+def fetch_org_units_geojson(dhis2: Dhis2Api, setup: PredictionSetup) -> OrgUnitGeometry:
+    units = dhis2.org_units(list(setup.org_units))
+    found = {unit["id"] for unit in units}
+    return OrgUnitGeometry(
+        geojson=feature_collection(setup, units),
+        not_found=[ou for ou in setup.org_units if ou not in found],
+    )
+
+
+@task(name="build_prediction_request", task_run_name="build_prediction_request [setup {setup.id}]", **_STEP)
+def build_prediction_request(setup: PredictionSetup, input_periods: list[str], rows: list[list[str]],
+                             geojson: dict[str, Any]) -> dict[str, Any]:
+    return prediction_request(setup, input_periods[0], input_periods[-1], observations(setup, rows), geojson)
+
+
+@task(name="run_prediction_setup", task_run_name="run_prediction_setup [setup {setup.id}]", **_STEP)
+def run_prediction_setup(chap: ChapApi, setup: PredictionSetup, body: dict[str, Any]) -> str:
+    job_id = chap.run_setup(setup.id, body)
+    get_run_logger().info("chap accepted setup %s as job %s", setup.id, job_id)
+    return job_id
+
+
+@task(name="wait_for_prediction", task_run_name="wait_for_prediction [job {job_id}]", **_STEP)
+def wait_for_prediction(chap: ChapApi, job_id: str, settings: RunSettings) -> str:
+    """Poll the job until it ends; only SUCCESS counts. A timeout leaves the job running in CHAP."""
+    logger = get_run_logger()
+    if not any(job.get("id") == job_id for job in chap.jobs()):
+        raise JobError(f"job {job_id} is not listed by chap GET /v1/jobs")
+    deadline = time.monotonic() + settings.job_timeout
+    previous = None
+    while True:
+        status = chap.job_status(job_id)
+        if status != previous:
+            logger.info("job %s is %s", job_id, status)
+            previous = status
+        if status.upper() not in TRANSIENT_JOB_STATUSES:
+            break
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"job {job_id} still {status} after {settings.job_timeout:g} s "
+                               "(CHAP_SCHEDULER_PREDICTION_TIMEOUT_SECONDS); it keeps running in chap-core")
+        time.sleep(settings.poll_interval)
+    if status.upper() != "SUCCESS":
+        raise JobError(f"job {job_id} ended with status {status!r}")
+    return status
+
+
+@task(name="fetch_prediction_result", task_run_name="fetch_prediction_result [job {job_id}]", **_STEP)
+def fetch_prediction_result(chap: ChapApi, job_id: str, period_type: str) -> PredictionResult:
+    prediction_id = _prediction_id(chap.jobs(), job_id)
+    entries = chap.prediction_entries(prediction_id)
+    if not entries:
+        raise JobError(f"prediction {prediction_id} (job {job_id}) has no prediction entries")
+    found = {str(entry.get("period")) for entry in entries if entry.get("period") is not None}
+    return PredictionResult(prediction_id, len(entries), _sorted_periods(found, period_type))
+
+
+def _prediction_id(jobs: list[dict[str, Any]], job_id: str) -> int:
+    job = next((job for job in jobs if job.get("id") == job_id), None)
+    if job is None:
+        raise JobError(f"job {job_id} is no longer listed by chap GET /v1/jobs")
+    result = job.get("result")
+    try:
+        # chap-core stores the prediction id as a JSON-encoded string such as "42"
+        return int(str(result).strip().strip('"'))
+    except ValueError:
+        raise JobError(f"job {job_id} has no prediction id (result={result!r})") from None
+
+
+def _sorted_periods(ids: set[str], period_type: str) -> list[str]:
+    try:
+        return sorted(ids, key=lambda pid: periods.period_start(pid, period_type))
+    except periods.PeriodError:
+        return sorted(ids)

@@ -1,0 +1,202 @@
+"""HTTP face of the fake: DHIS2's API, chap-core behind `/api/routes/chap/run`, and `/__fake__/` admin.
+
+Every non-admin request needs HTTP Basic auth with the configured login, is recorded (method,
+path, query pairs, JSON body, user, answered status) and can be answered by an injected fault.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from datetime import date
+from typing import Any, Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.fake_dhis2.state import FakeState, dhis2_error
+
+ROUTE_CODES = {"chap", "E8OPcc45A22"}  # the route's code and the dev UID both work, as in DHIS2
+_ROUTE = re.compile(r"^/api/routes/(?P<code>[^/]+)/run(?P<sub>/.*)?$")
+_ORG_UNIT_FILTER = re.compile(r"^id:in:\[(?P<ids>[^\]]*)\]$")
+
+Query = list[tuple[str, str]]
+Answer = tuple[int, Any]
+
+
+def _user(request: Request) -> tuple[str, str] | None:
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, _, password = base64.b64decode(encoded).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user, password
+
+
+# ---------------------------------------------------------------------- DHIS2
+
+
+def _analytics(state: FakeState, query: Query) -> Answer:
+    dimensions: dict[str, list[str]] = {}
+    for key, value in query:
+        if key == "dimension":
+            name, _, items = value.partition(":")
+            dimensions[name] = [item for item in items.split(";") if item]
+    return state.analytics(dimensions)
+
+
+def _org_units(state: FakeState, query: Query) -> Answer:
+    params = dict(query)
+    ids = None
+    if "filter" in params:
+        match = _ORG_UNIT_FILTER.match(params["filter"])
+        if match is None:
+            return 409, dhis2_error(409, f"Invalid filter: {params['filter']}")
+        ids = [item for item in match["ids"].split(",") if item]
+    return 200, state.org_units(ids, paging=params.get("paging", "true") != "false")
+
+
+def _dhis2(state: FakeState, method: str, path: str, query: Query) -> Answer:
+    if method == "GET" and path == "/api/system/info":
+        return 200, state.dhis2_info()
+    if method == "GET" and path == "/api/analytics":
+        return _analytics(state, query)
+    if method == "GET" and path == "/api/organisationUnits":
+        return _org_units(state, query)
+    return 404, dhis2_error(404, f"No handler for {method} {path}")
+
+
+# ---------------------------------------------------------------------- CHAP
+
+
+def _chap(state: FakeState, method: str, path: str, query: Query, body: Any) -> Answer:
+    if method == "GET" and path == "/system/info":
+        return 200, state.chap_info()
+    if method == "GET" and path == "/v1/crud/prediction-setups":
+        return 200, list(state.setups.values())
+    if match := re.fullmatch(r"/v1/crud/prediction-setups/(\d+)", path):
+        setup = state.setups.get(int(match[1]))
+        if method != "GET" or setup is None:
+            return 404, {"detail": f"PredictionSetup {match[1]} not found"}
+        return 200, {**setup, "predictions": []}
+    if method == "POST" and (match := re.fullmatch(r"/v1/crud/prediction-setups/(\d+)/run", path)):
+        return state.run_setup(int(match[1]), body)
+    if method == "GET" and path == "/v1/jobs":
+        return 200, state.public_jobs()
+    if method == "GET" and (match := re.fullmatch(r"/v1/jobs/([^/]+)", path)):
+        return state.job_status(match[1])
+    if method == "GET" and (match := re.fullmatch(r"/v1/analytics/prediction-entry/(\d+)", path)):
+        return state.prediction_entries(int(match[1]), [v for k, v in query if k == "quantiles"])
+    return 404, {"detail": "Not Found"}
+
+
+def _dispatch(state: FakeState, method: str, path: str, query: Query, body: Any) -> Answer:
+    route = _ROUTE.match(path)
+    if route is None:
+        return _dhis2(state, method, path, query)
+    if route["code"] not in ROUTE_CODES:
+        return 404, dhis2_error(404, f"Route not found or not accessible: {route['code']}")
+    return _chap(state, method, route["sub"] or "/", query, body)
+
+
+# ---------------------------------------------------------------------- admin
+
+
+def _admin(state: FakeState, method: str, path: str, body: Any) -> Answer:
+    """`/__fake__/...`: control the fake from tests, in this process or another."""
+    action = path.removeprefix("/__fake__")
+    handlers: dict[tuple[str, str], Callable[[], Answer]] = {
+        ("GET", "/health"): lambda: (200, {"ok": True}),
+        ("POST", "/reset"): lambda: _reset(state, body or {}),
+        ("POST", "/faults"): lambda: (state.set_faults(body or {}), (200, state.faults))[1],
+        ("GET", "/faults"): lambda: (200, state.faults),
+        ("DELETE", "/faults"): lambda: (state.faults.clear(), (200, {}))[1],
+        ("GET", "/requests"): lambda: (200, state.requests),
+        ("DELETE", "/requests"): lambda: (state.requests.clear(), (200, []))[1],
+        ("GET", "/state"): lambda: (200, {"today": state.today.isoformat(), "setups": list(state.setups.values()),
+                                         "jobs": state.public_jobs(), "rejections": state.rejection_log}),
+        ("POST", "/setups"): lambda: _put_setup(state, body),
+    }
+    if (method, action) in handlers:
+        return handlers[(method, action)]()
+    if match := re.fullmatch(r"/setups/(\d+)", action):
+        return _change_setup(state, method, int(match[1]), body)
+    return 404, {"detail": f"no admin action {method} {path}"}
+
+
+def _reset(state: FakeState, body: dict[str, Any]) -> Answer:
+    today = body.get("today")
+    state.reset(date.fromisoformat(today) if today else None)
+    return 200, {"today": state.today.isoformat()}
+
+
+def _put_setup(state: FakeState, body: Any) -> Answer:
+    if not isinstance(body, dict) or not isinstance(body.get("id"), int):
+        return 422, {"detail": "a setup object with an integer id is needed"}
+    state.setups[body["id"]] = body
+    return 200, body
+
+
+def _change_setup(state: FakeState, method: str, setup_id: int, body: Any) -> Answer:
+    if setup_id not in state.setups:
+        return 404, {"detail": f"no setup {setup_id}"}
+    if method == "DELETE":
+        return 200, state.setups.pop(setup_id)
+    if method == "PATCH" and isinstance(body, dict):
+        state.setups[setup_id].update(body)
+        return 200, state.setups[setup_id]
+    return 405, {"detail": "use PATCH with a JSON object, or DELETE"}
+
+
+# ---------------------------------------------------------------------- app
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return {"__invalid_json__": raw[:200].decode(errors="replace")}
+
+
+def _answer(state: FakeState, request: Request, body: Any) -> Answer:
+    path, method = request.url.path, request.method
+    if _user(request) != (state.username, state.password):
+        return 401, dhis2_error(401, "Unauthorized")
+    fault = state.take_http_error(method, path)
+    if fault is not None:
+        default = {"detail": f"injected HTTP {fault['status']}"} if _ROUTE.match(path) else \
+            dhis2_error(fault["status"], f"injected HTTP {fault['status']}")
+        return fault["status"], fault.get("body", default)
+    return _dispatch(state, method, path, list(request.query_params.multi_items()), body)
+
+
+def create_app(state: FakeState) -> Starlette:
+    async def endpoint(request: Request) -> Response:
+        body = await _body(request)
+        path = request.url.path
+        if path.startswith("/__fake__/"):
+            with state.lock:
+                status, payload = _admin(state, request.method, path, body)
+            return JSONResponse(payload, status_code=status)
+        with state.lock:
+            status, payload = _answer(state, request, body)
+            user = _user(request)
+            state.requests.append({
+                "method": request.method, "path": path,
+                "query": [list(pair) for pair in request.query_params.multi_items()],
+                "json": body, "user": user[0] if user else None, "status": status,
+            })
+        headers = {"WWW-Authenticate": 'Basic realm="DHIS2"'} if status == 401 else None
+        return JSONResponse(payload, status_code=status, headers=headers)
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+    return Starlette(routes=[Route("/{path:path}", endpoint, methods=methods)])

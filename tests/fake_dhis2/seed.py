@@ -1,0 +1,121 @@
+"""Seed data: a small, realistic DHIS2 instance with a CHAP server behind its `chap` route.
+
+- Prediction setups 3 (monthly, model 12), 5 (weekly, model 7) and 8 (monthly, model 12,
+  `scheduleEnabled: false`), listed in that order.
+- Org units with a Polygon, a MultiPolygon, a Point, and one district without geometry or code.
+- Data elements whose values exist from a first period up to the last *complete* period
+  before the fake's "today" (so "today" decides what data exists, as in a real instance).
+"""
+
+from __future__ import annotations
+
+import copy
+import zlib
+from dataclasses import dataclass
+from datetime import date
+
+from tests.fake_dhis2 import periods
+
+DHIS2_INFO = {
+    "version": "2.41.2",
+    "revision": "abc1234",
+    "buildTime": "2025-01-15T10:00:00.000",
+    "serverDate": "2026-03-10T08:15:00.000",
+    "contextPath": "http://127.0.0.1",
+    "systemName": "Demo HMIS",
+}
+
+CHAP_INFO = {
+    "chap_core_version": "2.1.0",
+    "python_version": "3.13.1",
+    "server_date": "2026-03-10T08:15:02.123456+00:00",
+    "server_time_zone_id": "Etc/UTC",
+    "revision": "",
+    "auth_required": False,
+}
+
+_POLYGON = {"type": "Polygon", "coordinates": [[[30.1, -1.9], [30.2, -1.9], [30.2, -2.0], [30.1, -1.9]]]}
+_MULTI = {"type": "MultiPolygon", "coordinates": [[[[30.3, -1.9], [30.4, -1.9], [30.4, -2.0], [30.3, -1.9]]]]}
+
+ORG_UNITS = {
+    "ouProv0001": {"id": "ouProv0001", "displayName": "Central Province", "code": "CP01", "level": 1,
+                   "geometry": _POLYGON},
+    "ouDist001": {"id": "ouDist001", "displayName": "North District", "code": "ND01", "level": 2,
+                  "parent": {"id": "ouProv0001"}, "geometry": _POLYGON},
+    "ouDist002": {"id": "ouDist002", "displayName": "South District", "level": 2, "parent": {"id": "ouProv0001"}},
+    "ouDist003": {"id": "ouDist003", "displayName": "East District", "level": 2,
+                  "parent": {"id": "ouProv0001"}, "geometry": _MULTI},
+    "ouHC000001": {"id": "ouHC000001", "displayName": "Lakeside Health Centre", "code": "LHC1", "level": 3,
+                   "parent": {"id": "ouDist001"}, "geometry": {"type": "Point", "coordinates": [30.15, -1.95]}},
+}
+
+
+@dataclass(frozen=True)
+class DataElement:
+    id: str
+    period_type: str
+    first_period: str
+    scale: int  # values are in [0, scale)
+    decimals: bool
+
+    def value(self, period: periods.Period, org_unit: str, today: date) -> str | None:
+        """The value DHIS2 analytics holds, as the string it would send, or None (no row)."""
+        first = periods.parse(self.first_period)
+        last_complete = periods.step(periods.current(self.period_type, today), -1)
+        if period[0] != self.period_type or not first[1] <= period[1] <= last_complete[1]:
+            return None
+        digest = zlib.crc32(f"{self.id}|{periods.dhis2_id(period)}|{org_unit}".encode())
+        if self.decimals:
+            return f"{digest % (self.scale * 10) / 10:.1f}"
+        return str(digest % self.scale)
+
+
+DATA_ELEMENTS = {
+    de.id: de
+    for de in (
+        DataElement("deCase001", "month", "202101", 400, False),
+        DataElement("deRain001", "month", "202101", 300, True),
+        DataElement("deTemp001", "month", "202101", 35, True),
+        DataElement("deCaseW01", "week", "2024W1", 90, False),
+        DataElement("deRainW01", "week", "2024W1", 80, True),
+    )
+}
+
+
+def _setup(setup_id: int, name: str, model_id: int, model_name: str, template: dict, period_type: str,
+           start: str, org_units: list[str], covariates: list[tuple[str, str]], enabled: bool) -> dict:
+    return {
+        "id": setup_id,
+        "name": name,
+        "created": "2026-02-01T09:00:00",
+        "backtestId": 10 + setup_id,
+        "configuredModel": {"id": model_id, "name": model_name, "userOptionValues": {},
+                            "additionalContinuousCovariates": [], "modelTemplate": template},
+        "startPeriod": start,
+        "orgUnits": org_units,
+        "covariateSources": [{"covariate": c, "dataElementId": de} for c, de in covariates],
+        "periodType": period_type,
+        "scheduleCronExpression": "0 6 * * 1" if enabled else None,
+        "scheduleEnabled": enabled,
+        "quantileTargets": [{"quantile": "0.5", "dataElementId": "deMed0001"}],
+    }
+
+
+_EWARS = {"id": 4, "name": "chapkit-ewars-model", "displayName": "CHAP-EWARS", "target": "disease_cases",
+          "requiredCovariates": ["population"], "supportedPeriodType": "month"}
+_WEEKLY = {"id": 6, "name": "auto-regressive-weekly", "displayName": "Auto-regressive (weekly)",
+           "target": "disease_cases", "requiredCovariates": [], "supportedPeriodType": "week"}
+
+_MONTHLY_COVARIATES = [("disease_cases", "deCase001"), ("rainfall", "deRain001"), ("mean_temperature", "deTemp001")]
+
+
+def prediction_setups() -> dict[int, dict]:
+    setups = [
+        _setup(3, "Malaria monthly", 12, "chapkit-ewars-model", _EWARS, "month", "202301",
+               ["ouDist001", "ouDist002", "ouDist003"], _MONTHLY_COVARIATES, True),
+        _setup(5, "Dengue weekly", 7, "auto-regressive-weekly", _WEEKLY, "week", "2025W01",
+               ["ouDist001", "ouDist003"], [("disease_cases", "deCaseW01"), ("rainfall", "deRainW01")], True),
+        _setup(8, "Malaria monthly (north pilot)", 12, "chapkit-ewars-model", _EWARS, "month", "202401",
+               ["ouDist001"], _MONTHLY_COVARIATES, False),
+    ]
+    return {setup["id"]: setup for setup in copy.deepcopy(setups)}

@@ -1,0 +1,268 @@
+"""The fake server's mutable state: seed data, jobs, injected faults and the request log.
+
+Faults (set over HTTP with `POST /__fake__/faults`, merged into the current ones):
+
+- `http_errors`: `[{"method": "GET", "path": "/api/routes/chap/run/v1/jobs*", "status": 503,
+  "times": 1, "body": {...}}]` -- answer matching requests (glob on the full path, method `*`
+  for any) with that status, `times` times (omit or null for always), before any other handling.
+- `data_gaps`: `[{"dataElement": "deRain001", "orgUnits": [...], "periods": [...]}]` -- remove
+  analytics values; an omitted list means all (so `{"dataElement": X}` empties X completely).
+- `job_statuses`: `{"3": ["PENDING", "FAILURE"], "*": [...]}` -- statuses a new job for that
+  setup goes through, one per `GET /v1/jobs/{id}`; the last one repeats (so `["PENDING"]` never
+  finishes). Default `["PENDING", "STARTED", "SUCCESS"]`.
+- `job_results`: `{"3": null}` -- override the `result` a successful job reports in `/v1/jobs`.
+- `odd_rows`: true -- analytics answers also carry a short row, an empty value, a
+  non-numeric value and a data element nobody asked for, as real instances sometimes do.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+import uuid
+import zlib
+from datetime import date, datetime, timezone
+from typing import Any
+
+from tests.fake_dhis2 import periods, seed
+
+DEFAULT_JOB_STATUSES = ["PENDING", "STARTED", "SUCCESS"]
+TRANSIENT = {"PENDING", "STARTED", "RUNNING", "QUEUED", "PROCESSING", "RETRY"}
+RUN_KEYS = {"name", "geojson", "providedData", "nPeriods", "type"}
+TARGET_FEATURE = "disease_cases"  # chap-core does not check the target for gaps
+
+
+def dhis2_error(status: int, message: str) -> dict[str, Any]:
+    reasons = {401: "Unauthorized", 404: "Not Found", 409: "Conflict", 500: "Internal Server Error",
+               502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+    return {"httpStatus": reasons.get(status, "Error"), "httpStatusCode": status, "status": "ERROR",
+            "message": message}
+
+
+def _valid_observation(row: Any) -> bool:
+    return (
+        isinstance(row, dict)
+        and isinstance(row.get("featureName"), str)
+        and isinstance(row.get("orgUnit"), str)
+        and isinstance(row.get("period"), str)
+        and periods.parse(row["period"]) is not None
+        and isinstance(row.get("value"), (int, float))
+    )
+
+
+class FakeState:
+    def __init__(self, username: str, password: str, today: date | None = None) -> None:
+        self.username = username
+        self.password = password
+        self.lock = threading.RLock()
+        self.reset(today)
+
+    # ------------------------------------------------------------------ admin
+
+    def reset(self, today: date | None = None) -> None:
+        with self.lock:
+            self.today = today or date.today()
+            self.setups = seed.prediction_setups()
+            self.jobs: list[dict[str, Any]] = []  # newest first, as chap-core lists them
+            self.predictions: dict[int, list[dict[str, Any]]] = {}
+            self.next_prediction_id = 42
+            self.faults: dict[str, Any] = {}
+            self.requests: list[dict[str, Any]] = []
+            self.rejection_log: list[dict[str, Any]] = []
+
+    def set_faults(self, faults: dict[str, Any]) -> None:
+        with self.lock:
+            self.faults.update(faults)
+
+    def take_http_error(self, method: str, path: str) -> dict[str, Any] | None:
+        """The first matching `http_errors` rule, consuming one of its `times`."""
+        with self.lock:
+            for rule in self.faults.get("http_errors", []):
+                if rule.get("method", "*") not in ("*", method) or not fnmatch.fnmatchcase(path, rule["path"]):
+                    continue
+                if rule.get("times") is not None:
+                    if rule["times"] <= 0:
+                        continue
+                    rule["times"] -= 1
+                return rule
+        return None
+
+    # ------------------------------------------------------------------ DHIS2
+
+    def dhis2_info(self) -> dict[str, Any]:
+        return {**seed.DHIS2_INFO, "serverDate": f"{self.today.isoformat()}T08:15:00.000"}
+
+    def chap_info(self) -> dict[str, Any]:
+        return {**seed.CHAP_INFO, "server_date": f"{self.today.isoformat()}T08:15:02.123456+00:00"}
+
+    def _has_gap(self, element: str, period: str, org_unit: str) -> bool:
+        for gap in self.faults.get("data_gaps", []):
+            if gap.get("dataElement") != element:
+                continue
+            if "orgUnits" in gap and org_unit not in gap["orgUnits"]:
+                continue
+            if "periods" in gap and period not in {periods.dhis2_id(periods.parse(p)) for p in gap["periods"]}:
+                continue
+            return True
+        return False
+
+    def _periods_of(self, items: list[str]) -> list[periods.Period] | str:
+        found: list[periods.Period] = []
+        for item in items:
+            parsed = periods.relative(item, self.today) or ([periods.parse(item)] if periods.parse(item) else None)
+            if parsed is None:
+                return item
+            found.extend(parsed)
+        return found
+
+    def analytics(self, dimensions: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        missing = [d for d in ("dx", "pe", "ou") if not dimensions.get(d)]
+        if missing:
+            return 409, dhis2_error(409, f"Dimension(s) {', '.join(missing)} missing or empty")
+        unknown = [de for de in dimensions["dx"] if de not in seed.DATA_ELEMENTS]
+        unknown += [ou for ou in dimensions["ou"] if ou not in seed.ORG_UNITS]
+        if unknown:
+            return 409, dhis2_error(409, f"Dimension items not found: {', '.join(unknown)}")
+        pes = self._periods_of(dimensions["pe"])
+        if isinstance(pes, str):
+            return 409, dhis2_error(409, f"Period is invalid: `{pes}`")
+        rows = []
+        # Newest period first: analytics gives no order guarantee, and the flow must not need one.
+        for period in sorted(set(pes), key=lambda p: p[1], reverse=True):
+            for element in dimensions["dx"]:
+                for org_unit in dimensions["ou"]:
+                    value = seed.DATA_ELEMENTS[element].value(period, org_unit, self.today)
+                    pid = periods.dhis2_id(period)
+                    if value is not None and not self._has_gap(element, pid, org_unit):
+                        rows.append([element, pid, org_unit, value])
+        if self.faults.get("odd_rows"):
+            first = dimensions["dx"][0]
+            rows += [[first, "202501"], [first, "202501", "ouDist001", ""],
+                     [first, "202501", "ouDist001", "n/a"], ["deOther001", "202501", "ouDist001", "5"]]
+        return 200, {
+            "headers": [{"name": "dx", "column": "Data", "valueType": "TEXT"},
+                        {"name": "pe", "column": "Period", "valueType": "TEXT"},
+                        {"name": "ou", "column": "Organisation unit", "valueType": "TEXT"},
+                        {"name": "value", "column": "Value", "valueType": "NUMBER"}],
+            "metaData": {"items": {}, "dimensions": {"dx": dimensions["dx"],
+                                                     "pe": [periods.dhis2_id(p) for p in pes],
+                                                     "ou": dimensions["ou"]}},
+            "rows": rows, "height": len(rows), "width": 4,
+        }
+
+    def org_units(self, ids: list[str] | None, paging: bool) -> dict[str, Any]:
+        units = [unit for uid, unit in seed.ORG_UNITS.items() if ids is None or uid in ids]
+        body: dict[str, Any] = {"organisationUnits": units}
+        if paging:
+            body["pager"] = {"page": 1, "pageCount": 1, "total": len(units), "pageSize": 50}
+        return body
+
+    # ------------------------------------------------------------------ CHAP
+
+    def run_setup(self, setup_id: int, body: Any) -> tuple[int, Any]:
+        if setup_id not in self.setups:
+            return 404, {"detail": f"PredictionSetup {setup_id} not found"}
+        problem = self._invalid_run_body(body)
+        if problem:
+            return 422, problem
+        if self.setups[setup_id].get("archived"):
+            return 409, {"detail": f"Configured model '{self.setups[setup_id]['configuredModel']['name']}' is archived"}
+        rejected, org_units = self._missing_values(setup_id, body["providedData"])
+        if rejected and {r["orgUnit"] for r in rejected} >= org_units:
+            return 400, {"detail": {"message": "All regions rejected due to missing values", "imported_count": 0,
+                                    "rejected": rejected}}
+        self.rejection_log.extend(rejected)  # partial rejections are only logged by chap-core
+        return 200, {"id": self._create_job(setup_id, body)}
+
+    def _invalid_run_body(self, body: Any) -> Any:
+        if not isinstance(body, dict):
+            return [{"type": "model_attributes_type", "loc": ["body"], "msg": "Input should be an object"}]
+        extra = sorted(set(body) - RUN_KEYS)
+        if extra:
+            return [{"type": "extra_forbidden", "loc": ["body", key], "msg": "Extra inputs are not permitted"}
+                    for key in extra]
+        n_periods = body.get("nPeriods", 3)
+        if not isinstance(n_periods, int) or n_periods <= 0:
+            return [{"type": "greater_than", "loc": ["body", "nPeriods"], "msg": "Input should be greater than 0"}]
+        if not isinstance(body.get("geojson"), dict) or not isinstance(body.get("providedData"), list):
+            return [{"type": "missing", "loc": ["body", "geojson/providedData"], "msg": "Field required"}]
+        if not body["providedData"]:
+            return {"detail": "provided_data cannot be empty"}
+        for index, row in enumerate(body["providedData"]):
+            if not _valid_observation(row):
+                return [{"type": "value_error", "loc": ["body", "providedData", index], "msg": "Invalid observation"}]
+        return None
+
+    def _missing_values(self, setup_id: int, provided: list[dict]) -> tuple[list[dict], set[str]]:
+        """chap-core's check: every covariate (target aside) needs a value in every period the
+        request covers, per org unit."""
+        seen = {(row["featureName"], row["orgUnit"], periods.chap_id(periods.parse(row["period"]))) for row in provided}
+        all_periods = sorted({p for _, _, p in seen}, key=lambda p: periods.parse(p)[1])
+        org_units = {ou for _, ou, _ in seen}
+        covariates = [s["covariate"] for s in self.setups[setup_id]["covariateSources"]]
+        rejected = []
+        for covariate in covariates:
+            if covariate == TARGET_FEATURE:
+                continue
+            for org_unit in sorted(org_units):
+                gaps = [p for p in all_periods if (covariate, org_unit, p) not in seen]
+                if gaps:
+                    rejected.append({"reason": "Missing value for some/all time periods", "orgUnit": org_unit,
+                                     "featureName": covariate, "timePeriods": gaps})
+        return rejected, org_units
+
+    def _create_job(self, setup_id: int, body: dict[str, Any]) -> str:
+        script = self.faults.get("job_statuses", {})
+        statuses = list(script.get(str(setup_id)) or script.get("*") or DEFAULT_JOB_STATUSES)
+        job_id = str(uuid.uuid4())
+        prediction_id = self.next_prediction_id
+        self.next_prediction_id += 1
+        self.predictions[prediction_id] = self._forecast(body)
+        self.jobs.insert(0, {
+            "id": job_id, "type": "create_prediction", "name": body.get("name"), "status": statuses[0],
+            "start_time": datetime.now(timezone.utc).isoformat(), "end_time": None, "result": None,
+            "prediction_setup_id": setup_id, "_statuses": statuses, "_polls": 0,
+            "_prediction_id": prediction_id,
+        })
+        return job_id
+
+    def _forecast(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """Entries for nPeriods periods after the last period sent, per org unit sent."""
+        provided = body["providedData"]
+        last = max((periods.parse(row["period"]) for row in provided), key=lambda p: p[1])
+        future = [periods.step(last, n) for n in range(1, body.get("nPeriods", 3) + 1)]
+        org_units = sorted({row["orgUnit"] for row in provided})
+        return [{"orgUnit": ou, "period": periods.chap_id(p)} for p in future for ou in org_units]
+
+    def job_status(self, job_id: str) -> tuple[int, Any]:
+        with self.lock:
+            job = self._job(job_id)
+            if job is None:
+                return 404, {"detail": f"Job '{job_id}' not found"}
+            job["_polls"] += 1
+            job["status"] = job["_statuses"][min(job["_polls"] - 1, len(job["_statuses"]) - 1)]
+            if job["status"] not in TRANSIENT and job["end_time"] is None:
+                job["end_time"] = datetime.now(timezone.utc).isoformat()
+                if job["status"] == "SUCCESS":
+                    overrides = self.faults.get("job_results", {})
+                    key = str(job["prediction_setup_id"])
+                    job["result"] = overrides[key] if key in overrides else str(job["_prediction_id"])
+            return 200, job["status"]
+
+    def _job(self, job_id: str) -> dict[str, Any] | None:
+        return next((job for job in self.jobs if job["id"] == job_id), None)
+
+    def public_jobs(self) -> list[dict[str, Any]]:
+        return [{k: v for k, v in job.items() if not k.startswith("_")} for job in self.jobs]
+
+    def prediction_entries(self, prediction_id: int, quantiles: list[str]) -> tuple[int, Any]:
+        if not quantiles:
+            return 422, [{"type": "missing", "loc": ["query", "quantiles"], "msg": "Field required"}]
+        if prediction_id not in self.predictions:
+            return 404, {"detail": "Prediction not found"}
+        entries = []
+        for cell in self.predictions[prediction_id]:
+            base = zlib.crc32(f"{cell['orgUnit']}|{cell['period']}".encode()) % 100
+            for q in quantiles:
+                entries.append({**cell, "quantile": float(q), "value": round(base * (0.5 + float(q)), 1)})
+        return 200, entries

@@ -1,0 +1,79 @@
+"""Fixtures for the prediction flow's tests: a temporary Prefect server, the fake DHIS2+CHAP
+server, and a helper that runs the flow for real and returns its final state and report.
+
+Nothing here patches the flow: "today", the job timeout and the poll interval are set through
+the environment variables the flow documents, and faults are injected into the fake over HTTP.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Callable
+
+import pytest
+from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.blocks import Dhis2Credentials
+from flows.dhis2_chap_prediction import dhis2_chap_prediction
+from tests.fake_dhis2 import FakeAdmin, FakeDhis2Server
+from tests.flows.helpers import DEFAULT_TODAY, PASSWORD, USERNAME, FlowRun, artifact_of
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> str:
+    with pytest.MonkeyPatch.context() as env:
+        # The temporary server's telemetry write races the first requests for the SQLite lock.
+        env.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        # The server's task-run recorder and event persister turn every task state change into
+        # SQLite writes that contend with the flow engine's own; on two cores that made each run
+        # ~5x slower. Flow runs, their states and artifacts (all the tests read) do not need them.
+        env.setenv("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
+        env.setenv("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED", "false")
+        # Heartbeats only detect crashed runs of long-lived workers; in-process test runs pay
+        # up to a second per run joining the heartbeat thread, so turn them off here.
+        with prefect_test_harness(server_startup_timeout=120), \
+                temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="session")
+def fake_server() -> FakeDhis2Server:
+    with FakeDhis2Server(username=USERNAME, password=PASSWORD, today=DEFAULT_TODAY) as server:
+        yield server
+
+
+@pytest.fixture
+def fake(fake_server: FakeDhis2Server, monkeypatch: pytest.MonkeyPatch) -> FakeAdmin:
+    """The fake, reset to its seed data, with the flow and the fake agreeing on today."""
+    fake_server.admin.reset(DEFAULT_TODAY)
+    monkeypatch.setenv("CHAP_TODAY", DEFAULT_TODAY.isoformat())
+    monkeypatch.setenv("CHAP_SCHEDULER_POLL_INTERVAL_SECONDS", "0.01")
+    monkeypatch.delenv("CHAP_SCHEDULER_PREDICTION_TIMEOUT_SECONDS", raising=False)
+    return fake_server.admin
+
+
+@pytest.fixture
+def use_today(fake: FakeAdmin, monkeypatch: pytest.MonkeyPatch) -> Callable[[date], None]:
+    def set_today(day: date) -> None:
+        fake.reset(day)
+        monkeypatch.setenv("CHAP_TODAY", day.isoformat())
+    return set_today
+
+
+@pytest.fixture
+def credentials(fake_server: FakeDhis2Server) -> Dhis2Credentials:
+    return Dhis2Credentials(base_url=fake_server.url + "/", username=USERNAME, password=PASSWORD)
+
+
+@pytest.fixture
+def run_flow(prefect_api: str, credentials: Dhis2Credentials) -> Callable[..., FlowRun]:
+    """Run the flow as a real Prefect flow run; return its final state and its report."""
+
+    def run(**parameters: Any) -> FlowRun:
+        parameters.setdefault("credentials", credentials)
+        state = dhis2_chap_prediction(**parameters, return_state=True)
+        artifact = artifact_of(prefect_api, state.state_details.flow_run_id)
+        return FlowRun(state=state, report=artifact["data"], key=artifact["key"])
+
+    return run

@@ -1,0 +1,100 @@
+"""The fake DHIS2+CHAP server on its own, started the way the demo starts it: another process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from tests.fake_dhis2 import FakeAdmin
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHAP = "/api/routes/chap/run"
+
+
+@pytest.fixture(scope="module")
+def standalone() -> Iterator[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_dhis2", "--port", "0", "--password", "X", "--today", "2026-03-10"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def api(standalone: str) -> Iterator[httpx.Client]:
+    FakeAdmin(standalone).reset()
+    with httpx.Client(base_url=standalone, auth=("admin", "X")) as client:
+        yield client
+
+
+def test_basic_auth_is_checked(api: httpx.Client, standalone: str) -> None:
+    assert api.get("/api/system/info").json()["version"] == "2.41.2"
+    wrong = httpx.get(standalone + "/api/system/info", auth=("admin", "Y"))
+    assert wrong.status_code == 401
+    assert wrong.json()["httpStatusCode"] == 401
+    assert httpx.get(standalone + CHAP + "/system/info").status_code == 401
+
+
+def test_faults_are_controlled_over_http_and_requests_are_recorded(api: httpx.Client, standalone: str) -> None:
+    admin = FakeAdmin(standalone)
+    admin.faults(http_errors=[{"method": "GET", "path": "/api/system/info", "status": 503, "times": 1}])
+
+    assert [api.get("/api/system/info").status_code for _ in range(2)] == [503, 200]
+    assert [(r["method"], r["path"], r["status"], r["user"]) for r in admin.requests()] == [
+        ("GET", "/api/system/info", 503, "admin"), ("GET", "/api/system/info", 200, "admin")]
+
+
+def test_weekly_analytics_periods_are_unpadded_like_dhis2(api: httpx.Client) -> None:
+    rows = api.get("/api/analytics", params=[("dimension", "dx:deCaseW01"), ("dimension", "pe:2025W05;2025W10"),
+                                              ("dimension", "ou:ouDist001")]).json()["rows"]
+    assert sorted(row[1] for row in rows) == ["2025W10", "2025W5"]
+    assert all(isinstance(cell, str) for row in rows for cell in row)
+
+
+def test_org_units_with_and_without_geometry(api: httpx.Client) -> None:
+    units = api.get("/api/organisationUnits", params={"filter": "id:in:[ouDist001,ouDist002]",
+                                                      "paging": "false"}).json()["organisationUnits"]
+    assert [(u["id"], "geometry" in u) for u in units] == [("ouDist001", True), ("ouDist002", False)]
+
+
+def test_a_job_goes_pending_started_success_and_yields_entries(api: httpx.Client) -> None:
+    body = {"name": "t", "geojson": {"type": "FeatureCollection", "features": []}, "nPeriods": 2,
+            "type": "forecasting",
+            "providedData": [{"featureName": "disease_cases", "orgUnit": "ouDist001", "period": "2026W9", "value": 3.0},
+                             {"featureName": "rainfall", "orgUnit": "ouDist001", "period": "2026W9", "value": 1.5}]}
+    job_id = api.post(CHAP + "/v1/crud/prediction-setups/5/run", json=body).json()["id"]
+
+    polls = [api.get(f"{CHAP}/v1/jobs/{job_id}").json() for _ in range(4)]
+    assert polls == ["PENDING", "STARTED", "SUCCESS", "SUCCESS"]
+    [job] = api.get(CHAP + "/v1/jobs").json()
+    assert (job["id"], job["status"], job["result"], job["prediction_setup_id"]) == (job_id, "SUCCESS", "42", 5)
+    entries = api.get(CHAP + "/v1/analytics/prediction-entry/42", params=[("quantiles", "0.5")]).json()
+    assert [(e["period"], e["quantile"]) for e in entries] == [("2026W10", 0.5), ("2026W11", 0.5)]
+
+
+@pytest.mark.parametrize(("body", "status", "detail"), [
+    ({"name": "t", "geojson": {}, "providedData": [], "dataSources": []}, 422,
+     [{"type": "extra_forbidden", "loc": ["body", "dataSources"], "msg": "Extra inputs are not permitted"}]),
+    ({"name": "t", "geojson": {}, "providedData": []}, 422, "provided_data cannot be empty"),
+])
+def test_run_rejects_what_chap_core_rejects(api: httpx.Client, body: dict, status: int, detail) -> None:
+    answer = api.post(CHAP + "/v1/crud/prediction-setups/3/run", json=body)
+    assert answer.status_code == status
+    expected = detail if isinstance(detail, list) else {"detail": detail}
+    assert answer.json() == expected
+
+
+def test_unknown_route_code_is_a_dhis2_404(api: httpx.Client) -> None:
+    answer = api.get("/api/routes/nochap/run/system/info")
+    assert answer.status_code == 404
+    assert answer.json()["message"] == "Route not found or not accessible: nochap"

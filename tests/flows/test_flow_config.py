@@ -1,0 +1,76 @@
+"""Unit tables for the flow's parameter rules, environment settings and report key."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from flows.run_config import ConfigError, check_end, read_settings, report_key
+
+D = date(2026, 6, 30)
+
+
+@pytest.mark.parametrize(("mode", "end_date", "offset", "described"), [
+    ("calculated", None, None, "calculated (latest period with data for every covariate)"),
+    ("fixed", D, None, "fixed (end_date=2026-06-30)"),
+    ("offset", None, 0, "offset (end_period_offset=0)"),
+    ("offset", None, 3, "offset (end_period_offset=3)"),
+])
+def test_valid_end_parameters(mode: str, end_date: date | None, offset: int | None, described: str) -> None:
+    assert check_end(mode, end_date, offset).describe() == described
+
+
+@pytest.mark.parametrize(("mode", "end_date", "offset", "message"), [
+    ("fixed", None, None, "end_mode='fixed' needs end_date (an ISO date such as 2026-06-30)"),
+    ("offset", None, None, "end_mode='offset' needs end_period_offset (0 = the current period)"),
+    ("offset", None, -1, "end_period_offset must be >= 0, got -1"),
+    ("calculated", D, None,
+     "end_date is only used with end_mode='fixed', not 'calculated'; remove it or change end_mode"),
+    ("offset", D, 1, "end_date is only used with end_mode='fixed', not 'offset'; remove it or change end_mode"),
+    ("fixed", D, 2, "end_period_offset is only used with end_mode='offset', not 'fixed'; remove it or change end_mode"),
+    ("calculated", None, 0, "end_period_offset is only used with end_mode='offset', not 'calculated'; "
+                            "remove it or change end_mode"),
+])
+def test_mode_value_mismatches(mode: str, end_date: date | None, offset: int | None, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        check_end(mode, end_date, offset)
+    assert str(error.value) == message
+
+
+def test_settings_defaults() -> None:
+    settings = read_settings({}, date(2026, 3, 10))
+    assert (settings.today, settings.today_from_env, settings.job_timeout, settings.poll_interval) == \
+        (date(2026, 3, 10), False, 3600.0, 5.0)
+
+
+def test_settings_from_environment() -> None:
+    settings = read_settings({"CHAP_TODAY": "2027-01-02", "CHAP_SCHEDULER_PREDICTION_TIMEOUT_SECONDS": "1.5",
+                              "CHAP_SCHEDULER_POLL_INTERVAL_SECONDS": "0.2"}, date(2026, 3, 10))
+    assert (settings.today, settings.today_from_env, settings.job_timeout, settings.poll_interval) == \
+        (date(2027, 1, 2), True, 1.5, 0.2)
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"CHAP_TODAY": "10/03/2026"}, "CHAP_TODAY must be a date like 2026-03-10, got '10/03/2026'"),
+    ({"CHAP_SCHEDULER_PREDICTION_TIMEOUT_SECONDS": "soon"},
+     "CHAP_SCHEDULER_PREDICTION_TIMEOUT_SECONDS must be a number of seconds, got 'soon'"),
+    ({"CHAP_SCHEDULER_POLL_INTERVAL_SECONDS": "0"},
+     "CHAP_SCHEDULER_POLL_INTERVAL_SECONDS must be more than 0 seconds, got '0'"),
+])
+def test_bad_settings(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        read_settings(environ, date(2026, 3, 10))
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize(("deployment", "block", "key"), [
+    ("laos-malaria", "laos-dhis2", "chap-report-laos-malaria"),
+    (None, "laos-dhis2", "chap-report-laos-dhis2"),
+    ("", "laos-dhis2", "chap-report-laos-dhis2"),
+    ("Laos Malaria (weekly)", None, "chap-report-laos-malaria-weekly"),
+    ("___", "rwanda", "chap-report-rwanda"),
+    (None, None, "chap-report"),
+])
+def test_report_key(deployment: str | None, block: str | None, key: str) -> None:
+    assert report_key(deployment, block) == key
