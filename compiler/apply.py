@@ -36,11 +36,38 @@ class Prepared:
     plan: Plan
 
 
+FRESH_INPUTS = ("projects", "templates", "schema", "blocks", "prefect.yaml")
+
+
 def check_fresh(root: Path) -> None:
-    """Refuse stale artifacts (DESIGN §6.1); the compiler raises StaleArtifacts/ValidationFailed."""
+    """Refuse stale artifacts (DESIGN §6.1); the compiler raises StaleArtifacts/ValidationFailed.
+
+    Compiling is a pure function of the project files, the templates and the compiler's own code,
+    so a successful check is remembered under .chapctl/cache/ keyed by the sha256 of all of them
+    plus the committed artifacts: an unchanged repository skips the ~0.3 s recompile."""
+    import hashlib
+    import sys
+
+    import compiler
     from compiler.build import check_fresh as _check
 
+    h = hashlib.sha256(repr(sys.version_info[:3]).encode())
+    sources = [Path(compiler.__file__).parent]
+    files = []
+    for base in [root / name for name in FRESH_INPUTS] + sources:
+        files += sorted(base.rglob("*")) if base.is_dir() else [base]
+    for f in files:
+        if f.is_file() and "__pycache__" not in f.parts:
+            h.update(str(f).encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+    marker = root / ".chapctl" / "cache" / f"fresh-{h.hexdigest()[:32]}"
+    if marker.exists():
+        return
     _check(root)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        pass  # a read-only checkout still works, just without the shortcut
 
 
 def prepare(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None, adopt: bool = False,
@@ -78,9 +105,10 @@ def apply(p: Plan, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
           progress: Callable[[Action], None] | None = None) -> ApplyResult:
     """Send the plan's writes in order. Raises ApplyRefused before any write if the plan has blockers."""
     env = os.environ if env is None else env
-    if p.blockers:
-        more = f" (and {len(p.blockers) - 1} more; see `chapctl plan`)" if len(p.blockers) > 1 else ""
-        raise ApplyRefused(p.blockers[0] + more + "; nothing was written")
+    refusals = p.blockers + p.missing_env
+    if refusals:
+        more = f" (and {len(refusals) - 1} more; see `chapctl plan`)" if len(refusals) > 1 else ""
+        raise ApplyRefused(refusals[0] + more + "; nothing was written")
     _check_env(p, env, api)
     ids: dict[str, str] = {}
     result = ApplyResult(p)

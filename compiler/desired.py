@@ -66,7 +66,8 @@ class DesiredDeployment:
     work_pool: str
     parameters: dict[str, Any]  # block references still as BlockRef
     schedules: list[DesiredSchedule]
-    pull_steps: list[dict[str, Any]]
+    pull_steps: list[dict[str, Any]] | None  # resolved; None when an environment variable is unset
+    pull_template: list[dict[str, Any]]  # as written in prefect.yaml, `{{ $VAR }}` unresolved
     parameter_openapi_schema: dict[str, Any]
     fingerprint: str = ""
 
@@ -100,7 +101,7 @@ class Desired:
     work_pools: list[str]
     flows: list[str]
     process_base_job_template: dict[str, Any]
-    blockers: list[str] = field(default_factory=list)  # what apply would refuse, found while loading
+    missing_env: list[str] = field(default_factory=list)  # unset variables apply needs (pull steps)
 
     def to_json(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -136,11 +137,12 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
         raise ApplyRefused(f"{project_yaml} does not exist; run `chapctl compile` first")
     doc = _yaml_load(project_yaml) or {}
     raw_deployments = doc.get("deployments") or []
-    blockers: list[str] = []
+    missing_env: list[str] = []
 
-    pull_steps, unset = resolve_env_templates(doc.get("pull") or [], env)
+    pull_template = doc.get("pull") or []
+    pull_steps, unset = resolve_env_templates(pull_template, env)
     for var in sorted(unset):
-        blockers.append(
+        missing_env.append(
             f"environment variable {var} is not set; prefect.yaml's pull steps need it (set it where apply runs)"
         )
 
@@ -174,7 +176,8 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
                     )
                     for s in raw.get("schedules") or []
                 ],
-                pull_steps=pull_steps,
+                pull_steps=None if unset else pull_steps,
+                pull_template=pull_template,
                 parameter_openapi_schema=flow.parameter_openapi_schema,
             )
         )
@@ -198,7 +201,7 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
         work_pools=sorted({d.work_pool for d in deployments}),
         flows=sorted({d.flow_name for d in deployments}),
         process_base_job_template=facts.process_base_job_template if facts is not None else {},
-        blockers=blockers,
+        missing_env=missing_env,
     )
 
 
@@ -269,7 +272,10 @@ def fingerprint(d: DesiredDeployment, blocks: Mapping[str, DesiredBlock]) -> str
         "work_pool": d.work_pool,
         "parameters": {k: (f"block:{v.slug}/{v.name}" if isinstance(v, BlockRef) else v) for k, v in d.parameters.items()},
         "schedules": [s.api_body() for s in d.schedules],
-        "pull_steps": d.pull_steps,
+        # The template, not its resolution: the fingerprint says what the repository asked for,
+        # independent of the machine apply runs on (a different $CHAPCTL_FLOWS_DIR is a change
+        # of environment, reported as such, not drift).
+        "pull_steps": d.pull_template,
         "schema": hashlib.sha256(json.dumps(d.parameter_openapi_schema, sort_keys=True).encode()).hexdigest(),
         "blocks": {
             ref.name: {"data": blocks[ref.name].data, "secret_env": blocks[ref.name].secret_env}

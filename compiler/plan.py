@@ -14,6 +14,7 @@ Secrets never appear here: only "changed", "unchanged" or "not checked".
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,8 +85,11 @@ class Action:
 @dataclass
 class Plan:
     actions: list[Action] = field(default_factory=list)
-    blockers: list[str] = field(default_factory=list)  # apply refuses while any is present
+    blockers: list[str] = field(default_factory=list)  # apply refuses; plan fails too
     notes: list[str] = field(default_factory=list)
+    # Environment apply needs but this plan's environment lacks (e.g. a CI job that only plans):
+    # plan warns and still succeeds, apply refuses before any write.
+    missing_env: list[str] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:
@@ -103,6 +107,7 @@ class Plan:
             "changes": self.has_changes,
             "counts": self.counts(),
             "blockers": list(self.blockers),
+            "missing_env": list(self.missing_env),
             "notes": list(self.notes),
             "actions": [a.to_json(include_requests) for a in self.actions],
         }
@@ -110,7 +115,7 @@ class Plan:
 
 # -- the planner ----------------------------------------------------------------------------------
 def plan(desired: Desired, live: Live, *, adopt: bool = False) -> Plan:
-    p = Plan(blockers=list(desired.blockers))
+    p = Plan(missing_env=list(desired.missing_env))
     ctx = _Context(desired, live)
     p.actions += _plan_work_pools(ctx)
     p.actions += _plan_block_types(ctx)
@@ -482,7 +487,7 @@ def _update_deployment(ctx: _Context, d: DesiredDeployment, live: dict[str, Any]
     patch: dict[str, Any] = {}
     for key in _COMPARED:
         before, after = _normalise(key, live.get(key)), body[key]
-        if before == after:
+        if before == after or (key == "pull_steps" and after is None):  # None: unresolvable here
             continue
         patch[key] = after
         if key == "parameters":
@@ -494,7 +499,10 @@ def _update_deployment(ctx: _Context, d: DesiredDeployment, live: dict[str, Any]
             changes.append(Change(key, "(previous schema)", "(schema of flows/ today)"))
         else:
             changes.append(Change(key, before, after))
-    if adopting:
+    if in_sync and changes and all(c.field == "pull_steps" for c in changes):
+        in_sync = False  # same repository, different machine: not drift
+        reason = "pull steps resolve differently in this environment"
+    elif adopting:
         reason = "adopting an unmanaged deployment (--adopt)"
     elif in_sync:
         reason = "changed on the server since the last apply; apply reverts it"
@@ -633,5 +641,5 @@ def _show_param(ctx: _Context, d: DesiredDeployment, key: str, v: Any) -> Any:
 
 def _show_schedule(s: dict[str, Any]) -> str:
     sched = s.get("schedule") or {}
-    text = f"cron {sched.get('cron')!r} {sched.get('timezone') or 'UTC'}" if "cron" in sched else str(sched)
+    text = f"cron {sched.get('cron')!r} {sched.get('timezone') or 'UTC'}" if "cron" in sched else json.dumps(sched, sort_keys=True)
     return text + ("" if s.get("active", True) else " (paused)")

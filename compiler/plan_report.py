@@ -94,6 +94,8 @@ def plan_lines(plan: Plan, header: Header | None = None, *, show_noops: bool = F
             out.append(("dim", f"  = {same} unchanged"))
     for note in plan.notes:
         out.append(("cyan", f"note: {note}"))
+    for missing in plan.missing_env:
+        out.append(("yellow", f"warning: {missing}; apply would refuse here"))
     for blocker in plan.blockers:
         out.append(("bold red", f"blocked: {blocker}"))
     if plan.has_changes:
@@ -158,6 +160,9 @@ def plan_markdown(plan: Plan, header: Header | None = None) -> str:
         lines += [f"Prefect {header.server_version} at `{header.url}` — {header.projects} project(s)", ""]
     if plan.blockers:
         lines += [":no_entry: **Apply would refuse:**", ""] + [f"- {_md(b)}" for b in plan.blockers] + [""]
+    if plan.missing_env:
+        lines += [":warning: **Not set in this environment (apply needs them):**", ""]
+        lines += [f"- {_md(m)}" for m in plan.missing_env] + [""]
     if not plan.has_changes:
         lines += ["**No changes.** The server matches the compiled projects.", ""]
     else:

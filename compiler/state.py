@@ -107,15 +107,14 @@ def _read_block_types(api: PrefectAPI, desired: Desired, live: Live) -> None:
 
 
 def _read_block_documents(api: PrefectAPI, desired: Desired, live: Live, env: dict[str, str]) -> None:
+    # Every named document of our block types (not only the desired names): a block that a pruned
+    # deployment used must be found to be reported as orphaned.
     slugs = sorted({bt.slug for bt in desired.block_types})
-    names = sorted(
-        {b.name for b in desired.blocks} | {ref.name for d in desired.deployments for ref in d.block_refs()}
-    )
-    if not slugs or not names:
+    if not slugs:
         return
-    body = {
+    body: dict[str, Any] = {
         "block_types": {"slug": {"any_": slugs}},
-        "block_documents": {"name": {"any_": names}, "is_anonymous": {"eq_": False}},
+        "block_documents": {"is_anonymous": {"eq_": False}},
     }
     rows = api.filter_all("/block_documents/filter", {**body, "include_secrets": False})
     for r in rows:
@@ -149,7 +148,6 @@ def _read_block_documents(api: PrefectAPI, desired: Desired, live: Live, env: di
         doc["secret_digests"] = {
             f: (secret_digest(str(data[f])) if data.get(f) is not None else None) for f in secret_fields.get(slug, [])
         }
-        del data  # the plaintext goes no further
 
 
 def _read_deployments(api: PrefectAPI, desired: Desired, live: Live) -> None:

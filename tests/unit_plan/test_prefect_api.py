@@ -1,0 +1,107 @@
+"""The HTTP client's retries and one-line errors, through httpx's transport seam (no server)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from compiler.errors import ServerError
+from compiler.prefect_api import ApiSettings, NotFound, PrefectAPI
+
+URL = "http://prefect.test/api"
+
+
+def api_with(handler, retries: int = 5, **settings) -> PrefectAPI:
+    return PrefectAPI(ApiSettings(url=URL, **settings), transport=httpx.MockTransport(handler), backoff=0.001,
+                      retries=retries)
+
+
+def test_retries_503_and_429_then_succeeds():
+    answers = iter([httpx.Response(503), httpx.Response(429, headers={"Retry-After": "0"}), httpx.Response(200, json=[])])
+    api = api_with(lambda request: next(answers))
+    assert api.post("/flows/filter", {}) == []
+    assert api.stats.requests == 3 and api.stats.retries == 2 and api.stats.writes == 0
+
+
+def test_gives_up_after_retries_with_one_line():
+    api = api_with(lambda request: httpx.Response(503, json={"detail": "database is locked"}), retries=2)
+    with pytest.raises(ServerError) as err:
+        api.patch("/deployments/x", {})
+    assert "503" in str(err.value) and "\n" not in str(err.value) and URL in str(err.value)
+
+
+def test_connection_refused_names_url_and_setting():
+    def refuse(request):
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    api = api_with(refuse, retries=1)
+    with pytest.raises(ServerError, match=r"cannot reach the Prefect API at http://prefect.test/api .*PREFECT_API_URL"):
+        api.server_version()
+
+
+@pytest.mark.parametrize(("settings", "hint"), [
+    ({"auth_string": "admin:wrong"}, "authentication was refused; set PREFECT_API_AUTH_STRING"),
+    ({"api_key": "pnu_bad"}, "authentication was refused; set PREFECT_API_KEY"),
+    ({}, "authentication is required; set PREFECT_API_AUTH_STRING"),
+])
+def test_401_names_the_setting(settings, hint):
+    api = api_with(lambda request: httpx.Response(401), **settings)
+    with pytest.raises(ServerError) as err:
+        api.get("/admin/version")
+    assert hint in str(err.value) and "wrong" not in str(err.value) and "pnu_bad" not in str(err.value)
+
+
+def test_auth_headers():
+    seen = {}
+
+    def handler(request):
+        seen["auth"] = request.headers.get("authorization")
+        return httpx.Response(200, json="3.8.8")
+
+    api_with(handler, auth_string="admin:pw").server_version()
+    assert seen["auth"].startswith("Basic ")
+    api_with(handler, api_key="k").server_version()
+    assert seen["auth"] == "Bearer k"
+
+
+def test_wrong_url_404_and_html():
+    with pytest.raises(ServerError, match="/api"):
+        api_with(lambda r: httpx.Response(404)).server_version()
+    with pytest.raises(ServerError, match="not JSON"):
+        api_with(lambda r: httpx.Response(200, text="<html>")).server_version()
+    with pytest.raises(NotFound):
+        api_with(lambda r: httpx.Response(404)).get("/block_types/slug/x")
+
+
+def test_validation_errors_never_echo_secrets():
+    body = {"detail": [{"loc": ["body", "data"], "msg": "bad", "input": {"password": "hunter2-secret"}}]}
+    api = api_with(lambda r: httpx.Response(422, json=body))
+    api.register_secret("hunter2-secret")
+    with pytest.raises(ServerError) as err:
+        api.post("/block_documents/", {"data": {"password": "hunter2-secret"}})
+    assert "hunter2" not in str(err.value) and "body.data: bad" in str(err.value)
+
+
+def test_pages_until_short_page():
+    calls = []
+
+    def handler(request):
+        import json
+
+        offset = json.loads(request.content)["offset"]
+        calls.append(offset)
+        return httpx.Response(200, json=[{"i": i} for i in range(200 if offset < 400 else 7)])
+
+    rows = api_with(handler).filter_all("/deployments/filter", {})
+    assert len(rows) == 407 and calls == [0, 200, 400]
+
+
+def test_settings_from_env_and_profile(tmp_path):
+    (tmp_path / "profiles.toml").write_text(
+        'active = "local"\n[profiles.local]\nPREFECT_API_URL = "http://p:1/api"\nPREFECT_API_AUTH_STRING = "a:b"\n')
+    s = ApiSettings.from_env({"PREFECT_HOME": str(tmp_path)})
+    assert (s.url, s.auth_string) == ("http://p:1/api", "a:b") and "profile" in s.url_source
+    s = ApiSettings.from_env({"PREFECT_HOME": str(tmp_path), "PREFECT_API_URL": "http://e:2/api/"})
+    assert s.url == "http://e:2/api" and s.url_source == "PREFECT_API_URL"
+    with pytest.raises(ServerError, match="PREFECT_API_URL is not set"):
+        ApiSettings.from_env({"PREFECT_HOME": str(tmp_path / "none")})
