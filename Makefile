@@ -4,6 +4,10 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# .env (copy template.env) configures every target: server URL, auth, pool, passwords.
+-include .env
+export
+
 PYTHON ?= python3
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
@@ -11,11 +15,14 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := .venv
 CHAPCTL := .venv/bin/chapctl
+PY := .venv/bin/python
+export CHAPCTL_FLOWS_DIR ?= $(CURDIR)
 
-.PHONY: help setup run test validate compile check bench clean
+.PHONY: help setup run test validate compile check bench start-server start-fake start-worker plan apply \
+	status stop stop-pool clean distclean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -24,11 +31,12 @@ help: ## List the targets
 setup: $(UV) ## Create .venv from the lock file (exactly the pinned versions)
 	$(UV) sync --frozen --quiet
 
-run: setup ## Validate and compile the example projects, then show what was rendered
+run: setup ## The whole system locally: server, fake DHIS2, apply the examples, a worker, one real run
 	$(CHAPCTL) validate
-	$(CHAPCTL) compile
-	@echo; echo "== prefect.yaml (first 40 lines) =="; head -n 40 prefect.yaml
-	@echo; echo "== blocks/ =="; for f in blocks/*.yaml; do echo "--- $$f"; cat "$$f"; done
+	$(CHAPCTL) compile --check
+	$(PY) scripts/stack.py start-server
+	$(PY) scripts/stack.py start-fake
+	$(PY) scripts/demo.py
 
 test: setup ## Run the whole test suite (artifacts must be fresh first)
 	$(CHAPCTL) compile --check
@@ -45,6 +53,37 @@ check: setup ## Fail if committed artifacts are stale
 
 bench: setup ## Run the benchmarks under bench/
 	$(UV) run --frozen --no-sync python bench/compile.py
+	$(UV) run --frozen --no-sync python bench/apply.py
 
-clean: ## Remove local environments and caches
-	rm -rf .venv .tools .pytest_cache .chapctl
+start-server: setup ## Start the local Prefect server (nothing when PREFECT_API_URL names a remote one)
+	$(PY) scripts/stack.py start-server
+
+start-fake: setup ## Start the fake DHIS2+CHAP server (demo data)
+	$(PY) scripts/stack.py start-fake
+
+start-worker: setup ## Start a process worker for WORK_POOL (default chap)
+	$(PY) scripts/stack.py start-worker
+
+plan: setup ## compile --check, then show what apply would change on the server
+	$(CHAPCTL) compile --check
+	$(CHAPCTL) plan
+
+apply: setup ## compile --check, then make the server match the projects
+	$(CHAPCTL) compile --check
+	$(CHAPCTL) apply
+
+status: ## What the local stack is running
+	@$(PY) scripts/stack.py status
+
+stop-pool: ## Stop the worker (runs wait in the pool until a worker returns)
+	$(PY) scripts/stack.py stop worker
+
+stop: ## Stop everything the local stack started (by PID file)
+	$(PY) scripts/stack.py stop
+
+clean: ## Stop everything and remove local state (.local/: server database, logs; caches)
+	-[ -x $(PY) ] && $(PY) scripts/stack.py clean
+	rm -rf .local .pytest_cache .chapctl
+
+distclean: clean ## Also remove the environments (.venv, .tools)
+	rm -rf .venv .tools

@@ -1,0 +1,140 @@
+"""The demo behind `make run`: the example projects, applied to the local stack, and one real run.
+
+Steps (the server and the fake DHIS2+CHAP are already up, see scripts/stack.py):
+1. Copy the example projects to `.local/demo/` with every managed block's base_url pointed at the
+   fake DHIS2 (the committed examples name real-looking hosts), and compile them there.
+2. Create the one block the examples say is "managed elsewhere", as its owner would.
+3. `chapctl apply` (demo passwords come from the environment, as in production).
+4. Start the worker, trigger one run of one project, wait for it, print its final state, the
+   first lines of its report and the UI URL.
+Safe to run again: apply converges, the block is created only when missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import stack  # noqa: E402  (sibling script)
+
+ROOT = stack.ROOT
+DEMO = stack.LOCAL / "demo"
+DEMO_PROJECT = os.environ.get("DEMO_PROJECT", "laos-malaria")
+EXTERNAL_BLOCK = "sierra-leone-dhis2"
+RUN_TIMEOUT = float(os.environ.get("DEMO_RUN_TIMEOUT", "300"))
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def demo_env() -> dict[str, str]:
+    env = stack.prefect_env()
+    env["CHAPCTL_FLOWS_DIR"] = str(ROOT)
+    password = os.environ.get("DEMO_DHIS2_PASSWORD", "demo-password")
+    for variable in password_variables():
+        env.setdefault(variable, password)
+    return env
+
+
+def password_variables() -> list[str]:
+    found = set()
+    for path in (ROOT / "projects").glob("*.yaml"):
+        found.update(re.findall(r"^\s*password_env:\s*([A-Za-z_][A-Za-z0-9_]*)", path.read_text(), re.M))
+    return sorted(found)
+
+
+def prepare_demo_repo() -> None:
+    """The examples with base_url -> the fake server; everything else exactly as committed."""
+    if DEMO.exists():
+        shutil.rmtree(DEMO)
+    shutil.copytree(ROOT / "templates", DEMO / "templates")
+    (DEMO / "flows").symlink_to(ROOT / "flows", target_is_directory=True)  # the same flow code
+    (DEMO / "projects").mkdir(parents=True)
+    for path in (ROOT / "projects").glob("*.yaml"):
+        text = re.sub(r"^(\s*base_url:\s*).*$", rf"\g<1>{stack.fake_url()}", path.read_text(), flags=re.M)
+        text = re.sub(r"^(\s*username:\s*).*$", rf"\g<1>{os.environ.get('DEMO_DHIS2_USERNAME', 'chap-bot')}",
+                      text, flags=re.M)
+        (DEMO / "projects" / path.name).write_text(text)
+    chapctl("compile")
+
+
+def chapctl(*args: str) -> None:
+    command = [str(stack.BIN / "chapctl"), *args, "--root", str(DEMO)]
+    print("$ chapctl " + " ".join(args), flush=True)
+    result = subprocess.run(command, env=demo_env(), cwd=ROOT)
+    if result.returncode != 0:
+        raise SystemExit(f"error: chapctl {args[0]} failed (exit {result.returncode})")
+
+
+def ensure_external_block() -> None:
+    """The examples reference a block managed outside chapctl; create it once, as its owner would."""
+    code = (
+        "import os, sys\n"
+        "from flows.blocks import Dhis2Credentials\n"
+        "name = sys.argv[1]\n"
+        "try:\n"
+        "    Dhis2Credentials.load(name)\n"
+        "except ValueError:\n"
+        "    Dhis2Credentials(base_url=sys.argv[2], username=sys.argv[3],\n"
+        "                     password=os.environ['DEMO_DHIS2_PASSWORD']).save(name)\n"
+        "    print(f'created block {name} (managed outside chapctl)')\n"
+    )
+    env = {**demo_env(), "PYTHONPATH": str(ROOT),
+           "DEMO_DHIS2_PASSWORD": os.environ.get("DEMO_DHIS2_PASSWORD", "demo-password")}
+    subprocess.run([sys.executable, "-c", code, EXTERNAL_BLOCK, stack.fake_url(),
+                    os.environ.get("DEMO_DHIS2_USERNAME", "chap-bot")], env=env, cwd=ROOT, check=True)
+
+
+def client() -> httpx.Client:
+    auth = os.environ.get("PREFECT_API_AUTH_STRING")
+    return httpx.Client(base_url=stack.api_url().rstrip("/") + "/", timeout=30,
+                        auth=tuple(auth.split(":", 1)) if auth else None)
+
+
+def trigger_and_wait() -> None:
+    with client() as api:
+        deployment = api.get(f"deployments/name/dhis2-chap-prediction/{DEMO_PROJECT}")
+        deployment.raise_for_status()
+        run = api.post(f"deployments/{deployment.json()['id']}/create_flow_run", json={})
+        run.raise_for_status()
+        run_id = run.json()["id"]
+        print(f"triggered flow run {run.json()['name']} of {DEMO_PROJECT} ({run_id}); waiting...", flush=True)
+        deadline = time.monotonic() + RUN_TIMEOUT
+        state = {}
+        while time.monotonic() < deadline:
+            state = api.get(f"flow_runs/{run_id}").json()["state"]
+            if state["type"] in TERMINAL:
+                break
+            time.sleep(1)
+        else:
+            raise SystemExit(f"error: the run did not finish within {RUN_TIMEOUT:.0f} s "
+                             "(see .local/logs/worker.log)")
+        print(f"\nfinal state: {state['name']} ({state['type']})")
+        artifacts = api.post("artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}).json()
+        reports = [a for a in artifacts if a.get("type") == "markdown"]
+        if reports:
+            print(f"\nreport (artifact key {reports[0].get('key')}), first lines:")
+            print("\n".join("    " + line for line in str(reports[0]["data"]).splitlines()[:15]))
+        ui = stack.api_url().rstrip("/").removesuffix("/api")
+        print(f"\nPrefect UI: {ui}/deployments  (this run: {ui}/runs/flow-run/{run_id})")
+        if state["type"] != "COMPLETED":
+            raise SystemExit(1)
+
+
+def main() -> None:
+    prepare_demo_repo()
+    ensure_external_block()
+    chapctl("apply")
+    os.environ.setdefault("CHAP_SCHEDULER_POLL_INTERVAL_SECONDS", "1")  # the fake's jobs finish in seconds
+    stack.start_worker()
+    trigger_and_wait()
+
+
+if __name__ == "__main__":
+    main()
