@@ -18,7 +18,7 @@ CHAPCTL := .venv/bin/chapctl
 PY := .venv/bin/python
 export CHAPCTL_FLOWS_DIR ?= $(CURDIR)
 
-.PHONY: help setup run test validate compile check bench start-server start-fake start-worker plan apply \
+.PHONY: help setup run demo-plan test validate compile check bench start-server start-fake start-worker plan apply \
 	status stop stop-pool clean distclean
 
 help: ## List the targets
@@ -54,6 +54,11 @@ check: setup ## Fail if committed artifacts are stale
 bench: setup ## Run the benchmarks under bench/
 	$(UV) run --frozen --no-sync python bench/compile.py
 	$(UV) run --frozen --no-sync python bench/apply.py
+
+demo-plan: setup ## What `make run` would change on the local stack (after you edit projects/)
+	$(PY) scripts/stack.py start-server
+	$(PY) scripts/stack.py start-fake
+	$(PY) scripts/demo.py plan
 
 start-server: setup ## Start the local Prefect server (nothing when PREFECT_API_URL names a remote one)
 	$(PY) scripts/stack.py start-server

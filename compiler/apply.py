@@ -39,6 +39,9 @@ class Prepared:
 FRESH_INPUTS = ("projects", "templates", "schema", "blocks", "prefect.yaml")
 
 
+_RENDERING_PACKAGES = ("ruamel.yaml", "jinja2", "pydantic", "cron-descriptor", "tzdata", "prefect")
+
+
 def check_fresh(root: Path) -> None:
     """Refuse stale artifacts (DESIGN §6.1); the compiler raises StaleArtifacts/ValidationFailed.
 
@@ -48,10 +51,13 @@ def check_fresh(root: Path) -> None:
     import hashlib
     import sys
 
+    from importlib.metadata import version
+
     import compiler
-    from compiler.build import check_fresh as _check
 
     h = hashlib.sha256(repr(sys.version_info[:3]).encode())
+    for package in _RENDERING_PACKAGES:  # their upgrades can change the output too
+        h.update(f"{package}={version(package)}".encode())
     sources = [Path(compiler.__file__).parent]
     files = []
     for base in [root / name for name in FRESH_INPUTS] + sources:
@@ -62,6 +68,8 @@ def check_fresh(root: Path) -> None:
     marker = root / ".chapctl" / "cache" / f"fresh-{h.hexdigest()[:32]}"
     if marker.exists():
         return
+    from compiler.build import check_fresh as _check  # the full compiler only on a cache miss
+
     _check(root)
     try:
         marker.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ positions, and keep the node tree to place later diagnostics.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from ruamel.yaml.resolver import VersionedResolver, implicit_resolvers
 from ruamel.yaml.tag import Tag
 
 from compiler.diagnostics import Diagnostic
+from compiler.parallel import map_split
 
 PROJECTS_DIR = "projects"
 DEFAULTS_FILE = "_defaults.yaml"
@@ -37,11 +39,22 @@ _TIMESTAMP_TAG = _STANDARD_TAG + "timestamp"
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One parsed YAML file: relative path, plain data, and the node tree for positions."""
+    """One parsed YAML file: relative path, plain data, and its text (for positions)."""
 
     path: str
     data: Any
-    node: Node = field(repr=False, compare=False)
+    text: str = field(repr=False, compare=False)
+
+    @cached_property
+    def node(self) -> Node:
+        """The node tree, composed again on demand: only files with a problem need positions."""
+        return _Loader(self.text).documents()[0]
+
+    def __getstate__(self) -> dict:  # pickled between processes: the text suffices
+        return {k: v for k, v in self.__dict__.items() if k != "node"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
 
     def position(self, path: tuple = (), *, key: bool = False) -> tuple[int, int]:
         """1-based (line, column) of the value at `path` (of its key with key=True).
@@ -72,8 +85,7 @@ def load_repo(root: Path) -> LoadedRepo:
     """Read every project file and `_defaults.yaml` under `root/projects`."""
     folder = root / PROJECTS_DIR
     diagnostics: list[Diagnostic] = []
-    projects: list[SourceFile] = []
-    defaults: SourceFile | None = None
+    wanted: list[tuple[Path, str]] = []
     for path in sorted(folder.iterdir(), key=lambda p: p.name):
         relative = f"{PROJECTS_DIR}/{path.name}"
         if path.name.startswith(".") or not path.is_file():
@@ -92,7 +104,11 @@ def load_repo(root: Path) -> LoadedRepo:
                            "rename the file or move it out of projects/", severity="warning")
             )
             continue
-        source = _load_file(path, relative, diagnostics)
+        wanted.append((path, relative))
+    projects: list[SourceFile] = []
+    defaults: SourceFile | None = None
+    for (path, _), (source, problems) in zip(wanted, map_split(_load_one, wanted)):
+        diagnostics.extend(problems)
         if source is None:
             continue
         if path.name == DEFAULTS_FILE:
@@ -100,6 +116,11 @@ def load_repo(root: Path) -> LoadedRepo:
         else:
             projects.append(source)
     return LoadedRepo(root, tuple(projects), defaults, tuple(diagnostics))
+
+
+def _load_one(item: tuple[Path, str]) -> tuple[SourceFile | None, list[Diagnostic]]:
+    problems: list[Diagnostic] = []
+    return _load_file(item[0], item[1], problems), problems
 
 
 def _load_file(path: Path, relative: str, out: list[Diagnostic]) -> SourceFile | None:
@@ -148,7 +169,9 @@ def _load_file(path: Path, relative: str, out: list[Diagnostic]) -> SourceFile |
                               f"expected a mapping of fields at the top level, got {kind}",
                               "start the file with `name: <project-name>`"))
         return None
-    return SourceFile(relative, data, node)
+    source = SourceFile(relative, data, text)
+    source.__dict__["node"] = node  # already composed: keep it for this process's diagnostics
+    return source
 
 
 def _decode(raw: bytes, relative: str, out: list[Diagnostic]) -> str | None:

@@ -436,11 +436,10 @@ def _plan_deployments(ctx: _Context, p: Plan, adopt: bool) -> list[Action]:
         )
         for block_id in _referenced_block_ids(live):
             block = ctx.blocks_by_id.get(block_id)
-            if block and not _block_still_used(ctx, block):
-                p.notes.append(
-                    f"block {block['name']!r} is no longer used by any project: orphaned, not deleted "
-                    "(chapctl never deletes credentials; remove it in the UI if it is not needed)"
-                )
+            note = (f"block {block['name']!r} is no longer used by any project: orphaned, not deleted "
+                    "(chapctl never deletes credentials; remove it in the UI if it is not needed)") if block else ""
+            if block and not _block_still_used(ctx, block) and note not in p.notes:  # once per block
+                p.notes.append(note)
     return actions
 
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from compiler.cron import croniter_class
 from compiler.models import Defaults, Project
+from compiler.parallel import map_split
 from compiler.validate import ValidatedRepo
 
 REFERENCE_YEAR = 2027  # DST rules of this year (from the pinned tzdata) stand for "any year"
@@ -81,7 +82,7 @@ def schedule_report(validated: ValidatedRepo) -> ScheduleReport:
     scheduled = [v.project for v in validated.projects if v.project.schedule is not None]
     zones = sorted({_zone(p, defaults) for p in scheduled})
     regimes = _regimes(tuple(zones))
-    rows = tuple(_row(p, defaults, regimes) for p in scheduled)
+    rows = tuple(map_split(lambda p: _row(p, defaults, regimes), scheduled))
     active = [p for p in scheduled if p.schedule.active]
     load, totals, contributors, monthly = _load(active, defaults, regimes)
     limits = defaults.load_warnings

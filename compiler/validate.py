@@ -23,6 +23,7 @@ from compiler.cron import cron_problem
 from compiler.diagnostics import Diagnostic
 from compiler.load import LoadedRepo, SourceFile
 from compiler.models import Defaults, Project
+from compiler.parallel import map_split
 
 _SECRET_KEY = re.compile(r"(^|[_-])(pass(word|wd|phrase)?|secret|token|api[_-]?key|private[_-]?key|pat|auth)$", re.I)
 _SECRET_VALUE = re.compile(
@@ -57,8 +58,13 @@ def validate(loaded: LoadedRepo) -> ValidatedRepo:
     diagnostics = list(loaded.diagnostics)
     defaults = _validate_defaults(loaded.defaults, diagnostics)
     valid: list[ValidProject] = []  # every project that has the right shape, for cross-file checks
-    for source in loaded.projects:
-        project = _validate_project(source, defaults, diagnostics)
+
+    def check(source: SourceFile) -> tuple[Project | None, list[Diagnostic]]:
+        problems: list[Diagnostic] = []
+        return _validate_project(source, defaults, problems), problems
+
+    for source, (project, problems) in zip(loaded.projects, map_split(check, loaded.projects)):
+        diagnostics.extend(problems)
         if project is not None:
             valid.append(ValidProject(source, project))
     _check_unique_names(valid, diagnostics)

@@ -66,8 +66,9 @@ def prepare_demo_repo() -> None:
 
 def chapctl(*args: str) -> None:
     command = [str(stack.BIN / "chapctl"), *args, "--root", str(DEMO)]
-    print("$ chapctl " + " ".join(args), flush=True)
-    result = subprocess.run(command, env=demo_env(), cwd=ROOT)
+    print("$ chapctl " + " ".join(args) + " --root .local/demo", flush=True)
+    result = subprocess.run(command, env=demo_env(), cwd=ROOT, stdout=None if args[0] != "compile" else
+                            subprocess.DEVNULL)
     if result.returncode != 0:
         raise SystemExit(f"error: chapctl {args[0]} failed (exit {result.returncode})")
 
@@ -130,6 +131,9 @@ def trigger_and_wait() -> None:
 def main() -> None:
     prepare_demo_repo()
     ensure_external_block()
+    if sys.argv[1:] == ["plan"]:  # `make demo-plan`: what `make run` would change, nothing more
+        chapctl("plan")
+        return
     chapctl("apply")
     os.environ.setdefault("CHAP_SCHEDULER_POLL_INTERVAL_SECONDS", "1")  # the fake's jobs finish in seconds
     stack.start_worker()
