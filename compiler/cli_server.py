@@ -46,12 +46,15 @@ def plan_command(
         _exclusive(json_, markdown)
         prepared, header = _prepare(root, adopt)
         p = prepared.plan
+        # Next runs of every schedule the plan creates or changes, from Prefect's own schedule
+        # code; None (and prefect never imported) when no schedule is created or changed.
+        runs = plan_report.schedule_previews(p)
         if json_:
-            print(plan_report.plan_json(p, header))
+            print(plan_report.plan_json(p, header, runs))
         elif markdown:
-            print(plan_report.plan_markdown(p, header), end="")
+            print(plan_report.plan_markdown(p, header, runs), end="")
         else:
-            _print_lines(plan_report.plan_lines(p, header, show_noops=verbose))
+            _print_lines(plan_report.plan_lines(p, header, show_noops=verbose, next_runs=runs))
         if p.blockers:
             return 1
         return 2 if detailed_exitcode and p.has_changes else 0

@@ -4,10 +4,18 @@ reporters stay free of UI libraries; `(style, text)` pairs are all the CLI needs
 
 Secrets never reach this module: the planner only ever says "changed", "unchanged" or
 "not checked" about them.
+
+Next runs: `schedule_previews(plan)` computes, for every schedule the plan creates or changes
+(drift reverts included), its next runs with the installed Prefect's own `CronSchedule`
+(`compiler.preview.schedule_runs`). It reads the schedule bodies apply will send, so a preview is
+of exactly what the server will get. Prefect is imported only when at least one active schedule
+is created or changed: a no-op plan never imports it. The reporters take the result as an optional
+`next_runs` argument; `plan()` itself stays pure.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +44,97 @@ class Header:
     projects: int
     requests: int = 0
     writes: int = 0
+
+
+PREVIEW_RUNS = 3
+PAUSED = "paused: no runs"
+
+
+@dataclass(frozen=True)
+class NextRuns:
+    """The next runs of one schedule that a plan creates or changes."""
+
+    schedule: str  # "<project>/<slug>"
+    cron: str
+    timezone: str
+    active: bool
+    runs: tuple[dt.datetime, ...]  # aware, in the schedule's zone; empty when paused
+    note: str | None = None  # PAUSED, or why there is no preview
+
+    def to_json(self) -> list[dict[str, str]]:
+        return [{"local": r.isoformat(), "utc": r.astimezone(dt.timezone.utc).isoformat()} for r in self.runs]
+
+
+@dataclass(frozen=True)
+class Previews:
+    """Next runs keyed by the action (kind, name) whose requests create or change the schedules."""
+
+    start: dt.datetime
+    count: int
+    by_action: dict[tuple[str, str], list[NextRuns]]
+
+    def get(self, action: Action) -> list[NextRuns]:
+        return self.by_action.get((action.kind, action.name), [])
+
+
+def previewed_schedules(plan: Plan) -> list[tuple[Action, str, dict[str, Any]]]:
+    """(action, schedule name, schedule body as apply sends it) for every schedule the plan creates
+    or updates: schedule creates/updates, and the schedules inside a new deployment's POST."""
+    out: list[tuple[Action, str, dict[str, Any]]] = []
+    for a in plan.actions:
+        if a.op not in (CREATE, UPDATE):
+            continue
+        for r in a.requests:
+            if a.kind == "schedule" and r.method in ("POST", "PATCH"):
+                bodies = r.body if isinstance(r.body, list) else [r.body]
+                out += [(a, a.name, b) for b in bodies if isinstance(b, dict) and "schedule" in b]
+            elif a.kind == "deployment" and a.op == CREATE and r.method == "POST" and isinstance(r.body, dict):
+                for b in r.body.get("schedules") or []:
+                    out.append((a, f"{a.name}/{b.get('slug') or 'schedule'}", b))
+    return out
+
+
+def schedule_previews(plan: Plan, count: int = PREVIEW_RUNS, start: dt.datetime | None = None) -> Previews | None:
+    """Next runs of the schedules `plan` creates or changes; None when there are none (then
+    nothing is imported). Paused schedules get no runs and no Prefect call."""
+    targets = previewed_schedules(plan)
+    if not targets:
+        return None
+    start = start or dt.datetime.now(dt.timezone.utc)
+    by_action: dict[tuple[str, str], list[NextRuns]] = {}
+    for action, name, body in targets:
+        sched = body["schedule"]  # chapctl's schedules are always cron (DesiredSchedule.api_body)
+        cron, zone, active = sched["cron"], sched.get("timezone") or "UTC", body.get("active", True) is not False
+        runs: tuple[dt.datetime, ...] = ()
+        note = None
+        if not active:
+            note = PAUSED
+        elif sched.get("day_or", True) is not True:  # never compiled; schedule_runs assumes day_or
+            note = "day_or false: no preview"
+        else:
+            from compiler.preview import schedule_runs
+
+            runs = tuple(schedule_runs(cron, zone, count, start))
+        by_action.setdefault((action.kind, action.name), []).append(NextRuns(name, cron, zone, active, runs, note))
+    return Previews(start, count, by_action)
+
+
+def when(run: dt.datetime) -> tuple[str, str]:
+    """A run in its zone and in UTC, e.g. ("Mon 2026-11-30 06:00 +07", "Sun 2026-11-29 23:00 UTC")."""
+    utc = run.astimezone(dt.timezone.utc)
+    return f"{run:%a %Y-%m-%d %H:%M} {run.tzname()}", f"{utc:%a %Y-%m-%d %H:%M} UTC"
+
+
+def _next_runs_lines(previews: list[NextRuns]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for nr in previews:
+        label = f"next runs (cron {nr.cron!r} {nr.timezone})"
+        if nr.note:
+            out.append(("cyan", f"      {label}: {nr.note}"))
+            continue
+        out.append(("cyan", f"      {label}:"))
+        out += [("", "        {} = {}".format(*when(r))) for r in nr.runs]
+    return out
 
 
 def fmt(value: Any, limit: int = 100) -> str:
@@ -80,7 +179,8 @@ def summary_line(plan: Plan) -> str:
 
 
 # -- styled text for the terminal -----------------------------------------------------------------
-def plan_lines(plan: Plan, header: Header | None = None, *, show_noops: bool = False) -> list[tuple[str, str]]:
+def plan_lines(plan: Plan, header: Header | None = None, *, show_noops: bool = False,
+               next_runs: Previews | None = None) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if header:
         out.append(("bold", f"Prefect {header.server_version} at {header.url} — {header.projects} project(s)"))
@@ -89,7 +189,7 @@ def plan_lines(plan: Plan, header: Header | None = None, *, show_noops: bool = F
         same = len(actions) - len(changed)
         out.append(("bold", f"{title}"))
         for a in changed if not show_noops else actions:
-            out += action_lines(a)
+            out += action_lines(a, next_runs=next_runs.get(a) if next_runs else None)
         if same and not show_noops:
             out.append(("dim", f"  = {same} unchanged"))
     for note in plan.notes:
@@ -105,13 +205,13 @@ def plan_lines(plan: Plan, header: Header | None = None, *, show_noops: bool = F
     return out
 
 
-def action_lines(a: Action, past: bool = False) -> list[tuple[str, str]]:
+def action_lines(a: Action, past: bool = False, next_runs: list[NextRuns] | None = None) -> list[tuple[str, str]]:
     verb = (PAST if past else VERB)[a.op]
     drift = " [drift]" if a.drift else ""
     out = [(STYLE[a.op], f"  {SIGN[a.op]} {a.kind.replace('_', ' ')} {a.name}: {verb}{drift} — {a.reason}")]
     for c in a.changes:
         out.append(("", f"      {_change_text(c)}"))
-    return out
+    return out + _next_runs_lines(next_runs or [])
 
 
 def apply_lines(result: Any, header: Header | None = None, *, include_actions: bool = True) -> list[tuple[str, str]]:
@@ -130,12 +230,26 @@ def apply_lines(result: Any, header: Header | None = None, *, include_actions: b
 
 
 # -- JSON -----------------------------------------------------------------------------------------
-def plan_json(plan: Plan, header: Header | None = None) -> str:
+def plan_json(plan: Plan, header: Header | None = None, next_runs: Previews | None = None) -> str:
     doc: dict[str, Any] = {}
     if header:
         doc["server"] = {"url": header.url, "version": header.server_version}
         doc["projects"] = header.projects
     doc.update(plan.to_json())
+    if next_runs is not None:
+        doc["next_runs_from"] = next_runs.start.isoformat()
+        for action, entry in zip(plan.actions, doc["actions"]):
+            previews = next_runs.get(action)
+            if len(previews) == 1:
+                entry["next_runs"] = previews[0].to_json()
+                if previews[0].note:
+                    entry["next_runs_note"] = previews[0].note
+            elif previews:  # several schedules in one new deployment: never from compiled projects
+                entry["next_runs"] = sorted(
+                    ({**run, "schedule": nr.schedule} for nr in previews for run in nr.to_json()), key=lambda r: r["utc"])
+                notes = [f"{nr.schedule}: {nr.note}" for nr in previews if nr.note]
+                if notes:
+                    entry["next_runs_note"] = "; ".join(notes)
     return json.dumps(doc, indent=2, default=str)
 
 
@@ -154,7 +268,7 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def plan_markdown(plan: Plan, header: Header | None = None) -> str:
+def plan_markdown(plan: Plan, header: Header | None = None, next_runs: Previews | None = None) -> str:
     lines = ["### chapctl plan", ""]
     if header:
         lines += [f"Prefect {header.server_version} at `{header.url}` — {header.projects} project(s)", ""]
@@ -178,9 +292,30 @@ def plan_markdown(plan: Plan, header: Header | None = None) -> str:
                     f"| {SIGN[a.op]} | {a.kind.replace('_', ' ')} | `{_md(a.name)}` | {VERB[a.op]}: {reason} | {details} |"
                 )
         lines.append("")
+        lines += _next_runs_markdown(plan, next_runs)
     for note in plan.notes:
         lines.append(f"> {_md(note)}")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _next_runs_markdown(plan: Plan, next_runs: Previews | None) -> list[str]:
+    if next_runs is None:
+        return []
+    previews = [nr for _t, actions in _grouped(plan.actions) for a in actions for nr in next_runs.get(a)]
+    if not previews:
+        return []
+    lines = [f"**Next {next_runs.count} runs** of each schedule this plan creates or changes "
+             "(computed by Prefect's own schedule code):", "",
+             "| Schedule | Cron | Time zone | Local time | UTC |", "|---|---|---|---|---|"]
+    for nr in previews:
+        first = f"| `{_md(nr.schedule)}` | `{_md(nr.cron)}` | {_md(nr.timezone)} |"
+        if nr.note:
+            lines.append(f"{first} {_md(nr.note)} | |")
+            continue
+        for i, run in enumerate(nr.runs):
+            local, utc = when(run)
+            lines.append(f"{first if i == 0 else '| | | |'} {local} | {utc} |")
+    return lines + [""]
 
 
 def _code(text: str) -> str:

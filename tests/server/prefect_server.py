@@ -8,6 +8,7 @@
 * backend "sqlite": a database file in the temp dir. backend "postgres": a fresh database
   `chapctl_test_<random>` created with asyncpg on 127.0.0.1:5432 and dropped on stop.
 * `auth_string="user:pass"` sets `PREFECT_SERVER_API_AUTH_STRING` (every path but /health needs it).
+* `extra_env=scheduler_env(...)` tunes the server's scheduler (loop intervals, run counts, horizon).
 * The server's output goes to `<tmp>/server.log`; a start that fails shows its tail.
 """
 
@@ -22,6 +23,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -50,6 +52,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def scheduler_env(*, loop_seconds: float = 60, recent_loop_seconds: float = 5, min_runs: int = 3,
+                  max_runs: int = 100, min_scheduled_time: timedelta = timedelta(hours=1),
+                  max_scheduled_time: timedelta = timedelta(days=100)) -> dict[str, str]:
+    """Server environment for the scheduler service (`prefect.server.services.scheduler`; the
+    defaults are Prefect 3.8's). It schedules each active schedule's runs from now until both
+    `min_runs` and `now + min_scheduled_time` are reached, never more than `max_runs` nor past
+    `now + max_scheduled_time`; the main loop runs every `loop_seconds`, the loop for deployments
+    updated since its last pass every `recent_loop_seconds`. Durations go as ISO 8601 (the
+    settings reject plain seconds)."""
+
+    def iso(delta: timedelta) -> str:
+        return f"P{delta.days}DT{delta.seconds}S"
+
+    prefix = "PREFECT_SERVER_SERVICES_SCHEDULER_"
+    return {
+        prefix + "ENABLED": "true",
+        prefix + "LOOP_SECONDS": str(loop_seconds),
+        prefix + "RECENT_DEPLOYMENTS_LOOP_SECONDS": str(recent_loop_seconds),
+        prefix + "MIN_RUNS": str(min_runs),
+        prefix + "MAX_RUNS": str(max_runs),
+        prefix + "MIN_SCHEDULED_TIME": iso(min_scheduled_time),
+        prefix + "MAX_SCHEDULED_TIME": iso(max_scheduled_time),
+    }
 
 
 async def _pg(sql: str) -> None:
