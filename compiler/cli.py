@@ -1,47 +1,29 @@
 """The `chapctl` command line: parse options, call the core, print. Nothing else lives here.
 
-Heavy modules are imported inside commands so that `chapctl --help` stays instant and never
-imports prefect.
+Built on click (typer's adapters import pydantic: ~0.1 s on every command); heavy modules are
+imported inside commands so that `chapctl --help` stays instant and never imports prefect.
 """
 
 from __future__ import annotations
 
-import enum
-import logging
 import os
 import sys
-import tempfile
 import traceback
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Callable, Optional
 
-import typer
+import click
 
-app = typer.Typer(
-    name="chapctl",
-    help="Compile DHIS2/CHAP forecast projects (projects/*.yaml) into Prefect deployments and "
-    "apply them to a Prefect server.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+from compiler.cli_options import format_option, root_option
 
-RootOption = Annotated[
-    Optional[Path],
-    typer.Option("--root", help="Repository to act on (default: nearest folder upward holding projects/).",
-                 file_okay=False, show_default=False),
-]
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+DEBUG_LOG = Path(os.environ.get("TMPDIR", "/tmp")) / "chapctl-debug.log"
 
 
-class OutputFormat(str, enum.Enum):
-    text = "text"
-    json = "json"
-
-
-FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
-
-DEBUG_LOG = Path(tempfile.gettempdir()) / "chapctl-debug.log"
+@click.group(name="chapctl", context_settings=CONTEXT)
+def app() -> None:
+    """Compile DHIS2/CHAP forecast projects (projects/*.yaml) into Prefect deployments and apply
+    them to a Prefect server."""
 
 
 def run_guarded(action: Callable[[], int]) -> None:
@@ -60,17 +42,17 @@ def run_guarded(action: Callable[[], int]) -> None:
         DEBUG_LOG.write_text(traceback.format_exc())
         _err(f"internal error: {type(exc).__name__}: {exc} (traceback in {DEBUG_LOG}; please report it)")
         code = 1
-    raise typer.Exit(code)
+    sys.exit(code)
 
 
 def _err(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _print_diagnostics(diagnostics, output: OutputFormat) -> None:
+def _print_diagnostics(diagnostics, output: str) -> None:
     from compiler.diagnostics import format_json, format_text
 
-    if output is OutputFormat.json:
+    if output == "json":
         print(format_json(diagnostics))
     elif diagnostics:
         _err(format_text(diagnostics))
@@ -82,8 +64,10 @@ def _root(explicit: Optional[Path]) -> Path:
     return find_root(explicit)
 
 
-@app.command()
-def validate(root: RootOption = None, output: FormatOption = OutputFormat.text) -> None:
+@app.command(short_help="Check every project file; report all problems. Writes nothing.")
+@root_option
+@format_option
+def validate(root: Optional[Path], output: str) -> None:
     """Check every project file; report all problems with file:line:col. Writes nothing.
 
     Exit 0 when valid (warnings allowed), 1 when any file is invalid."""
@@ -99,21 +83,19 @@ def validate(root: RootOption = None, output: FormatOption = OutputFormat.text) 
             _err(f"error: {exc}")
             return 1
         _print_diagnostics(list(validated.diagnostics), output)
-        if output is OutputFormat.text:
+        if output == "text":
             print(f"{len(validated.projects)} project(s) valid")
         return 0
 
     run_guarded(body)
 
 
-@app.command(name="compile")
-def compile_(
-    root: RootOption = None,
-    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 with a diff if the "
-                                        "committed artifacts are stale.")] = False,
-    output: FormatOption = OutputFormat.text,
-) -> None:
-    """Validate, then render prefect.yaml, blocks/*.yaml and schema/*.json.
+@app.command(name="compile", short_help="Validate and render the committed artifacts (--check: stale?).")
+@root_option
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff if the committed artifacts are stale.")
+@format_option
+def compile_(root: Optional[Path], check: bool, output: str) -> None:
+    """Validate, then render prefect.yaml, blocks/*.yaml, schema/*.json, SCHEDULES.md and schedules.svg.
 
     Exit 0 when written (or fresh with --check); 1 on invalid projects or, with --check, stale files."""
 
@@ -130,9 +112,10 @@ def compile_(
             _print_diagnostics(exc.diagnostics, output)
             _err(f"error: {exc}")
             return 1
-        _print_diagnostics(list(compiled.warnings), output) if output is OutputFormat.text else None
+        if output == "text":
+            _print_diagnostics(list(compiled.warnings), output)
         pending = build.changes(repo, compiled.artifacts) if check else build.write(repo, compiled.artifacts)
-        if output is OutputFormat.json:
+        if output == "json":
             print(json.dumps({"check": check, "fresh": not pending if check else None,
                               "changes": [{"path": c.path, "kind": c.kind} for c in pending]}, indent=2))
         elif check and pending:
@@ -151,15 +134,14 @@ def compile_(
     run_guarded(body)
 
 
-@app.command()
-def schedule(
-    root: RootOption = None,
-    next_: Annotated[int, typer.Option("--next", "-n", min=1, max=1000, help="How many runs per project.")] = 5,
-    project: Annotated[Optional[str], typer.Option("--project", "-p", help="Only this project.")] = None,
-    start: Annotated[Optional[str], typer.Option("--from", help="Start from this ISO date or date-time "
-                                                 "(naive = UTC); default now.")] = None,
-    json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
+@app.command(short_help="Next runs of each project, local time and UTC (Prefect's own code).")
+@root_option
+@click.option("--next", "-n", "count", type=click.IntRange(1, 1000), default=5, show_default=True,
+              help="How many runs per project.")
+@click.option("--project", "-p", default=None, help="Only this project.")
+@click.option("--from", "start", default=None, help="Start from this ISO date or date-time (naive = UTC); default now.")
+@click.option("--json", "json_", is_flag=True, help="Print JSON.")
+def schedule(root: Optional[Path], count: int, project: Optional[str], start: Optional[str], json_: bool) -> None:
     """Preview the next runs of each project, in its time zone and in UTC.
 
     Computed by the installed Prefect's own schedule code (DST gaps and overlaps, day_or), exactly
@@ -172,11 +154,11 @@ def schedule(
         from compiler.preview import next_runs, parse_start, preview_json
 
         validated = validate_repo(_root(root))
-        previews = next_runs(validated, next_, parse_start(start), project)
+        previews = next_runs(validated, count, parse_start(start), project)
         if json_:
             print(json.dumps(preview_json(previews), indent=2))
-            return 0
-        _print_previews(previews)
+        else:
+            _print_previews(previews)
         return 0
 
     run_guarded(body)
@@ -203,17 +185,14 @@ def _print_previews(previews) -> None:
     console.print(table)
 
 
-@app.command()
-def diff(
-    root: RootOption = None,
-    base: Annotated[Optional[str], typer.Option("--base", help="Git revision to compare from "
-                                                "(default: the merge base of HEAD with main).")] = None,
-    head: Annotated[Optional[str], typer.Option("--head", help="Git revision to compare to "
-                                                "(default: the working tree).")] = None,
-    markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown for a PR comment.")] = False,
-    detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
-                                                    help="Exit 2 when projects changed.")] = False,
-) -> None:
+@app.command(short_help="What changed in the projects between two git revisions.")
+@root_option
+@click.option("--base", default=None, help="Git revision to compare from (default: the merge base of HEAD with main).")
+@click.option("--head", default=None, help="Git revision to compare to (default: the working tree).")
+@click.option("--markdown", is_flag=True, help="Print Markdown for a PR comment.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when projects changed.")
+def diff(root: Optional[Path], base: Optional[str], head: Optional[str], markdown: bool,
+         detailed_exitcode: bool) -> None:
     """Show what changed in the projects between two git revisions: projects added and removed,
     field changes with effective values, and the next 3 runs before and after each schedule change.
 
@@ -233,10 +212,8 @@ def diff(
 
 
 def _register_server_commands() -> None:
-    try:
-        from compiler import cli_server
-    except ImportError:  # plan/apply not built yet in this checkout
-        return
+    from compiler import cli_server
+
     cli_server.register(app)
 
 
@@ -244,5 +221,8 @@ _register_server_commands()
 
 
 def main() -> None:
-    logging.basicConfig(level=os.environ.get("CHAPCTL_LOG_LEVEL", "WARNING"))
-    app()
+    if os.environ.get("CHAPCTL_LOG_LEVEL"):
+        import logging
+
+        logging.basicConfig(level=os.environ["CHAPCTL_LOG_LEVEL"])
+    app(prog_name="chapctl")

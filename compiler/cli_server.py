@@ -1,40 +1,39 @@
 """`chapctl plan` and `chapctl apply`: the commands that talk to a Prefect server.
 
-Registered on the main app by `compiler.cli`. typer and rich live only here (and in cli.py);
+Registered on the main app by `compiler.cli`. click and rich live only here (and in cli.py);
 nothing imported at module import time touches prefect, so `chapctl --help` stays instant.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Optional
 
-import typer
+import click
 
-RootOpt = Annotated[
-    Optional[Path],
-    typer.Option("--root", help="Repository to act on (default: nearest folder upward holding projects/).",
-                 file_okay=False, show_default=False),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON document instead of text.")]
-MarkdownOpt = Annotated[bool, typer.Option("--markdown", help="Print Markdown for a pull-request comment or a CI step summary.")]
-AdoptOpt = Annotated[bool, typer.Option("--adopt", help="Take over unmanaged deployments whose name a project uses.")]
+from compiler.cli_options import root_option
+
+json_option = click.option("--json", "json_", is_flag=True, help="Print a JSON document instead of text.")
+markdown_option = click.option("--markdown", is_flag=True,
+                               help="Print Markdown for a pull-request comment or a CI step summary.")
+adopt_option = click.option("--adopt", is_flag=True, help="Take over unmanaged deployments whose name a project uses.")
 
 
-def register(app: typer.Typer) -> None:
-    app.command(name="plan")(plan_command)
-    app.command(name="apply")(apply_command)
+def register(app: click.Group) -> None:
+    app.add_command(plan_command)
+    app.add_command(apply_command)
 
 
-def plan_command(
-    root: RootOpt = None,
-    json_: JsonOpt = False,
-    markdown: MarkdownOpt = False,
-    detailed_exitcode: Annotated[bool, typer.Option(
-        "--detailed-exitcode", help="Exit 0 when there is nothing to change, 2 when there is, 1 on error.")] = False,
-    adopt: AdoptOpt = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list unchanged objects.")] = False,
-) -> None:
+@click.command(name="plan", short_help="Show what apply would change on the Prefect server (drift marked).")
+@root_option
+@json_option
+@markdown_option
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 when there is nothing to change, 2 when there is, 1 on error.")
+@adopt_option
+@click.option("--verbose", "-v", is_flag=True, help="Also list unchanged objects.")
+def plan_command(root: Optional[Path], json_: bool, markdown: bool, detailed_exitcode: bool, adopt: bool,
+                 verbose: bool) -> None:
     """Read the Prefect server and show what `apply` would change. Writes nothing.
 
     Drift (a change made on the server since the last apply) is marked as such. Exit 0, or with
@@ -62,12 +61,12 @@ def plan_command(
     _guarded(body)
 
 
-def apply_command(
-    root: RootOpt = None,
-    json_: JsonOpt = False,
-    markdown: MarkdownOpt = False,
-    adopt: AdoptOpt = False,
-) -> None:
+@click.command(name="apply", short_help="Make the Prefect server match the projects; write only what differs.")
+@root_option
+@json_option
+@markdown_option
+@adopt_option
+def apply_command(root: Optional[Path], json_: bool, markdown: bool, adopt: bool) -> None:
     """Make the Prefect server match the compiled projects, then print what changed.
 
     Writes only where something differs; a second run with no edits writes nothing. Never touches

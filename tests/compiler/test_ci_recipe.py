@@ -7,7 +7,7 @@ import shlex
 
 import pytest
 import yaml as pyyaml
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from compiler.cli import app
 from tests.compiler.conftest import REPO

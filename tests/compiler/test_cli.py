@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from compiler.cli import app
 from tests.compiler.conftest import REPO, valid_project

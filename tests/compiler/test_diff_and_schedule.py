@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from compiler.cli import app
 from tests.compiler.conftest import valid_project

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml as pyyaml  # PyYAML: what `prefect deploy` reads prefect.yaml with
 from ruamel.yaml import YAML
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from compiler.cli import app
 from compiler.render import yaml_scalar
