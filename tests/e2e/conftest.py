@@ -1,0 +1,99 @@
+"""One end-to-end stack per test module: the fake DHIS2+CHAP server, a real Prefect server (SQLite,
+scheduler loop 2 s), a temporary chapctl repository compiled and applied with the real CLI, and a
+real process worker for its pool. No mocks and no patching: the flow runs as the worker runs it in
+production, in its own process, loading the code through the deployment's pull step.
+
+Teardown deletes the deployments (the every-minute schedule would keep creating runs), waits
+until no run is pending or running, then stops the worker (and any flow-run process below it),
+the server and the fake, by PID / process group.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from contextlib import ExitStack
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.scenario import (PASSWORD, PASSWORD_ENV, POOL, SERVER_SETTINGS, TODAY, USERNAME, WORKER_SETTINGS,
+                                Stack, clean_env, e2e_projects)
+from tests.e2e.stack import BIN, Api, Worker
+from tests.fake_dhis2 import FakeDhis2Server
+from tests.server.prefect_server import PrefectServer
+from tests.server.repo import Repo
+
+
+def chapctl(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "chapctl"), *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _quiesce(api: Api, worker: Worker, timeout: float = 120.0) -> None:
+    """Delete every deployment (and so its scheduled runs), then wait for in-flight runs to end.
+    Best effort: whatever is still running afterwards is stopped by `Worker.stop`."""
+    try:
+        for deployment in api.c.post("/deployments/filter", json={"limit": 200}).json():
+            api.c.delete(f"/deployments/{deployment['id']}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and worker.process.poll() is None:
+            if not api.runs_in_states(["PENDING", "RUNNING", "CANCELLING"]):
+                return
+            time.sleep(0.5)
+    except httpx.HTTPError:
+        pass
+
+
+def _wait_worker_online(api: Api, worker: Worker, timeout: float = 90.0) -> None:
+    """Fail fast (with the worker's log) when the worker does not come up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert worker.process.poll() is None, f"the worker exited at once:\n{worker.log_tail()}"
+        workers = api.c.post(f"/work_pools/{POOL}/workers/filter", json={}).json()
+        if any(w["status"] == "ONLINE" for w in workers):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no worker online for pool {POOL} after {timeout:.0f}s:\n{worker.log_tail()}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Stack:
+    tmp = tmp_path_factory.mktemp("e2e")
+    with ExitStack() as cleanup:
+        fake = FakeDhis2Server(username=USERNAME, password=PASSWORD, today=TODAY).start()
+        cleanup.callback(fake.stop)
+
+        server = PrefectServer.start(tmp / "server", "sqlite", extra_env=SERVER_SETTINGS)
+        cleanup.callback(server.stop)
+        client = cleanup.enter_context(server.client())
+        api = Api(client)
+
+        projects = e2e_projects(fake.url, datetime.now(timezone.utc))
+        repo = Repo.create(tmp / "repo", projects,
+                           defaults={"timezone": "UTC", "work_pool": POOL, "tags": ["e2e"],
+                                     "source": {"directory_env": "CHAPCTL_FLOWS_DIR"}})
+        cli_env = clean_env(**server.client_env(), **PASSWORD_ENV, PREFECT_HOME=str(tmp / "chapctl-home"),
+                            CHAPCTL_FLOWS_DIR=str(repo.root))
+        check = chapctl("compile", "--check", "--root", str(repo.root), env=cli_env, cwd=tmp)
+        assert check.returncode == 0, check.stdout + check.stderr
+        applied = chapctl("apply", "--root", str(repo.root), env=cli_env, cwd=tmp)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+
+        # The worker knows no DHIS2 password: it must resolve the credentials block reference.
+        (tmp / "worker").mkdir()
+        worker_env = clean_env(**server.client_env(), **WORKER_SETTINGS, PREFECT_HOME=str(tmp / "worker-home"))
+        worker = Worker.start(POOL, worker_env, cwd=tmp / "worker", log_path=tmp / "worker.log")
+        cleanup.callback(worker.stop)
+        cleanup.callback(_quiesce, api, worker)  # runs before worker.stop (LIFO)
+        _wait_worker_online(api, worker)
+
+        yield Stack(server=server, fake=fake, repo=repo, worker=worker, api=api,
+                    apply_output=applied.stdout + applied.stderr, projects={p["name"]: p for p in projects})
+
+
+@pytest.fixture(scope="module")
+def api(stack: Stack) -> Api:
+    return stack.api
