@@ -192,11 +192,12 @@ def utc_crons(cron: str, offset: int) -> list[str] | None:
     minutes, hours, dom, months, dow, special = fields
     if special or months != ["*"]:
         return None
+    every_day = dom == ["*"] and dow == ["*"]  # then a shift across midnight changes no day field
     groups: dict[int, set[tuple[int, int]]] = {}
     for hour in hours:
         for minute in minutes:
             total = hour * 60 + minute - offset
-            groups.setdefault(total // 1440, set()).add(divmod(total % 1440, 60))
+            groups.setdefault(0 if every_day else total // 1440, set()).add(divmod(total % 1440, 60))
     result = []
     for delta in sorted(groups):
         times = groups[delta]
@@ -222,9 +223,20 @@ def _shift_days(dom: list, dow: list, delta: int) -> str | None:
 
 
 def _cron_list(values: list[int], modulus: int) -> str:
+    """A cron field for sorted values: `*` for all, `a-b` for runs of three or more."""
     if len(values) == modulus or (modulus == 32 and len(values) == 31):
         return "*"
-    return ",".join(str(v) for v in values)
+    parts: list[str] = []
+    start = previous = values[0]
+    for value in [*values[1:], None]:
+        if value is not None and value == previous + 1:
+            previous = value
+            continue
+        parts.append(str(start) if previous == start else f"{start},{previous}" if previous == start + 1
+                     else f"{start}-{previous}")
+        if value is not None:
+            start = previous = value
+    return ",".join(parts)
 
 
 @lru_cache(maxsize=4096)
@@ -235,6 +247,10 @@ def _fields(cron: str):
     except Exception:  # valid for Prefect but beyond expand() (e.g. "5L"): no weekly pattern
         return None
     minutes, hours, dom, months, dow = expanded
+    # expand() collapses a field that covers its whole range to ["*"]; minutes and hours are
+    # always enumerated here (day fields keep "*", which means "no restriction" below).
+    minutes = list(range(60)) if minutes == ["*"] else minutes
+    hours = list(range(24)) if hours == ["*"] else hours
     special = bool(nth) or "l" in dom or "l" in dow
     return minutes, hours, dom, months, dow, special
 
@@ -296,13 +312,26 @@ def _hotspots(contributors, per_instance: int, overall: int) -> tuple[Hotspot, .
             if len(names) > limit:
                 key = (scope, day, hour, len(names), tuple(sorted(set(names))))
                 found.setdefault(key, {"limit": limit, "regimes": []})["regimes"].append(regime)
-    spots = []
+    grouped: dict[tuple, list[tuple[int, int]]] = {}
     for (scope, day, hour, runs, names), info in found.items():
         period = "all year" if len(info["regimes"]) == len({r for r, _, _ in contributors}) else ", ".join(
             r.label() for r in _merge(info["regimes"]))
-        spots.append(Hotspot(scope, f"{WEEKDAYS[day]} {hour:02d}:00-{hour:02d}:59 UTC", runs, info["limit"],
-                             names, period))
+        grouped.setdefault((scope, runs, info["limit"], names, period), []).append((day, hour))
+    spots = [Hotspot(scope, _windows(sorted(hours)), runs, limit, names, period)
+             for (scope, runs, limit, names, period), hours in grouped.items()]
     return tuple(sorted(spots, key=lambda s: (s.scope != "all instances", s.scope, s.when, s.period)))
+
+
+def _windows(hours: list[tuple[int, int]]) -> str:
+    """One line for many equal hot-spots: an every-minute cron must not yield 168 warnings."""
+    def one(day: int, hour: int) -> str:
+        return f"{WEEKDAYS[day]} {hour:02d}:00-{hour:02d}:59 UTC"
+
+    if len(hours) == 7 * 24:
+        return "in every UTC hour of the week"
+    if len(hours) <= 3:
+        return ", ".join(one(*h) for h in hours)
+    return f"in {len(hours)} UTC hours of the week (first {one(*hours[0])})"
 
 
 # --- DST regimes of the reference year -------------------------------------------------------------

@@ -131,7 +131,7 @@ def _reach_and_select(report: RunReport, dhis2: Dhis2Api, chap: ChapApi, configu
         try:
             setattr(report, attribute, ServiceCheck(True, check(api)))
         except Exception as exc:
-            setattr(report, attribute, ServiceCheck(False, _describe(exc)))
+            setattr(report, attribute, ServiceCheck(False, _describe(exc), getattr(exc, "status", None)))
             return None
     try:
         items = steps.list_prediction_setups(chap)
@@ -217,7 +217,13 @@ def _publish(report: RunReport) -> None:
         get_run_logger().error("could not write the run report artifact %r: %s", report.key, exc)
 
 
+class ChapRunFailed(Exception):
+    """The run's report says FAILED; the message is the report's headline."""
+
+
 def _final_state(report: RunReport) -> State:
     if report.failed:
-        return Failed(message=report.headline, data=report.summary())
+        # A Failed state's data must be an exception (Prefect raises it for callers); the summary
+        # stays in the report artifact.
+        return Failed(message=report.headline, data=ChapRunFailed(report.headline))
     return Completed(message=report.headline, data=report.summary())

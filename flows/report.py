@@ -19,6 +19,12 @@ _INLINE_LIMIT = 200
 class ServiceCheck:
     reachable: bool
     text: str  # "DHIS2 2.41.2 (Demo HMIS)" when reachable, else the error
+    status: int | None = None  # the HTTP status of the failed check, if it got one
+
+    @property
+    def auth_failed(self) -> bool:
+        """The service answered but refused the login: a credentials problem, not an outage."""
+        return not self.reachable and self.status in (401, 403)
 
 
 @dataclass
@@ -88,6 +94,9 @@ class RunReport:
         """What stopped the run as a whole, if anything did."""
         checks = [
             (self.config_error, "invalid parameters or settings"),
+            (self.dhis2 and self.dhis2.auth_failed,
+             f"DHIS2 authentication failed (HTTP {self.dhis2.status if self.dhis2 else ''}): check the "
+             "username and password of the credentials block"),
             (self.dhis2 and not self.dhis2.reachable, "DHIS2 is not reachable"),
             (self.chap and not self.chap.reachable, "chap-core is not reachable"),
             (self.listing_error, "could not list prediction setups"),
@@ -239,6 +248,8 @@ def _header_lines(report: RunReport) -> list[str]:
 def _service_lines(title: str, check: ServiceCheck) -> list[str]:
     if check.reachable:
         return [f"## {title}", "", f"**REACHABLE** -- {check.text}", ""]
+    if check.auth_failed:
+        return [f"## {title}", "", f"**AUTHENTICATION FAILED** -- {code(check.text)}", ""]
     return [f"## {title}", "", f"**NOT REACHABLE** -- {code(check.text)}", ""]
 
 

@@ -50,7 +50,9 @@ def test_plain_english(cron, text):
 def test_utc_crons_shift_days_and_hours():
     assert utc_crons("0 6 * * 1", 7 * 60) == ["0 23 * * 0"]  # Vientiane Monday 06:00 = Sunday 23:00 UTC
     assert utc_crons("30 5 2 * *", 7 * 60) == ["30 22 1 * *"]
-    assert utc_crons("0 1,23 * * *", 2 * 60) == ["0 23 * * *", "0 21 * * *"]
+    assert utc_crons("0 1,23 * * *", 2 * 60) == ["0 21,23 * * *"]  # every day: midnight moves no day
+    assert utc_crons("0 1,23 * * 1", 2 * 60) == ["0 23 * * 0", "0 21 * * 1"]
+    assert utc_crons("0 * * * *", 330) == ["30 * * * *"]
     assert utc_crons("0 0 1 * *", 60) is None  # the day before the 1st is no fixed day of month
 
 
@@ -118,3 +120,16 @@ def test_schedule_change_moves_one_table_row(repo_factory):
     changed_rows = [a for a, b in zip(after.splitlines(), before.splitlines()) if a != b and a.startswith("| p")]
     assert changed_rows == ["| p2 | `0 2 * * 2` | UTC | yes | At 02:00, only on Tuesday | At 02:00, only on Tuesday "
                             "| dhis2.example.org | 3 |"]
+
+
+def test_wildcard_minute_and_hour_crons_compile_and_group_their_hotspots(repo_factory):
+    files = {"projects/every-minute.yaml": project("every-minute", "* * * * *"),
+             "projects/hourly.yaml": project("hourly", "0 * * * *", "Asia/Kolkata", host="b.example.org")}
+    _, text = compile_files(repo_factory, files)
+    assert "| every-minute | `* * * * *` | UTC | yes | Every minute | Every minute |" in text
+    assert "| hourly | `0 * * * *` | Asia/Kolkata | yes | Every hour | At 30 minutes past the hour |" in text
+    warnings = text.split("## Warnings")[1].strip().splitlines()
+    assert warnings == ["- **dhis2.example.org**: 60 runs start in every UTC hour of the week (more than 3; "
+                        "all year): every-minute",
+                        "- **all instances**: 61 runs start in every UTC hour of the week (more than 10; "
+                        "all year): every-minute, hourly"][::-1]

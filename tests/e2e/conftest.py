@@ -13,7 +13,6 @@ from __future__ import annotations
 import subprocess
 import time
 from contextlib import ExitStack
-from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -71,7 +70,7 @@ def stack(tmp_path_factory) -> Stack:
         client = cleanup.enter_context(server.client())
         api = Api(client)
 
-        projects = e2e_projects(fake.url, datetime.now(timezone.utc))
+        projects = e2e_projects(fake.url)
         repo = Repo.create(tmp / "repo", projects,
                            defaults={"timezone": "UTC", "work_pool": POOL, "tags": ["e2e"],
                                      "source": {"directory_env": "CHAPCTL_FLOWS_DIR"}})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from tests.e2e.stack import Api, Worker
 from tests.fake_dhis2 import FakeDhis2Server
@@ -35,26 +35,17 @@ WORKER_SETTINGS = {
 }
 
 
-def every_minute_for_two_hours(now: datetime) -> str:
-    """Nearly every minute of this UTC hour and the next one.
-
-    Not `* * * * *`: `chapctl compile` (at a59dc78) stops with an internal error on any cron whose
-    minute or hour field covers its whole range (`*`, `0 * * * *`, `0-59`...): croniter's expand()
-    returns `['*']` for such a field and `compiler/schedules.py::_weekly_minutes` adds it to ints.
-    `0-58` keeps the minute field from collapsing to `*`, two hours keep the hour field from doing
-    so, and they cover a module that starts just before an hour ends. Once that is fixed this can
-    become `* * * * *`."""
-    return f"0-58 {now.hour},{(now.hour + 1) % 24} * * *"
+EVERY_MINUTE = "* * * * *"  # the scheduler has a run due within the minute, whenever the test starts
 
 
-def e2e_projects(fake_url: str, now: datetime) -> list[dict]:
+def e2e_projects(fake_url: str) -> list[dict]:
     common = dict(base_url=fake_url, cron=None)
     return [
         # triggered by the tests: the weekly setup 5 (configured model 7)
         project(TRIGGERED, "e2e-dhis2", model_id=7, password_env="E2E_DHIS2_PASSWORD", **common),
         # run by the scheduler (nearly) every minute: only setup 3 (monthly, model 12)
         project(SCHEDULED, "e2e-dhis2", model_id=12, password_env="E2E_DHIS2_PASSWORD",
-                prediction_setup_id=3, base_url=fake_url, cron=every_minute_for_two_hours(now), timezone="UTC"),
+                prediction_setup_id=3, base_url=fake_url, cron=EVERY_MINUTE, timezone="UTC"),
         # its block gets the wrong password at apply time
         project(WRONG, "e2e-dhis2-wrong", model_id=7, password_env="E2E_WRONG_DHIS2_PASSWORD", **common),
     ]

@@ -37,9 +37,9 @@ def test_wrong_password_is_a_401_and_is_not_retried(fake: FakeAdmin, run_flow, f
     run = run_flow(credentials=wrong)
 
     assert run.state.name == "Failed"
-    assert run.state.message == "FAILED -- DHIS2 is not reachable"
+    assert run.state.message == "FAILED -- DHIS2 authentication failed (HTTP 401): check the username and password of the credentials block"
     assert run.lines[-3:] == [
-        "## DHIS2", "", "**NOT REACHABLE** -- `DHIS2 GET /api/system/info -> HTTP 401: Unauthorized`"]
+        "## DHIS2", "", "**AUTHENTICATION FAILED** -- `DHIS2 GET /api/system/info -> HTTP 401: Unauthorized`"]
     assert [(r["path"], r["user"], r["status"]) for r in fake.requests()] == [("/api/system/info", USERNAME, 401)]
 
 
