@@ -82,9 +82,11 @@ def schedule_report(validated: ValidatedRepo) -> ScheduleReport:
     scheduled = [v.project for v in validated.projects if v.project.schedule is not None]
     zones = sorted({_zone(p, defaults) for p in scheduled})
     regimes = _regimes(tuple(zones))
-    rows = tuple(map_split(lambda p: _row(p, defaults, regimes), scheduled))
-    active = [p for p in scheduled if p.schedule.active]
-    load, totals, contributors, monthly = _load(active, defaults, regimes)
+    # Rows and weekly patterns per project in one pass (split over two processes when large).
+    computed = map_split(lambda p: (_row(p, defaults, regimes), _weekly_minutes(p.schedule.cron)), scheduled)
+    rows = tuple(row for row, _ in computed)
+    active = [(row, weekly) for row, weekly in computed if row.active]
+    load, totals, contributors, monthly = _load(active, regimes)
     limits = defaults.load_warnings
     return ScheduleReport(
         rows=rows,
@@ -258,23 +260,22 @@ def _fields(cron: str):
 # --- weekly load and hot-spots ------------------------------------------------------------------
 
 
-def _load(projects: list[Project], defaults: Defaults, regimes: tuple[Regime, ...]):
+def _load(active: list[tuple[ScheduleRow, list[int] | None]], regimes: tuple[Regime, ...]):
     """Runs per (UTC weekday, UTC hour) per instance, for each regime, maxed over regimes."""
     load: dict[tuple[int, int], dict[str, int]] = {}
     totals: dict[tuple[int, int], int] = {}
     contributors: dict[tuple[Regime, int, int], list[tuple[str, str]]] = {}
     monthly: list[str] = []
-    for project in projects:
-        weekly = _weekly_minutes(project.schedule.cron)
+    for row, weekly in active:
         if weekly is None:
-            monthly.append(f"{project.name}: {describe(project.schedule.cron)} ({_zone(project, defaults)})")
+            monthly.append(f"{row.project}: {row.local} ({row.timezone})")
             continue
         for regime in regimes:
-            offset = regime.offset(_zone(project, defaults))
+            offset = regime.offset(row.timezone)
             for minute_of_week in weekly:
                 utc = (minute_of_week - offset) % MINUTES_PER_WEEK
                 day, hour = utc // 1440, (utc % 1440) // 60
-                contributors.setdefault((regime, day, hour), []).append((instance_of(project), project.name))
+                contributors.setdefault((regime, day, hour), []).append((row.instance, row.project))
     for (regime, day, hour), runs in contributors.items():
         counts: dict[str, int] = {}
         for instance, _ in runs:
