@@ -25,6 +25,14 @@ class Diagnostic:
         return f"{self.file}:{self.line}:{self.column}" if self.line else self.file
 
 
+def dotted_path(path: tuple) -> str:
+    """("schedule", "cron") -> "schedule.cron"; list indexes as [i]: ("tags", 0) -> "tags[0]"."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
 def sort_key(d: Diagnostic) -> tuple:
     return (d.file, d.line, d.column, d.field, d.message)
 

@@ -20,7 +20,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.resolver import VersionedResolver, implicit_resolvers
 from ruamel.yaml.tag import Tag
 
-from compiler.diagnostics import Diagnostic
+from compiler.diagnostics import Diagnostic, dotted_path
 from compiler.parallel import map_split
 
 PROJECTS_DIR = "projects"
@@ -63,12 +63,13 @@ class SourceFile:
         required key is reported where its parent mapping starts)."""
         node: Node = self.node
         place = node
-        for part in path:
+        for index, part in enumerate(path):
             child = _child(node, part)
             if child is None:
                 break
             key_node, value_node = child
-            place = key_node if key and part == path[-1] and key_node is not None else value_node
+            last = index == len(path) - 1
+            place = key_node if key and last and key_node is not None else value_node
             node = value_node
         return place.start_mark.line + 1, place.start_mark.column + 1
 
@@ -265,7 +266,7 @@ class _Builder:
     def _error(self, node: Node, path: tuple, message: str, hint: str) -> None:
         mark = node.start_mark
         self.diagnostics.append(
-            Diagnostic(self.relative, mark.line + 1, mark.column + 1, _dotted(path), message, hint)
+            Diagnostic(self.relative, mark.line + 1, mark.column + 1, dotted_path(path), message, hint)
         )
 
     def _within_budget(self, root: Node) -> bool:
@@ -375,10 +376,3 @@ def _child(node: Node, part: Any) -> tuple[Node | None, Node] | None:
     if isinstance(node, SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
         return None, node.value[part]
     return None
-
-
-def _dotted(path: tuple) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text

@@ -20,7 +20,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
 
 from compiler.cron import cron_problem
-from compiler.diagnostics import Diagnostic
+from compiler.diagnostics import Diagnostic, dotted_path
 from compiler.load import LoadedRepo, SourceFile
 from compiler.models import Defaults, Project
 from compiler.parallel import map_split
@@ -331,18 +331,11 @@ def _example(info: FieldInfo | None) -> str | None:
 
 def _diagnostic(source: SourceFile, path: tuple, message: str, hint: str, *, key: bool = False) -> Diagnostic:
     line, column = source.position(path, key=key)
-    return Diagnostic(source.path, line, column, _dotted(path), message, hint)
+    return Diagnostic(source.path, line, column, dotted_path(path), message, hint)
 
 
 def _emit(out: list[Diagnostic], source: SourceFile, path: tuple, message: str, hint: str, *, key: bool = False):
     out.append(_diagnostic(source, path, message, hint, key=key))
-
-
-def _dotted(path: tuple) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def _did_you_mean(word: str, options: list[str]) -> str:
