@@ -132,8 +132,12 @@ def start_server() -> None:
         print(f"Prefect server already running: {local_api_url()} (pid {pid_of('server')})")
         return
     (LOCAL / "prefect").mkdir(parents=True, exist_ok=True)
+    env = prefect_env()
+    # zoneinfo from the pinned tzdata package only: Prefect 3.8.8's CronSchedule validator lists
+    # the zones (a walk of /usr/share/zoneinfo) every time it reads a schedule (see bench/apply.py).
+    env.setdefault("PYTHONTZPATH", "")
     pid = spawn("server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port())],
-                prefect_env())
+                env)
     wait_healthy(health, "server")
     backend = "PostgreSQL" if os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL") else "SQLite in .local/prefect"
     print(f"Prefect server started: {local_api_url()} ({backend}, pid {pid}, log .local/logs/server.log)")
