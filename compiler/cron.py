@@ -33,13 +33,30 @@ def _croniter_module() -> ModuleType:
     return module
 
 
-def croniter_class() -> type:
-    return _croniter_module().croniter
+_EXPANSIONS: dict[str, tuple | None] = {}
+
+
+def expand(expression: str) -> tuple | None:
+    """croniter's expansion `(fields, nth_weekday)` of an expression, or None when croniter
+    rejects it (`croniter.is_valid` is exactly "expand raises no CroniterError"). Cached: the
+    validator and the schedule review both need it, and it is the slow part of either."""
+    if expression not in _EXPANSIONS:
+        module = _croniter_module()
+        try:
+            _EXPANSIONS[expression] = module.croniter.expand(expression)
+        except module.CroniterError:
+            _EXPANSIONS[expression] = None
+    return _EXPANSIONS[expression]
+
+
+def remember(expression: str, expansion: tuple | None) -> None:
+    """Adopt an expansion computed in another process (see compiler.parallel)."""
+    _EXPANSIONS.setdefault(expression, expansion)
 
 
 def prefect_accepts(expression: str) -> bool:
     """Prefect's verdict, reproduced: croniter.is_valid and no random/hashed (R/H) fields."""
-    if not croniter_class().is_valid(expression):
+    if expand(expression) is None:
         return False
     return not any(part.casefold() in ("r", "h") for part in expression.split())
 
@@ -68,7 +85,7 @@ def _reason(expression: str) -> str:
             return f"{_FIELDS[index][0]} field {part!r}: random (R) and hashed (H) values are not supported"
         probe = ["*"] * 5
         probe[index] = part
-        if not croniter_class().is_valid(" ".join(probe)):
+        if expand(" ".join(probe)) is None:
             name, allowed = _FIELDS[index]
             return f"{name} field {part!r} is invalid; allowed: {allowed}, with , - / and *"
     return "the fields do not combine into a valid schedule"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,7 @@ _PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./@+:(),' -]*")
 _RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "y", "n"}
 
 
+@lru_cache(maxsize=8192, typed=True)  # typed: True and 1 must not share an entry
 def yaml_scalar(value: Any) -> YamlText:
     """A YAML scalar for `value` that both YAML 1.1 (PyYAML, used by `prefect deploy`) and 1.2
     read back as the same value: plain when unambiguous, else a JSON string (valid YAML)."""

@@ -14,7 +14,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from compiler.cron import croniter_class
+from compiler.cron import expand
 from compiler.models import Defaults, Project
 from compiler.parallel import map_split
 from compiler.validate import ValidatedRepo
@@ -244,10 +244,10 @@ def _cron_list(values: list[int], modulus: int) -> str:
 @lru_cache(maxsize=4096)
 def _fields(cron: str):
     """(minutes, hours, dom, months, dow, special) from Prefect's croniter, or None."""
-    try:
-        expanded, nth = croniter_class().expand(MACRO_CRONS.get(cron.lower(), cron))
-    except Exception:  # valid for Prefect but beyond expand() (e.g. "5L"): no weekly pattern
+    expansion = expand(MACRO_CRONS.get(cron.lower(), cron))
+    if expansion is None:  # valid for Prefect but beyond expand() (e.g. "5L"): no weekly pattern
         return None
+    expanded, nth = expansion
     minutes, hours, dom, months, dow = expanded
     # expand() collapses a field that covers its whole range to ["*"]; minutes and hours are
     # always enumerated here (day fields keep "*", which means "no restriction" below).

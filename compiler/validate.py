@@ -20,6 +20,8 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
 
 from compiler.cron import cron_problem
+from compiler.cron import expand as cron_expansion
+from compiler.cron import remember as remember_cron
 from compiler.diagnostics import Diagnostic, dotted_path
 from compiler.load import LoadedRepo, SourceFile
 from compiler.models import Defaults, Project
@@ -59,12 +61,16 @@ def validate(loaded: LoadedRepo) -> ValidatedRepo:
     defaults = _validate_defaults(loaded.defaults, diagnostics)
     valid: list[ValidProject] = []  # every project that has the right shape, for cross-file checks
 
-    def check(source: SourceFile) -> tuple[Project | None, list[Diagnostic]]:
+    def check(source: SourceFile) -> tuple[Project | None, list[Diagnostic], tuple | None]:
         problems: list[Diagnostic] = []
-        return _validate_project(source, defaults, problems), problems
+        project = _validate_project(source, defaults, problems)
+        cron = project.schedule.cron if project is not None and project.schedule else None
+        return project, problems, (cron, cron_expansion(cron)) if cron else None
 
-    for source, (project, problems) in zip(loaded.projects, map_split(check, loaded.projects)):
+    for source, (project, problems, expansion) in zip(loaded.projects, map_split(check, loaded.projects)):
         diagnostics.extend(problems)
+        if expansion is not None:  # computed in a forked child: keep it for the schedule review
+            remember_cron(*expansion)
         if project is not None:
             valid.append(ValidProject(source, project))
     _check_unique_names(valid, diagnostics)

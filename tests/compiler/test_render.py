@@ -126,3 +126,8 @@ def test_output_is_byte_identical_across_file_order_locale_and_hash_seed(tmp_pat
     assert outputs[0] == outputs[1] == outputs[2]
     committed = {k: (REPO / k).read_bytes() for k in outputs[0]}
     assert outputs[0] == committed
+
+
+def test_yaml_scalar_keeps_booleans_and_integers_apart():
+    # 1 == True in Python: a cache keyed by value alone would render `active: 1`.
+    assert [yaml_scalar(v) for v in (1, True, 0, False, 1, True)] == ["1", "true", "0", "false", "1", "true"]
