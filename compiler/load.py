@@ -12,7 +12,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.constructor import SafeConstructor
 from ruamel.yaml.cyaml import CParser
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -240,13 +239,6 @@ class _Loader(CParser, SafeConstructor, _Yaml12Resolver):
             return documents
         finally:
             self.dispose()
-
-
-def make_yaml() -> YAML:
-    """A stock ruamel.yaml instance with our resolver (used by tests to compare verdicts)."""
-    yaml = YAML(typ="safe", pure=False)
-    yaml.Resolver = _Yaml12Resolver
-    return yaml
 
 
 class _Builder:

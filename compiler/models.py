@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 NAME_PATTERN = r"^[a-z0-9-]{1,63}$"
 ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-MANAGED_TAG = "managed-by:chapctl"
 DEFAULT_WORK_POOL = "default"
 DEFAULT_TIMEZONE = "UTC"
 

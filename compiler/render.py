@@ -15,7 +15,8 @@ from typing import Any
 
 import jinja2
 
-from compiler.models import MANAGED_TAG, Defaults, Project
+from compiler.constants import MANAGED_TAG
+from compiler.models import Defaults, Project
 from compiler.schedules import REFERENCE_YEAR, WEEKDAYS, ScheduleReport, schedule_report
 from compiler.schema import render_schemas
 from compiler.validate import ValidatedRepo
@@ -69,9 +70,6 @@ class Artifacts:
     """Relative path -> exact file text, for every file `compile` owns."""
 
     files: dict[str, str]
-
-    def owned_prefixes(self) -> tuple[str, ...]:
-        return (BLOCKS_DIR + "/",)
 
 
 def render(validated: ValidatedRepo, templates_dir: Path) -> Artifacts:

@@ -67,7 +67,6 @@ class Hotspot:
 class ScheduleReport:
     rows: tuple[ScheduleRow, ...]
     unscheduled: tuple[str, ...]
-    instances: tuple[str, ...]
     # (weekday, hour) -> runs per instance, maxed over the year's DST regimes; active schedules only
     load: dict[tuple[int, int], dict[str, int]] = field(repr=False)
     totals: dict[tuple[int, int], int] = field(repr=False)  # all instances, maxed over regimes
@@ -91,7 +90,6 @@ def schedule_report(validated: ValidatedRepo) -> ScheduleReport:
     return ScheduleReport(
         rows=rows,
         unscheduled=tuple(v.project.name for v in validated.projects if v.project.schedule is None),
-        instances=tuple(sorted({instance_of(v.project) for v in validated.projects})),
         load=load,
         totals=totals,
         monthly=monthly,

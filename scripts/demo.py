@@ -43,10 +43,11 @@ def demo_env() -> dict[str, str]:
 
 
 def password_variables() -> list[str]:
-    found = set()
-    for path in (ROOT / "projects").glob("*.yaml"):
-        found.update(re.findall(r"^\s*password_env:\s*([A-Za-z_][A-Za-z0-9_]*)", path.read_text(), re.M))
-    return sorted(found)
+    """The variables the example projects name in `password_env`, read by the compiler itself."""
+    from compiler.build import validate_repo
+
+    projects = validate_repo(ROOT).projects
+    return sorted({v.project.credentials.password_env for v in projects if v.project.credentials.managed})
 
 
 def prepare_demo_repo() -> None:
