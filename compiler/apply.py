@@ -1,31 +1,52 @@
-"""Execute a Plan against the Prefect API, in its order, one write at a time.
+"""Read, plan and execute against the Prefect API: `prepare()` (the read half shared by `plan` and
+`apply`) and `apply()` (the whole protocol), with `execute()` sending a plan's writes in order.
+
+The protocol of `apply()`:
+
+1. refuse stale artifacts; read the server in bulk; plan (pure); check the applied-commit guard;
+2. nothing to write and nothing to record → done, without taking the lock (a no-op writes nothing);
+3. take the owner's apply lock on the server (`compiler.lock`), read and plan again under it (what
+   another apply changed meanwhile is seen), check the guard again, record the commit being
+   applied, execute, release.
 
 Writes are sequential (SQLite serialises them anyway and answers 503 when locked; the client
-retries). Only actions whose op is not `noop` send anything, so a run with nothing to do makes
-no write. Every action is a single request, or — for none today — several requests that are each
-idempotent, so a run killed at any point leaves the server in a state from which the next
-`plan` computes exactly the remaining work (tested by killing after k writes for several k).
-
-`prepare()` is the read half shared by `plan` and `apply`: freshness check, desired state, live
-state, pure diff.
+retries). Each action is one request, or a few requests that are each idempotent, so a run killed
+at any point leaves the server in a state from which the next `plan` computes exactly the
+remaining work. A create whose retry answers "already exists", or a delete that answers 404, is
+checked against the server and counts as done when the server is in the state it meant to reach.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compiler import gitinfo
+from compiler.constants import MANAGED_TAG, STATE_VARIABLE, owner_tag
 from compiler.desired import Desired, load_desired
-from compiler.errors import ApplyRefused
-from compiler.plan import CREATE, DELETE, NOOP, UPDATE, Action, Plan, plan
+from compiler.errors import ApplyFailed, ApplyRefused, Conflict, NotFound, ServerError, UserError
+from compiler.jsontree import leaves, map_leaves
+from compiler.plan import CREATE, DELETE, NOOP, UPDATE, Action, Placeholder, Plan, PlanOptions, SecretFromEnv, plan
 from compiler.prefect_api import PrefectAPI
 from compiler.state import Live, read_live
 
-PLACEHOLDER = re.compile(r"^<<chapctl:([a-z_]+):(.+)>>$")
+
+@dataclass(frozen=True)
+class CommitGuard:
+    """Whether this checkout may apply: it must contain the commit this owner last applied."""
+
+    head: str | None  # this checkout's HEAD; None outside git
+    recorded: str | None  # the commit the server says this owner last applied
+    refusal: str | None = None  # why apply refuses (None: it may go ahead)
+    note: str | None = None  # e.g. the guard is off outside git
+
+    @property
+    def needs_record(self) -> bool:
+        return self.head is not None and self.head != self.recorded
 
 
 @dataclass
@@ -34,6 +55,7 @@ class Prepared:
     desired: Desired
     live: Live
     plan: Plan
+    guard: CommitGuard
 
 
 FRESH_INPUTS = ("projects", "templates", "schema", "blocks", "prefect.yaml")
@@ -42,8 +64,8 @@ FRESH_INPUTS = ("projects", "templates", "schema", "blocks", "prefect.yaml")
 _RENDERING_PACKAGES = ("ruamel.yaml", "jinja2", "pydantic", "cron-descriptor", "tzdata", "prefect")
 
 
-def check_fresh(root: Path) -> None:
-    """Refuse stale artifacts (DESIGN §6.1); the compiler raises StaleArtifacts/ValidationFailed.
+def ensure_fresh(root: Path) -> None:
+    """Refuse stale artifacts (the compiler raises StaleArtifacts/ValidationFailed).
 
     Compiling is a pure function of the project files, the templates and the compiler's own code,
     so a successful check is remembered under .chapctl/cache/ keyed by the sha256 of all of them
@@ -68,9 +90,9 @@ def check_fresh(root: Path) -> None:
     marker = root / ".chapctl" / "cache" / f"fresh-{h.hexdigest()[:32]}"
     if marker.exists():
         return
-    from compiler.build import check_fresh as _check  # the full compiler only on a cache miss
+    from compiler.build import check_fresh  # the full compiler only on a cache miss
 
-    _check(root)
+    check_fresh(root)
     try:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
@@ -78,20 +100,66 @@ def check_fresh(root: Path) -> None:
         pass  # a read-only checkout still works, just without the shortcut
 
 
-def prepare(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None, adopt: bool = False,
-            fresh_check: bool = True) -> Prepared:
+def prepare(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
+            options: PlanOptions | None = None, adopt: bool = False, fresh_check: bool = True,
+            desired: Desired | None = None, checkout: gitinfo.Checkout | None = None) -> Prepared:
+    """Freshness check, desired state, live state, pure diff, applied-commit guard."""
     env = os.environ if env is None else env
+    options = options or PlanOptions(adopt=adopt)
     if fresh_check:
-        check_fresh(root)
-    desired = load_desired(root, env)
-    live = read_live(api, desired)
-    return Prepared(root, desired, live, plan(desired, live, adopt=adopt))
+        ensure_fresh(root)
+    if desired is None:
+        desired = load_desired(root, env)
+    live = read_live(api, desired, dict(env))
+    checkout = checkout if checkout is not None else gitinfo.checkout(root)
+    return Prepared(root, desired, live, plan(desired, live, options), commit_guard(root, desired.owner, live, checkout))
 
 
+def recorded_state(live: Live, owner: str) -> dict[str, Any]:
+    var = live.variables.get(STATE_VARIABLE.format(owner=owner))
+    value = var.get("value") if var else None
+    return value if isinstance(value, dict) else {}
+
+
+def commit_guard(root: Path, owner: str, live: Live, checkout: gitinfo.Checkout) -> CommitGuard:
+    state = recorded_state(live, owner)
+    recorded = state.get("commit") if isinstance(state.get("commit"), str) else None
+    head = checkout.commit
+    if head is None:
+        last = f"; the server last applied commit {recorded[:12]} for owner {owner!r}" if recorded else ""
+        return CommitGuard(None, recorded, note=f"{root} is {checkout.reason}: the applied-commit guard is off{last}")
+    if recorded is None or recorded == head:
+        return CommitGuard(head, recorded)
+    contained = gitinfo.contains(root, recorded)
+    if contained:
+        return CommitGuard(head, recorded)
+    when = f" ({state.get('applied_at')}, by {state.get('by')})" if state.get("applied_at") else ""
+    if contained is False:
+        refusal = (f"this checkout (HEAD {head[:12]}) does not contain commit {recorded[:12]}, which owner {owner!r} "
+                   f"last applied{when}: applying it would undo that. Update the checkout (git pull) and re-run; "
+                   "to roll back on purpose, re-run with --ignore-applied-commit")
+    elif checkout.shallow:
+        refusal = (f"commit {recorded[:12]}, which owner {owner!r} last applied{when}, is not in this shallow "
+                   f"checkout (HEAD {head[:12]}); fetch the history (`git fetch --unshallow`, or `fetch-depth: 0` "
+                   "for actions/checkout) and re-run")
+    else:
+        refusal = (f"commit {recorded[:12]}, which owner {owner!r} last applied{when}, is unknown to this checkout "
+                   f"(HEAD {head[:12]}): history was rewritten (a force-push?), it was applied from a branch not "
+                   "fetched here, or this is another repository. Fetch it, or if this checkout is what the server "
+                   "should run, re-run with --ignore-applied-commit")
+    return CommitGuard(head, recorded, refusal=refusal)
+
+
+# -- results --------------------------------------------------------------------------------------
 @dataclass
 class ApplyResult:
     plan: Plan
     applied: list[Action] = field(default_factory=list)
+    failed: Action | None = None  # the action whose write failed (ApplyFailed carries this result)
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)  # what apply itself says (lock waits, guard off)
+    recovered: list[str] = field(default_factory=list)  # retries that met our own earlier write
+    bookkeeping: int = 0  # requests of the apply lock and the applied-commit record
 
     def counts(self) -> dict[str, int]:
         names = {CREATE: "created", UPDATE: "updated", DELETE: "deleted"}
@@ -102,35 +170,216 @@ class ApplyResult:
         return c
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
+            "ok": self.failed is None and self.error is None,
             "counts": self.counts(),
             "applied": [a.to_json() for a in self.applied],
-            "notes": list(self.plan.notes),
+            "notes": list(self.plan.notes) + list(self.notes),
         }
+        if self.recovered:
+            doc["recovered"] = list(self.recovered)
+        if self.failed is not None or self.error is not None:
+            doc["failed"] = {**(self.failed.to_json() if self.failed else {}), "error": self.error}
+            doc["not_applied"] = [a.to_json() for a in self.plan.actions
+                                  if a.writes and a is not self.failed and a not in self.applied]
+        return doc
 
 
-def apply(p: Plan, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
-          progress: Callable[[Action], None] | None = None) -> ApplyResult:
-    """Send the plan's writes in order. Raises ApplyRefused before any write if the plan has blockers."""
+@dataclass(frozen=True)
+class ApplyOptions:
+    plan: PlanOptions = PlanOptions()
+    lock_timeout: float = 300.0
+    ignore_applied_commit: bool = False
+
+
+def apply(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
+          options: ApplyOptions | None = None, progress: Callable[[Action], None] | None = None,
+          on_wait: Callable[[str], None] | None = None, fresh_check: bool = True,
+          ) -> tuple[Prepared, ApplyResult]:
+    """The whole apply protocol (module docstring). Raises ApplyRefused before any write, or
+    ApplyFailed (carrying the partial ApplyResult) when a write fails.
+
+    The lock and the commit record go through their own clients (`api.sibling()`), so `api.stats`
+    counts the reads and the writes of the plan alone; `result.bookkeeping` counts the others."""
+    from compiler.lock import ApplyLock
+
     env = os.environ if env is None else env
-    refusals = p.blockers + p.missing_env
+    options = options or ApplyOptions()
+    checkout = gitinfo.checkout(root)
+    prepared = prepare(root, api, env=env, options=options.plan, fresh_check=fresh_check, checkout=checkout)
+    _refuse(prepared, options)
+    _check_env(prepared.plan, env, api)
+    if not prepared.plan.has_changes and not _needs_record(prepared):
+        return prepared, _result(prepared)
+    books = api.sibling()
+    lock = ApplyLock(books, prepared.desired.owner, commit=checkout.commit, timeout=options.lock_timeout,
+                     on_wait=on_wait, renew_api=api.sibling)
+    result: ApplyResult | None = None
+    try:
+        lock.acquire()
+        prepared = prepare(root, api, env=env, options=options.plan, fresh_check=False,
+                           desired=prepared.desired, checkout=checkout)
+        _refuse(prepared, options)
+        _check_env(prepared.plan, env, api)
+        result = _result(prepared)
+        if lock.waited >= 1:
+            result.notes.append(f"waited {lock.waited:.0f}s for another apply of owner "
+                                f"{prepared.desired.owner!r}; planned again after it")
+        if lock.broke:
+            result.notes.append(f"took over an expired apply lock ({lock.broke})")
+        if _needs_record(prepared):
+            lock.check()
+            _record_commit(books, prepared)
+        try:
+            execute(prepared.plan, api, env=env, progress=progress, result=result, before_write=lock.check)
+        except ApplyFailed as exc:
+            exc.prepared = prepared
+            raise
+        return prepared, result
+    finally:
+        lock.release()
+        books.close()
+        if result is not None:
+            result.bookkeeping = books.stats.requests
+
+
+def _result(prepared: Prepared) -> ApplyResult:
+    result = ApplyResult(prepared.plan)
+    if prepared.guard.note:
+        result.notes.append(prepared.guard.note)
+    return result
+
+
+def _needs_record(prepared: Prepared) -> bool:
+    state = recorded_state(prepared.live, prepared.desired.owner)
+    return prepared.guard.needs_record or (not state and prepared.plan.has_changes)
+
+
+def _refuse(prepared: Prepared, options: ApplyOptions) -> None:
+    refusals = prepared.plan.blockers + prepared.plan.missing_env
+    if prepared.guard.refusal and not options.ignore_applied_commit:
+        refusals = [prepared.guard.refusal] + refusals
     if refusals:
         more = f" (and {len(refusals) - 1} more; see `chapctl plan`)" if len(refusals) > 1 else ""
         raise ApplyRefused(refusals[0] + more + "; nothing was written")
-    _check_env(p, env, api)
-    ids: dict[str, str] = {}
-    result = ApplyResult(p)
+
+
+def _record_commit(api: PrefectAPI, prepared: Prepared) -> None:
+    """Record, before the first write, the commit this apply makes the server run (the guard of
+    the next apply compares with it). Outside git the recorded commit is kept as it was."""
+    from compiler.lock import holder_description
+
+    owner = prepared.desired.owner
+    name = STATE_VARIABLE.format(owner=owner)
+    previous = recorded_state(prepared.live, owner)
+    value = {"owner": owner, "commit": prepared.guard.head or previous.get("commit"),
+             "applied_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+             "by": holder_description()}
+    existing = prepared.live.variables.get(name)
+    if existing is not None:
+        try:
+            api.patch(f"/variables/{existing['id']}", {"value": value})
+            return
+        except NotFound:
+            pass  # deleted meanwhile: create it again
+    try:
+        api.post("/variables/", {"name": name, "value": value, "tags": [MANAGED_TAG, owner_tag(owner)]})
+    except Conflict:
+        current = api.get(f"/variables/name/{name}")
+        api.patch(f"/variables/{current['id']}", {"value": value})
+
+
+# -- execution ------------------------------------------------------------------------------------
+def execute(p: Plan, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
+            progress: Callable[[Action], None] | None = None, result: ApplyResult | None = None,
+            before_write: Callable[[], None] | None = None) -> ApplyResult:
+    """Send the plan's writes in order; raise ApplyFailed carrying `result` when one fails."""
+    env = os.environ if env is None else env
+    result = result or ApplyResult(p)
+    ids: dict[Placeholder, str] = {}
     for action in p.actions:
         if not action.writes:
             continue
-        for req in action.requests:
-            response = api.request(req.method, _resolve(req.path, ids, env), json=_resolve(req.body, ids, env))
-            if action.provides and isinstance(response, dict) and "id" in response:
+        try:
+            if before_write is not None:
+                before_write()
+            for req in action.requests:
+                response = _send(api, action, req.method, req.path, _resolve(req.body, ids, env), result)
+            if action.provides and isinstance(response, dict) and "id" in response:  # the last request's
                 ids[action.provides] = response["id"]
+        except UserError as exc:
+            result.failed, result.error = action, str(exc)
+            done = len(result.applied)
+            raise ApplyFailed(
+                f"{action.op} {action.kind.replace('_', ' ')} {action.name} failed after {done} change(s) were "
+                f"applied: {exc}. Re-run `chapctl apply`: it continues from what the server holds now", result
+            ) from None
         result.applied.append(action)
         if progress is not None:
             progress(action)
     return result
+
+
+def _send(api: PrefectAPI, action: Action, method: str, path: str, body: Any, result: ApplyResult) -> Any:
+    """One request; a retry that met our own committed write, or a delete of what is already gone,
+    counts as done once the server shows the state we meant to reach."""
+    try:
+        return api.request(method, path, json=body)
+    except NotFound:
+        if method == "DELETE" or path.endswith("/set_state"):
+            result.recovered.append(f"{method} {path}: already gone")
+            return None
+        raise NotFound(f"{action.kind.replace('_', ' ')} {action.name} was deleted on the server while apply "
+                       f"ran ({method} {path} answered 404)", path) from None
+    except ServerError as exc:
+        ambiguous = isinstance(exc, Conflict) or (api.last_resent and (exc.status or 0) >= 500)
+        if method != "POST" or not ambiguous:
+            raise
+        found = _already_there(api, path, body)
+        if found is None:
+            raise
+        result.recovered.append(f"{method} {path}: already created ({'409' if exc.status == 409 else exc.status} "
+                                "after a retry), matches the plan")
+        return found
+
+
+def _already_there(api: PrefectAPI, path: str, body: Any) -> Any:
+    """The object a create meant to make, when the server holds it as the create meant it; else None."""
+    if not isinstance(body, (dict, list)):
+        return None
+    try:
+        if path == "/work_pools/":
+            return api.get(f"/work_pools/{body['name']}")
+        if path == "/block_types/":
+            return api.get(f"/block_types/slug/{body['slug']}")
+        if path == "/block_schemas/":
+            rows = api.post("/block_schemas/filter", {"block_schemas": {"block_type_id": {"any_": [body["block_type_id"]]}}})
+            fields = body.get("fields")
+            return next((r for r in rows if r.get("fields") == fields and r.get("version") == body.get("version")), None)
+        if path == "/variables/":
+            current = api.get(f"/variables/name/{body['name']}")
+            return current if current.get("value") == body.get("value") else None
+        if path == "/block_documents/":
+            rows = api.post("/block_documents/filter", {
+                "block_documents": {"name": {"any_": [body["name"]]}, "is_anonymous": {"eq_": False}},
+                "block_types": {"id": {"any_": [body["block_type_id"]]}}, "include_secrets": True, "limit": 1})
+            return rows[0] if rows and _same_data(rows[0].get("data") or {}, body.get("data") or {}) else None
+        if path.startswith("/deployments/") and path.endswith("/schedules") and isinstance(body, list):
+            current = api.get(path)
+            by_slug = {s.get("slug"): s for s in current}
+            for wanted in body:
+                have = by_slug.get(wanted.get("slug"))
+                if have is None or any(have.get(k) != wanted.get(k) for k in ("active", "parameters")) or \
+                        any((have.get("schedule") or {}).get(k) != v for k, v in wanted["schedule"].items()):
+                    return None
+            return [by_slug[w.get("slug")] for w in body]
+    except (NotFound, KeyError, TypeError):
+        return None
+    return None
+
+
+def _same_data(have: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    return all(have.get(k) == v for k, v in wanted.items())
 
 
 def _check_env(p: Plan, env: Mapping[str, str], api: PrefectAPI) -> None:
@@ -139,41 +388,26 @@ def _check_env(p: Plan, env: Mapping[str, str], api: PrefectAPI) -> None:
     for action in p.actions:
         if action.writes:
             for req in action.requests:
-                for var in _env_refs(req.body):
-                    if not env.get(var):
-                        missing.add(var)
-                    else:
-                        api.register_secret(env[var])
+                for leaf in leaves(req.body):
+                    if isinstance(leaf, SecretFromEnv):
+                        if not env.get(leaf.var):
+                            missing.add(leaf.var)
+                        else:
+                            api.register_secret(env[leaf.var])
     if missing:
         raise ApplyRefused(f"environment variable(s) {', '.join(sorted(missing))} not set; nothing was written")
 
 
-def _env_refs(value: Any) -> list[str]:
-    if isinstance(value, str):
-        m = PLACEHOLDER.match(value)
-        return [m.group(2)] if m and m.group(1) == "env" else []
-    if isinstance(value, dict):
-        return [v for x in value.values() for v in _env_refs(x)]
-    if isinstance(value, list):
-        return [v for x in value for v in _env_refs(x)]
-    return []
+def _resolve(value: Any, ids: Mapping[Placeholder, str], env: Mapping[str, str]) -> Any:
+    """Replace placeholder objects; strings, however they look, are sent exactly as compiled."""
 
+    def leaf(v: Any) -> Any:
+        if isinstance(v, SecretFromEnv):
+            return env[v.var]
+        if isinstance(v, Placeholder):
+            if v not in ids:
+                raise RuntimeError(f"plan order bug: {v} used before it was created")
+            return ids[v]
+        return v
 
-def _resolve(value: Any, ids: Mapping[str, str], env: Mapping[str, str]) -> Any:
-    if isinstance(value, str):
-        if "<<chapctl:" not in value:
-            return value
-        m = PLACEHOLDER.match(value)
-        if m and m.group(1) == "env":
-            return env[m.group(2)]
-        if m:
-            if value not in ids:
-                raise RuntimeError(f"plan order bug: {value} used before it was created")
-            return ids[value]
-        # a placeholder inside a path
-        return re.sub(r"<<chapctl:[a-z_]+:[^>]+>>", lambda mm: ids[mm.group(0)], value)
-    if isinstance(value, dict):
-        return {k: _resolve(v, ids, env) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_resolve(v, ids, env) for v in value]
-    return value
+    return map_leaves(value, leaf)

@@ -6,8 +6,10 @@ nothing imported at module import time touches prefect, so `chapctl --help` stay
 
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import click
 
@@ -17,6 +19,12 @@ json_option = click.option("--json", "json_", is_flag=True, help="Print a JSON d
 markdown_option = click.option("--markdown", is_flag=True,
                                help="Print Markdown for a pull-request comment or a CI step summary.")
 adopt_option = click.option("--adopt", is_flag=True, help="Take over unmanaged deployments whose name a project uses.")
+delete_all_option = click.option(
+    "--allow-delete-all", is_flag=True,
+    help="Allow a plan that deletes every deployment of this owner (e.g. an emptied projects/).")
+cancel_option = click.option(
+    "--cancel-in-flight", is_flag=True,
+    help="Cancel the running, pending and paused runs of deployments being pruned (default: let them finish).")
 
 
 def register(app: click.Group) -> None:
@@ -31,9 +39,11 @@ def register(app: click.Group) -> None:
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when there is nothing to change, 2 when there is, 1 on error.")
 @adopt_option
+@delete_all_option
+@cancel_option
 @click.option("--verbose", "-v", is_flag=True, help="Also list unchanged objects.")
 def plan_command(root: Optional[Path], json_: bool, markdown: bool, detailed_exitcode: bool, adopt: bool,
-                 verbose: bool) -> None:
+                 allow_delete_all: bool, cancel_in_flight: bool, verbose: bool) -> None:
     """Read the Prefect server and show what `apply` would change. Writes nothing.
 
     Drift (a change made on the server since the last apply) is marked as such. Exit 0, or with
@@ -41,19 +51,23 @@ def plan_command(root: Optional[Path], json_: bool, markdown: bool, detailed_exi
 
     def body() -> int:
         from compiler import plan_report
+        from compiler.apply import prepare
+        from compiler.plan import PlanOptions
 
         _exclusive(json_, markdown)
-        prepared, header = _prepare(root, adopt)
+        with _client() as api:
+            prepared = prepare(_repo(root), api, options=PlanOptions(adopt, allow_delete_all, cancel_in_flight))
+            header = _header(api, prepared)
         p = prepared.plan
         # Next runs of every schedule the plan creates or changes, from Prefect's own schedule
         # code; None (and prefect never imported) when no schedule is created or changed.
         runs = plan_report.schedule_previews(p)
         if json_:
-            print(plan_report.plan_json(p, header, runs))
+            print(plan_report.plan_json(p, header, runs, prepared.guard))
         elif markdown:
-            print(plan_report.plan_markdown(p, header, runs), end="")
+            print(plan_report.plan_markdown(p, header, runs, prepared.guard), end="")
         else:
-            _print_lines(plan_report.plan_lines(p, header, show_noops=verbose, next_runs=runs))
+            _print_lines(plan_report.plan_lines(p, header, show_noops=verbose, next_runs=runs, guard=prepared.guard))
         if p.blockers:
             return 1
         return 2 if detailed_exitcode and p.has_changes else 0
@@ -66,18 +80,28 @@ def plan_command(root: Optional[Path], json_: bool, markdown: bool, detailed_exi
 @json_option
 @markdown_option
 @adopt_option
-def apply_command(root: Optional[Path], json_: bool, markdown: bool, adopt: bool) -> None:
+@delete_all_option
+@cancel_option
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=300, show_default=True, metavar="SECONDS",
+              help="How long to wait for another apply of the same owner to finish.")
+@click.option("--ignore-applied-commit", is_flag=True,
+              help="Apply even if this checkout does not contain the commit the server last applied "
+                   "(a deliberate roll-back, or history rewritten by a force-push).")
+def apply_command(root: Optional[Path], json_: bool, markdown: bool, adopt: bool, allow_delete_all: bool,
+                  cancel_in_flight: bool, lock_timeout: float, ignore_applied_commit: bool) -> None:
     """Make the Prefect server match the compiled projects, then print what changed.
 
-    Writes only where something differs; a second run with no edits writes nothing. Never touches
-    objects chapctl does not own; removes managed deployments whose project is gone."""
+    Writes only where something differs; a second run with no edits writes nothing. Acts only on
+    this repository's owner's objects; removes its deployments whose project is gone. One apply
+    per owner at a time (a lock on the server); refuses a checkout older than the last apply."""
 
     def body() -> int:
         from compiler import plan_report
-        from compiler.apply import apply
+        from compiler.apply import ApplyOptions, apply
+        from compiler.errors import ApplyFailed
+        from compiler.plan import PlanOptions
 
         _exclusive(json_, markdown)
-        prepared, header = _prepare(root, adopt)
         console = None if (json_ or markdown) else _console()
 
         def progress(action) -> None:
@@ -85,38 +109,74 @@ def apply_command(root: Optional[Path], json_: bool, markdown: bool, adopt: bool
                 for style, text in plan_report.action_lines(action, past=True):
                     console.print(text, style=style or None, markup=False, highlight=False)
 
-        result = apply(prepared.plan, _API, progress=progress)
-        header = plan_report.Header(header.url, header.server_version, header.projects,
-                                    _API.stats.requests, _API.stats.writes)
+        def waiting(message: str) -> None:
+            print(message, file=sys.stderr, flush=True)
+
+        options = ApplyOptions(PlanOptions(adopt, allow_delete_all, cancel_in_flight), lock_timeout,
+                               ignore_applied_commit)
+        with _client() as api, _sigterm_interrupts():
+            try:
+                prepared, result = apply(_repo(root), api, options=options, progress=progress, on_wait=waiting)
+                failure = None
+            except ApplyFailed as exc:
+                prepared, result, failure = exc.prepared, exc.result, exc
+            header = _header(api, prepared)
         if json_:
             print(plan_report.apply_json(result, header))
         elif markdown:
             print(plan_report.apply_markdown(result, header), end="")
         else:
             _print_lines(plan_report.apply_lines(result, header, include_actions=False))
+        if failure is not None:
+            raise failure
         return 0
 
     _guarded(body)
 
 
 # -- helpers --------------------------------------------------------------------------------------
-_API = None  # the client of the running command, for request counts in the summary
-
-
-def _prepare(root: Optional[Path], adopt: bool):
-    global _API
-    from compiler import plan_report
-    from compiler.apply import prepare
-    from compiler.prefect_api import ApiSettings, PrefectAPI
+def _repo(root: Optional[Path]) -> Path:
     from compiler.root import find_root
 
-    repo = find_root(root)
-    settings = ApiSettings.from_env()
-    _API = PrefectAPI(settings)
-    prepared = prepare(repo, _API, adopt=adopt)
-    header = plan_report.Header(settings.url, prepared.live.server_version, len(prepared.desired.deployments),
-                                _API.stats.requests, _API.stats.writes)
-    return prepared, header
+    return find_root(root)
+
+
+@contextmanager
+def _client():
+    from compiler.prefect_api import ApiSettings, PrefectAPI
+
+    api = PrefectAPI(ApiSettings.from_env())
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """A CI job cancelled mid-apply gets SIGTERM: turn it into KeyboardInterrupt so that the apply
+    lock is released on the way out (the server converges on the next apply either way)."""
+    import signal
+
+    def interrupt(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (tests): nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _header(api, prepared):
+    from compiler import plan_report
+
+    return plan_report.Header(api.settings.url, prepared.live.server_version, len(prepared.desired.deployments),
+                              api.stats.requests, api.stats.writes, prepared.desired.owner)
 
 
 def _exclusive(json_: bool, markdown: bool) -> None:
@@ -139,12 +199,6 @@ def _print_lines(lines: list[tuple[str, str]]) -> None:
 
 
 def _guarded(body) -> None:
-    global _API
     from compiler.cli import run_guarded
 
-    try:
-        run_guarded(body)
-    finally:
-        if _API is not None:
-            _API.close()
-            _API = None
+    run_guarded(body)

@@ -2,4 +2,17 @@
 
 Kept free of imports: plan/apply must not load the models (pydantic) on their fast path."""
 
-MANAGED_TAG = "managed-by:chapctl"  # every deployment chapctl owns carries it; only those are pruned
+MANAGED_TAG = "managed-by:chapctl"  # every deployment chapctl writes carries it (a marker for people)
+OWNER_TAG_PREFIX = "chapctl-owner:"  # + the owner of `_defaults.yaml`: what plan/apply own and prune
+DEFAULT_OWNER = "default"  # a repository whose _defaults.yaml names no owner
+OWNER_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$"
+FINGERPRINT_PREFIX = "chapctl:"  # deployment `version`: chapctl:<owner>:<16 hex>
+# Prefect Variables chapctl keeps on the server (names: lowercase, digits, '-' and '_').
+VARIABLE_PREFIX = "chapctl-"
+LOCK_VARIABLE = "chapctl-lock--{owner}"  # the apply lock of one owner
+STATE_VARIABLE = "chapctl-state--{owner}"  # the git commit an owner last applied
+CLAIM_VARIABLE = "chapctl-block--{slug}--{name}"  # which owner manages a block document
+
+
+def owner_tag(owner: str) -> str:
+    return OWNER_TAG_PREFIX + owner

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compiler.constants import MANAGED_TAG
+from compiler.constants import DEFAULT_OWNER, FINGERPRINT_PREFIX, MANAGED_TAG, owner_tag
 from compiler.errors import ApplyRefused
+from compiler.jsontree import map_leaves
 
 BLOCK_REF = re.compile(r"^\{\{\s*prefect\.blocks\.([a-z0-9-]+)\.([A-Za-z0-9_.-]+)\s*\}\}$")
 ENV_TEMPLATE = re.compile(r"\{\{\s*\$([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -95,6 +96,7 @@ class BlockTypeSpec:
 
 @dataclass
 class Desired:
+    owner: str  # `owner:` of _defaults.yaml: whose objects plan/apply read, change and prune
     deployments: list[DesiredDeployment]
     blocks: list[DesiredBlock]  # managed block documents
     block_types: list[BlockTypeSpec]
@@ -103,19 +105,9 @@ class Desired:
     process_base_job_template: dict[str, Any]
     missing_env: list[str] = field(default_factory=list)  # unset variables apply needs (pull steps)
 
-    def to_json(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        def enc(o: Any) -> Any:
-            if isinstance(o, BlockRef):
-                return {"$block": f"{o.slug}/{o.name}"}
-            if isinstance(o, dict):
-                return {k: enc(v) for k, v in o.items()}
-            if isinstance(o, list):
-                return [enc(v) for v in o]
-            return o
-
-        return enc(asdict(self))
+    @property
+    def owner_tag(self) -> str:
+        return owner_tag(self.owner)
 
 
 # -- reading the artifacts ------------------------------------------------------------------------
@@ -136,6 +128,7 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
     if not project_yaml.is_file():
         raise ApplyRefused(f"{project_yaml} does not exist; run `chapctl compile` first")
     doc = _yaml_load(project_yaml) or {}
+    owner = str((doc.get("chapctl") or {}).get("owner") or DEFAULT_OWNER)
     raw_deployments = doc.get("deployments") or []
     missing_env: list[str] = []
 
@@ -182,12 +175,13 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
             )
         )
     for d in deployments:
-        if MANAGED_TAG not in d.tags:
-            d.tags.append(MANAGED_TAG)  # ownership marker; compile always writes it, never rely on that
+        for tag in (MANAGED_TAG, owner_tag(owner)):  # compile always writes them; never rely on that
+            if tag not in d.tags:
+                d.tags.append(tag)
 
     by_name = {b.name: b for b in blocks}
     for d in deployments:
-        d.fingerprint = fingerprint(d, by_name)
+        d.fingerprint = fingerprint(d, by_name, owner)
 
     block_types = []
     if facts is not None:
@@ -195,6 +189,7 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
             bt = facts.block_types[slug]
             block_types.append(BlockTypeSpec(slug, bt.block_type, bt.block_schema, list(bt.secret_fields)))
     return Desired(
+        owner=owner,
         deployments=sorted(deployments, key=lambda d: d.name),
         blocks=blocks,
         block_types=block_types,
@@ -246,23 +241,15 @@ def resolve_env_templates(value: Any, env: Mapping[str, str]) -> tuple[Any, set[
 
         return ENV_TEMPLATE.sub(one, text)
 
-    def walk(v: Any) -> Any:
-        if isinstance(v, str):
-            return sub(v)
-        if isinstance(v, dict):
-            return {k: walk(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [walk(x) for x in v]
-        return v
-
-    return walk(value), unset
+    return map_leaves(value, lambda v: sub(v) if isinstance(v, str) else v), unset
 
 
-def fingerprint(d: DesiredDeployment, blocks: Mapping[str, DesiredBlock]) -> str:
-    """A short hash of everything chapctl writes for this deployment, its schedules and the
-    non-secret data of the blocks it uses. Stored as the deployment's `version` at apply time; a
-    live object that differs from the YAML while the stored fingerprint still matches was changed
-    on the server (drift)."""
+def fingerprint(d: DesiredDeployment, blocks: Mapping[str, DesiredBlock], owner: str) -> str:
+    """`chapctl:<owner>:<16 hex>`: a short hash of everything chapctl writes for this deployment,
+    its schedules and the non-secret data of the blocks it uses. Stored as the deployment's
+    `version` at apply time; a live object that differs from the YAML while the stored
+    fingerprint still matches was changed on the server (drift). The owner in clear lets a
+    deployment whose tags were edited away in the UI still be recognised as this owner's."""
     spec = {
         "name": d.name,
         "flow": d.flow_name,
@@ -284,4 +271,4 @@ def fingerprint(d: DesiredDeployment, blocks: Mapping[str, DesiredBlock]) -> str
         },
     }
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
-    return "chapctl:" + digest[:16]
+    return f"{FINGERPRINT_PREFIX}{owner}:{digest[:16]}"

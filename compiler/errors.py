@@ -6,7 +6,10 @@
     │   ├── ValidationFailed     project files are invalid; carries every Diagnostic
     │   ├── StaleArtifacts       committed artifacts differ from what `compile` would write
     │   ├── ServerError          the Prefect API is unreachable, refuses auth, or answers nonsense
-    │   └── ApplyRefused         apply would be unsafe (missing secret, unmanaged name clash, ...)
+    │   │   ├── NotFound         404: an object is not (or no longer) there
+    │   │   └── Conflict         409: an object with that name already exists
+    │   ├── ApplyRefused         apply would be unsafe (missing secret, clash, prune-all, older commit, lock busy)
+    │   └── ApplyFailed          the server failed a write half-way; carries what was already written
     └── (anything else)          an internal bug; the CLI prints a short message and logs the traceback
 """
 
@@ -47,8 +50,30 @@ class StaleArtifacts(UserError):
 
 
 class ServerError(UserError):
-    pass
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(ServerError):
+    def __init__(self, message: str, path: str = ""):
+        super().__init__(message, 404)
+        self.path = path
+
+
+class Conflict(ServerError):
+    def __init__(self, message: str):
+        super().__init__(message, 409)
 
 
 class ApplyRefused(UserError):
     pass
+
+
+class ApplyFailed(UserError):
+    """A write failed after others succeeded; `result` (an ApplyResult) says which."""
+
+    def __init__(self, message: str, result: object, prepared: object = None):
+        super().__init__(message)
+        self.result = result
+        self.prepared = prepared

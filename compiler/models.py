@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from compiler.constants import DEFAULT_OWNER, OWNER_PATTERN
+
 NAME_PATTERN = r"^[a-z0-9-]{1,63}$"
 ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 DEFAULT_WORK_POOL = "default"
@@ -229,6 +231,15 @@ class Defaults(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, title="chapctl project defaults")
 
+    owner: str = Field(
+        default=DEFAULT_OWNER,
+        pattern=OWNER_PATTERN,
+        description="Short name of this repository on the Prefect server (1-32 characters of a-z, 0-9 "
+        "and '-'). Everything chapctl applies carries it; plan and apply read, change and prune only "
+        "this owner's objects. Give every repository that applies to the same server its own owner; "
+        "a server fed by one repository can keep the default, `default`.",
+        examples=["laos-team"],
+    )
     timezone: str = Field(
         default=DEFAULT_TIMEZONE, description="Default IANA time zone for schedules.", examples=["UTC"]
     )

@@ -7,9 +7,15 @@ PATCH carries the new fingerprint (`version`) and goes last so that a run killed
 leaves an old fingerprint behind and the re-run still reports a change, not drift — then prunes.
 A new deployment is created by one POST that includes its schedules: atomic, nothing to resume.
 
-Objects created in the same run are referred to by placeholders `<<chapctl:KIND:KEY>>` that apply
-replaces with the ids it learns; `<<chapctl:env:VAR>>` stands for a secret read at write time.
-Secrets never appear here: only "changed", "unchanged" or "not checked".
+Objects created in the same run are referred to by `Placeholder` values that apply replaces with
+the ids it learns; `SecretFromEnv` stands for a secret read from the environment at write time.
+Both are Python objects, never strings: no text in a project file can turn into a placeholder,
+so project values reach the server exactly as compiled. Secrets never appear here: only
+"changed", "unchanged" or "not checked".
+
+Ownership: only the owner's deployments are updated or pruned (`compiler.ownership`); a
+deployment or block of another owner with a name this owner wants is a blocker naming that owner.
+A plan that would delete every deployment of the owner is a blocker unless allowed.
 """
 
 from __future__ import annotations
@@ -18,15 +24,52 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler.desired import MANAGED_TAG, BlockRef, Desired, DesiredBlock, DesiredDeployment, DesiredSchedule
-from compiler.state import Live
+from compiler.constants import MANAGED_TAG
+from compiler.desired import BlockRef, Desired, DesiredBlock, DesiredDeployment
+from compiler.jsontree import map_leaves
+from compiler.ownership import LEGACY, claim_name, deployment_owner, describe
+from compiler.state import Live, prune_candidates
 
 CREATE, UPDATE, DELETE, NOOP = "create", "update", "delete", "noop"
 SECRET_HIDDEN = "(hidden)"
+CLAIM_PREFIX = "chapctl-block--"
 
 
-def ref(kind: str, key: str) -> str:
-    return f"<<chapctl:{kind}:{key}>>"
+@dataclass(frozen=True)
+class Placeholder:
+    """The id of an object an earlier action of the same apply creates."""
+
+    kind: str
+    key: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"$id_of": f"{self.kind}:{self.key}"}
+
+
+@dataclass(frozen=True)
+class SecretFromEnv:
+    """A secret apply reads from the environment variable `var` at the moment it writes."""
+
+    var: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"$secret_from_env": self.var}
+
+
+def ref(kind: str, key: str) -> Placeholder:
+    return Placeholder(kind, key)
+
+
+def encode(value: Any) -> Any:
+    """A request body as JSON for display: placeholders as {"$id_of": …}, {"$secret_from_env": …}."""
+    return map_leaves(value, lambda v: v.to_json() if isinstance(v, (Placeholder, SecretFromEnv)) else v)
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    adopt: bool = False  # take over unmanaged deployments whose name a project uses
+    allow_delete_all: bool = False  # a plan may delete every deployment of the owner
+    cancel_in_flight: bool = False  # cancel the running/pending/paused runs of pruned deployments
 
 
 @dataclass
@@ -50,7 +93,7 @@ class Request:
     body: Any = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"method": self.method, "path": self.path, "body": self.body}
+        return {"method": self.method, "path": self.path, "body": encode(self.body)}
 
 
 @dataclass
@@ -62,7 +105,7 @@ class Action:
     drift: bool = False
     changes: list[Change] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
-    provides: str | None = None  # placeholder this action's response id fills
+    provides: Placeholder | None = None  # placeholder this action's (last) response id fills
     project: str | None = None  # the project (deployment name) this object belongs to
 
     @property
@@ -114,23 +157,34 @@ class Plan:
 
 
 # -- the planner ----------------------------------------------------------------------------------
-def plan(desired: Desired, live: Live, *, adopt: bool = False) -> Plan:
+def plan(desired: Desired, live: Live, options: PlanOptions | None = None, **flags: bool) -> Plan:
+    """The pure diff. `options` (or the same flags as keywords: adopt=…, allow_delete_all=…)."""
+    options = options or PlanOptions(**flags)
     p = Plan(missing_env=list(desired.missing_env))
-    ctx = _Context(desired, live)
+    ctx = _Context(desired, live, options)
     p.actions += _plan_work_pools(ctx)
     p.actions += _plan_block_types(ctx)
     p.actions += _plan_block_documents(ctx, p)
     p.actions += _plan_flows(ctx)
-    p.actions += _plan_deployments(ctx, p, adopt)
+    p.actions += _plan_deployments(ctx, p)
+    if live.legacy:
+        p.notes.append(
+            f"{len(live.legacy)} deployment(s) applied by an earlier chapctl without owners are declared by no "
+            f"project here: {', '.join(live.legacy)}. They are not pruned (another repository may still declare "
+            "them): declare one in projects/ to adopt it, or delete it in the Prefect UI."
+        )
     return p
 
 
 class _Context:
     """Indexes over desired and live that every step uses."""
 
-    def __init__(self, desired: Desired, live: Live):
+    def __init__(self, desired: Desired, live: Live, options: PlanOptions):
         self.desired = desired
         self.live = live
+        self.options = options
+        self.owner = desired.owner
+        self.claims = _claims(live)
         self.managed_blocks = {(b.slug, b.name): b for b in desired.blocks}
         self.live_blocks = {(b["slug"], b["name"]): b for b in live.block_documents}
         self.blocks_by_id = {b["id"]: b for b in live.block_documents}
@@ -149,15 +203,31 @@ class _Context:
         if d is None:
             return False
         lv = self.live_by_key.get((d.flow_name, d.name))
-        return lv is not None and _is_managed(lv) and lv.get("version") == d.fingerprint
+        return lv is not None and lv.get("version") == d.fingerprint
 
     def block_id(self, slug: str, name: str) -> str:
         live = self.live_blocks.get((slug, name))
         return live["id"] if live else ref("block_document", f"{slug}/{name}")
 
 
-def _is_managed(live_deployment: dict[str, Any]) -> bool:
-    return MANAGED_TAG in (live_deployment.get("tags") or [])
+def _claims(live: Live) -> dict[tuple[str, str], dict[str, Any]]:
+    """(slug, name) -> {owner, id, variable}: which owner manages each block document."""
+    out = {}
+    for name, var in live.variables.items():
+        value = var.get("value")
+        if name.startswith(CLAIM_PREFIX) and isinstance(value, dict) and value.get("owner"):
+            out[(str(value.get("slug")), str(value.get("name")))] = {"owner": str(value["owner"]), "id": var["id"],
+                                                                       "variable": name}
+    return out
+
+
+def claim_request(ctx: _Context, block: DesiredBlock) -> Request:
+    """Record on the server that this owner manages the block (a Prefect Variable)."""
+    return Request("POST", "/variables/", {
+        "name": claim_name(block.slug, block.name),
+        "value": {"owner": ctx.owner, "slug": block.slug, "name": block.name},
+        "tags": [MANAGED_TAG, ctx.desired.owner_tag],
+    })
 
 
 def _plan_work_pools(ctx: _Context) -> list[Action]:
@@ -181,7 +251,9 @@ def _plan_work_pools(ctx: _Context) -> list[Action]:
                     Request(
                         "POST",
                         "/work_pools/",
-                        {"name": name, "type": "process", "base_job_template": ctx.desired.process_base_job_template},
+                        {"name": name, "type": "process", "base_job_template": ctx.desired.process_base_job_template,
+                         "description": f"Created by chapctl for owner {ctx.owner!r}; chapctl never changes or "
+                                        "deletes a work pool."},
                     )
                 ],
             )
@@ -259,6 +331,20 @@ def _plan_block_documents(ctx: _Context, p: Plan) -> list[Action]:
     actions = []
     for block in ctx.desired.blocks:
         actions.append(_plan_managed_block(ctx, p, block))
+    # Blocks this owner managed that no project manages any more: release the claim, keep the block.
+    for (slug, name), claim in sorted(ctx.claims.items()):
+        if claim["owner"] != ctx.owner or (slug, name) in ctx.managed_blocks:
+            continue
+        read = slug in {bt.slug for bt in ctx.desired.block_types}  # else its documents were not read
+        exists = (slug, name) in ctx.live_blocks or not read
+        actions.append(Action(
+            "block_document", name, UPDATE,
+            "no project of this owner manages it any more: " + (
+                "orphaned, not deleted (chapctl never deletes credentials); released so that another "
+                "repository may manage it" if exists else "already deleted on the server; its claim is removed"),
+            changes=[Change("owner", ctx.owner, None)],
+            requests=[Request("DELETE", f"/variables/{claim['id']}")],
+        ))
     # Blocks referenced by a deployment but without a blocks/ file are managed elsewhere.
     users: dict[tuple[str, str], list[str]] = {}
     for d in ctx.desired.deployments:
@@ -268,7 +354,9 @@ def _plan_block_documents(ctx: _Context, p: Plan) -> list[Action]:
         if (slug, name) in ctx.managed_blocks:
             continue
         if (slug, name) in ctx.live_blocks:
-            actions.append(Action("block_document", name, NOOP, "external block (not managed by chapctl): exists"))
+            other = ctx.claims.get((slug, name))
+            whose = f"managed by chapctl owner {other['owner']!r}" if other else "not managed by chapctl"
+            actions.append(Action("block_document", name, NOOP, f"external block ({whose}): exists"))
         else:
             p.blockers.append(
                 f"block {name!r} ({slug}) used by {', '.join(projects)} does not exist on the server and chapctl "
@@ -278,10 +366,18 @@ def _plan_block_documents(ctx: _Context, p: Plan) -> list[Action]:
 
 
 def _plan_managed_block(ctx: _Context, p: Plan, block: DesiredBlock) -> Action:
-    spec = next(bt for bt in ctx.desired.block_types if bt.slug == block.slug)
     schema_id = ctx.schema_ids.get(block.slug) or ref("block_schema", block.slug)
     live = ctx.live_blocks.get((block.slug, block.name))
     project = ", ".join(block.used_by) or None
+    claim = ctx.claims.get((block.slug, block.name))
+    if claim is not None and claim["owner"] != ctx.owner:
+        p.blockers.append(
+            f"block {block.name!r} ({block.slug}) is managed by chapctl owner {claim['owner']!r} (another repository "
+            f"applying to this server); use another block name in {', '.join(block.used_by)}, or give only "
+            f"`credentials.block: {block.name}` to use it without managing it"
+        )
+        return Action("block_document", block.name, NOOP, f"managed by owner {claim['owner']!r}", project=project)
+    claiming = [] if claim is not None else [claim_request(ctx, block)]  # the claim goes first: kill-safe
     if live is None:
         unset = sorted(v for f, v in block.secret_env.items() if block.secret_digests.get(f) is None)
         if unset:
@@ -290,16 +386,17 @@ def _plan_managed_block(ctx: _Context, p: Plan, block: DesiredBlock) -> Action:
                 "export it where apply runs (the secret is read from the environment, never from files)"
             )
         data = dict(block.data)
-        data.update({f: ref("env", v) for f, v in block.secret_env.items()})
+        data.update({f: SecretFromEnv(v) for f, v in block.secret_env.items()})
         changes = [Change(k, None, v) for k, v in block.data.items()]
         changes += [Change(f, None, f"set from ${v}", secret=True) for f, v in block.secret_env.items()]
+        changes.append(Change("owner", None, ctx.owner))
         return Action(
             "block_document",
             block.name,
             CREATE,
             f"used by {', '.join(block.used_by)}" if block.used_by else "declared in blocks/",
             changes=changes,
-            requests=[
+            requests=claiming + [
                 Request(
                     "POST",
                     "/block_documents/",
@@ -327,7 +424,7 @@ def _plan_managed_block(ctx: _Context, p: Plan, block: DesiredBlock) -> Action:
             notes.append(f"{f} not checked (${var} unset)")
         elif mine != theirs:
             changes.append(Change(f, "changed", f"from ${var}", secret=True))
-            patch[f] = ref("env", var)
+            patch[f] = SecretFromEnv(var)
         else:
             notes.append(f"{f} unchanged")
     body: dict[str, Any] = {"merge_existing_data": True}
@@ -336,14 +433,21 @@ def _plan_managed_block(ctx: _Context, p: Plan, block: DesiredBlock) -> Action:
         body["block_schema_id"] = schema_id
     if patch:
         body["data"] = patch
-    if not changes:
+    writes_block = bool(changes)
+    if not changes and not claiming:
         return Action("block_document", block.name, NOOP, "up to date; " + "; ".join(notes) if notes else "up to date", project=project)
     # Drift: the deployments using it carry today's fingerprint, which covers this block's data.
     plain = [c for c in changes if not c.secret and c.field != "block_schema_id"]
     drift = bool(plain) and bool(block.used_by) and all(ctx.deployment_in_sync(u) for u in block.used_by)
-    reason = "changed on the server since the last apply" if drift else (
-        "secret rotated in the environment" if all(c.secret for c in changes) else "blocks/ changed"
-    )
+    if not changes:
+        reason = (f"record that owner {ctx.owner!r} manages it (no owner recorded: made by hand, or applied by "
+                  "an earlier chapctl)")
+    else:
+        reason = "changed on the server since the last apply" if drift else (
+            "secret rotated in the environment" if all(c.secret for c in changes) else "blocks/ changed"
+        )
+    if claiming:
+        changes.append(Change("owner", "(none)", ctx.owner))
     if notes:
         reason += "; " + "; ".join(notes)
     return Action(
@@ -353,7 +457,7 @@ def _plan_managed_block(ctx: _Context, p: Plan, block: DesiredBlock) -> Action:
         reason,
         drift=drift,
         changes=changes,
-        requests=[Request("PATCH", f"/block_documents/{live['id']}", body)],
+        requests=claiming + ([Request("PATCH", f"/block_documents/{live['id']}", body)] if writes_block else []),
         project=project,
     )
 
@@ -404,43 +508,100 @@ def _desired_body(ctx: _Context, d: DesiredDeployment) -> dict[str, Any]:
     }
 
 
-def _plan_deployments(ctx: _Context, p: Plan, adopt: bool) -> list[Action]:
+def _plan_deployments(ctx: _Context, p: Plan) -> list[Action]:
     actions: list[Action] = []
     for d in ctx.desired.deployments:
         live = ctx.live_by_key.get((d.flow_name, d.name))
         if live is None:
             actions.append(_create_deployment(ctx, d))
             continue
-        adopting = not _is_managed(live)
-        if adopting and not adopt:
+        owner = deployment_owner(live)
+        if owner == ctx.owner:
+            actions += _update_deployment(ctx, d, live, adopting=None)
+        elif owner == LEGACY:  # an owner-less chapctl applied it: this owner takes it over, ids kept
+            actions += _update_deployment(ctx, d, live, adopting="applied by an earlier chapctl without owners")
+        elif owner is None and ctx.options.adopt:
+            actions += _update_deployment(ctx, d, live, adopting="adopting an unmanaged deployment (--adopt)")
+        elif owner is None:
             p.blockers.append(
                 f"deployment {d.flow_name}/{d.name} exists on the server but is not managed by chapctl "
                 f"(no {MANAGED_TAG} tag); rename the project, delete that deployment, or pass --adopt"
             )
-            continue
-        actions += _update_deployment(ctx, d, live, adopting)
-    # Prune: managed deployments whose project is gone.
-    for live in ctx.live.deployments:
-        key = (live["flow_name"], live["name"])
-        if not _is_managed(live) or key in ctx.desired_names:
-            continue
-        actions.append(
-            Action(
-                "deployment",
-                live["name"],
-                DELETE,
-                f"no project named {live['name']!r} any more ({MANAGED_TAG})",
-                requests=[Request("DELETE", f"/deployments/{live['id']}")],
-                project=live["name"],
+        else:
+            p.blockers.append(
+                f"deployment {d.flow_name}/{d.name} belongs to chapctl owner {owner!r} (another repository applying "
+                f"to this server); rename the project, or remove it from {owner!r}'s repository first (its next "
+                "apply prunes it)"
             )
+    doomed = prune_candidates(ctx.desired, ctx.live)
+    owned = [lv for lv in ctx.live.deployments if deployment_owner(lv) == ctx.owner]
+    if doomed and len(doomed) == len(owned) and not ctx.options.allow_delete_all:
+        empty = "projects/ declares no project" if not ctx.desired.deployments else "no project declares any of them"
+        names = ", ".join(lv["name"] for lv in doomed[:5]) + (f" and {len(doomed) - 5} more" if len(doomed) > 5 else "")
+        p.blockers.append(
+            f"this plan deletes every deployment of owner {ctx.owner!r} ({len(doomed)}: {names}); {empty}. "
+            "If that is intended, re-run with --allow-delete-all"
         )
+    for live in doomed:
+        actions.append(_delete_deployment(ctx, live))
         for block_id in _referenced_block_ids(live):
             block = ctx.blocks_by_id.get(block_id)
+            if block is None or _block_still_used(ctx, block) or (block["slug"], block["name"]) in ctx.claims:
+                continue  # a claimed block is released by its own action
             note = (f"block {block['name']!r} is no longer used by any project: orphaned, not deleted "
-                    "(chapctl never deletes credentials; remove it in the UI if it is not needed)") if block else ""
-            if block and not _block_still_used(ctx, block) and note not in p.notes:  # once per block
+                    "(chapctl never deletes credentials; remove it in the UI if it is not needed)")
+            if note not in p.notes:  # once per block
                 p.notes.append(note)
     return actions
+
+
+# In-flight runs and the state a cancellation moves them to (what the Prefect UI's cancel does:
+# runs with a process get Cancelling, which their worker acts on; a run waiting for a slot has none).
+_CANCEL_STATE = {"AwaitingConcurrencySlot": ("CANCELLED", "Cancelled")}
+
+
+def _delete_deployment(ctx: _Context, live: dict[str, Any]) -> Action:
+    """Delete a pruned deployment. The server deletes its not-yet-started scheduled runs with it
+    (auto-scheduled and manual); runs in flight keep running and lose their deployment link,
+    unless the plan cancels them first (--cancel-in-flight)."""
+    runs = ctx.live.runs.get(live["id"], [])
+    scheduled = [r for r in runs if r.get("state_type") == "SCHEDULED" and not r.get("run_count")
+                 and r.get("state_name") != "AwaitingConcurrencySlot"]
+    in_flight = [r for r in runs if r not in scheduled and r.get("state_type") != "CANCELLING"]
+    changes: list[Change] = []
+    if scheduled:
+        first = scheduled[0].get("next_scheduled_start_time") or ""
+        changes.append(Change("scheduled runs", f"{len(scheduled)}" + (f" (next {first})" if first else ""),
+                              "deleted with the deployment"))
+    requests: list[Request] = []
+    if in_flight:
+        counts: dict[str, int] = {}
+        for r in in_flight:
+            state = r.get("state_name") or r.get("state_type") or "?"
+            counts[state] = counts.get(state, 0) + 1
+        shown = f"{len(in_flight)} (" + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + ")"
+        if ctx.options.cancel_in_flight:
+            changes.append(Change("runs in flight", shown, "cancelled (--cancel-in-flight)"))
+            for r in in_flight:
+                kind, name = _CANCEL_STATE.get(r.get("state_name") or "", ("CANCELLING", "Cancelling"))
+                requests.append(Request("POST", f"/flow_runs/{r['id']}/set_state", {
+                    "state": {"type": kind, "name": name,
+                              "message": f"chapctl pruned deployment {live['name']!r}: its project was removed"},
+                    "force": True,
+                }))
+        else:
+            changes.append(Change("runs in flight", shown,
+                                  "left to finish, no longer linked to a deployment (--cancel-in-flight cancels them)"))
+    requests.append(Request("DELETE", f"/deployments/{live['id']}"))
+    return Action(
+        "deployment",
+        live["name"],
+        DELETE,
+        f"no project named {live['name']!r} any more (owner {ctx.owner!r})",
+        changes=changes,
+        requests=requests,
+        project=live["name"],
+    )
 
 
 def _referenced_block_ids(live: dict[str, Any]) -> list[str]:
@@ -478,7 +639,7 @@ def _create_deployment(ctx: _Context, d: DesiredDeployment) -> Action:
     )
 
 
-def _update_deployment(ctx: _Context, d: DesiredDeployment, live: dict[str, Any], adopting: bool) -> list[Action]:
+def _update_deployment(ctx: _Context, d: DesiredDeployment, live: dict[str, Any], adopting: str | None) -> list[Action]:
     in_sync = live.get("version") == d.fingerprint and not adopting
     actions = _plan_schedules(ctx, d, live, drift=in_sync)
     body = _desired_body(ctx, d)
@@ -502,7 +663,7 @@ def _update_deployment(ctx: _Context, d: DesiredDeployment, live: dict[str, Any]
         in_sync = False  # same repository, different machine: not drift
         reason = "pull steps resolve differently in this environment"
     elif adopting:
-        reason = "adopting an unmanaged deployment (--adopt)"
+        reason = adopting
     elif in_sync:
         reason = "changed on the server since the last apply; apply reverts it"
     elif not str(live.get("version") or "").startswith("chapctl:"):
@@ -621,11 +782,11 @@ def _show_value(ctx: _Context, v: Any) -> Any:
     object (as `prefect deploy` writes it, secrets included) is never printed."""
     if isinstance(v, dict) and isinstance(v.get("$ref"), dict):
         bid = v["$ref"].get("block_document_id", "")
+        if isinstance(bid, Placeholder):
+            return f"block {bid.key.rsplit('/', 1)[-1]} (new)"
         block = ctx.blocks_by_id.get(bid)
         if block:
             return f"block {block['name']}"
-        if bid.startswith("<<chapctl:block_document:"):
-            return f"block {bid.rsplit('/', 1)[-1].rstrip('>')} (new)"
         return f"block id {bid}"
     if isinstance(v, dict):
         return SECRET_HIDDEN

@@ -39,11 +39,16 @@ PAST = {CREATE: "created", UPDATE: "updated", DELETE: "deleted", NOOP: "unchange
 
 @dataclass(frozen=True)
 class Header:
-    url: str
+    url: str  # never carries a user:password (ApiSettings strips it)
     server_version: str
     projects: int
     requests: int = 0
     writes: int = 0
+    owner: str = ""
+
+    def title(self) -> str:
+        owner = f" — owner {self.owner!r}" if self.owner else ""
+        return f"Prefect {self.server_version} at {self.url}{owner} — {self.projects} project(s)"
 
 
 PREVIEW_RUNS = 3
@@ -179,11 +184,22 @@ def summary_line(plan: Plan) -> str:
 
 
 # -- styled text for the terminal -----------------------------------------------------------------
+def _guard_lines(guard: Any) -> list[tuple[str, str]]:
+    if guard is None:
+        return []
+    out = []
+    if guard.note:
+        out.append(("yellow", f"note: {guard.note}"))
+    if guard.refusal:
+        out.append(("bold yellow", f"warning: apply from this checkout would refuse: {guard.refusal}"))
+    return out
+
+
 def plan_lines(plan: Plan, header: Header | None = None, *, show_noops: bool = False,
-               next_runs: Previews | None = None) -> list[tuple[str, str]]:
+               next_runs: Previews | None = None, guard: Any = None) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if header:
-        out.append(("bold", f"Prefect {header.server_version} at {header.url} — {header.projects} project(s)"))
+        out.append(("bold", header.title()))
     for title, actions in _grouped(plan.actions):
         changed = [a for a in actions if a.op != NOOP]
         same = len(actions) - len(changed)
@@ -196,6 +212,7 @@ def plan_lines(plan: Plan, header: Header | None = None, *, show_noops: bool = F
         out.append(("cyan", f"note: {note}"))
     for missing in plan.missing_env:
         out.append(("yellow", f"warning: {missing}; apply would refuse here"))
+    out += _guard_lines(guard)
     for blocker in plan.blockers:
         out.append(("bold red", f"blocked: {blocker}"))
     if plan.has_changes:
@@ -219,23 +236,36 @@ def apply_lines(result: Any, header: Header | None = None, *, include_actions: b
     out: list[tuple[str, str]] = []
     for a in result.applied if include_actions else []:
         out += action_lines(a, past=True)
-    for note in result.plan.notes:
+    for note in list(result.plan.notes) + list(result.notes):
         out.append(("cyan", f"note: {note}"))
+    for text in result.recovered:
+        out.append(("cyan", f"note: retried {text}"))
     c = result.counts()
-    tail = f"Apply complete: {c['created']} created, {c['updated']} updated, {c['deleted']} deleted, {c['unchanged']} unchanged"
-    if header:
-        tail += f" ({header.requests} requests, {header.writes} writes)"
-    out.append(("bold green", tail + "."))
+    done = f"{c['created']} created, {c['updated']} updated, {c['deleted']} deleted"
+    tail = f" ({header.requests} requests, {header.writes} writes)" if header else ""
+    if result.failed is not None or result.error:
+        out += [(STYLE[result.failed.op], f"  ! {result.failed.kind.replace('_', ' ')} {result.failed.name}: "
+                 f"{VERB[result.failed.op]} FAILED")] if result.failed is not None else []
+        out.append(("bold red", f"Apply failed after {done}{tail}: {result.error}"))
+        return out
+    out.append(("bold green", f"Apply complete: {done}, {c['unchanged']} unchanged{tail}."))
     return out
 
 
 # -- JSON -----------------------------------------------------------------------------------------
-def plan_json(plan: Plan, header: Header | None = None, next_runs: Previews | None = None) -> str:
+def _guard_json(guard: Any) -> dict[str, Any]:
+    return {"head": guard.head, "last_applied": guard.recorded, "apply_refusal": guard.refusal, "note": guard.note}
+
+
+def plan_json(plan: Plan, header: Header | None = None, next_runs: Previews | None = None, guard: Any = None) -> str:
     doc: dict[str, Any] = {}
     if header:
         doc["server"] = {"url": header.url, "version": header.server_version}
+        doc["owner"] = header.owner
         doc["projects"] = header.projects
     doc.update(plan.to_json())
+    if guard is not None:
+        doc["commit"] = _guard_json(guard)
     if next_runs is not None:
         doc["next_runs_from"] = next_runs.start.isoformat()
         for action, entry in zip(plan.actions, doc["actions"]):
@@ -257,6 +287,7 @@ def apply_json(result: Any, header: Header | None = None) -> str:
     doc: dict[str, Any] = {}
     if header:
         doc["server"] = {"url": header.url, "version": header.server_version}
+        doc["owner"] = header.owner
         doc["requests"] = header.requests
         doc["writes"] = header.writes
     doc.update(result.to_json())
@@ -268,10 +299,16 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def plan_markdown(plan: Plan, header: Header | None = None, next_runs: Previews | None = None) -> str:
+def plan_markdown(plan: Plan, header: Header | None = None, next_runs: Previews | None = None,
+                  guard: Any = None) -> str:
     lines = ["### chapctl plan", ""]
     if header:
-        lines += [f"Prefect {header.server_version} at `{header.url}` — {header.projects} project(s)", ""]
+        owner = f" — owner `{header.owner}`" if header.owner else ""
+        lines += [f"Prefect {header.server_version} at `{header.url}`{owner} — {header.projects} project(s)", ""]
+    if guard is not None and guard.refusal:
+        lines += [f":warning: **Apply from this checkout would refuse:** {_md(guard.refusal)}", ""]
+    if guard is not None and guard.note:
+        lines += [f"> {_md(guard.note)}", ""]
     if plan.blockers:
         lines += [":no_entry: **Apply would refuse:**", ""] + [f"- {_md(b)}" for b in plan.blockers] + [""]
     if plan.missing_env:
@@ -327,14 +364,23 @@ def apply_markdown(result: Any, header: Header | None = None) -> str:
     c = result.counts()
     lines = ["### chapctl apply", ""]
     if header:
-        lines += [f"Prefect {header.server_version} at `{header.url}`", ""]
-    lines.append(
-        f"**{c['created']} created, {c['updated']} updated, {c['deleted']} deleted, {c['unchanged']} unchanged**"
-    )
-    if result.applied:
+        owner = f" — owner `{header.owner}`" if header.owner else ""
+        lines += [f"Prefect {header.server_version} at `{header.url}`{owner}", ""]
+    done = f"{c['created']} created, {c['updated']} updated, {c['deleted']} deleted"
+    failed = result.failed is not None or result.error
+    if failed:
+        lines.append(f":x: **Apply failed after {done}:** {_md(str(result.error))}")
+    else:
+        lines.append(f"**{done}, {c['unchanged']} unchanged**")
+    if result.applied or result.failed is not None:
         lines += ["", "| | Object | Name | Done |", "|---|---|---|---|"]
         for a in result.applied:
             lines.append(f"| {SIGN[a.op]} | {a.kind.replace('_', ' ')} | `{_md(a.name)}` | {PAST[a.op]}: {_md(a.reason)} |")
-    for note in result.plan.notes:
+        if result.failed is not None:
+            a = result.failed
+            lines.append(f"| ! | {a.kind.replace('_', ' ')} | `{_md(a.name)}` | **failed** ({VERB[a.op]}) |")
+    for note in list(result.plan.notes) + list(result.notes):
         lines += ["", f"> {_md(note)}"]
+    for text in result.recovered:
+        lines += ["", f"> retried {_md(text)}"]
     return "\n".join(lines).rstrip() + "\n"

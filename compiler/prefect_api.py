@@ -16,8 +16,10 @@ change. 503 (SQLite locked), 429 and connection failures are retried with expone
 
 from __future__ import annotations
 
+import email.utils
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,10 +28,13 @@ from typing import Any
 
 import httpx
 
-from compiler.errors import ServerError
+from compiler.errors import Conflict, NotFound, ServerError
 
-PAGE_SIZE = 200  # the server's PREFECT_SERVER_API_DEFAULT_LIMIT, also its maximum
+PAGE_SIZE = 200  # Prefect's default PREFECT_SERVER_API_DEFAULT_LIMIT (also the page maximum)
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# Failures after which a write may have been committed although no answer came back.
+_MAYBE_SENT = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+_LIMIT_RULE = re.compile(r"less than or equal to (\d+)")
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 # POST endpoints that only read; they do not count as writes.
 READ_ONLY_POSTS = ("/filter", "/count", "/paginate")
@@ -37,7 +42,7 @@ READ_ONLY_POSTS = ("/filter", "/count", "/paginate")
 
 @dataclass(frozen=True)
 class ApiSettings:
-    url: str
+    url: str  # never holds a user:password; safe to print
     auth_string: str | None = None
     api_key: str | None = None
     url_source: str = "PREFECT_API_URL"  # where the URL came from, for error messages
@@ -53,12 +58,30 @@ class ApiSettings:
                 "e.g. export PREFECT_API_URL=http://127.0.0.1:4200/api"
             )
         source = "PREFECT_API_URL" if env.get("PREFECT_API_URL") else "PREFECT_API_URL in the active Prefect profile"
+        url, userinfo = split_userinfo(str(url).rstrip("/"))
+        auth_string = env.get("PREFECT_API_AUTH_STRING") or profile.get("PREFECT_API_AUTH_STRING") or userinfo
         return cls(
-            url=str(url).rstrip("/"),
-            auth_string=env.get("PREFECT_API_AUTH_STRING") or profile.get("PREFECT_API_AUTH_STRING") or None,
+            url=url,
+            auth_string=auth_string or None,
             api_key=env.get("PREFECT_API_KEY") or profile.get("PREFECT_API_KEY") or None,
             url_source=source,
         )
+
+
+def split_userinfo(url: str) -> tuple[str, str | None]:
+    """`http://user:pass@host/api` -> (`http://host/api`, "user:pass"): the credentials are used for
+    basic auth (as httpx would) and the URL that is printed never carries them."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url, None
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=host)), f"{unquote(user)}:{unquote(password)}"
 
 
 def _active_profile(env: Mapping[str, str]) -> dict[str, str]:
@@ -83,13 +106,6 @@ class RequestStats:
     by_method: dict[str, int] = field(default_factory=dict)
     retries: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"requests": self.requests, "writes": self.writes, "retries": self.retries, "by_method": dict(self.by_method)}
-
-
-class NotFound(Exception):
-    """A 404 on an object read; callers that expect absence catch it."""
-
 
 class PrefectAPI:
     """Synchronous JSON client with retries, request counting and one-line errors."""
@@ -110,6 +126,15 @@ class PrefectAPI:
         self.backoff = backoff
         self.on_write = on_write  # test seam: called after each write the server answered
         self._secrets: set[str] = set()  # values to scrub from any error message
+        if settings.auth_string:
+            self.register_secret(settings.auth_string.partition(":")[2])
+        if settings.api_key:
+            self.register_secret(settings.api_key)
+        self.page_size = PAGE_SIZE  # lowered to the server's limit when it refuses a page (422)
+        # True when the last request was a write sent again after a failure that may have hidden
+        # its success (502/504, a timeout, a dropped connection): a 409 or 5xx then may be our own.
+        self.last_resent = False
+        self.last_date: float | None = None  # the server's clock (Date header) at the last answer
         headers = {"Accept": "application/json"}
         auth = None
         if settings.api_key:
@@ -120,11 +145,19 @@ class PrefectAPI:
         # TLS verification matters only for https; for a plain-http server skip loading the CA
         # bundle, which costs ~0.1 s of the no-op budget.
         verify = settings.url.lower().startswith("https")
+        self._transport, self._timeout = transport, timeout
         self._client = httpx.Client(
             base_url=settings.url, headers=headers, auth=auth, timeout=timeout, transport=transport, verify=verify
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
+    def sibling(self) -> PrefectAPI:
+        """A client of the same server with its own connection and counters (the lock's)."""
+        other = PrefectAPI(self.settings, transport=self._transport, retries=self.retries, backoff=self.backoff,
+                           timeout=self._timeout)
+        other._secrets = set(self._secrets)
+        return other
+
     def close(self) -> None:
         self._client.close()
 
@@ -146,37 +179,46 @@ class PrefectAPI:
 
     # -- core ----------------------------------------------------------------------------------
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
-        """Send one request; return decoded JSON (None for an empty body). Raise NotFound on 404."""
-        url = self.settings.url + path
+        """Send one request; return decoded JSON (None for an empty body).
+
+        Raises NotFound on 404, Conflict on 409, ServerError otherwise; never an httpx error."""
         attempt = 0
+        write = method in WRITE_METHODS and not path.endswith(READ_ONLY_POSTS)
+        self.last_resent = False
         while True:
             self.stats.requests += 1
             self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
+            if attempt and write:
+                self.last_resent = True
             try:
                 response = self._client.request(method, path, json=json, params=params)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # never reached the server
                 if attempt < self.retries:
                     attempt = self._sleep_before_retry(attempt, None)
                     continue
                 raise ServerError(
-                    f"cannot reach the Prefect API at {self.settings.url} ({_reason(exc)}); "
+                    f"cannot reach the Prefect API at {self.settings.url} ({self._scrub(_reason(exc))}); "
                     f"start the server or fix {self.settings.url_source}"
                 ) from None
-            except httpx.TimeoutException:
+            except _MAYBE_SENT as exc:
+                if attempt < self.retries:
+                    attempt = self._sleep_before_retry(attempt, None)
+                    continue
                 raise ServerError(
-                    f"the Prefect API at {self.settings.url} did not answer {method} {path} in time; "
-                    "is the server overloaded?"
+                    f"the Prefect API at {self.settings.url} did not answer {method} {path} "
+                    f"({self._scrub(_reason(exc))}) after {self.retries} retries; is the server overloaded?"
                 ) from None
             except httpx.HTTPError as exc:
-                raise ServerError(f"HTTP error talking to {url}: {_reason(exc)}") from None
+                raise ServerError(f"HTTP error talking to {self.settings.url}{path}: {self._scrub(_reason(exc))}") from None
             if response.status_code in RETRY_STATUSES and attempt < self.retries:
                 attempt = self._sleep_before_retry(attempt, response)
                 continue
             break
-        if method in WRITE_METHODS and not path.endswith(READ_ONLY_POSTS):
+        self._note_date(response)
+        if write:
             self.stats.writes += 1
         self._raise_for_status(method, path, response)
-        if method in WRITE_METHODS and not path.endswith(READ_ONLY_POSTS) and self.on_write is not None:
+        if write and self.on_write is not None:
             self.on_write(method, path)
         if not response.content:
             return None
@@ -187,6 +229,18 @@ class PrefectAPI:
                 f"{self.settings.url} answered {method} {path} with something that is not JSON; "
                 f"{self.settings.url_source} must be the API URL of a Prefect server (it usually ends in /api)"
             ) from None
+
+    def _note_date(self, response: httpx.Response) -> None:
+        stamp = response.headers.get("date")
+        if stamp:
+            try:
+                self.last_date = email.utils.parsedate_to_datetime(stamp).timestamp()
+            except (TypeError, ValueError):
+                pass
+
+    def server_now(self) -> float:
+        """The server's clock as of its last answer (the Date header; ours when it sends none)."""
+        return self.last_date if self.last_date is not None else time.time()
 
     def _sleep_before_retry(self, attempt: int, response: httpx.Response | None) -> int:
         self.stats.retries += 1
@@ -215,15 +269,18 @@ class PrefectAPI:
             raise ServerError(f"401 Unauthorized from {self.settings.url}: authentication {problem}; set {which}")
         if status == 403:
             raise ServerError(f"403 Forbidden from {self.settings.url} for {method} {path}; check the API key's permissions")
-        if status == 404:
-            raise NotFound(path)
         detail = self._scrub(_detail(response))
+        if status == 404:
+            raise NotFound(f"the Prefect API at {self.settings.url} answered 404 to {method} {path}: {detail}", path)
+        if status == 409:
+            raise Conflict(f"the Prefect API at {self.settings.url} answered 409 to {method} {path}: {detail}")
         if status in RETRY_STATUSES:
             raise ServerError(
                 f"the Prefect API at {self.settings.url} kept answering {status} to {method} {path} "
-                f"after {self.retries} retries{': ' + detail if detail else ''}"
+                f"after {self.retries} retries{': ' + detail if detail else ''}", status
             )
-        raise ServerError(f"the Prefect API at {self.settings.url} rejected {method} {path} with {status}: {detail}")
+        raise ServerError(f"the Prefect API at {self.settings.url} rejected {method} {path} with {status}: {detail}",
+                          status)
 
     # -- conveniences --------------------------------------------------------------------------
     def get(self, path: str, **kw: Any) -> Any:
@@ -251,11 +308,28 @@ class PrefectAPI:
     def _pages(self, path: str, body: dict[str, Any]) -> Iterator[Any]:
         offset = 0
         while True:
-            page = self.post(path, {**body, "limit": PAGE_SIZE, "offset": offset})
+            size = self.page_size
+            try:
+                page = self.post(path, {**body, "limit": size, "offset": offset})
+            except ServerError as exc:
+                smaller = self._smaller_page(exc, size)
+                if smaller is None:
+                    raise
+                self.page_size = smaller  # the server's PREFECT_SERVER_API_DEFAULT_LIMIT is lower
+                continue
             yield from page
-            if len(page) < PAGE_SIZE:
+            if len(page) < size:
                 return
-            offset += PAGE_SIZE
+            offset += size
+
+    @staticmethod
+    def _smaller_page(exc: ServerError, size: int) -> int | None:
+        """The page size a 422 "Invalid limit: must be less than or equal to N" asks for."""
+        if exc.status != 422 or "limit" not in str(exc):
+            return None
+        m = _LIMIT_RULE.search(str(exc))
+        smaller = int(m.group(1)) if m else size // 2
+        return smaller if 0 < smaller < size else None
 
     def server_version(self) -> str:
         """`GET /admin/version`: also the probe that turns a wrong URL into a clear error."""

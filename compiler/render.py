@@ -15,7 +15,7 @@ from typing import Any
 
 import jinja2
 
-from compiler.constants import MANAGED_TAG
+from compiler.constants import MANAGED_TAG, OWNER_TAG_PREFIX, owner_tag
 from compiler.models import Defaults, Project
 from compiler.schedules import REFERENCE_YEAR, WEEKDAYS, ScheduleReport, schedule_report
 from compiler.schema import render_schemas
@@ -78,7 +78,7 @@ def render(validated: ValidatedRepo, templates_dir: Path) -> Artifacts:
     blocks = block_specs([v.project for v in validated.projects])
     files = {
         PREFECT_YAML: env.get_template("prefect.yaml.j2").render(
-            pull=pull_steps(validated.defaults), deployments=deployments
+            owner=validated.defaults.owner, pull=pull_steps(validated.defaults), deployments=deployments
         ),
         **{
             f"{BLOCKS_DIR}/{block.name}.yaml": env.get_template("block.yaml.j2").render(block=block)
@@ -128,7 +128,7 @@ def deployment_spec(project: Project, defaults: Defaults) -> DeploymentSpec:
         name=project.name,
         entrypoint=ENTRYPOINT,
         description=project.description,
-        tags=_tags(defaults.tags, project.tags),
+        tags=_tags(defaults.tags, project.tags, defaults.owner),
         work_pool=project.work_pool or defaults.work_pool,
         parameters=flow_parameters(project),
         schedule=schedule,
@@ -181,10 +181,12 @@ def pull_steps(defaults: Defaults) -> list[PullStep]:
                      (("directory", "{{ $%s }}" % source.directory_env),))]
 
 
-def _tags(default_tags: list[str], project_tags: list[str]) -> tuple[str, ...]:
-    ordered = dict.fromkeys([*default_tags, *project_tags])
+def _tags(default_tags: list[str], project_tags: list[str], owner: str) -> tuple[str, ...]:
+    """The user's tags in order, then the two markers: chapctl's and its owner's (validation
+    refuses user tags that imitate an owner tag)."""
+    ordered = dict.fromkeys(t for t in [*default_tags, *project_tags] if not t.startswith(OWNER_TAG_PREFIX))
     ordered.pop(MANAGED_TAG, None)
-    return (*ordered, MANAGED_TAG)
+    return (*ordered, MANAGED_TAG, owner_tag(owner))
 
 
 # --- YAML-safe templating --------------------------------------------------------------------

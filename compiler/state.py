@@ -1,21 +1,27 @@
 """The live state: everything chapctl owns or depends on, read from the Prefect API in bulk.
 
-A fixed number of requests, independent of the number of projects (up to 200 per page):
-version probe, work pools, block schema (by checksum, which embeds the block type), block
-documents of our types (plus one read with secrets, only of managed blocks whose environment
-variable is set, immediately reduced to digests), deployments tagged `managed-by:chapctl` or
-named like a desired one (one `or_` filter, paged), and the flows involved.
+A fixed number of requests, independent of the number of projects (one page holds the server's
+limit, 200 by default): version probe, work pools, block schema (by checksum, which embeds the
+block type), block documents of our types (plus one read with secrets, only of managed blocks
+whose environment variable is set, immediately reduced to digests), chapctl's own Prefect
+Variables (the owner's applied commit, block claims, apply locks), this owner's deployments
+(tag `chapctl-owner:<owner>`) or ones named like a desired project (one `or_` filter), and the
+flows involved. Only when a plan may prune: the runs of the deployments no project declares.
+Before an owner's first apply, one more read finds deployments of an owner-less chapctl.
 
 `Live` is plain JSON-able data so golden planner tests can write it by hand (`live.json`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from compiler.desired import MANAGED_TAG, Desired, secret_digest
-from compiler.prefect_api import NotFound, PrefectAPI
+from compiler.constants import MANAGED_TAG, STATE_VARIABLE, VARIABLE_PREFIX
+from compiler.desired import Desired, secret_digest
+from compiler.errors import NotFound
+from compiler.ownership import LEGACY, deployment_owner
+from compiler.prefect_api import PrefectAPI
 
 DEPLOYMENT_FIELDS = (
     "id",
@@ -35,6 +41,10 @@ DEPLOYMENT_FIELDS = (
     "updated",
 )
 SCHEDULE_FIELDS = ("id", "slug", "schedule", "active", "parameters", "max_scheduled_runs", "updated")
+RUN_FIELDS = ("id", "name", "state_type", "state_name", "run_count", "next_scheduled_start_time", "auto_scheduled")
+# Runs that are not over: a pruned deployment's SCHEDULED ones (never started) go with it, the
+# others keep running (or are cancelled with --cancel-in-flight).
+OPEN_STATES = ("SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING")
 BLOCK_TYPE_FIELDS = ("id", "name", "slug", "logo_url", "documentation_url", "description", "code_example")
 
 
@@ -47,9 +57,12 @@ class Live:
     block_documents: list[dict[str, Any]] = field(default_factory=list)  # {id, slug, name, data, block_schema_id, secret_digests?}
     flows: dict[str, str] = field(default_factory=dict)  # name -> id
     deployments: list[dict[str, Any]] = field(default_factory=list)  # DEPLOYMENT_FIELDS + flow_name + schedules
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    # chapctl's Prefect Variables by name: {id, value, updated} (state, block claims, locks)
+    variables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # open runs (RUN_FIELDS) of the owner's deployments that no project declares: deployment id -> runs
+    runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # names of owner-less (earlier chapctl) deployments no project declares; read before a first apply
+    legacy: list[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Live:
@@ -75,8 +88,20 @@ def read_live(api: PrefectAPI, desired: Desired, env: dict[str, str] | None = No
     _read_work_pools(api, desired, live)
     _read_block_types(api, desired, live)
     _read_block_documents(api, desired, live, env)
+    _read_variables(api, live)
     _read_deployments(api, desired, live)
+    if STATE_VARIABLE.format(owner=desired.owner) not in live.variables:
+        _read_legacy(api, desired, live)
+    _read_open_runs(api, desired, live)
     return live
+
+
+def _read_variables(api: PrefectAPI, live: Live) -> None:
+    rows = api.filter_all("/variables/filter", {"variables": {"name": {"like_": VARIABLE_PREFIX}}, "sort": "NAME_ASC"})
+    live.variables = {
+        r["name"]: {"id": r["id"], "value": r.get("value"), "updated": r.get("updated")}
+        for r in rows if r["name"].startswith(VARIABLE_PREFIX)
+    }
 
 
 def _read_work_pools(api: PrefectAPI, desired: Desired, live: Live) -> None:
@@ -151,10 +176,11 @@ def _read_block_documents(api: PrefectAPI, desired: Desired, live: Live, env: di
 
 
 def _read_deployments(api: PrefectAPI, desired: Desired, live: Live) -> None:
+    # Only this owner's deployments, and any deployment a project's name would clash with.
     names = [d.name for d in desired.deployments]
-    flt: dict[str, Any] = {"tags": {"all_": [MANAGED_TAG]}}
+    flt: dict[str, Any] = {"tags": {"any_": [desired.owner_tag]}}
     if names:
-        flt = {"operator": "or_", "tags": {"all_": [MANAGED_TAG]}, "name": {"any_": names}}
+        flt = {"operator": "or_", "tags": {"any_": [desired.owner_tag]}, "name": {"any_": names}}
     rows = api.filter_all("/deployments/filter", {"deployments": flt, "sort": "NAME_ASC"})
     flow_ids = sorted({r["flow_id"] for r in rows})
     flows_flt: dict[str, Any] = {"name": {"any_": desired.flows}}
@@ -168,3 +194,33 @@ def _read_deployments(api: PrefectAPI, desired: Desired, live: Live) -> None:
         d["flow_name"] = names_by_id.get(r["flow_id"])
         d["schedules"] = [{k: s.get(k) for k in SCHEDULE_FIELDS} for s in r.get("schedules") or []]
         live.deployments.append(d)
+
+
+def _read_legacy(api: PrefectAPI, desired: Desired, live: Live) -> None:
+    """Before an owner's first apply: deployments an owner-less chapctl made that no project
+    declares. They are not pruned (another repository may still declare them); plan names them."""
+    wanted = {d.name for d in desired.deployments}
+    rows = api.filter_all("/deployments/filter", {"deployments": {"tags": {"all_": [MANAGED_TAG]}}, "sort": "NAME_ASC"})
+    live.legacy = sorted({r["name"] for r in rows if r["name"] not in wanted and deployment_owner(r) == LEGACY})
+
+
+def prune_candidates(desired: Desired, live: Live) -> list[dict[str, Any]]:
+    """The owner's live deployments that no project declares (what a plan deletes)."""
+    wanted = {(d.flow_name, d.name) for d in desired.deployments}
+    return [d for d in live.deployments
+            if deployment_owner(d) == desired.owner and (d["flow_name"], d["name"]) not in wanted]
+
+
+def _read_open_runs(api: PrefectAPI, desired: Desired, live: Live) -> None:
+    ids = [d["id"] for d in prune_candidates(desired, live)]
+    if not ids:
+        return
+    rows = api.filter_all("/flow_runs/filter", {
+        "flow_runs": {"deployment_id": {"any_": ids}, "state": {"type": {"any_": list(OPEN_STATES)}}},
+        "sort": "EXPECTED_START_TIME_ASC",
+    })
+    for r in rows:
+        run = {k: r.get(k) for k in RUN_FIELDS}
+        run["state_type"] = r.get("state_type") or (r.get("state") or {}).get("type")
+        run["state_name"] = r.get("state_name") or (r.get("state") or {}).get("name")
+        live.runs.setdefault(r["deployment_id"], []).append(run)

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
 
+from compiler.constants import OWNER_TAG_PREFIX
 from compiler.cron import cron_problem
 from compiler.cron import expand as cron_expansion
 from compiler.cron import remember as remember_cron
@@ -28,11 +29,14 @@ from compiler.models import Defaults, Project
 from compiler.parallel import map_split
 
 _SECRET_KEY = re.compile(r"(^|[_-])(pass(word|wd|phrase)?|secret|token|api[_-]?key|private[_-]?key|pat|auth)$", re.I)
+# Secret-shaped text anywhere in a string (free text included): well-known token formats, JWTs,
+# private keys, and URLs carrying a user:password (userinfo). Boundaries keep "xd2pat_" words out.
 _SECRET_VALUE = re.compile(
-    r"^(d2p(at)?_[A-Za-z0-9]{16,}|pnu_[A-Za-z0-9]{16,}|pnb_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{20,}"
-    r"|github_pat_\w{20,}|eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]*|-----BEGIN [A-Z ]*PRIVATE KEY-----.*)$|"
-    r"://[^/\s:@]+:[^/\s@]+@",
-    re.S,
+    r"(?<![A-Za-z0-9_])(d2p(at)?_[A-Za-z0-9]{16,}|pnu_[A-Za-z0-9]{16,}|pnb_[A-Za-z0-9]{16,}"
+    r"|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,}|glpat-[\w-]{20,}|xox[abposr]-[\w-]{10,}"
+    r"|AKIA[0-9A-Z]{16}|eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]*)"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+    r"|[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@"
 )
 # Values under these top-level keys are never echoed in messages: they sit next to secrets.
 _QUIET = {"credentials"}
@@ -85,11 +89,14 @@ def validate(loaded: LoadedRepo) -> ValidatedRepo:
 def _validate_defaults(source: SourceFile | None, out: list[Diagnostic]) -> Defaults:
     if source is None:
         return Defaults()
-    timezone = source.data.get("timezone")
+    data = _without_secrets(source, out)  # the defaults reach every deployment: same rules
+    timezone = data.get("timezone")
     tz_problem = _timezone_problem(timezone) if isinstance(timezone, str) else None
     if tz_problem:
         _emit(out, source, ("timezone",), *tz_problem)
-    defaults = _model_check(source, source.data, Defaults, out)
+    defaults = _model_check(source, data, Defaults, out)
+    if defaults is not None:
+        _check_reserved_tags(source, defaults.tags, out)
     return defaults if defaults is not None else Defaults()
 
 
@@ -103,6 +110,7 @@ def _validate_project(source: SourceFile, defaults: Defaults, out: list[Diagnost
     _check_end_mode(source, project, out)
     _check_credentials(source, project, out)
     _check_schedule(source, project, defaults, out)
+    _check_reserved_tags(source, project.tags, out)
     return project
 
 
@@ -128,7 +136,7 @@ def _strip(value: Any, path: tuple, source: SourceFile, out: list[Diagnostic]) -
                   "`credentials.password_env: MY_DHIS2_PASSWORD`; apply reads it from the environment",
                   key=True)
         elif _secret_value(item, here, source, out):
-            if key == "base_url":  # keep the field present so no "missing" error follows
+            if key in ("base_url", "repository"):  # keep required URLs present: no "missing" error follows
                 kept[key] = "https://redacted.invalid"
         else:
             kept[key] = _strip(item, here, source, out)
@@ -137,8 +145,10 @@ def _strip(value: Any, path: tuple, source: SourceFile, out: list[Diagnostic]) -
 
 def _secret_value(value: Any, path: tuple, source: SourceFile, out: list[Diagnostic]) -> bool:
     if isinstance(value, str) and _SECRET_VALUE.search(value):
-        _emit(out, source, path, "this value looks like a secret (a token, a key or a password in a URL)",
-              "remove it; secrets live in environment variables named by `credentials.password_env`")
+        hint = ("remove the user:password from the URL; workers authenticate to git with their own "
+                "credentials (a git credential helper or an SSH key on the worker)") if path[-1:] == ("repository",) \
+            else "remove it; secrets live in environment variables named by `credentials.password_env`"
+        _emit(out, source, path, "this value looks like a secret (a token, a key or a password in a URL)", hint)
         return True
     return False
 
@@ -173,6 +183,14 @@ def _check_credentials(source: SourceFile, project: Project, out: list[Diagnosti
               f"missing {', '.join(missing)}",
               "give all three to let chapctl manage the block, or only `block` if it is managed elsewhere",
               key=True)
+
+
+def _check_reserved_tags(source: SourceFile, tags: list[str], out: list[Diagnostic]) -> None:
+    """`chapctl-owner:…` decides what apply owns and prunes: only `owner:` in _defaults.yaml sets it."""
+    for index, tag in enumerate(tags):
+        if tag.startswith(OWNER_TAG_PREFIX):
+            _emit(out, source, ("tags", index), f"tags starting with {OWNER_TAG_PREFIX!r} are reserved",
+                  "remove it; set `owner:` in projects/_defaults.yaml to name this repository's owner")
 
 
 def _check_schedule(source: SourceFile, project: Project, defaults: Defaults, out: list[Diagnostic]) -> None:
@@ -355,6 +373,7 @@ _PATTERN_HINTS = {
     "name": "use 1-63 characters of lowercase a-z, 0-9 and '-', e.g. laos-malaria",
     "block": "use 1-63 characters of lowercase a-z, 0-9 and '-', e.g. laos-dhis2",
     "work_pool": "use 1-63 characters of lowercase a-z, 0-9 and '-', e.g. default",
+    "owner": "use 1-32 characters of lowercase a-z, 0-9 and '-', not starting or ending with '-', e.g. laos-team",
     "base_url": "an http(s) URL without user or password, e.g. https://dhis2.example.org",
     "password_env": "the NAME of an environment variable (letters, digits, _), e.g. LAOS_DHIS2_PASSWORD — "
     "never the password itself",

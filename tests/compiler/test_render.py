@@ -49,7 +49,7 @@ def test_description_and_tags_cannot_inject_yaml(repo_factory):
     loaded = pyyaml.safe_load((repo / "prefect.yaml").read_text())
     (deployment,) = loaded["deployments"]
     assert deployment["description"] == "a: b\n{{x}} # 'q' \"dq\" ünï"
-    assert deployment["tags"] == list(dict.fromkeys(tricky)) + ["managed-by:chapctl"]
+    assert deployment["tags"] == list(dict.fromkeys(tricky)) + ["managed-by:chapctl", "chapctl-owner:default"]
 
 
 def test_prefect_own_loader_accepts_prefect_yaml(repo_factory):

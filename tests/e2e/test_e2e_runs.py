@@ -71,7 +71,7 @@ def test_triggered_run_completes_with_its_report_and_prediction(stack: Stack, ap
     assert run["parameters"] == deployment["parameters"]  # the run, too, holds only the reference
     # ours, not the scheduler's (the contrast for the scheduled test below)
     assert (run["auto_scheduled"], run["idempotency_key"], run["created_by"]) == (False, None, None)
-    assert sorted(run["tags"]) == ["e2e", "managed-by:chapctl"]  # the server keeps no tag order
+    assert sorted(run["tags"]) == ["chapctl-owner:default", "e2e", "managed-by:chapctl"]  # the server keeps no tag order
 
     # The report, read back through the API by run and by key.
     report = only_report(api, run, f"chap-report-{TRIGGERED}")
@@ -150,7 +150,7 @@ def test_the_scheduler_starts_a_run_that_completes(stack: Stack, api: Api) -> No
     # Created by the scheduler from this deployment's schedule, not by a client.
     assert run["created_by"] == {"id": schedule["id"], "type": "SCHEDULE", "display_value": "chapctl-cron"}
     assert run["auto_scheduled"] is True
-    assert sorted(run["tags"]) == ["auto-scheduled", "e2e", "managed-by:chapctl"]
+    assert sorted(run["tags"]) == ["auto-scheduled", "chapctl-owner:default", "e2e", "managed-by:chapctl"]
     assert run["idempotency_key"].startswith(f"scheduled {deployment['id']} {schedule['id']} ")
     expected = datetime.fromisoformat(run["expected_start_time"])
     assert (expected.second, expected.microsecond) == (0, 0)  # a minute boundary the cron names

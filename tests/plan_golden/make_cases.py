@@ -61,7 +61,13 @@ def applied_live(desired_dir: Path, env: dict[str, str]) -> dict[str, Any]:
         "flows": {f: _id("flow:" + f) for f in desired.flows},
         "deployments": [],
     }
+    live["variables"] = {
+        f"chapctl-state--{desired.owner}": {"id": _id("state"), "value": {"owner": desired.owner, "commit": None},
+                                            "updated": "2026-01-01T00:00:00Z"}}
     for b in desired.blocks:
+        live["variables"][f"chapctl-block--{b.slug}--{b.name}"] = {
+            "id": _id("claim:" + b.name), "value": {"owner": desired.owner, "slug": b.slug, "name": b.name},
+            "updated": "2026-01-01T00:00:00Z"}
         live["block_documents"].append({
             "id": _id("block:" + b.name), "slug": b.slug, "name": b.name, "data": {**b.data, "password": "********"},
             "block_schema_id": _id("bs"), "updated": "2026-01-01T00:00:00Z",
@@ -158,6 +164,53 @@ def main() -> None:
 
     unset_pull = {k: v for k, v in ENV.items() if k != "CHAPCTL_FLOWS_DIR"}
     write_case("pull_step_env_unset", BASE, None, env=unset_pull)
+
+    # -- ownership on a shared server ------------------------------------------------------------
+    def other_owner(live):
+        lm = dep(live, "laos-malaria")
+        lm["tags"] = [t for t in lm["tags"] if not t.startswith("chapctl-owner:")] + ["chapctl-owner:rwanda-team"]
+        lm["version"] = "chapctl:rwanda-team:0123456789abcdef"
+        claim = live["variables"]["chapctl-block--chap-dhis2-credentials--rwanda-dhis2"]
+        claim["value"]["owner"] = "rwanda-team"
+    write_case("other_owner_deployment_and_block_clash", BASE, None, mutate=other_owner)
+
+    def legacy(live):  # as chapctl 0.1 (before owners) left them: global tag, owner-less fingerprint
+        live["variables"] = {}
+        for d in live["deployments"]:
+            d["tags"] = [t for t in d["tags"] if not t.startswith("chapctl-owner:")]
+            d["version"] = "chapctl:" + d["version"].rsplit(":", 1)[1]
+        live["legacy"] = ["removed-before-the-upgrade"]
+    write_case("legacy_deployments_adopted_by_first_owner", BASE, None, mutate=legacy)
+
+    def tags_removed(live):
+        lm = dep(live, "laos-malaria")
+        lm["tags"] = ["chap"]  # every tag removed in the UI but one; the fingerprint still says whose
+    write_case("owner_tag_removed_in_ui_is_drift", BASE, None, mutate=tags_removed)
+
+    write_case("empty_projects_prune_all_refused", [], None, base_projects=BASE)
+    write_case("empty_projects_prune_all_allowed", [], None, base_projects=BASE, options={"allow_delete_all": True})
+
+    def runs(live):
+        rm = dep(live, "rwanda-malaria")
+        live["runs"] = {rm["id"]: [
+            {"id": _id("run1"), "name": "scheduled-1", "state_type": "SCHEDULED", "state_name": "Scheduled",
+             "run_count": 0, "next_scheduled_start_time": "2026-12-08T04:00:00Z", "auto_scheduled": True},
+            {"id": _id("run2"), "name": "manual-1", "state_type": "SCHEDULED", "state_name": "Scheduled",
+             "run_count": 0, "next_scheduled_start_time": "2026-12-09T04:00:00Z", "auto_scheduled": False},
+            {"id": _id("run3"), "name": "running-1", "state_type": "RUNNING", "state_name": "Running",
+             "run_count": 1, "next_scheduled_start_time": None, "auto_scheduled": False},
+            {"id": _id("run4"), "name": "waiting-1", "state_type": "SCHEDULED", "state_name": "AwaitingConcurrencySlot",
+             "run_count": 0, "next_scheduled_start_time": None, "auto_scheduled": False},
+        ]}
+    write_case("prune_reports_runs", BASE[:2], None, base_projects=BASE, mutate=runs)
+    write_case("prune_cancels_runs_in_flight", BASE[:2], None, base_projects=BASE, mutate=runs,
+               options={"cancel_in_flight": True})
+
+    injected = copy.deepcopy(BASE)
+    injected[0] = project("laos-malaria", "laos-dhis2", model_id=12, cron="0 6 * * 1",
+                          description="<<chapctl:env:LAOS_DHIS2_PASSWORD>>",
+                          tags=["<<chapctl:env:PREFECT_API_AUTH_STRING>>", "<<chapctl:flow:x>>"])
+    write_case("placeholder_lookalikes_are_plain_text", injected, None, base_projects=BASE)
 
 
 if __name__ == "__main__":

@@ -73,21 +73,29 @@ class Chapctl:
 
         return PrefectAPI(ApiSettings.from_env(self.env), **kw)
 
-    def plan(self, repo: Repo, adopt: bool = False):
+    def plan(self, repo: Repo, adopt: bool = False, **flags: bool):
         from compiler.apply import prepare
+        from compiler.plan import PlanOptions
 
         with self.api() as api:
-            prepared = prepare(repo.root, api, env=self.env, adopt=adopt)
+            prepared = prepare(repo.root, api, env=self.env, options=PlanOptions(adopt=adopt, **flags))
             self.last_stats = api.stats
+            self.last_prepared = prepared
             return prepared.plan
 
-    def apply(self, repo: Repo, adopt: bool = False, **api_kw):
-        from compiler.apply import apply, prepare
+    def apply(self, repo: Repo, adopt: bool = False, *, lock_timeout: float = 60, ignore_applied_commit: bool = False,
+              allow_delete_all: bool = False, cancel_in_flight: bool = False, **api_kw):
+        """Apply in-process; `last_stats` counts the plan's reads and writes (the lock and the
+        commit record use their own client: `result.bookkeeping`)."""
+        from compiler.apply import ApplyOptions, apply
+        from compiler.plan import PlanOptions
 
+        options = ApplyOptions(PlanOptions(adopt, allow_delete_all, cancel_in_flight), lock_timeout,
+                               ignore_applied_commit)
         with self.api(**api_kw) as api:
-            prepared = prepare(repo.root, api, env=self.env, adopt=adopt)
             try:
-                return apply(prepared.plan, api, env=self.env)
+                _, result = apply(repo.root, api, env=self.env, options=options)
+                return result
             finally:
                 self.last_stats = api.stats
 
@@ -141,6 +149,9 @@ def updated_stamps(server: PrefectServer) -> dict[str, str]:
             out["block_type"] = bt.json()["updated"]
         for s in c.post("/block_schemas/filter", json={"limit": 200}).json():
             out[f"block_schema:{s['checksum']}"] = s["updated"]
+        for v in c.post("/variables/filter", json={"limit": 200}).json():
+            if not v["name"].startswith("chapctl-lock--"):  # the lock comes and goes with every apply
+                out[f"variable:{v['name']}"] = v["updated"]
     return out
 
 

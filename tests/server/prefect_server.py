@@ -222,7 +222,7 @@ class PrefectServer:
 
     # -- test helpers ----------------------------------------------------------------------------
     def wipe(self, keep_work_pools: tuple[str, ...] = ()) -> None:
-        """Delete every deployment, block document and work pool so the next test starts clean.
+        """Delete every deployment, block document, variable and work pool so the next test starts clean.
         Flows, block types and block schemas stay (they are shared, registration is idempotent)."""
         with self.client() as c:
             for _ in range(100):
@@ -237,6 +237,12 @@ class PrefectServer:
                     break
                 for b in rows:
                     c.delete(f"/block_documents/{b['id']}")
+            for _ in range(100):
+                rows = c.post("/variables/filter", json={"limit": 200}).json()
+                if not rows:
+                    break
+                for v in rows:
+                    c.delete(f"/variables/{v['id']}")
             for wp in c.post("/work_pools/filter", json={"limit": 200}).json():
                 if wp["name"] not in keep_work_pools and not wp["name"].startswith("default-agent"):
                     c.delete(f"/work_pools/{wp['name']}")

@@ -116,13 +116,17 @@ def test_removing_a_project_prunes_only_its_deployment(chapctl, make_repo, clean
     before = updated_stamps(clean_server)
     repo.remove_project("rwanda-malaria")
     p = chapctl.plan(repo)
-    assert [(a.kind, a.name, a.op) for a in p.actions if a.writes] == [("deployment", "rwanda-malaria", "delete")]
-    assert any("rwanda-dhis2" in n and "orphaned, not deleted" in n for n in p.notes)
+    writes = [a for a in p.actions if a.writes]
+    assert [(a.kind, a.name, a.op) for a in writes] == [
+        ("block_document", "rwanda-dhis2", "update"), ("deployment", "rwanda-malaria", "delete")]
+    assert "orphaned, not deleted" in writes[0].reason and "released" in writes[0].reason
+    assert [c.to_json() for c in writes[0].changes] == [{"field": "owner", "before": "default", "after": None}]
     chapctl.apply(repo)
-    assert chapctl.last_stats.writes == 1
+    assert chapctl.last_stats.writes == 2  # the block's ownership record, and the deployment
     after = updated_stamps(clean_server)
     assert {k for k in before if k not in after} == {
-        "deployment:rwanda-malaria", *[k for k in before if k.startswith("schedule:rwanda-malaria:")]}
+        "deployment:rwanda-malaria", "variable:chapctl-block--chap-dhis2-credentials--rwanda-dhis2",
+        *[k for k in before if k.startswith("schedule:rwanda-malaria:")]}
     assert all(after[k] == v for k, v in before.items() if k in after)
     assert "rwanda-dhis2" in {b["name"] for b in block_documents(clean_server)}  # credentials are kept
 

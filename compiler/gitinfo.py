@@ -1,0 +1,44 @@
+"""What git says about the checkout apply runs from: its HEAD, whether it is shallow, and whether
+a commit is in its history. Used by apply's applied-commit guard; never raises for a missing git."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Checkout:
+    commit: str | None  # HEAD, None outside git
+    shallow: bool = False
+    reason: str = ""  # why there is no commit
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def checkout(root: Path) -> Checkout:
+    head = _git(root, "rev-parse", "--verify", "-q", "HEAD")
+    if head is None:
+        return Checkout(None, reason="git is not installed")
+    if head.returncode != 0 or not head.stdout.strip():
+        inside = _git(root, "rev-parse", "--is-inside-work-tree")
+        reason = "no commit yet" if inside is not None and inside.stdout.strip() == "true" else "not a git checkout"
+        return Checkout(None, reason=reason)
+    shallow = _git(root, "rev-parse", "--is-shallow-repository")
+    return Checkout(head.stdout.strip(), shallow=shallow is not None and shallow.stdout.strip() == "true")
+
+
+def contains(root: Path, commit: str) -> bool | None:
+    """True when `commit` is HEAD or an ancestor of it; False when it is known but not in HEAD's
+    history; None when this checkout does not have that commit at all."""
+    known = _git(root, "cat-file", "-e", f"{commit}^{{commit}}")
+    if known is None or known.returncode != 0:
+        return None
+    result = _git(root, "merge-base", "--is-ancestor", commit, "HEAD")
+    return result is not None and result.returncode == 0

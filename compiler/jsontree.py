@@ -1,0 +1,27 @@
+"""The one walker over JSON-like trees (dicts, lists, leaves) that plan, apply and desired share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+
+def map_leaves(value: Any, leaf: Callable[[Any], Any]) -> Any:
+    """A copy of `value` with every non-container replaced by `leaf(it)`; keys are kept as they are."""
+    if isinstance(value, dict):
+        return {k: map_leaves(v, leaf) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [map_leaves(v, leaf) for v in value]
+    return leaf(value)
+
+
+def leaves(value: Any) -> Iterator[Any]:
+    """Every non-container in `value`, depth first."""
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from leaves(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from leaves(v)
+    else:
+        yield value
