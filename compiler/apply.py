@@ -361,8 +361,9 @@ def _already_there(api: PrefectAPI, path: str, body: Any) -> Any:
             return current if current.get("value") == body.get("value") else None
         if path == "/block_documents/":
             rows = api.post("/block_documents/filter", {
-                "block_documents": {"name": {"any_": [body["name"]]}, "is_anonymous": {"eq_": False}},
-                "block_types": {"id": {"any_": [body["block_type_id"]]}}, "include_secrets": True, "limit": 1})
+                "block_documents": {"name": {"any_": [body["name"]]}, "is_anonymous": {"eq_": False},
+                                    "block_type_id": {"any_": [body["block_type_id"]]}},
+                "include_secrets": True, "limit": 1})
             return rows[0] if rows and _same_data(rows[0].get("data") or {}, body.get("data") or {}) else None
         if path.startswith("/deployments/") and path.endswith("/schedules") and isinstance(body, list):
             current = api.get(path)

@@ -4,10 +4,12 @@ Laptops and CI runners share nothing but the server, so the lock lives there: a 
 `chapctl-lock--<owner>` created with POST (the server refuses a second one with 409, atomically,
 on SQLite and PostgreSQL alike). Its value says who holds it and for how long a silence counts
 as death (`ttl_seconds`); the holder renews it from a background thread every third of that
-(PATCH bumps the variable's server-side `updated`). A waiter that finds a lock whose `updated`
-is older than its ttl by the server's own clock (the Date header: no trust in client clocks)
-deletes it by id and tries again; deleting by id means two waiters can never delete a fresh lock.
-A holder whose renewal finds the lock gone has lost it and stops before its next write.
+(PATCH bumps the variable's server-side `updated`). A waiter watches `updated`: when it has not
+moved for `ttl_seconds` of the waiter's own monotonic clock, the holder is dead, and the waiter
+deletes the lock by id and tries again. No two clocks are ever compared (a server's Date header
+lags when its event loop is busy, and a database clock may differ from the API's); deleting by id
+means two waiters can never delete a fresh lock. A holder whose renewal finds the lock gone has
+lost it and stops before its next write.
 
 Release: on exit, exception, Ctrl-C or SIGTERM (the CLI turns SIGTERM into an exception). After a
 SIGKILL or a power cut the lock expires after `ttl_seconds` (default 60).
@@ -43,15 +45,6 @@ def holder_description() -> str:
     except Exception:  # no passwd entry in some containers
         user = "?"
     return f"{user}@{socket.gethostname()} (pid {os.getpid()})"
-
-
-def _parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 class ApplyLock:
@@ -90,6 +83,7 @@ class ApplyLock:
     def acquire(self) -> None:
         started = time.monotonic()
         told = False
+        seen: dict[tuple[str, str], float] = {}  # (lock id, its `updated`) -> when we first saw it
         while True:
             try:
                 created = self.api.post("/variables/", {
@@ -104,15 +98,16 @@ class ApplyLock:
                 if value.get("token") == self.token:  # our own POST, committed before a lost answer
                     self.id = current["id"]
                     break
-                if self._expired(current, value):
+                if self._expired(current, value, seen):
                     self._break(current, value)
                     continue
                 waited = time.monotonic() - started
                 if waited >= self.timeout:
                     raise ApplyRefused(
                         f"another apply of owner {self.owner!r} holds the apply lock ({_who(value)}); waited "
-                        f"{waited:.0f}s (--lock-timeout {self.timeout:g}s). Try again when it is done; a lock "
-                        f"whose holder died expires {value.get('ttl_seconds', DEFAULT_TTL):g}s after its last renewal"
+                        f"{waited:.0f}s (--lock-timeout {self.timeout:g}s). Try again when it is done; the lock of "
+                        f"a holder that died is taken over after {value.get('ttl_seconds', DEFAULT_TTL):g}s without "
+                        "renewal, so a --lock-timeout longer than that always gets it"
                     ) from None
                 if not told and self.on_wait is not None:
                     self.on_wait(f"waiting for the apply lock of owner {self.owner!r}: held by {_who(value)}; "
@@ -152,13 +147,15 @@ class ApplyLock:
         except NotFound:
             return None
 
-    def _expired(self, current: dict[str, Any], value: dict[str, Any]) -> bool:
-        updated = _parse_time(current.get("updated"))
+    @staticmethod
+    def _expired(current: dict[str, Any], value: dict[str, Any], seen: dict[tuple[str, str], float]) -> bool:
+        """True once the lock has not been renewed for its ttl, by our own monotonic clock."""
         try:
             ttl = float(value.get("ttl_seconds", DEFAULT_TTL))
         except (TypeError, ValueError):
             ttl = DEFAULT_TTL
-        return updated is not None and self.api.server_now() - updated > ttl
+        first = seen.setdefault((str(current.get("id")), str(current.get("updated"))), time.monotonic())
+        return time.monotonic() - first > ttl
 
     def _break(self, current: dict[str, Any], value: dict[str, Any]) -> None:
         try:

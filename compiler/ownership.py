@@ -35,8 +35,3 @@ def deployment_owner(live: dict[str, Any]) -> str | None:
 def claim_name(slug: str, name: str) -> str:
     return CLAIM_VARIABLE.format(slug=slug, name=name)
 
-
-def describe(owner: str | None) -> str:
-    if owner is None:
-        return "not managed by chapctl"
-    return "applied by an earlier chapctl without owners" if owner == LEGACY else f"owned by {owner!r}"

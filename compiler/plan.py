@@ -27,7 +27,7 @@ from typing import Any
 from compiler.constants import MANAGED_TAG
 from compiler.desired import BlockRef, Desired, DesiredBlock, DesiredDeployment
 from compiler.jsontree import map_leaves
-from compiler.ownership import LEGACY, claim_name, deployment_owner, describe
+from compiler.ownership import LEGACY, claim_name, deployment_owner
 from compiler.state import Live, prune_candidates
 
 CREATE, UPDATE, DELETE, NOOP = "create", "update", "delete", "noop"

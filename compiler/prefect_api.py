@@ -16,7 +16,6 @@ change. 503 (SQLite locked), 429 and connection failures are retried with expone
 
 from __future__ import annotations
 
-import email.utils
 import os
 import random
 import re
@@ -134,7 +133,7 @@ class PrefectAPI:
         # True when the last request was a write sent again after a failure that may have hidden
         # its success (502/504, a timeout, a dropped connection): a 409 or 5xx then may be our own.
         self.last_resent = False
-        self.last_date: float | None = None  # the server's clock (Date header) at the last answer
+
         headers = {"Accept": "application/json"}
         auth = None
         if settings.api_key:
@@ -214,7 +213,6 @@ class PrefectAPI:
                 attempt = self._sleep_before_retry(attempt, response)
                 continue
             break
-        self._note_date(response)
         if write:
             self.stats.writes += 1
         self._raise_for_status(method, path, response)
@@ -229,18 +227,6 @@ class PrefectAPI:
                 f"{self.settings.url} answered {method} {path} with something that is not JSON; "
                 f"{self.settings.url_source} must be the API URL of a Prefect server (it usually ends in /api)"
             ) from None
-
-    def _note_date(self, response: httpx.Response) -> None:
-        stamp = response.headers.get("date")
-        if stamp:
-            try:
-                self.last_date = email.utils.parsedate_to_datetime(stamp).timestamp()
-            except (TypeError, ValueError):
-                pass
-
-    def server_now(self) -> float:
-        """The server's clock as of its last answer (the Date header; ours when it sends none)."""
-        return self.last_date if self.last_date is not None else time.time()
 
     def _sleep_before_retry(self, attempt: int, response: httpx.Response | None) -> int:
         self.stats.retries += 1
@@ -354,6 +340,8 @@ def _detail(response: httpx.Response) -> str:
         body = response.json()
     except ValueError:
         return response.text.strip().splitlines()[0][:300] if response.text.strip() else response.reason_phrase
+    if isinstance(body, dict) and "detail" not in body and isinstance(body.get("exception_detail"), list):
+        body = {"detail": body["exception_detail"]}  # Prefect's 422: drop the echoed request_body
     if isinstance(body, dict) and "detail" in body:
         detail = body["detail"]
         if isinstance(detail, list):  # FastAPI validation errors: keep where and what, drop the echoed input

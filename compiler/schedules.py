@@ -302,7 +302,6 @@ def _weekly_minutes(cron: str) -> list[int] | None:
 def _hotspots(contributors, per_instance: int, overall: int) -> tuple[Hotspot, ...]:
     found: dict[tuple, dict] = {}
     for (regime, day, hour), runs in contributors.items():
-        when = f"{WEEKDAYS[day]} {hour:02d}:00-{hour:02d}:59 UTC"
         scopes: dict[str, list[str]] = {"all instances": [name for _, name in runs]}
         for instance, name in runs:
             scopes.setdefault(instance, []).append(name)

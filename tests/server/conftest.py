@@ -49,8 +49,8 @@ def warm_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def make_repo(tmp_path, warm_cache):
-    def make(projects: list[dict[str, Any]], defaults: dict[str, Any] | None = None) -> Repo:
-        return Repo.create(tmp_path / "repo", projects, defaults, cache_from=warm_cache)
+    def make(projects: list[dict[str, Any]], defaults: dict[str, Any] | None = None, name: str = "repo") -> Repo:
+        return Repo.create(tmp_path / name, projects, defaults, cache_from=warm_cache)
 
     return make
 

@@ -105,3 +105,71 @@ def test_settings_from_env_and_profile(tmp_path):
     assert s.url == "http://e:2/api" and s.url_source == "PREFECT_API_URL"
     with pytest.raises(ServerError, match="PREFECT_API_URL is not set"):
         ApiSettings.from_env({"PREFECT_HOME": str(tmp_path / "none")})
+
+
+def test_page_size_follows_the_servers_limit():
+    import json
+
+    calls = []
+
+    def handler(request):
+        body = json.loads(request.content)
+        calls.append((body["limit"], body["offset"]))
+        if body["limit"] > 100:
+            return httpx.Response(422, json={"detail": "Invalid limit: must be less than or equal to 100."})
+        return httpx.Response(200, json=[{"i": i} for i in range(100 if body["offset"] < 200 else 50)])
+
+    api = api_with(handler)
+    assert len(api.filter_all("/deployments/filter", {})) == 250
+    assert calls == [(200, 0), (100, 0), (100, 100), (100, 200)] and api.page_size == 100
+
+
+def test_other_422s_are_not_page_size_problems():
+    api = api_with(lambda r: httpx.Response(422, json={"detail": "something else"}))
+    with pytest.raises(ServerError, match="something else"):
+        api.filter_all("/deployments/filter", {})
+
+
+def test_credentials_in_the_url_become_basic_auth_and_are_never_shown():
+    s = ApiSettings.from_env({"PREFECT_API_URL": "http://ci%40bot:p%3Ass-CANARY@prefect.test:4200/api/",
+                              "PREFECT_HOME": "/nonexistent"})
+    assert s.url == "http://prefect.test:4200/api" and s.auth_string == "ci@bot:p:ss-CANARY"
+    seen = {}
+
+    def handler(request):
+        seen["auth"], seen["url"] = request.headers.get("authorization"), str(request.url)
+        return httpx.Response(503, text="p:ss-CANARY echoed")
+
+    api = PrefectAPI(s, transport=httpx.MockTransport(handler), backoff=0.001, retries=0)
+    with pytest.raises(ServerError) as err:
+        api.server_version()
+    assert seen["auth"].startswith("Basic ") and "CANARY" not in seen["url"]
+    assert "CANARY" not in str(err.value) and "http://prefect.test:4200/api" in str(err.value)
+    # an explicit PREFECT_API_AUTH_STRING wins over the URL's
+    s = ApiSettings.from_env({"PREFECT_API_URL": "http://u:p@h/api", "PREFECT_API_AUTH_STRING": "a:b",
+                              "PREFECT_HOME": "/nonexistent"})
+    assert (s.url, s.auth_string) == ("http://h/api", "a:b")
+
+
+def test_conflict_and_not_found_are_user_errors_with_their_status():
+    from compiler.errors import Conflict, UserError
+
+    api = api_with(lambda r: httpx.Response(409, json={"detail": "A work pool with this name already exists."}))
+    with pytest.raises(Conflict) as err:
+        api.post("/work_pools/", {"name": "x"})
+    assert isinstance(err.value, UserError) and err.value.status == 409 and "already exists" in str(err.value)
+    with pytest.raises(NotFound) as err:
+        api_with(lambda r: httpx.Response(404, json={"detail": "Deployment not found"})).delete("/deployments/x")
+    assert isinstance(err.value, UserError) and "404" in str(err.value)
+
+
+def test_a_write_sent_again_after_a_lost_answer_is_flagged():
+    answers = iter([httpx.Response(502), httpx.Response(409, json={"detail": "exists"})])
+    api = api_with(lambda r: next(answers))
+    with pytest.raises(ServerError):
+        api.post("/work_pools/", {"name": "x"})
+    assert api.last_resent is True
+    api = api_with(lambda r: httpx.Response(409, json={"detail": "exists"}))
+    with pytest.raises(ServerError):
+        api.post("/work_pools/", {"name": "x"})
+    assert api.last_resent is False

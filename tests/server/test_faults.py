@@ -1,0 +1,144 @@
+"""Apply through a faulty reverse proxy (tests/server/fault_proxy.py) in front of a real server:
+writes the server committed but whose answer was lost, retried deletes, a write that fails half-way."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from compiler.errors import ApplyFailed
+from tests.server.conftest import Chapctl, all_deployments, deployment, normalized_state
+from tests.server.fault_proxy import FaultProxy
+from tests.server.repo import project
+
+pytestmark = pytest.mark.server
+
+THREE = [
+    project("laos-malaria", "laos-dhis2", model_id=12, cron="0 6 * * 1"),
+    project("laos-dengue", "laos-dhis2", model_id=7, cron="30 5 2 * *"),
+    project("rwanda-malaria", "rwanda-dhis2", model_id=3, cron="0 4 * * 2", timezone="Africa/Kigali"),
+]
+
+# Every kind of create a first apply sends; the proxy forwards it, the server commits it, the
+# client hears 502 and sends it again.
+CREATES = {
+    "work pool": (r"^/api/work_pools/$", b""),
+    "block type": (r"^/api/block_types/$", b""),
+    "block schema": (r"^/api/block_schemas/$", b""),
+    "block claim": (r"^/api/variables/$", b"chapctl-block--"),
+    "block document": (r"^/api/block_documents/$", b""),
+    "flow": (r"^/api/flows/$", b""),
+    "deployment": (r"^/api/deployments/$", b""),
+    "apply lock": (r"^/api/variables/$", b"chapctl-lock--"),
+    "commit record": (r"^/api/variables/$", b"chapctl-state--"),
+}
+# Idempotent by themselves (the server upserts), or recognised by the lock's own token.
+NOTHING_TO_RECOVER = {"block schema", "flow", "deployment", "apply lock", "commit record"}
+
+
+@pytest.fixture
+def reference(chapctl, make_repo, clean_server):
+    """The server state one undisturbed apply of THREE leaves behind."""
+    repo = make_repo(THREE)
+    chapctl.apply(repo)
+    state = normalized_state(clean_server)
+    clean_server.wipe()
+    with clean_server.client() as c:  # the block type and its schemas too: every create happens again
+        c.delete(f"/block_types/{c.get('/block_types/slug/chap-dhis2-credentials').json()['id']}").raise_for_status()
+        c.delete(f"/flows/{c.get('/flows/name/dhis2-chap-prediction').json()['id']}").raise_for_status()
+    return repo, state
+
+
+@pytest.mark.parametrize("what", sorted(CREATES))
+def test_create_committed_behind_a_502_is_a_green_converged_apply(what, reference, chapctl, clean_server):
+    repo, expected = reference
+    with FaultProxy(clean_server.api_url) as proxy:
+        path, body = CREATES[what]
+        proxy.fail("POST", path, status=502, after_forwarding=True, times=1, body=body)
+        runner = Chapctl(clean_server, dict(chapctl.env, PREFECT_API_URL=proxy.api_url))
+        result = runner.apply(repo)
+        assert [r for r in proxy.rules if r.hits], "the fault was never injected"
+        if what not in NOTHING_TO_RECOVER:
+            assert result.recovered, result.to_json()
+    assert normalized_state(clean_server) == expected
+    assert not chapctl.plan(repo).has_changes
+
+
+def test_schedule_recreated_behind_a_502(chapctl, make_repo, clean_server):
+    repo = make_repo(THREE[:1])
+    chapctl.apply(repo)
+    lm = deployment(clean_server, "laos-malaria")
+    with clean_server.client() as c:  # deleted in the UI: apply re-creates it with one POST
+        c.delete(f"/deployments/{lm['id']}/schedules/{lm['schedules'][0]['id']}").raise_for_status()
+    with FaultProxy(clean_server.api_url) as proxy:
+        proxy.fail("POST", r"/schedules$", status=504, after_forwarding=True)
+        result = Chapctl(clean_server, dict(chapctl.env, PREFECT_API_URL=proxy.api_url)).apply(repo)
+    assert any("/schedules" in r for r in result.recovered)
+    assert [s["slug"] for s in deployment(clean_server, "laos-malaria")["schedules"]] == ["chapctl-cron"]
+    assert not chapctl.plan(repo).has_changes
+
+
+def test_retried_delete_that_answers_404_is_done(chapctl, make_repo, clean_server):
+    repo = make_repo(THREE)
+    chapctl.apply(repo)
+    repo.remove_project("laos-dengue")
+    with FaultProxy(clean_server.api_url) as proxy:
+        proxy.fail("DELETE", r"^/api/deployments/", status=502, after_forwarding=True)
+        runner = Chapctl(clean_server, dict(chapctl.env, PREFECT_API_URL=proxy.api_url))
+        proc = runner.cli(repo, "apply", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] is True and doc["counts"]["deleted"] == 1
+    assert any("already gone" in r for r in doc["recovered"])
+    assert "laos-dengue" not in {d["name"] for d in all_deployments(clean_server)}
+
+
+@pytest.mark.parametrize("fmt", ["--json", "--markdown", "text"])
+def test_failure_half_way_reports_every_write_already_made(fmt, chapctl, make_repo, clean_server):
+    repo = make_repo(THREE)
+    before_deployments = [(a.kind, a.op) for a in chapctl.plan(repo).actions if a.writes and a.kind != "deployment"]
+    n = len(before_deployments)
+    assert n >= 3  # work pool and two blocks at least (type, schema, flow when the server is new)
+    with FaultProxy(clean_server.api_url) as proxy:
+        # The first deployment create is refused (a proxy's 500 before the server saw it).
+        proxy.fail("POST", r"^/api/deployments/$", status=500, after_forwarding=False)
+        runner = Chapctl(clean_server, dict(chapctl.env, PREFECT_API_URL=proxy.api_url))
+        args = ["apply"] + ([fmt] if fmt != "text" else [])
+        proc = runner.cli(repo, *args)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr and "internal error" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Re-run `chapctl apply`" in proc.stderr
+    if fmt == "--json":
+        doc = json.loads(proc.stdout)
+        assert doc["ok"] is False
+        assert [(a["kind"], a["op"]) for a in doc["applied"]] == before_deployments
+        assert doc["failed"]["kind"] == "deployment" and "500" in doc["failed"]["error"]
+        assert {a["name"] for a in doc["not_applied"]} == {"laos-malaria", "rwanda-malaria"}
+    elif fmt == "--markdown":
+        assert f":x: **Apply failed after {n} created" in proc.stdout
+        assert "| + | block document | `laos-dhis2` | created" in proc.stdout
+        assert "| ! | deployment | `laos-dengue` | **failed** (create) |" in proc.stdout
+    else:
+        assert f"Apply failed after {n} created, 0 updated, 0 deleted" in proc.stdout
+        assert "+ block document laos-dhis2: created" in proc.stdout
+    # The next apply continues from what the server holds.
+    assert chapctl.cli(repo, "apply").returncode == 0
+    assert {d["name"] for d in all_deployments(clean_server)} == {p["name"] for p in THREE}
+    assert not chapctl.plan(repo).has_changes
+
+
+def test_apply_failed_in_process_carries_the_partial_result(chapctl, make_repo, clean_server):
+    repo = make_repo(THREE)
+    with clean_server.client() as c:  # the flow is created again by this apply
+        flow = c.get("/flows/name/dhis2-chap-prediction")
+        if flow.status_code == 200:
+            c.delete(f"/flows/{flow.json()['id']}").raise_for_status()
+    with FaultProxy(clean_server.api_url) as proxy:
+        proxy.fail("POST", r"^/api/flows/$", status=400, after_forwarding=False)
+        runner = Chapctl(clean_server, dict(chapctl.env, PREFECT_API_URL=proxy.api_url))
+        with pytest.raises(ApplyFailed) as err:
+            runner.apply(repo)
+    result = err.value.result
+    assert result.failed.kind == "flow" and [a.kind for a in result.applied][-2:] == ["block_document"] * 2
+    assert result.to_json()["ok"] is False
