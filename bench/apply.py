@@ -88,7 +88,7 @@ def prefect_deploy(repo: Repo, env: dict[str, str], count_file: Path) -> tuple[f
 def chapctl_apply(repo: Repo, env: dict[str, str]) -> tuple[float, int, dict]:
     elapsed, proc = run([sys.executable, "-m", "compiler", "apply", "--json"], repo.root, env)
     doc = json.loads(proc.stdout)
-    return elapsed, doc["requests"], doc["counts"]
+    return elapsed, doc["requests"] + doc.get("lock_and_record_requests", 0), doc["counts"]
 
 
 def delete_deployments(server: PrefectServer) -> None:

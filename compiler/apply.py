@@ -178,6 +178,7 @@ class ApplyResult:
         }
         if self.recovered:
             doc["recovered"] = list(self.recovered)
+        doc["lock_and_record_requests"] = self.bookkeeping
         if self.failed is not None or self.error is not None:
             doc["failed"] = {**(self.failed.to_json() if self.failed else {}), "error": self.error}
             doc["not_applied"] = [a.to_json() for a in self.plan.actions

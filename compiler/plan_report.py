@@ -242,7 +242,10 @@ def apply_lines(result: Any, header: Header | None = None, *, include_actions: b
         out.append(("cyan", f"note: retried {text}"))
     c = result.counts()
     done = f"{c['created']} created, {c['updated']} updated, {c['deleted']} deleted"
-    tail = f" ({header.requests} requests, {header.writes} writes)" if header else ""
+    tail = f" ({header.requests} requests, {header.writes} writes" if header else ""
+    if header and result.bookkeeping:
+        tail += f"; lock and commit record: {result.bookkeeping} requests"
+    tail += ")" if header else ""
     if result.failed is not None or result.error:
         out += [(STYLE[result.failed.op], f"  ! {result.failed.kind.replace('_', ' ')} {result.failed.name}: "
                  f"{VERB[result.failed.op]} FAILED")] if result.failed is not None else []

@@ -77,6 +77,11 @@ def validate(loaded: LoadedRepo) -> ValidatedRepo:
             remember_cron(*expansion)
         if project is not None:
             valid.append(ValidProject(source, project))
+    if not loaded.projects and not any(d.severity == "error" for d in loaded.diagnostics):
+        diagnostics.append(Diagnostic(
+            "projects/", 0, 0, "", f"no project files: apply would delete every deployment of owner {defaults.owner!r}",
+            "add projects/<name>.yaml; apply refuses an emptying plan unless given --allow-delete-all",
+            severity="warning"))
     _check_unique_names(valid, diagnostics)
     _check_shared_blocks(valid, diagnostics)
     valid.sort(key=lambda v: v.project.name)

@@ -63,3 +63,10 @@ def test_pre_commit_hooks_call_existing_commands():
         assert args[0] == "chapctl"
         assert_command_exists(args[1:])
         assert hook["pass_filenames"] is False and re.compile(hook["files"])
+
+
+def test_apply_workflow_fetches_the_history_the_commit_guard_needs():
+    workflow = pyyaml.safe_load((REPO / ".github/workflows/chapctl-apply.yml").read_text())
+    steps = [s for job in workflow["jobs"].values() for s in job["steps"]]
+    checkout = next(s for s in steps if str(s.get("uses", "")).startswith("actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 0

@@ -96,3 +96,12 @@ def test_validate_prints_a_count_and_exits_zero():
     result = invoke("validate", "--root", str(REPO))
     assert result.exit_code == 0
     assert result.stdout.strip() == "5 project(s) valid"
+
+
+def test_an_empty_projects_folder_warns_that_apply_would_delete_everything(repo_factory):
+    repo = repo_factory({"projects/_defaults.yaml": "owner: laos-team\n"})
+    result = invoke("compile", "--root", str(repo))
+    assert result.exit_code == 0
+    assert "projects/: warning: no project files: apply would delete every deployment of owner 'laos-team'" \
+        in result.stderr and "--allow-delete-all" in result.stderr
+    assert "owner: laos-team" in (repo / "prefect.yaml").read_text()
