@@ -266,3 +266,25 @@ def test_outside_git_apply_says_the_guard_is_off(chapctl, make_repo):
     proc = chapctl.cli(repo, "apply")
     assert proc.returncode == 0, proc.stderr
     assert "is not a git checkout: the applied-commit guard is off" in proc.stdout
+
+
+def test_two_owners_applying_together_to_a_fresh_server_share_what_both_create(chapctl, make_repo, clean_server):
+    """Two repositories, one work pool and one block type: each apply creates them unless the
+    other did first; a create that meets the other's ("already exists") is fine."""
+    from tests.server.repo import DEFAULTS
+
+    laos = make_repo(THREE[:2], {**DEFAULTS, "owner": "laos-team"}, name="laos")
+    rwanda = make_repo(THREE[2:], {**DEFAULTS, "owner": "rwanda-team"}, name="rwanda")
+    for trial in range(TRIALS):
+        clean_server.wipe()
+        with clean_server.client() as c:  # a fresh server: the block type and the flow are created too
+            bt = c.get("/block_types/slug/chap-dhis2-credentials")
+            if bt.status_code == 200:
+                c.delete(f"/block_types/{bt.json()['id']}").raise_for_status()
+            flow = c.get("/flows/name/dhis2-chap-prediction")
+            if flow.status_code == 200:
+                c.delete(f"/flows/{flow.json()['id']}").raise_for_status()
+        results = [finish(p) for p in (start(chapctl, laos, "apply"), start(chapctl, rwanda, "apply"))]
+        assert [code for code, _, _ in results] == [0, 0], results
+        assert {d["name"] for d in all_deployments(clean_server)} == {p["name"] for p in THREE}
+        assert writes_of_an_apply(chapctl, laos) == 0 and writes_of_an_apply(chapctl, rwanda) == 0
