@@ -221,9 +221,11 @@ class PrefectServer:
         self.stop()
 
     # -- test helpers ----------------------------------------------------------------------------
-    def wipe(self, keep_work_pools: tuple[str, ...] = ()) -> None:
+    def wipe(self, keep_work_pools: tuple[str, ...] = (), *, registrations: bool = False) -> None:
         """Delete every deployment, block document, variable and work pool so the next test starts clean.
-        Flows, block types and block schemas stay (they are shared, registration is idempotent)."""
+        Flows, block types and block schemas stay (they are shared, registration is idempotent),
+        unless `registrations`: then chapctl's block type (with its schemas) and flow go too, as
+        on a server chapctl never saw."""
         with self.client() as c:
             for _ in range(100):
                 rows = c.post("/deployments/filter", json={"limit": 200}).json()
@@ -246,3 +248,10 @@ class PrefectServer:
             for wp in c.post("/work_pools/filter", json={"limit": 200}).json():
                 if wp["name"] not in keep_work_pools and not wp["name"].startswith("default-agent"):
                     c.delete(f"/work_pools/{wp['name']}")
+            if registrations:
+                bt = c.get("/block_types/slug/chap-dhis2-credentials")
+                if bt.status_code == 200:
+                    c.delete(f"/block_types/{bt.json()['id']}").raise_for_status()
+                flow = c.get("/flows/name/dhis2-chap-prediction")
+                if flow.status_code == 200:
+                    c.delete(f"/flows/{flow.json()['id']}").raise_for_status()

@@ -276,14 +276,7 @@ def test_two_owners_applying_together_to_a_fresh_server_share_what_both_create(c
     laos = make_repo(THREE[:2], {**DEFAULTS, "owner": "laos-team"}, name="laos")
     rwanda = make_repo(THREE[2:], {**DEFAULTS, "owner": "rwanda-team"}, name="rwanda")
     for trial in range(TRIALS):
-        clean_server.wipe()
-        with clean_server.client() as c:  # a fresh server: the block type and the flow are created too
-            bt = c.get("/block_types/slug/chap-dhis2-credentials")
-            if bt.status_code == 200:
-                c.delete(f"/block_types/{bt.json()['id']}").raise_for_status()
-            flow = c.get("/flows/name/dhis2-chap-prediction")
-            if flow.status_code == 200:
-                c.delete(f"/flows/{flow.json()['id']}").raise_for_status()
+        clean_server.wipe(registrations=True)  # a fresh server: the block type and the flow are created too
         results = [finish(p) for p in (start(chapctl, laos, "apply"), start(chapctl, rwanda, "apply"))]
         assert [code for code, _, _ in results] == [0, 0], results
         assert {d["name"] for d in all_deployments(clean_server)} == {p["name"] for p in THREE}

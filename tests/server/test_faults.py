@@ -43,10 +43,7 @@ def reference(chapctl, make_repo, clean_server):
     repo = make_repo(THREE)
     chapctl.apply(repo)
     state = normalized_state(clean_server)
-    clean_server.wipe()
-    with clean_server.client() as c:  # the block type and its schemas too: every create happens again
-        c.delete(f"/block_types/{c.get('/block_types/slug/chap-dhis2-credentials').json()['id']}").raise_for_status()
-        c.delete(f"/flows/{c.get('/flows/name/dhis2-chap-prediction').json()['id']}").raise_for_status()
+    clean_server.wipe(registrations=True)  # every create happens again
     return repo, state
 
 
@@ -130,10 +127,7 @@ def test_failure_half_way_reports_every_write_already_made(fmt, chapctl, make_re
 
 def test_apply_failed_in_process_carries_the_partial_result(chapctl, make_repo, clean_server):
     repo = make_repo(THREE)
-    with clean_server.client() as c:  # the flow is created again by this apply
-        flow = c.get("/flows/name/dhis2-chap-prediction")
-        if flow.status_code == 200:
-            c.delete(f"/flows/{flow.json()['id']}").raise_for_status()
+    clean_server.wipe(registrations=True)  # the flow is created again by this apply
     with FaultProxy(clean_server.api_url) as proxy:
         proxy.fail("POST", r"^/api/flows/$", status=400, after_forwarding=False)
         runner = Chapctl(clean_server, dict(chapctl.env, PREFECT_API_URL=proxy.api_url))

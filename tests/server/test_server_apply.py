@@ -28,6 +28,7 @@ THREE = [
 
 
 def test_first_apply_creates_everything_with_block_refs(chapctl, make_repo, clean_server):
+    clean_server.wipe(registrations=True)
     repo = make_repo(THREE)
     p = chapctl.plan(repo)
     assert p.has_changes and not p.blockers
