@@ -71,10 +71,12 @@ start-worker: setup ## Start a process worker for WORK_POOL (default chap)
 
 plan: setup ## compile --check, then show what apply would change on the server
 	$(CHAPCTL) compile --check
+	@$(PY) scripts/stack.py check-target
 	$(CHAPCTL) plan
 
 apply: setup ## compile --check, then make the server match the projects
 	$(CHAPCTL) compile --check
+	@$(PY) scripts/stack.py check-target
 	$(CHAPCTL) apply
 
 status: ## What the local stack is running

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.diagnostics import Diagnostic
-from compiler.errors import StaleArtifacts, ValidationFailed
+from compiler.errors import HandEdited, StaleArtifacts, ValidationFailed
 from compiler.load import load_repo
-from compiler.render import BLOCKS_DIR, Artifacts, render
+from compiler.render import BLOCKS_DIR, PREFECT_YAML, Artifacts, edited_by_hand, render
 from compiler.validate import ValidatedRepo, validate
 
 TEMPLATES_DIR = "templates"
@@ -43,6 +43,10 @@ class Change:
     path: str
     kind: str  # "create" | "update" | "delete"
     diff: str
+    hand_edit: str | None = None  # set when the file on disk was edited by hand: where to edit instead
+
+    def label(self) -> str:
+        return f"{self.path} (edited by hand: {self.hand_edit})" if self.hand_edit else self.path
 
 
 def changes(root: Path, artifacts: Artifacts) -> list[Change]:
@@ -52,19 +56,53 @@ def changes(root: Path, artifacts: Artifacts) -> list[Change]:
         current = _read(root / path)
         if current != text:
             result.append(Change(path, "update" if current is not None else "create",
-                                 _diff(path, current or "", text)))
+                                 _diff(path, current or "", text), _hand_edit(path, current, text)))
     blocks = root / BLOCKS_DIR
     if blocks.is_dir():
         for file in sorted(blocks.glob("*.yaml")):
             path = f"{BLOCKS_DIR}/{file.name}"
             if path not in artifacts.files:
-                result.append(Change(path, "delete", _diff(path, _read(file) or "", "")))
+                current = _read(file) or ""
+                result.append(Change(path, "delete", _diff(path, current, ""), _hand_edit(path, current, "")))
     return result
 
 
-def write(root: Path, artifacts: Artifacts) -> list[Change]:
-    """Write only files whose bytes differ; remove block files no project declares any more."""
+def _hand_edit(path: str, current: str | None, wanted: str) -> str | None:
+    """Where the edit belongs, when `current` was changed by hand after compile wrote it."""
+    if current is None or not edited_by_hand(current):
+        return None
+    if path == PREFECT_YAML:
+        names = _edited_deployments(current, wanted)
+        if names:
+            return "edit " + ", ".join(f"projects/{n}.yaml" for n in names) + " instead"
+        return "edit projects/_defaults.yaml or projects/*.yaml instead"
+    if path.startswith(BLOCKS_DIR + "/"):
+        return "edit the `credentials` of the projects that use this block instead"
+    if path.startswith("schema/"):
+        return "the schema comes from compiler/models.py"
+    return "edit projects/*.yaml (schedules, load_warnings in _defaults.yaml) instead"
+
+
+def _edited_deployments(current: str, wanted: str) -> list[str]:
+    from ruamel.yaml import YAML
+
+    try:
+        mine = {d.get("name"): d for d in (YAML(typ="safe").load(current) or {}).get("deployments") or []}
+    except Exception:  # not even YAML any more: no names to give
+        return []
+    theirs = {d.get("name"): d for d in (YAML(typ="safe").load(wanted) or {}).get("deployments") or []}
+    return sorted(str(n) for n in set(mine) | set(theirs) if n is not None and mine.get(n) != theirs.get(n))
+
+
+def write(root: Path, artifacts: Artifacts, *, force: bool = False) -> list[Change]:
+    """Write only files whose bytes differ; remove block files no project declares any more.
+
+    A file edited by hand since compile wrote it is not overwritten (its edit would be lost
+    without a word) unless `force`: HandEdited says where the change belongs."""
     applied = changes(root, artifacts)
+    edited = [c for c in applied if c.hand_edit]
+    if edited and not force:
+        raise HandEdited([c.label() for c in edited])
     for change in applied:
         target = root / change.path
         if change.kind == "delete":
@@ -80,7 +118,7 @@ def check_fresh(root: Path) -> Compiled:
     compiled = compile_repo(root)
     stale = changes(root, compiled.artifacts)
     if stale:
-        raise StaleArtifacts([c.path for c in stale], "".join(c.diff for c in stale))
+        raise StaleArtifacts([c.label() for c in stale], "".join(c.diff for c in stale))
     return compiled
 
 

@@ -93,8 +93,9 @@ def validate(root: Optional[Path], output: str) -> None:
 @app.command(name="compile", short_help="Validate and render the committed artifacts (--check: stale?).")
 @root_option
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff if the committed artifacts are stale.")
+@click.option("--force", is_flag=True, help="Overwrite compiled files that were edited by hand (their edits are lost).")
 @format_option
-def compile_(root: Optional[Path], check: bool, output: str) -> None:
+def compile_(root: Optional[Path], check: bool, force: bool, output: str) -> None:
     """Validate, then render prefect.yaml, blocks/*.yaml, schema/*.json, SCHEDULES.md and schedules.svg.
 
     Exit 0 when written (or fresh with --check); 1 on invalid projects or, with --check, stale files."""
@@ -114,13 +115,14 @@ def compile_(root: Optional[Path], check: bool, output: str) -> None:
             return 1
         if output == "text":
             _print_diagnostics(list(compiled.warnings), output)
-        pending = build.changes(repo, compiled.artifacts) if check else build.write(repo, compiled.artifacts)
+        pending = build.changes(repo, compiled.artifacts) if check else build.write(repo, compiled.artifacts,
+                                                                                      force=force)
         if output == "json":
             print(json.dumps({"check": check, "fresh": not pending if check else None,
                               "changes": [{"path": c.path, "kind": c.kind} for c in pending]}, indent=2))
         elif check and pending:
             sys.stdout.write("".join(c.diff for c in pending))
-            _err(f"error: {len(pending)} compiled file(s) are stale: {', '.join(c.path for c in pending)}; "
+            _err(f"error: {len(pending)} compiled file(s) are stale: {', '.join(c.label() for c in pending)}; "
                  "run `chapctl compile` and commit the result")
         elif check:
             print(f"compiled artifacts are fresh ({len(compiled.validated.projects)} projects)")

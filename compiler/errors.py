@@ -5,6 +5,7 @@
     │   ├── RootNotFound         no `projects/` folder upward from the working directory
     │   ├── ValidationFailed     project files are invalid; carries every Diagnostic
     │   ├── StaleArtifacts       committed artifacts differ from what `compile` would write
+    │   ├── HandEdited           compile would overwrite an artifact someone edited by hand
     │   ├── ServerError          the Prefect API is unreachable, refuses auth, or answers nonsense
     │   │   ├── NotFound         404: an object is not (or no longer) there
     │   │   └── Conflict         409: an object with that name already exists
@@ -46,6 +47,16 @@ class StaleArtifacts(UserError):
         self.diff = diff
         super().__init__(
             "compiled artifacts are stale: " + ", ".join(stale) + "; run `chapctl compile` and commit the result"
+        )
+
+
+class HandEdited(UserError):
+    def __init__(self, files: list[str]):
+        self.files = files
+        super().__init__(
+            "compiled file(s) were edited by hand since `chapctl compile` wrote them: " + "; ".join(files)
+            + ". Compiling would discard those edits: make them in projects/ instead, then run "
+            "`chapctl compile --force` to overwrite the hand-edited files"
         )
 
 

@@ -90,10 +90,10 @@ def load_repo(root: Path) -> LoadedRepo:
         relative = f"{PROJECTS_DIR}/{path.name}"
         if path.name.startswith(".") or not path.is_file():
             continue
-        if path.suffix == ".yml":
+        if path.suffix == ".yml":  # an error: it would merge green and deploy nothing
             diagnostics.append(
-                Diagnostic(relative, 0, 0, "", "ignored: project files must end in .yaml",
-                           f"rename it to {path.stem}.yaml", severity="warning")
+                Diagnostic(relative, 0, 0, "", "project files must end in .yaml; this one would be ignored",
+                           f"rename it: git mv {relative} {PROJECTS_DIR}/{path.stem}.yaml")
             )
             continue
         if path.suffix != ".yaml":
@@ -140,6 +140,12 @@ def _load_file(path: Path, relative: str, out: list[Diagnostic]) -> SourceFile |
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         problem = exc.problem or exc.context or "invalid YAML"
+        tab = _tab_near(text, line)
+        if tab:
+            out.append(Diagnostic(relative, tab[0], tab[1], "", "a tab character is used for indentation; "
+                                  "YAML indents with spaces only",
+                                  "replace the tab with spaces (set your editor to insert spaces in .yaml files)"))
+            return None
         out.append(Diagnostic(relative, line, column, "", f"YAML syntax error: {problem}",
                               "check indentation, colons and quoting around this place"))
         return None
@@ -172,6 +178,18 @@ def _load_file(path: Path, relative: str, out: list[Diagnostic]) -> SourceFile |
     source = SourceFile(relative, data, text)
     source.__dict__["node"] = node  # already composed: keep it for this process's diagnostics
     return source
+
+
+def _tab_near(text: str, line: int) -> tuple[int, int] | None:
+    """(line, column) of a tab in the indentation of the line the parser stopped at, or of the
+    line before it (libyaml reports some tab errors at the start of the next token)."""
+    lines = text.splitlines()
+    for number in (line, line - 1):
+        if 1 <= number <= len(lines):
+            indent = lines[number - 1][: len(lines[number - 1]) - len(lines[number - 1].lstrip(" \t"))]
+            if "\t" in indent:
+                return number, indent.index("\t") + 1
+    return None
 
 
 def _decode(raw: bytes, relative: str, out: list[Diagnostic]) -> str | None:

@@ -87,7 +87,36 @@ def render(validated: ValidatedRepo, templates_dir: Path) -> Artifacts:
         **render_schemas(),
         **render_schedule_review(schedule_report(validated), templates_dir),
     }
-    return Artifacts(dict(sorted(files.items())))
+    return Artifacts({path: stamp(text) for path, text in sorted(files.items())})
+
+
+# Every artifact says "Do not edit by hand" once; the stamp appends a digest of the whole file
+# there, so that compile can tell a file it wrote from one edited since (and refuse to discard
+# the edit silently). Any format works: the digest is computed with its own hex zeroed.
+_DO_NOT_EDIT = "Do not edit by hand."
+_DIGEST = re.compile(r"chapctl-digest: ([0-9a-f]{16})")
+_ZERO = "0" * 16
+
+
+def stamp(text: str) -> str:
+    if _DO_NOT_EDIT not in text:
+        return text
+    zeroed = text.replace(_DO_NOT_EDIT, f"Do not edit by hand (chapctl-digest: {_ZERO}).", 1)
+    return zeroed.replace(_ZERO, _digest(zeroed), 1)
+
+
+def edited_by_hand(text: str) -> bool:
+    """True when a stamped file no longer matches its digest (an unstamped file: False)."""
+    m = _DIGEST.search(text)
+    if m is None:
+        return False
+    return _digest(text[: m.start(1)] + _ZERO + text[m.end(1):]) != m.group(1)
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def render_schedule_review(report: ScheduleReport, templates_dir: Path) -> dict[str, str]:

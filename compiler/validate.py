@@ -25,6 +25,7 @@ from compiler.cron import expand as cron_expansion
 from compiler.cron import remember as remember_cron
 from compiler.diagnostics import Diagnostic, dotted_path
 from compiler.load import LoadedRepo, SourceFile
+from compiler.timezones import timezones
 from compiler.models import Defaults, Project
 from compiler.parallel import map_split
 
@@ -211,18 +212,12 @@ def _check_schedule(source: SourceFile, project: Project, defaults: Defaults, ou
             _emit(out, source, ("schedule", "timezone"), *tz_problem)
 
 
-@lru_cache(maxsize=1)
-def timezones() -> frozenset[str]:
-    """The IANA zones of the pinned `tzdata` package: the same list on every machine."""
-    return frozenset((importlib.resources.files("tzdata") / "zones").read_text().split())
-
-
 def _timezone_problem(name: str) -> tuple[str, str] | None:
     if name in timezones():
         return None
-    close = difflib.get_close_matches(name, sorted(timezones()), n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}?" if close else "use an IANA name such as 'Africa/Kigali' or 'UTC'"
-    return f"unknown time zone {name!r}", hint
+    from compiler.timezones import suggestion  # only on the error path
+
+    return f"unknown time zone {name!r}", suggestion(name)
 
 
 # --- across files -----------------------------------------------------------------------------
@@ -298,7 +293,7 @@ def _describe(error: dict, source: SourceFile, model: type[BaseModel]) -> Diagno
         return _diagnostic(source, path, f"unknown field {path[-1]!r}", _did_you_mean(str(path[-1]), allowed),
                            key=True)
     if kind == "missing":
-        hint = f"add `{path[-1]}: {example}`" if example else f"add `{path[-1]}`"
+        hint = _MISSING_HINTS.get(str(path[-1])) or (f"add `{path[-1]}: {example}`" if example else f"add `{path[-1]}`")
         return _diagnostic(source, path[:-1], f"missing required field {path[-1]!r}", hint)
     if kind in _EXPECTED:
         message = f"expected {_EXPECTED[kind]}, got {_type_name_of(value)}" + ("" if quiet else f" ({shown})")
@@ -372,6 +367,14 @@ def _did_you_mean(word: str, options: list[str]) -> str:
     if close:
         return f"did you mean {close[0]!r}?"
     return "allowed: " + ", ".join(options)
+
+
+# Fields whose value must come from elsewhere: a hint never proposes a specific value for them.
+_MISSING_HINTS = {
+    "model_id": "add `model_id: <id>`, the id of the configured model in CHAP whose prediction setups this project "
+                "runs (each prediction setup in CHAP names its configured model)",
+    "block": "add `block: <name>`, the name of the DHIS2 credentials block (e.g. the country's DHIS2)",
+}
 
 
 _PATTERN_HINTS = {

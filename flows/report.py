@@ -99,8 +99,8 @@ class RunReport:
              "username and password of the credentials block"),
             (self.dhis2 and not self.dhis2.reachable, "DHIS2 is not reachable"),
             (self.chap and not self.chap.reachable, "chap-core is not reachable"),
-            (self.listing_error, "could not list prediction setups"),
-            (self.selection_error, "no prediction setup selected"),
+            (self.listing_error, f"could not list prediction setups: {self.listing_error}"),
+            (self.selection_error, f"no prediction setup selected: {self.selection_error}"),
             (self.internal_error, "the flow itself failed"),
         ]
         return next((text for problem, text in checks if problem), None)

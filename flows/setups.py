@@ -114,10 +114,15 @@ def select_setups(items: list[SetupItem], configured_model_id: int | None,
                                    f"{chosen[0].model_id}, not configured_model_id={configured_model_id}")
         return Selection(chosen=chosen[:1], honour_schedule=False)
     if configured_model_id is not None:
-        items = [item for item in items if item.model_id == configured_model_id]
-        if not items:
-            return Selection(error=f"no prediction setup uses configured_model_id={configured_model_id}; "
-                                   f"available setup ids: [{', '.join(available)}]")
+        models = sorted({item.model_id for item in items if isinstance(item.model_id, int)})
+        matching = [item for item in items if item.model_id == configured_model_id]
+        if not matching:
+            used = ", ".join(str(m) for m in models) or "none"
+            return Selection(error=f"no prediction setup uses configured_model_id={configured_model_id}; the setups "
+                                   f"on this CHAP use configured model ids [{used}] (setup ids "
+                                   f"[{', '.join(available)}]): set the project's model_id to one of those, or "
+                                   "create a prediction setup for this model in CHAP")
+        items = matching
     if not items:
         return Selection(error="chap returned no prediction setups")
     return Selection(chosen=items)

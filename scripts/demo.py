@@ -1,12 +1,15 @@
 """The demo behind `make run`: the example projects, applied to the local stack, and one real run.
 
 Steps (the server and the fake DHIS2+CHAP are already up, see scripts/stack.py):
+0. Refuse an unknown DEMO_PROJECT, and stale or hand-edited compiled files, before anything.
 1. Copy the example projects to `.local/demo/` with every managed block's base_url pointed at the
-   fake DHIS2 (the committed examples name real-looking hosts), and compile them there.
+   fake DHIS2 (the committed examples name real-looking hosts) and the owner `demo` (so that
+   `make apply` of the real projects against this server is refused, not silently mixed in),
+   and compile them there.
 2. Create the one block the examples say is "managed elsewhere", as its owner would.
 3. `chapctl apply` (demo passwords come from the environment, as in production).
-4. Start the worker, trigger one run of one project, wait for it, print its final state, the
-   first lines of its report and the UI URL.
+4. Start the worker, trigger one run of one project, wait for it, print its final state (with the
+   reason when it failed), the first lines of its report and the UI URL, and what keeps running.
 Safe to run again: apply converges, the block is created only when missing.
 """
 
@@ -28,6 +31,7 @@ import stack  # noqa: E402  (sibling script)
 ROOT = stack.ROOT
 DEMO = stack.LOCAL / "demo"
 DEMO_PROJECT = os.environ.get("DEMO_PROJECT", "laos-malaria")
+DEMO_OWNER = "demo"
 EXTERNAL_BLOCK = "sierra-leone-dhis2"
 RUN_TIMEOUT = float(os.environ.get("DEMO_RUN_TIMEOUT", "300"))
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -50,6 +54,31 @@ def password_variables() -> list[str]:
     return sorted({v.project.credentials.password_env for v in projects if v.project.credentials.managed})
 
 
+def check_inputs(plan_only: bool) -> None:
+    """Everything that can be refused before the server is touched."""
+    import difflib
+
+    from compiler.build import validate_repo
+
+    chapctl_root("compile", "--check", quiet=True)  # a hand edit of prefect.yaml is reported, not lost
+    names = sorted(v.project.name for v in validate_repo(ROOT).projects)
+    if not plan_only and DEMO_PROJECT not in names:
+        close = difflib.get_close_matches(DEMO_PROJECT, names, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise SystemExit(f"error: DEMO_PROJECT={DEMO_PROJECT!r} is not a project in projects/; {hint}"
+                         f"the projects are: {', '.join(names)}. Nothing was applied.")
+
+
+def chapctl_root(*args: str, quiet: bool = False) -> None:
+    result = subprocess.run([str(stack.BIN / "chapctl"), *args, "--root", str(ROOT)], cwd=ROOT,
+                            capture_output=quiet, text=True)
+    if result.returncode != 0:
+        if quiet:
+            sys.stderr.write(result.stderr)
+        raise SystemExit(f"error: chapctl {' '.join(args)} failed (exit {result.returncode}) in {ROOT}; "
+                         "nothing was applied")
+
+
 def prepare_demo_repo() -> None:
     """The examples with base_url -> the fake server; everything else exactly as committed."""
     if DEMO.exists():
@@ -61,7 +90,11 @@ def prepare_demo_repo() -> None:
         text = re.sub(r"^(\s*base_url:\s*).*$", rf"\g<1>{stack.fake_url()}", path.read_text(), flags=re.M)
         text = re.sub(r"^(\s*username:\s*).*$", rf"\g<1>{os.environ.get('DEMO_DHIS2_USERNAME', 'chap-bot')}",
                       text, flags=re.M)
+        if path.name == "_defaults.yaml":
+            text = re.sub(r"^owner:.*\n", "", text, flags=re.M) + f"owner: {DEMO_OWNER}\n"
         (DEMO / "projects" / path.name).write_text(text)
+    if not (DEMO / "projects" / "_defaults.yaml").exists():
+        (DEMO / "projects" / "_defaults.yaml").write_text(f"owner: {DEMO_OWNER}\n")
     chapctl("compile")
 
 
@@ -118,6 +151,8 @@ def trigger_and_wait() -> None:
             raise SystemExit(f"error: the run did not finish within {RUN_TIMEOUT:.0f} s "
                              "(see .local/logs/worker.log)")
         print(f"\nfinal state: {state['name']} ({state['type']})")
+        if state["type"] != "COMPLETED" and state.get("message"):
+            print(f"reason: {state['message']}")
         artifacts = api.post("artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}).json()
         reports = [a for a in artifacts if a.get("type") == "markdown"]
         if reports:
@@ -129,16 +164,31 @@ def trigger_and_wait() -> None:
             raise SystemExit(1)
 
 
+def what_keeps_running() -> None:
+    print("\nStill running (until `make stop`; `make clean` also deletes .local/):")
+    for name, what in (("server", f"Prefect server {stack.local_api_url()}"), ("worker", "process worker"),
+                       ("fake-dhis2", f"fake DHIS2+CHAP {stack.fake_url()}")):
+        pid = stack.pid_of(name)
+        if pid:
+            print(f"  {what} (pid {pid}, log .local/logs/{name}.log)")
+    print("The schedules of the demo projects stay active: the worker runs them when they are due.")
+
+
 def main() -> None:
+    plan_only = sys.argv[1:] == ["plan"]  # `make demo-plan`: what `make run` would change, nothing more
+    check_inputs(plan_only)
     prepare_demo_repo()
     ensure_external_block()
-    if sys.argv[1:] == ["plan"]:  # `make demo-plan`: what `make run` would change, nothing more
+    if plan_only:
         chapctl("plan")
         return
     chapctl("apply")
     os.environ.setdefault("CHAP_SCHEDULER_POLL_INTERVAL_SECONDS", "1")  # the fake's jobs finish in seconds
     stack.start_worker()
-    trigger_and_wait()
+    try:
+        trigger_and_wait()
+    finally:
+        what_keeps_running()
 
 
 if __name__ == "__main__":

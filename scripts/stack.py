@@ -176,6 +176,19 @@ def start_fake() -> None:
     print(f"fake DHIS2+CHAP started: {fake_url()} (pid {pid})")
 
 
+def check_target() -> None:
+    """`make plan`/`make apply` act on the real projects/: refuse to aim them at the demo server."""
+    url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    if url != local_api_url() or os.environ.get("ALLOW_LOCAL_SERVER") == "1" or not pid_of("server"):
+        return
+    raise SystemExit(
+        f"error: PREFECT_API_URL is {url}, the local demo server that `make run` started; `make plan` and "
+        "`make apply` act on the real projects/ (real DHIS2 hosts) and would point them at it. For the demo "
+        "use `make demo-plan` or `DEMO_PROJECT=<name> make run`; for a real server set PREFECT_API_URL to it "
+        "(in .env); to apply the real projects to the local server anyway, set ALLOW_LOCAL_SERVER=1."
+    )
+
+
 def status() -> None:
     for name in reversed(NAMES):
         pid = pid_of(name)
@@ -197,7 +210,7 @@ def clean() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["start-server", "start-worker", "start-fake", "stop", "status",
-                                            "clean", "api-url"])
+                                            "clean", "api-url", "check-target"])
     parser.add_argument("names", nargs="*", help=f"with stop: some of {', '.join(NAMES)} (default all)")
     args = parser.parse_args()
     unknown = [n for n in args.names if n not in NAMES]
@@ -207,7 +220,7 @@ def main() -> None:
         print(api_url())
         return
     {"start-server": start_server, "start-worker": start_worker, "start-fake": start_fake, "status": status,
-     "clean": clean, "stop": lambda: stop_many(args.names)}[args.command]()
+     "clean": clean, "stop": lambda: stop_many(args.names), "check-target": check_target}[args.command]()
 
 
 if __name__ == "__main__":

@@ -110,7 +110,8 @@ def test_report_key_comes_from_the_credentials_block_name(fake: FakeAdmin, run_f
                         json={"artifacts": {"key": {"any_": [laos.key, rwanda.key]}}}).json()
     assert {a["key"]: a["data"].splitlines()[2] for a in latest} == {
         "chap-report-laos-dhis2": "- **Result:** SUCCEEDED -- 1 of 1 prediction setups succeeded, 1 skipped",
-        "chap-report-rwanda-dhis2": "- **Result:** FAILED -- no prediction setup selected",
+        "chap-report-rwanda-dhis2": "- **Result:** FAILED -- no prediction setup selected: prediction_setup_id=99 "
+                                    "not found; available ids: [3, 5, 8]",
     }
 
 

@@ -61,7 +61,9 @@ def test_unknown_prediction_setup_id_fails_the_run(fake: FakeAdmin, run_flow) ->
     run = run_flow(prediction_setup_id=99)
 
     assert run.state.name == "Failed"
-    assert run.state.message == "FAILED -- no prediction setup selected"
+    # The reason is in the state message (what the UI, the worker log and `make run` show).
+    assert run.state.message == ("FAILED -- no prediction setup selected: prediction_setup_id=99 not found; "
+                                 "available ids: [3, 5, 8]")
     assert run.lines[-1] == "**NOTHING SELECTED** -- `prediction_setup_id=99 not found; available ids: [3, 5, 8]`"
     assert submitted(fake) == []
     assert fake.requests("/api/analytics") == []
@@ -71,8 +73,11 @@ def test_configured_model_id_that_no_setup_uses_fails_the_run(fake: FakeAdmin, r
     run = run_flow(configured_model_id=99)
 
     assert run.state.name == "Failed"
-    assert run.lines[-1] == ("**NOTHING SELECTED** -- `no prediction setup uses configured_model_id=99; "
-                             "available setup ids: [3, 5, 8]`")
+    reason = ("no prediction setup uses configured_model_id=99; the setups on this CHAP use configured model ids "
+              "[7, 12] (setup ids [3, 5, 8]): set the project's model_id to one of those, or create a prediction "
+              "setup for this model in CHAP")
+    assert run.lines[-1] == f"**NOTHING SELECTED** -- `{reason}`"
+    assert run.state.message == f"FAILED -- no prediction setup selected: {reason}"
 
 
 def test_setup_id_of_another_model_fails_the_run(fake: FakeAdmin, run_flow) -> None:
