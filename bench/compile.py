@@ -68,7 +68,7 @@ def make_repo(where: Path, count: int) -> Path:
 
 def timed(argv: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # (load warnings)
     return time.perf_counter() - start
 
 
@@ -80,7 +80,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="chapctl-bench-") as tmp:
         repo = make_repo(Path(tmp), args.projects)
         compile_cmd = [sys.executable, "-m", "compiler", "compile", "--root", str(repo)]
-        subprocess.run(compile_cmd, check=True, stdout=subprocess.DEVNULL)  # first write + warm caches
+        subprocess.run(compile_cmd, check=True, stdout=subprocess.DEVNULL,  # first write + warm caches
+                       stderr=subprocess.DEVNULL)
         ruamel_cmd = [sys.executable, "-c", RUAMEL_ONLY, str(repo)]
         compile_times, ruamel_times = [], []
         for _ in range(args.repeat):  # interleaved so both see the same machine load

@@ -10,19 +10,33 @@ from compiler.diagnostics import Diagnostic
 from compiler.errors import HandEdited, StaleArtifacts, ValidationFailed
 from compiler.load import load_repo
 from compiler.render import BLOCKS_DIR, PREFECT_YAML, Artifacts, edited_by_hand, render
+from compiler.schedules import ScheduleReport, schedule_report
 from compiler.validate import ValidatedRepo, validate
 
 TEMPLATES_DIR = "templates"
 
 
 @dataclass(frozen=True)
-class Compiled:
+class Checked:
+    """A valid repository and its schedule review; `warnings` includes the load hot-spots."""
+
     validated: ValidatedRepo
+    review: ScheduleReport
+    warnings: tuple[Diagnostic, ...]
+
+
+@dataclass(frozen=True)
+class Compiled:
+    checked: Checked
     artifacts: Artifacts
 
     @property
+    def validated(self) -> ValidatedRepo:
+        return self.checked.validated
+
+    @property
     def warnings(self) -> tuple[Diagnostic, ...]:
-        return tuple(d for d in self.validated.diagnostics if d.severity == "warning")
+        return self.checked.warnings
 
 
 def validate_repo(root: Path) -> ValidatedRepo:
@@ -33,9 +47,32 @@ def validate_repo(root: Path) -> ValidatedRepo:
     return validated
 
 
-def compile_repo(root: Path) -> Compiled:
+def check_repo(root: Path) -> Checked:
+    """Validate, then review the schedules: hot-spots become warnings placed on a project's cron."""
     validated = validate_repo(root)
-    return Compiled(validated, render(validated, root / TEMPLATES_DIR))
+    review = schedule_report(validated)
+    warnings = tuple(d for d in validated.diagnostics if d.severity == "warning")
+    return Checked(validated, review, warnings + hotspot_warnings(validated, review))
+
+
+def hotspot_warnings(validated: ValidatedRepo, review: ScheduleReport) -> tuple[Diagnostic, ...]:
+    sources = {v.project.name: v.source for v in validated.projects}
+    out = []
+    for spot in review.hotspots:
+        first = next(name for name in spot.projects if name in sources)
+        line, column = sources[first].position(("schedule", "cron"))
+        others = f" (and {len(spot.projects) - 1} other project(s))" if len(spot.projects) > 1 else ""
+        out.append(Diagnostic(
+            sources[first].path, line, column, "schedule.cron",
+            f"load hot-spot{others}: {spot.text()}",
+            "spread these schedules over other hours or days, or raise `load_warnings` in projects/_defaults.yaml "
+            "if the DHIS2 instance and CHAP can take it", severity="warning"))
+    return tuple(out)
+
+
+def compile_repo(root: Path) -> Compiled:
+    checked = check_repo(root)
+    return Compiled(checked, render(checked.validated, root / TEMPLATES_DIR, checked.review))
 
 
 @dataclass(frozen=True)

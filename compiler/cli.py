@@ -64,30 +64,44 @@ def _root(explicit: Optional[Path]) -> Path:
     return find_root(explicit)
 
 
+strict_option = click.option("--strict", is_flag=True,
+                             help="Treat warnings (load hot-spots, an empty projects/) as errors: exit 1.")
+
+
 @app.command(short_help="Check every project file; report all problems. Writes nothing.")
 @root_option
 @format_option
-def validate(root: Optional[Path], output: str) -> None:
+@strict_option
+def validate(root: Optional[Path], output: str, strict: bool) -> None:
     """Check every project file; report all problems with file:line:col. Writes nothing.
 
-    Exit 0 when valid (warnings allowed), 1 when any file is invalid."""
+    Also reviews the schedules: load hot-spots are warnings. Exit 0 when valid (warnings allowed),
+    1 when any file is invalid, or with --strict when there is any warning."""
 
     def body() -> int:
-        from compiler.build import validate_repo
+        from compiler.build import check_repo
         from compiler.errors import ValidationFailed
 
         try:
-            validated = validate_repo(_root(root))
+            checked = check_repo(_root(root))
         except ValidationFailed as exc:
             _print_diagnostics(exc.diagnostics, output)
             _err(f"error: {exc}")
             return 1
-        _print_diagnostics(list(validated.diagnostics), output)
+        _print_diagnostics(list(checked.warnings), output)
         if output == "text":
-            print(f"{len(validated.projects)} project(s) valid")
-        return 0
+            warned = f" ({len(checked.warnings)} warning(s))" if checked.warnings else ""
+            print(f"{len(checked.validated.projects)} project(s) valid{warned}")
+        return _strict_exit(strict, checked.warnings)
 
     run_guarded(body)
+
+
+def _strict_exit(strict: bool, warnings) -> int:
+    if strict and warnings:
+        _err(f"error: {len(warnings)} warning(s) and --strict")
+        return 1
+    return 0
 
 
 @app.command(name="compile", short_help="Validate and render the committed artifacts (--check: stale?).")
@@ -95,13 +109,16 @@ def validate(root: Optional[Path], output: str) -> None:
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff if the committed artifacts are stale.")
 @click.option("--force", is_flag=True, help="Overwrite compiled files that were edited by hand (their edits are lost).")
 @format_option
-def compile_(root: Optional[Path], check: bool, force: bool, output: str) -> None:
+@strict_option
+def compile_(root: Optional[Path], check: bool, force: bool, output: str, strict: bool) -> None:
     """Validate, then render prefect.yaml, blocks/*.yaml, schema/*.json, SCHEDULES.md and schedules.svg.
 
-    Exit 0 when written (or fresh with --check); 1 on invalid projects or, with --check, stale files."""
+    Warnings (load hot-spots) are printed. Exit 0 when written (or fresh with --check); 1 on invalid
+    projects, with --check on stale files, with --strict on any warning (then nothing is written)."""
 
     def body() -> int:
         import json
+        from dataclasses import asdict
 
         from compiler import build
         from compiler.errors import ValidationFailed
@@ -115,11 +132,16 @@ def compile_(root: Optional[Path], check: bool, force: bool, output: str) -> Non
             return 1
         if output == "text":
             _print_diagnostics(list(compiled.warnings), output)
+        if strict and compiled.warnings and not check:
+            return _strict_exit(strict, compiled.warnings)
         pending = build.changes(repo, compiled.artifacts) if check else build.write(repo, compiled.artifacts,
                                                                                       force=force)
         if output == "json":
             print(json.dumps({"check": check, "fresh": not pending if check else None,
-                              "changes": [{"path": c.path, "kind": c.kind} for c in pending]}, indent=2))
+                              "changes": [{"path": c.path, "kind": c.kind, "edited_by_hand": bool(c.hand_edit)}
+                                          for c in pending],
+                              "warnings": len(compiled.warnings),
+                              "diagnostics": [asdict(d) for d in compiled.warnings]}, indent=2))
         elif check and pending:
             sys.stdout.write("".join(c.diff for c in pending))
             _err(f"error: {len(pending)} compiled file(s) are stale: {', '.join(c.label() for c in pending)}; "
@@ -131,7 +153,9 @@ def compile_(root: Optional[Path], check: bool, force: bool, output: str) -> Non
                 print(f"{change.kind:>7} {change.path}")
             print(f"compiled {len(compiled.validated.projects)} project(s): "
                   f"{len(pending)} file(s) changed, {len(compiled.artifacts.files) - len(pending)} unchanged")
-        return 1 if check and pending else 0
+        if check and pending:
+            return 1
+        return _strict_exit(strict, compiled.warnings)
 
     run_guarded(body)
 

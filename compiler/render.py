@@ -17,7 +17,7 @@ import jinja2
 
 from compiler.constants import MANAGED_TAG, OWNER_TAG_PREFIX, owner_tag
 from compiler.models import Defaults, Project
-from compiler.schedules import REFERENCE_YEAR, WEEKDAYS, ScheduleReport, schedule_report
+from compiler.schedules import HOT_COLOUR, REFERENCE_YEAR, SCALE, WEEKDAYS, ScheduleReport, schedule_report
 from compiler.schema import render_schemas
 from compiler.validate import ValidatedRepo
 
@@ -72,7 +72,7 @@ class Artifacts:
     files: dict[str, str]
 
 
-def render(validated: ValidatedRepo, templates_dir: Path) -> Artifacts:
+def render(validated: ValidatedRepo, templates_dir: Path, review: ScheduleReport | None = None) -> Artifacts:
     env = _environment(templates_dir)
     deployments = [deployment_spec(v.project, validated.defaults) for v in validated.projects]
     blocks = block_specs([v.project for v in validated.projects])
@@ -85,7 +85,7 @@ def render(validated: ValidatedRepo, templates_dir: Path) -> Artifacts:
             for block in blocks
         },
         **render_schemas(),
-        **render_schedule_review(schedule_report(validated), templates_dir),
+        **render_schedule_review(review or schedule_report(validated), templates_dir),
     }
     return Artifacts({path: stamp(text) for path, text in sorted(files.items())})
 
@@ -121,28 +121,15 @@ def _digest(text: str) -> str:
 
 def render_schedule_review(report: ScheduleReport, templates_dir: Path) -> dict[str, str]:
     markdown = _markdown_environment(templates_dir).get_template("SCHEDULES.md.j2").render(
-        report=report, weekdays=WEEKDAYS, reference_year=REFERENCE_YEAR)
+        report=report, weekdays=WEEKDAYS, reference_year=REFERENCE_YEAR, scale_labels=[s[1] for s in SCALE])
     svg_env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)), autoescape=True,
                                  bytecode_cache=_bytecode_cache(templates_dir),
                                  undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                                  keep_trailing_newline=True)
-    peak = max(report.totals.values(), default=0)
     svg = svg_env.get_template("schedules.svg.j2").render(
-        totals=report.totals, weekdays=WEEKDAYS, peak=peak, colour=lambda n: _heat(n, peak),
-        ink=lambda n: "#ffffff" if peak and n * 2 > peak else "#1b2a3a",
-        left=40, top=24, cell_w=30, cell_h=24, width=40 + 24 * 30 + 10, height=24 + 7 * 24 + 28)
+        cells=report.cells, weekdays=WEEKDAYS, scale=SCALE, hot_colour=HOT_COLOUR,
+        left=40, top=24, cell_w=30, cell_h=24, width=40 + 24 * 30 + 10, height=24 + 7 * 24 + 60)
     return {SCHEDULES_MD: markdown, SCHEDULES_SVG: svg}
-
-
-_HEAT = ("#f2f4f7", "#dbe9f6", "#b5d4ea", "#7fb3d8", "#4a8fc4", "#2166a8", "#0b3d7a")
-
-
-def _heat(runs: int, peak: int) -> str:
-    """Shade for a cell: blank for none, then ceil(runs / peak * 6) of six blues."""
-    if runs == 0 or peak == 0:
-        return _HEAT[0]
-    steps = len(_HEAT) - 1
-    return _HEAT[max(1, min(steps, (runs * steps + peak - 1) // peak))]
 
 
 def deployment_spec(project: Project, defaults: Defaults) -> DeploymentSpec:

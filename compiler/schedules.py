@@ -56,21 +56,45 @@ class ScheduleRow:
 @dataclass(frozen=True)
 class Hotspot:
     scope: str  # an instance, or "all instances"
-    when: str  # "Mon 23:00-23:59 UTC"
+    when: str  # "Mon 23:00-23:59 UTC", "02:00-02:59 UTC on day 1 of every month"
     runs: int
     limit: int
     projects: tuple[str, ...]
-    period: str  # the part of the year, when DST matters
+    period: str  # the part of the year, when DST matters; how many days, for dated ones
+    cells: tuple[tuple[int, int], ...] = ()  # (weekday, hour) cells of the heat-map it touches
+
+    def text(self) -> str:
+        return (f"{self.runs} runs start {self.when} against {self.scope} (more than {self.limit}; "
+                f"{self.period}): {', '.join(self.projects)}")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One UTC hour of the week at its busiest time of the reference year."""
+
+    runs: int  # the most runs that start in this hour on any one day of the year
+    per_instance: tuple[tuple[str, int], ...]  # the same, per DHIS2 instance (each at its own busiest)
+    projects: tuple[str, ...]  # every project with a run in this hour at some time of the year
+    hot: bool  # part of a hot-spot
+
+    def level(self) -> int:
+        return next(i for i, (low, _label, _colour) in enumerate(SCALE) if self.runs >= low and (
+            i + 1 == len(SCALE) or self.runs < SCALE[i + 1][0]))
+
+
+# The heat-map's colour scale is fixed, so that one project more or less never recolours the map
+# (runs per UTC hour, lower bound of each step).
+SCALE = ((0, "0", "#f2f4f7"), (1, "1", "#dbe9f6"), (2, "2", "#b5d4ea"), (3, "3", "#7fb3d8"),
+         (4, "4-5", "#4a8fc4"), (6, "6-9", "#2166a8"), (10, "10+", "#0b3d7a"))
+HOT_COLOUR = "#d62728"
 
 
 @dataclass(frozen=True)
 class ScheduleReport:
     rows: tuple[ScheduleRow, ...]
     unscheduled: tuple[str, ...]
-    # (weekday, hour) -> runs per instance, maxed over the year's DST regimes; active schedules only
-    load: dict[tuple[int, int], dict[str, int]] = field(repr=False)
-    totals: dict[tuple[int, int], int] = field(repr=False)  # all instances, maxed over regimes
-    monthly: tuple[str, ...]  # runs that recur by day of month, listed apart from the weekly table
+    cells: dict[tuple[int, int], Cell] = field(repr=False)  # (weekday, hour) -> busiest; non-empty only
+    dated: tuple[str, ...]  # schedules that recur by day of month or in some months only (counted too)
     hotspots: tuple[Hotspot, ...]
     per_instance_limit: int
     overall_limit: int
@@ -82,18 +106,21 @@ def schedule_report(validated: ValidatedRepo) -> ScheduleReport:
     zones = sorted({_zone(p, defaults) for p in scheduled})
     regimes = _regimes(tuple(zones))
     # Rows and weekly patterns per project in one pass (split over two processes when large).
-    computed = map_split(lambda p: (_row(p, defaults, regimes), _weekly_minutes(p.schedule.cron)), scheduled)
-    rows = tuple(row for row, _ in computed)
-    active = [(row, weekly) for row, weekly in computed if row.active]
-    load, totals, contributors, monthly = _load(active, regimes)
+    computed = map_split(lambda p: _row(p, defaults, regimes), scheduled)
+    rows = tuple(computed)
+    active = [row for row in rows if row.active]
     limits = defaults.load_warnings
+    load = _Load(regimes)
+    for row in active:
+        load.add(row)
+    cells, hotspots = load.summarise(limits.per_instance, limits.overall)
     return ScheduleReport(
         rows=rows,
         unscheduled=tuple(v.project.name for v in validated.projects if v.project.schedule is None),
-        load=load,
-        totals=totals,
-        monthly=monthly,
-        hotspots=_hotspots(contributors, limits.per_instance, limits.overall),
+        cells=cells,
+        dated=tuple(sorted(f"{row.project}: {row.local} ({row.timezone})" for row in active
+                           if _weekly_minutes(row.cron) is None)),
+        hotspots=hotspots,
         per_instance_limit=limits.per_instance,
         overall_limit=limits.overall,
     )
@@ -255,34 +282,124 @@ def _fields(cron: str):
     return minutes, hours, dom, months, dow, special
 
 
-# --- weekly load and hot-spots ------------------------------------------------------------------
+# --- load: every cadence over the reference year, and hot-spots ------------------------------------
+#
+# A schedule that recurs weekly (no day-of-month or month restriction) is counted per DST regime
+# as a weekly pattern: cheap however often it runs. Any other schedule (monthly, some months,
+# 1st-or-Monday, last day of the month, nth weekday) is expanded day by day over the reference
+# year into runs per UTC date and hour, and added to the weekly pattern of that date. A cell of
+# the heat-map is the busiest such hour of the year.
+
+_All = "all instances"
 
 
-def _load(active: list[tuple[ScheduleRow, list[int] | None]], regimes: tuple[Regime, ...]):
-    """Runs per (UTC weekday, UTC hour) per instance, for each regime, maxed over regimes."""
-    load: dict[tuple[int, int], dict[str, int]] = {}
-    totals: dict[tuple[int, int], int] = {}
-    contributors: dict[tuple[Regime, int, int], list[tuple[str, str]]] = {}
-    monthly: list[str] = []
-    for row, weekly in active:
-        if weekly is None:
-            monthly.append(f"{row.project}: {row.local} ({row.timezone})")
-            continue
-        for regime in regimes:
-            offset = regime.offset(row.timezone)
-            for minute_of_week in weekly:
-                utc = (minute_of_week - offset) % MINUTES_PER_WEEK
-                day, hour = utc // 1440, (utc % 1440) // 60
-                contributors.setdefault((regime, day, hour), []).append((row.instance, row.project))
-    for (regime, day, hour), runs in contributors.items():
-        counts: dict[str, int] = {}
-        for instance, _ in runs:
-            counts[instance] = counts.get(instance, 0) + 1
-        totals[(day, hour)] = max(totals.get((day, hour), 0), len(runs))
-        cell = load.setdefault((day, hour), {})
-        for instance, count in counts.items():
-            cell[instance] = max(cell.get(instance, 0), count)
-    return dict(sorted(load.items())), dict(sorted(totals.items())), contributors, tuple(sorted(monthly))
+class _Load:
+    def __init__(self, regimes: tuple[Regime, ...]):
+        self.regimes = regimes
+        # (regime, weekday, hour) -> (instance, project) -> runs, for weekly schedules
+        self.weekly: dict[tuple[int, int, int], dict[tuple[str, str], int]] = {}
+        # (UTC date, hour) -> (instance, project) -> runs, for every other schedule
+        self.dated: dict[tuple[dt.date, int], dict[tuple[str, str], int]] = {}
+
+    def add(self, row: ScheduleRow) -> None:
+        who = (row.instance, row.project)
+        weekly = _weekly_minutes(row.cron)
+        if weekly is not None:
+            for index, regime in enumerate(self.regimes):
+                for (day, hour), runs in _utc_week(tuple(weekly), regime.offset(row.timezone)).items():
+                    cell = self.weekly.setdefault((index, day, hour), {})
+                    cell[who] = cell.get(who, 0) + runs
+            return
+        for key, runs in _dated_runs(row.cron, row.timezone).items():
+            cell = self.dated.setdefault(key, {})
+            cell[who] = cell.get(who, 0) + runs
+
+    def regime_of(self, day: dt.date) -> int:
+        for index, regime in enumerate(self.regimes):
+            if regime.start <= day <= regime.end:
+                return index
+        return 0 if day < self.regimes[0].start else len(self.regimes) - 1
+
+    def summarise(self, per_instance: int, overall: int) -> tuple[dict[tuple[int, int], Cell], tuple[Hotspot, ...]]:
+        busiest: dict[tuple[int, int], dict[str, int]] = {}  # (weekday, hour) -> scope -> runs
+        names: dict[tuple[int, int], set[str]] = {}
+        weekly_spots: dict[tuple, list[int]] = {}  # (scope, day, hour, runs, projects) -> regimes
+        dated_spots: dict[tuple, list[dt.date]] = {}  # (scope, hour, runs, projects) -> dates
+
+        def scopes(runs: dict[tuple[str, str], int]) -> dict[str, tuple[int, set[str]]]:
+            out: dict[str, tuple[int, set[str]]] = {}
+            for (instance, project), n in runs.items():
+                for scope in (_All, instance):
+                    total, who = out.get(scope, (0, set()))
+                    out[scope] = (total + n, who | {project})
+            return out
+
+        def note(day: int, hour: int, counted: dict[str, tuple[int, set[str]]]) -> None:
+            cell = busiest.setdefault((day, hour), {})
+            for scope, (runs, who) in counted.items():
+                cell[scope] = max(cell.get(scope, 0), runs)
+                names.setdefault((day, hour), set()).update(who)
+
+        def limit(scope: str) -> int:
+            return overall if scope == _All else per_instance
+
+        for (regime, day, hour), runs in self.weekly.items():
+            counted = scopes(runs)
+            note(day, hour, counted)
+            for scope, (n, who) in counted.items():
+                if n > limit(scope):
+                    weekly_spots.setdefault((scope, day, hour, n, tuple(sorted(who))), []).append(regime)
+        for (date, hour), runs in self.dated.items():
+            weekly = self.weekly.get((self.regime_of(date), date.weekday(), hour), {})
+            combined = dict(weekly)
+            for who, n in runs.items():
+                combined[who] = combined.get(who, 0) + n
+            counted, alone = scopes(combined), scopes(weekly)
+            note(date.weekday(), hour, counted)
+            for scope, (n, who) in counted.items():
+                if n > limit(scope) and alone.get(scope, (0, set()))[0] <= limit(scope):
+                    dated_spots.setdefault((scope, hour, n, tuple(sorted(who))), []).append(date)
+
+        spots = self._weekly_hotspots(weekly_spots, per_instance, overall)
+        spots += self._dated_hotspots(dated_spots, per_instance, overall)
+        spots.sort(key=lambda s: (s.scope != _All, s.scope, s.when, s.period))
+        hot = {c for spot in spots for c in spot.cells}
+        cells = {
+            key: Cell(runs=scoped.get(_All, 0),
+                      per_instance=tuple(sorted((k, v) for k, v in scoped.items() if k != _All)),
+                      projects=tuple(sorted(names.get(key, ()))), hot=key in hot)
+            for key, scoped in sorted(busiest.items()) if scoped.get(_All, 0)
+        }
+        return cells, tuple(spots)
+
+    def _weekly_hotspots(self, found: dict[tuple, list[int]], per_instance: int, overall: int) -> list[Hotspot]:
+        grouped: dict[tuple, list[tuple[int, int]]] = {}
+        for (scope, day, hour, runs, who), regimes in found.items():
+            period = "all year" if len(set(regimes)) == len(self.regimes) else ", ".join(
+                r.label() for r in _merge([self.regimes[i] for i in sorted(set(regimes))]))
+            grouped.setdefault((scope, runs, who, period), []).append((day, hour))
+        return [Hotspot(scope, _windows(sorted(hours)), runs, overall if scope == _All else per_instance, who, period,
+                        tuple(sorted(hours)))
+                for (scope, runs, who, period), hours in grouped.items()]
+
+    @staticmethod
+    def _dated_hotspots(found: dict[tuple, list[dt.date]], per_instance: int, overall: int) -> list[Hotspot]:
+        return [Hotspot(scope, f"{hour:02d}:00-{hour:02d}:59 UTC {_on_dates(sorted(dates))}", runs,
+                        overall if scope == _All else per_instance, who,
+                        f"{len(dates)} day{'s' if len(dates) > 1 else ''} a year",
+                        tuple(sorted({(d.weekday(), hour) for d in dates})))
+                for (scope, hour, runs, who), dates in found.items()]
+
+
+@lru_cache(maxsize=4096)
+def _utc_week(weekly: tuple[int, ...], offset: int) -> dict[tuple[int, int], int]:
+    """Runs per (UTC weekday, UTC hour) of a weekly pattern of local minutes at a UTC offset."""
+    out: dict[tuple[int, int], int] = {}
+    for minute_of_week in weekly:
+        utc = (minute_of_week - offset) % MINUTES_PER_WEEK
+        key = (utc // 1440, (utc % 1440) // 60)
+        out[key] = out.get(key, 0) + 1
+    return out
 
 
 def _weekly_minutes(cron: str) -> list[int] | None:
@@ -299,25 +416,60 @@ def _weekly_minutes(cron: str) -> list[int] | None:
     return [day * 1440 + hour * 60 + minute for day in days for hour in hours for minute in minutes]
 
 
-def _hotspots(contributors, per_instance: int, overall: int) -> tuple[Hotspot, ...]:
-    found: dict[tuple, dict] = {}
-    for (regime, day, hour), runs in contributors.items():
-        scopes: dict[str, list[str]] = {"all instances": [name for _, name in runs]}
-        for instance, name in runs:
-            scopes.setdefault(instance, []).append(name)
-        for scope, names in scopes.items():
-            limit = overall if scope == "all instances" else per_instance
-            if len(names) > limit:
-                key = (scope, day, hour, len(names), tuple(sorted(set(names))))
-                found.setdefault(key, {"limit": limit, "regimes": []})["regimes"].append(regime)
-    grouped: dict[tuple, list[tuple[int, int]]] = {}
-    for (scope, day, hour, runs, names), info in found.items():
-        period = "all year" if len(info["regimes"]) == len({r for r, _, _ in contributors}) else ", ".join(
-            r.label() for r in _merge(info["regimes"]))
-        grouped.setdefault((scope, runs, info["limit"], names, period), []).append((day, hour))
-    spots = [Hotspot(scope, _windows(sorted(hours)), runs, limit, names, period)
-             for (scope, runs, limit, names, period), hours in grouped.items()]
-    return tuple(sorted(spots, key=lambda s: (s.scope != "all instances", s.scope, s.when, s.period)))
+@lru_cache(maxsize=4096)
+def _dated_runs(cron: str, zone: str) -> dict[tuple[dt.date, int], int]:
+    """Runs per (UTC date, UTC hour) over the local days of the reference year on which a
+    non-weekly cron fires (croniter's rules: day of month OR day of week when both are given)."""
+    expansion = expand(MACRO_CRONS.get(cron.lower(), cron))
+    if expansion is None:
+        return {}
+    (minutes, hours, dom, months, dow), nth = expansion
+    minutes = list(range(60)) if minutes == ["*"] else minutes
+    hours = list(range(24)) if hours == ["*"] else hours
+    info = ZoneInfo(zone)
+    out: dict[tuple[dt.date, int], int] = {}
+    day = dt.date(REFERENCE_YEAR, 1, 1)
+    while day.year == REFERENCE_YEAR:
+        if _day_matches(day, dom, months, dow, nth):
+            midnight = dt.datetime(day.year, day.month, day.day)
+            for hour in hours:
+                offset = int(dt.datetime(day.year, day.month, day.day, hour, tzinfo=info).utcoffset().total_seconds()
+                             // 60)
+                whole = offset % 60 == 0  # then every minute of the hour lands in the same UTC hour
+                for minute in minutes[:1] if whole else minutes:
+                    utc = midnight + dt.timedelta(minutes=hour * 60 + minute - offset)
+                    key = (utc.date(), utc.hour)
+                    out[key] = out.get(key, 0) + (len(minutes) if whole else 1)
+        day += dt.timedelta(days=1)
+    return out
+
+
+def _day_matches(day: dt.date, dom: list, months: list, dow: list, nth: dict) -> bool:
+    if months != ["*"] and day.month not in months:
+        return False
+    next_month = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    last = (next_month - dt.timedelta(days=1)).day
+    dom_ok = dom == ["*"] or day.day in dom or ("l" in dom and day.day == last)
+    weekday = (day.weekday() + 1) % 7  # cron: 0 = Sunday
+    dow_ok = dow == ["*"] or (weekday in dow and (weekday not in nth or (day.day - 1) // 7 + 1 in nth[weekday]))
+    if dom == ["*"]:
+        return dow_ok
+    if dow == ["*"]:
+        return dom_ok
+    return dom_ok or dow_ok  # day_or, as Prefect's CronSchedule defaults
+
+
+def _on_dates(dates: list[dt.date]) -> str:
+    months = sorted({d.month for d in dates})
+    every = "every month" if len(months) == 12 else ", ".join(_MONTHS[m - 1] for m in months)
+    if len(months) == len(dates):
+        days = {d.day for d in dates}
+        if len(days) == 1:
+            return f"on day {days.pop()} of {every}"
+        if all((d + dt.timedelta(days=1)).day == 1 for d in dates):
+            return f"on the last day of {every}"
+    shown = ", ".join(_day(d) for d in dates[:3]) + (", …" if len(dates) > 3 else "")
+    return f"on {len(dates)} day{'s' if len(dates) > 1 else ''} of the year ({shown})"
 
 
 def _windows(hours: list[tuple[int, int]]) -> str:

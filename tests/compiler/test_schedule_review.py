@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -103,12 +104,51 @@ def test_paused_schedules_are_shown_but_not_counted(repo_factory):
     assert "**paused**" in text and "No hot-spots" in text
 
 
-def test_svg_is_well_formed_and_marks_busy_cells(repo_factory):
+def test_svg_is_well_formed_names_projects_and_marks_hot_cells(repo_factory):
     repo, _ = compile_files(repo_factory, hot_files(4))
     svg = ET.parse(repo / "schedules.svg").getroot()
     titles = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}title")]
-    assert "Wed 06:00 UTC: 4 run(s)" in titles
-    assert sum(1 for t in titles if t.endswith(": 0 run(s)")) == 7 * 24 - 1
+    assert ("Wed 06:00-06:59 UTC: 4 run(s) at the busiest time of year, HOT-SPOT: p0, p1, p2, p3") in titles
+    hot = [r for r in svg.iter("{http://www.w3.org/2000/svg}rect") if r.get("stroke") == "#d62728"]
+    assert len(hot) == 2  # the cell, and the legend's sample
+    labels = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
+    assert "4!" in labels and "hot-spot (over load_warnings)" in labels
+    assert ["0", "1", "2", "3", "4-5", "6-9", "10+"] == [t for t in labels if t in SCALE_LABELS]
+
+
+SCALE_LABELS = {"0", "1", "2", "3", "4-5", "6-9", "10+"}
+
+
+def test_heat_map_scale_is_fixed_not_relative(repo_factory):
+    """One run is the same shade whether the busiest hour has 1 run or 4."""
+    def shade(repo, day_hour_title):
+        svg = ET.parse(repo / "schedules.svg").getroot()
+        for g in svg.iter("{http://www.w3.org/2000/svg}g"):
+            if g.find("{http://www.w3.org/2000/svg}title").text.startswith(day_hour_title):
+                return g.find("{http://www.w3.org/2000/svg}rect").get("fill")
+        raise AssertionError(day_hour_title)
+
+    lone = {"projects/lone.yaml": project("lone", "0 1 * * 1")}
+    repo, _ = compile_files(repo_factory, lone)
+    alone = shade(repo, "Mon 01:00")
+    repo, _ = compile_files(repo_factory, {**lone, **hot_files(4)})
+    assert shade(repo, "Mon 01:00") == alone == "#dbe9f6"
+
+
+def test_svg_diff_of_one_schedule_change_is_one_line_per_cell(repo_factory):
+    files = {f"projects/p{i}.yaml": project(f"p{i}", f"0 {i} * * 1") for i in range(5)}
+    repo, _ = compile_files(repo_factory, files)
+    before = (repo / "schedules.svg").read_text().splitlines()
+    (repo / "projects/p2.yaml").write_text(project("p2", "0 2 * * 2"))
+    CliRunner().invoke(app, ["compile", "--root", str(repo)], catch_exceptions=False)
+    after = (repo / "schedules.svg").read_text().splitlines()
+    import difflib
+
+    changed = [line for line in difflib.unified_diff(before, after, lineterm="", n=0)
+               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert len(changed) == 4, changed  # the digest line twice, the old cell, the new cell
+    assert any("Mon 02:00-02:59 UTC: 1 run(s)" in line for line in changed if line.startswith("-"))
+    assert any("Tue 02:00-02:59 UTC: 1 run(s)" in line for line in changed if line.startswith("+"))
 
 
 def test_schedule_change_moves_one_table_row(repo_factory):
@@ -133,3 +173,55 @@ def test_wildcard_minute_and_hour_crons_compile_and_group_their_hotspots(repo_fa
                         "all year): every-minute",
                         "- **all instances**: 61 runs start in every UTC hour of the week (more than 10; "
                         "all year): every-minute, hourly"][::-1]
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def test_monthly_schedules_are_in_the_load_review_and_raise_hotspots(repo_factory):
+    files = {f"projects/m{i}.yaml": project(f"m{i}", "0 2 1 * *") for i in range(5)}
+    repo, text = compile_files(repo_factory, files)
+    warnings = text.split("## Warnings")[1].strip().splitlines()
+    assert warnings == ["- **dhis2.example.org**: 5 runs start 02:00-02:59 UTC on day 1 of every month (more than 3; "
+                        "12 days a year): m0, m1, m2, m3, m4"]
+    # The 1st falls on every weekday in a year: each weekday's 02:00 cell holds 5 runs at its busiest.
+    rows = [line for line in text.splitlines() if line.startswith("| ") and " 02:00 " in line]
+    assert len(rows) == 7 and all("| 5 | dhis2.example.org: 5 | m0, m1, m2, m3, m4 |" in r for r in rows)
+    assert all("(hot-spot)" in r for r in rows)
+    svg = ET.parse(repo / "schedules.svg").getroot()
+    assert sum(1 for r in svg.iter("{http://www.w3.org/2000/svg}rect") if r.get("stroke")) == 7 + 1
+
+
+def test_day_of_month_or_weekday_cron_counts_both(repo_factory):
+    _, text = compile_files(repo_factory, {"projects/either.yaml": project("either", "0 2 1 * 1")})
+    rows = {line.split(" |")[0][2:] for line in text.splitlines() if line.startswith("| ") and ":00 " in line}
+    assert rows == {f"{d} 02:00" for d in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
+
+
+def test_monthly_and_weekly_add_up_on_the_days_they_meet(repo_factory):
+    files = {f"projects/w{i}.yaml": project(f"w{i}", "0 2 * * 1") for i in range(3)}  # 3: at the limit
+    files["projects/m.yaml"] = project("m", "30 2 1 * *")
+    _, text = compile_files(repo_factory, files)
+    # In 2027 (the reference year) the 1st is a Monday in February, March and November.
+    assert ("- **dhis2.example.org**: 4 runs start 02:00-02:59 UTC on day 1 of Feb, Mar, Nov "
+            "(more than 3; 3 days a year): m, w0, w1, w2") in text
+
+
+def test_hotspots_are_warnings_in_validate_compile_and_json(repo_factory):
+    repo = repo_factory({f"projects/m{i}.yaml": project(f"m{i}", "0 2 1 * *") for i in range(5)})
+    result = invoke("validate", "--root", str(repo))
+    assert result.exit_code == 0
+    assert ("projects/m0.yaml:9:9: warning: schedule.cron: load hot-spot (and 4 other project(s)): 5 runs start "
+            "02:00-02:59 UTC on day 1 of every month against dhis2.example.org") in result.stderr
+    assert "5 project(s) valid (1 warning(s))" in result.stdout
+    report = json.loads(invoke("validate", "--root", str(repo), "--format", "json").stdout)
+    assert report["valid"] is True and report["warnings"] == 1
+    assert report["diagnostics"][0]["severity"] == "warning" and report["diagnostics"][0]["line"] == 9
+    result = invoke("validate", "--root", str(repo), "--strict")
+    assert result.exit_code == 1 and "--strict" in result.stderr
+    result = invoke("compile", "--root", str(repo))
+    assert result.exit_code == 0 and "load hot-spot" in result.stderr
+    doc = json.loads(invoke("compile", "--root", str(repo), "--check", "--format", "json").stdout)
+    assert doc["warnings"] == 1 and doc["fresh"] is True
+    assert invoke("compile", "--root", str(repo), "--strict").exit_code == 1
