@@ -32,6 +32,7 @@ from compiler.errors import ApplyFailed, ApplyRefused, Conflict, NotFound, Serve
 from compiler.jsontree import leaves, map_leaves
 from compiler.plan import CREATE, DELETE, NOOP, UPDATE, Action, Placeholder, Plan, PlanOptions, SecretFromEnv, plan
 from compiler.prefect_api import PrefectAPI
+from compiler.secrets import with_secrets
 from compiler.state import Live, read_live
 
 
@@ -104,7 +105,7 @@ def prepare(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None
             options: PlanOptions | None = None, adopt: bool = False, fresh_check: bool = True,
             desired: Desired | None = None, checkout: gitinfo.Checkout | None = None) -> Prepared:
     """Freshness check, desired state, live state, pure diff, applied-commit guard."""
-    env = os.environ if env is None else env
+    env = with_secrets(env)
     options = options or PlanOptions(adopt=adopt)
     if fresh_check:
         ensure_fresh(root)
@@ -204,7 +205,7 @@ def apply(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
     counts the reads and the writes of the plan alone; `result.bookkeeping` counts the others."""
     from compiler.lock import ApplyLock
 
-    env = os.environ if env is None else env
+    env = with_secrets(env)
     options = options or ApplyOptions()
     checkout = gitinfo.checkout(root)
     prepared = prepare(root, api, env=env, options=options.plan, fresh_check=fresh_check, checkout=checkout)
@@ -295,7 +296,7 @@ def execute(p: Plan, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
             progress: Callable[[Action], None] | None = None, result: ApplyResult | None = None,
             before_write: Callable[[], None] | None = None) -> ApplyResult:
     """Send the plan's writes in order; raise ApplyFailed carrying `result` when one fails."""
-    env = os.environ if env is None else env
+    env = with_secrets(env)
     result = result or ApplyResult(p)
     ids: dict[Placeholder, str] = {}
     for action in p.actions:

@@ -136,7 +136,7 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
     pull_steps, unset = resolve_env_templates(pull_template, env)
     for var in sorted(unset):
         missing_env.append(
-            f"environment variable {var} is not set; prefect.yaml's pull steps need it (set it where apply runs)"
+            f"apply will need {var}: prefect.yaml's pull steps read it (set it where apply runs)"
         )
 
     blocks = [_load_block(p, env) for p in sorted((root / "blocks").glob("*.yaml"))]

@@ -39,7 +39,8 @@ class ScheduleSide:
     cron: str
     timezone: str
     active: bool
-    description: str
+    description: str  # plain English, local time
+    utc: tuple[str, ...]  # plain English in UTC, one per DST period
     next_runs: tuple[dt.datetime, ...]
 
 
@@ -58,6 +59,14 @@ class SemanticDiff:
     head: str
     changes: tuple[ProjectChange, ...]
     unchanged: int
+    secrets: tuple[str, ...] = ()  # password_env names the projects use at head: repository secrets apply needs
+    new_secrets: tuple[str, ...] = ()  # ... of which the base did not use
+    new_warnings: tuple[str, ...] = ()  # load hot-spots at head that the base did not have
+    gone_warnings: tuple[str, ...] = ()  # hot-spots of the base that this change removes
+
+    def counts(self) -> dict[str, int]:
+        c = {k: sum(1 for ch in self.changes if ch.kind == k) for k in ("added", "changed", "removed")}
+        return {**c, "unchanged": self.unchanged}
 
 
 def semantic_diff(root: Path, base: str | None = None, head: str | None = None,
@@ -87,7 +96,22 @@ def semantic_diff(root: Path, base: str | None = None, head: str | None = None,
             _schedule_side(b, start) if schedule_moved else None,
         ))
     unchanged = sum(1 for name in old.keys() & new.keys() if old[name] == new[name])
-    return SemanticDiff(base_rev, head or "working tree", tuple(changes), unchanged)
+    secrets_before, secrets_after = _secrets(before), _secrets(after)
+    warnings_before, warnings_after = _hotspots(before), _hotspots(after)
+    return SemanticDiff(base_rev, head or "working tree", tuple(changes), unchanged,
+                        secrets=secrets_after, new_secrets=tuple(s for s in secrets_after if s not in secrets_before),
+                        new_warnings=tuple(w for w in warnings_after if w not in warnings_before),
+                        gone_warnings=tuple(w for w in warnings_before if w not in warnings_after))
+
+
+def _secrets(repo: ValidatedRepo) -> tuple[str, ...]:
+    return tuple(sorted({v.project.credentials.password_env for v in repo.projects if v.project.credentials.managed}))
+
+
+def _hotspots(repo: ValidatedRepo) -> tuple[str, ...]:
+    from compiler.schedules import schedule_report
+
+    return tuple(spot.text() for spot in schedule_report(repo).hotspots)
 
 
 def default_base(root: Path) -> str:
@@ -148,7 +172,6 @@ def _flatten(project: Project, repo: ValidatedRepo) -> dict[str, Any]:
         "tags": ", ".join(spec.tags),
         "work_pool": spec.work_pool,
         "credentials.block": creds.block,
-        "credentials.managed": creds.managed,
     }
     if creds.managed:
         flat.update({"credentials.base_url": creds.base_url.rstrip("/"), "credentials.username": creds.username,
@@ -167,8 +190,10 @@ def _schedule_side(flat: dict[str, Any] | None, start: dt.datetime) -> ScheduleS
         return None
     from compiler.preview import schedule_runs
 
+    from compiler.schedules import utc_texts
+
     cron, zone = flat["schedule.cron"], flat["schedule.timezone"]
-    return ScheduleSide(cron, zone, flat["schedule.active"], describe(cron),
+    return ScheduleSide(cron, zone, flat["schedule.active"], describe(cron), utc_texts(cron, zone),
                         tuple(schedule_runs(cron, zone, PREVIEW_RUNS, start)))
 
 
@@ -184,48 +209,82 @@ def _side_text(side: ScheduleSide | None) -> str:
     if side is None:
         return "no schedule"
     state = "" if side.active else " (paused: no runs)"
-    return f"`{side.cron}` {side.timezone} — {side.description}{state}"
+    utc = "; ".join(side.utc)
+    return f"`{side.cron}` {side.timezone}: {side.description} (UTC: {utc}){state}"
+
+
+def _summary(diff: SemanticDiff) -> str:
+    c = diff.counts()
+    return f"{c['added']} added, {c['changed']} changed, {c['removed']} removed, {c['unchanged']} unchanged"
 
 
 def diff_lines(diff: SemanticDiff) -> list[str]:
     lines = [f"Projects: {diff.base[:12]} → {diff.head}"]
     if not diff.changes:
-        return lines + ["No project changes."]
+        lines.append("No project changes.")
     for change in diff.changes:
         lines.append(f"{ {'added': '+', 'removed': '-', 'changed': '~'}[change.kind]} {change.name} ({change.kind})")
         for f in change.fields:
             lines.append(f"    {f.field}: {_value(f.before)} → {_value(f.after)}")
         if change.schedule_before or change.schedule_after:
             for label, side in (("before", change.schedule_before), ("after", change.schedule_after)):
+                if change.kind == "added" and label == "before" or change.kind == "removed" and label == "after":
+                    continue
                 lines.append(f"    schedule {label}: {_side_text(side)}")
                 for run in side.next_runs if side else ():
                     lines.append(f"        {_when(run)}")
-    counts = {k: sum(1 for c in diff.changes if c.kind == k) for k in ("added", "changed", "removed")}
-    lines.append(f"{counts['added']} added, {counts['changed']} changed, {counts['removed']} removed, "
-                 f"{diff.unchanged} unchanged")
+    if diff.changes:
+        lines.append(_summary(diff))
+    lines += [f"warning: new load hot-spot: {w}" for w in diff.new_warnings]
+    lines += [f"resolved load hot-spot: {w}" for w in diff.gone_warnings]
+    if diff.new_secrets:
+        lines.append("secrets apply will need that the base did not: " + ", ".join(diff.new_secrets)
+                     + " (repository secrets of these names must exist before merge)")
     return lines
 
 
 def diff_markdown(diff: SemanticDiff) -> str:
     out = [f"### chapctl diff: projects `{diff.base[:12]}` → {diff.head}", ""]
     if not diff.changes:
-        return "\n".join(out + ["No project changes.", ""])
+        out += ["No project changes.", ""]
+    else:
+        out += [f"**{_summary(diff)}**", ""]
     for change in diff.changes:
         out.append(f"#### {change.name} — {change.kind}")
         out.append("")
-        if change.fields:
-            out += ["| field | before | after |", "|---|---|---|"]
-            out += [f"| {f.field} | {_md(f.before)} | {_md(f.after)} |" for f in change.fields]
+        rows = [(f.field, _md(f.before), _md(f.after)) for f in change.fields]
+        before, after = change.schedule_before, change.schedule_after
+        if before or after:
+            rows.append(("when", _md_side(before), _md_side(after)))
+            runs_before = before.next_runs if before else ()
+            runs_after = after.next_runs if after else ()
+            for i in range(max(len(runs_before), len(runs_after))):
+                rows.append((f"next run {i + 1}", _when(runs_before[i]) if i < len(runs_before) else "",
+                             _when(runs_after[i]) if i < len(runs_after) else ""))
+        if rows:
+            out += ["| | before | after |", "|---|---|---|"]
+            out += [f"| {field} | {b} | {a} |" for field, b, a in rows]
             out.append("")
-        if change.schedule_before or change.schedule_after:
-            out += ["| next runs | before | after |", "|---|---|---|"]
-            before = change.schedule_before.next_runs if change.schedule_before else ()
-            after = change.schedule_after.next_runs if change.schedule_after else ()
-            for i in range(max(len(before), len(after))):
-                out.append(f"| {i + 1} | {_when(before[i]) if i < len(before) else ''} | "
-                           f"{_when(after[i]) if i < len(after) else ''} |")
-            out.append("")
-    return "\n".join(out)
+    if diff.new_warnings or diff.gone_warnings:
+        out += [":warning: **Load hot-spots this change adds:**" if diff.new_warnings else "", ""]
+        out += [f"- {_md_text(w)}" for w in diff.new_warnings]
+        out += [f"- resolved: {_md_text(w)}" for w in diff.gone_warnings]
+        out.append("")
+    if diff.secrets:
+        marked = [f"`{s}`" + (" **(new)**" if s in diff.new_secrets else "") for s in diff.secrets]
+        out += [f":key: **Repository secrets apply needs** (each must exist before merge): {', '.join(marked)}", ""]
+    return "\n".join(line for i, line in enumerate(out) if line or (i and out[i - 1])).rstrip() + "\n"
+
+
+def _md_side(side: ScheduleSide | None) -> str:
+    if side is None:
+        return "no schedule"
+    state = "" if side.active else " **(paused: no runs)**"
+    return f"{_md(side.cron)} {side.timezone}: {_md_text(side.description)} (UTC: {_md_text('; '.join(side.utc))}){state}"
+
+
+def _md_text(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _value(value: Any) -> str:

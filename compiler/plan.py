@@ -380,10 +380,10 @@ def _plan_managed_block(ctx: _Context, p: Plan, block: DesiredBlock) -> Action:
     claiming = [] if claim is not None else [claim_request(ctx, block)]  # the claim goes first: kill-safe
     if live is None:
         unset = sorted(v for f, v in block.secret_env.items() if block.secret_digests.get(f) is None)
-        if unset:
-            p.blockers.append(
-                f"block {block.name!r} must be created but {', '.join(unset)} is not set; "
-                "export it where apply runs (the secret is read from the environment, never from files)"
+        for var in unset:  # plan (a pull request's check) needs no secret; apply refuses without it
+            p.missing_env.append(
+                f"apply will need {var}: block {block.name!r} is created with the password read from it "
+                "(a repository secret of that name in CI; an exported variable elsewhere)"
             )
         data = dict(block.data)
         data.update({f: SecretFromEnv(v) for f, v in block.secret_env.items()})

@@ -211,7 +211,7 @@ def plan_lines(plan: Plan, header: Header | None = None, *, show_noops: bool = F
     for note in plan.notes:
         out.append(("cyan", f"note: {note}"))
     for missing in plan.missing_env:
-        out.append(("yellow", f"warning: {missing}; apply would refuse here"))
+        out.append(("yellow", f"warning: {missing}; not set here, so apply would refuse here"))
     out += _guard_lines(guard)
     for blocker in plan.blockers:
         out.append(("bold red", f"blocked: {blocker}"))
@@ -315,7 +315,7 @@ def plan_markdown(plan: Plan, header: Header | None = None, next_runs: Previews 
     if plan.blockers:
         lines += [":no_entry: **Apply would refuse:**", ""] + [f"- {_md(b)}" for b in plan.blockers] + [""]
     if plan.missing_env:
-        lines += [":warning: **Not set in this environment (apply needs them):**", ""]
+        lines += [f":key: **Secrets apply will need ({len(plan.missing_env)}), not set here:**", ""]
         lines += [f"- {_md(m)}" for m in plan.missing_env] + [""]
     if not plan.has_changes:
         lines += ["**No changes.** The server matches the compiled projects.", ""]

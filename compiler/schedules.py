@@ -187,6 +187,11 @@ def _row(project: Project, defaults: Defaults, regimes: tuple[Regime, ...]) -> S
     )
 
 
+def utc_texts(cron: str, zone: str) -> tuple[str, ...]:
+    """The cron in UTC, in plain English, one text per DST period of the reference year."""
+    return _utc_descriptions(cron, zone, _regimes((zone,)))
+
+
 def _utc_descriptions(cron: str, zone: str, regimes: tuple[Regime, ...]) -> tuple[str, ...]:
     by_offset: dict[int, list[Regime]] = {}
     for regime in regimes:

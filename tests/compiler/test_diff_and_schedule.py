@@ -47,8 +47,11 @@ def test_diff_against_merge_base_shows_added_removed_and_schedule_runs(repo_fact
     assert "    parameters.configured_model_id: 12 → 13" in out
     assert "    schedule.cron: 0 6 * * 1 → 30 2 * * *" in out
     assert "    schedule.timezone: Africa/Kigali → Europe/Oslo" in out
-    assert "schedule before: `0 6 * * 1` Africa/Kigali — At 06:00, only on Monday" in out
-    assert "schedule after: `30 2 * * *` Europe/Oslo — At 02:30" in out
+    assert ("schedule before: `0 6 * * 1` Africa/Kigali: At 06:00, only on Monday (UTC: At 04:00, only on Monday)"
+            in out)
+    assert "schedule after: `30 2 * * *` Europe/Oslo: At 02:30 (UTC: At 01:30 (1 Jan – 27 Mar, 31 Oct – 31 Dec); " \
+        "At 00:30 (28 Mar – 30 Oct))" in out
+    assert "credentials.managed" not in out  # an internal field, never shown
     moves = out.split("~ moves (changed)")[1]
     runs_after = moves.split("schedule after:")[1].splitlines()[1:4]
     assert len(runs_after) == 3 and all("CET" in r or "CEST" in r for r in runs_after)
@@ -60,10 +63,35 @@ def test_diff_between_two_revisions_in_markdown(repo_factory):
     result = invoke("diff", "--root", str(repo), "--base", "main", "--head", "feature", "--markdown")
     assert result.exit_code == 0
     assert "#### moves — changed" in result.stdout
-    assert "| schedule.cron | `0 6 * * 1` | `30 2 * * *` |" in result.stdout
-    assert "| next runs | before | after |" in result.stdout
+    out = result.stdout
+    assert "**1 added, 1 changed, 1 removed, 1 unchanged**" in out
+    assert "| schedule.cron | `0 6 * * 1` | `30 2 * * *` |" in out
+    assert ("| when | `0 6 * * 1` Africa/Kigali: At 06:00, only on Monday (UTC: At 04:00, only on Monday) | "
+            "`30 2 * * *` Europe/Oslo: At 02:30 (UTC: At 01:30 (1 Jan – 27 Mar, 31 Oct – 31 Dec); At 00:30 "
+            "(28 Mar – 30 Oct)) |") in out
+    assert "| next run 1 |" in out and "| next run 3 |" in out
+    assert ":key: **Repository secrets apply needs** (each must exist before merge): `TEST_DHIS2_PASSWORD`" in out
     same = invoke("diff", "--root", str(repo), "--base", "feature", "--head", "feature", "--detailed-exitcode")
     assert same.exit_code == 0 and "No project changes." in same.stdout
+
+
+def test_diff_names_new_secrets_and_new_hotspots(repo_factory):
+    repo = make_history(repo_factory)
+    git(repo, "checkout", "-qb", "country")
+    kenya = valid_project("kenya", "kenya-dhis2").replace("TEST_DHIS2_PASSWORD", "KENYA_DHIS2_PASSWORD")
+    (repo / "projects/kenya.yaml").write_text(kenya)
+    for i in range(4):  # four more at keep's hour against the same instance: over the limit of 3
+        (repo / f"projects/crowd-{i}.yaml").write_text(valid_project(f"crowd-{i}"))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a country and a crowd")
+    out = invoke("diff", "--root", str(repo), "--base", "feature", "--head", "country", "--markdown").stdout
+    assert "`KENYA_DHIS2_PASSWORD` **(new)**, `TEST_DHIS2_PASSWORD`" in out
+    assert ":warning: **Load hot-spots this change adds:**" in out
+    # keep and new were 2 at Mon 04:00 UTC against dhis2.example.org; kenya and the crowd make 7.
+    assert "- 7 runs start Mon 04:00-04:59 UTC against dhis2.example.org (more than 3; all year)" in out
+    text = invoke("diff", "--root", str(repo), "--base", "feature", "--head", "country").stdout
+    assert "warning: new load hot-spot: 7 runs start Mon 04:00-04:59 UTC" in text
+    assert "secrets apply will need that the base did not: KENYA_DHIS2_PASSWORD" in text
 
 
 def test_diff_with_an_unknown_revision_is_a_clean_error(repo_factory):

@@ -1,0 +1,61 @@
+"""Secrets in CI: a pull request's plan needs no password; apply finds every password by name in
+one `CHAPCTL_SECRETS` map (JSON, as GitHub's `toJSON(secrets)` gives it, or dotenv lines)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.server.conftest import CANARY, PASSWORDS, all_deployments, block_documents
+from tests.server.repo import project
+
+pytestmark = pytest.mark.server
+
+NEW_COUNTRY = [project("laos-malaria", "laos-dhis2"), project("kenya-malaria", "kenya-dhis2")]
+
+
+def test_a_new_countrys_password_is_needed_by_apply_not_by_plan(chapctl, make_repo, clean_server):
+    repo = make_repo(NEW_COUNTRY)
+    env = {k: v for k, v in chapctl.env.items() if k != "KENYA_DHIS2_PASSWORD"}
+    proc = chapctl.cli(repo, "plan", "--detailed-exitcode", env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr  # changes pending; not an error
+    assert "warning: apply will need KENYA_DHIS2_PASSWORD: block 'kenya-dhis2' is created" in proc.stdout
+    assert "blocked:" not in proc.stdout
+    doc = json.loads(chapctl.cli(repo, "plan", "--json", env=env).stdout)
+    assert doc["blockers"] == [] and len(doc["missing_env"]) == 1
+    md = chapctl.cli(repo, "plan", "--markdown", env=env).stdout
+    assert ":key: **Secrets apply will need (1), not set here:**" in md and "KENYA_DHIS2_PASSWORD" in md
+    proc = chapctl.cli(repo, "apply", env=env)
+    assert proc.returncode == 1 and "KENYA_DHIS2_PASSWORD" in proc.stderr and "nothing was written" in proc.stderr
+    assert all_deployments(clean_server) == []
+
+
+@pytest.mark.parametrize("form", ["json", "dotenv"])
+def test_apply_reads_every_password_from_one_secrets_map(form, chapctl, make_repo, clean_server):
+    repo = make_repo(NEW_COUNTRY)
+    secrets = {"LAOS_DHIS2_PASSWORD": PASSWORDS["LAOS_DHIS2_PASSWORD"], "KENYA_DHIS2_PASSWORD": CANARY + "-kenya",
+               "GITHUB_TOKEN": "ghs_unrelated", "PREFECT_API_URL": "ignored-here"}
+    text = json.dumps(secrets) if form == "json" else "".join(f"{k}={v}\n" for k, v in secrets.items())
+    env = {k: v for k, v in chapctl.env.items() if not k.endswith("_PASSWORD")}
+    env["CHAPCTL_SECRETS"] = text
+    for args in (["plan"], ["apply"], ["plan", "--json"]):
+        proc = chapctl.cli(repo, *args, env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert CANARY not in proc.stdout + proc.stderr
+    blocks = {b["name"]: b["data"]["password"] for b in block_documents(clean_server, include_secrets=True)}
+    assert blocks == {"laos-dhis2": PASSWORDS["LAOS_DHIS2_PASSWORD"], "kenya-dhis2": CANARY + "-kenya"}
+    # The environment wins over the map; a rotated secret in the map is seen as rotated.
+    rotated = dict(secrets, KENYA_DHIS2_PASSWORD=CANARY + "-kenya-2")
+    env["CHAPCTL_SECRETS"] = json.dumps(rotated)
+    doc = json.loads(chapctl.cli(repo, "plan", "--json", env=env).stdout)
+    assert [a["name"] for a in doc["actions"] if a["op"] != "noop"] == ["kenya-dhis2"]
+
+
+def test_a_malformed_secrets_map_is_one_line_that_never_shows_it(chapctl, make_repo, clean_server):
+    repo = make_repo(NEW_COUNTRY)
+    env = {k: v for k, v in chapctl.env.items() if not k.endswith("_PASSWORD")}
+    env["CHAPCTL_SECRETS"] = '{"KENYA_DHIS2_PASSWORD": "' + CANARY
+    proc = chapctl.cli(repo, "apply", env=env)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "CHAPCTL_SECRETS" in proc.stderr
+    assert CANARY not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
