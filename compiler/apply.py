@@ -164,9 +164,9 @@ class ApplyResult:
 
     def counts(self) -> dict[str, int]:
         names = {CREATE: "created", UPDATE: "updated", DELETE: "deleted"}
-        c = {"created": 0, "updated": 0, "deleted": 0}
+        c = {"created": 0, "updated": 0, "deleted": 0, "fingerprints": 0}
         for a in self.applied:
-            c[names[a.op]] += 1
+            c["fingerprints" if a.quiet else names[a.op]] += 1
         c["unchanged"] = sum(1 for a in self.plan.actions if a.op == NOOP)
         return c
 

@@ -65,7 +65,10 @@ def plan_command(root: Optional[Path], json_: bool, markdown: bool, detailed_exi
         if json_:
             print(plan_report.plan_json(p, header, runs, prepared.guard))
         elif markdown:
-            print(plan_report.plan_markdown(p, header, runs, prepared.guard), end="")
+            from compiler.build import check_repo  # the compile pipeline: only for the pull-request comment
+
+            warnings = [d.message for d in check_repo(prepared.root).warnings]
+            print(plan_report.plan_markdown(p, header, runs, prepared.guard, warnings), end="")
         else:
             _print_lines(plan_report.plan_lines(p, header, show_noops=verbose, next_runs=runs, guard=prepared.guard))
         if p.blockers:
@@ -105,7 +108,7 @@ def apply_command(root: Optional[Path], json_: bool, markdown: bool, adopt: bool
         console = None if (json_ or markdown) else _console()
 
         def progress(action) -> None:
-            if console is not None:
+            if console is not None and not action.quiet:
                 for style, text in plan_report.action_lines(action, past=True):
                     console.print(text, style=style or None, markup=False, highlight=False)
 

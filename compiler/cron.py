@@ -17,6 +17,8 @@ from types import ModuleType
 _MODULE_NAME = "_chapctl_prefect_croniter"
 # croniter also understands @-macros; Prefect accepts them, and they are a friendly spelling.
 MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+MACRO_CRONS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
+               "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
 
 
 @lru_cache(maxsize=1)
@@ -89,3 +91,33 @@ def _reason(expression: str) -> str:
             name, allowed = _FIELDS[index]
             return f"{name} field {part!r} is invalid; allowed: {allowed}, with , - / and *"
     return "the fields do not combine into a valid schedule"
+
+
+@lru_cache(maxsize=4096)
+def describe(cron: str) -> str:
+    """Plain English for a cron, in 24-hour US English whatever the machine's locale."""
+    return _describer()(MACRO_CRONS.get(cron.lower(), cron))
+
+
+@lru_cache(maxsize=1)
+def _describer():
+    from cron_descriptor import ExpressionDescriptor, Options
+    from cron_descriptor.ExpressionParser import ExpressionParser
+    from cron_descriptor.GetText import GetText
+
+    options = Options()
+    options.use_24hour_time_format = True
+    options.locale_code = "en_US"
+    options.verbose = False
+    translations = GetText(options.locale_code, options.locale_location)
+
+    class SharedTranslations(ExpressionDescriptor):
+        # The stock constructor re-reads the .mo catalogue for every expression (~0.3 ms each);
+        # the pinned cron-descriptor's state is these three attributes, so share the catalogue.
+        def __init__(self, expression: str) -> None:
+            self._expression = expression
+            self._options = options
+            self.get_text = translations
+            self._expression_parts = ExpressionParser(expression, options).parse()
+
+    return lambda expression: SharedTranslations(expression).get_description()

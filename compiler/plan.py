@@ -107,6 +107,7 @@ class Action:
     requests: list[Request] = field(default_factory=list)
     provides: Placeholder | None = None  # placeholder this action's (last) response id fills
     project: str | None = None  # the project (deployment name) this object belongs to
+    quiet: bool = False  # a bookkeeping write (the fingerprint alone): counted apart, not shown as a row
 
     @property
     def writes(self) -> bool:
@@ -118,6 +119,8 @@ class Action:
             d["drift"] = True
         if self.project:
             d["project"] = self.project
+        if self.quiet:
+            d["quiet"] = True
         if self.changes:
             d["changes"] = [c.to_json() for c in self.changes]
         if include_requests and self.requests:
@@ -139,9 +142,10 @@ class Plan:
         return any(a.writes for a in self.actions)
 
     def counts(self) -> dict[str, int]:
-        c = {CREATE: 0, UPDATE: 0, DELETE: 0, NOOP: 0, "drift": 0}
+        """Actions per op; `fingerprint` counts the quiet fingerprint-only updates, kept out of `update`."""
+        c = {CREATE: 0, UPDATE: 0, DELETE: 0, NOOP: 0, "drift": 0, "fingerprint": 0}
         for a in self.actions:
-            c[a.op] += 1
+            c["fingerprint" if a.quiet else a.op] += 1
             c["drift"] += a.drift
         return c
 
@@ -469,7 +473,8 @@ def _plan_flows(ctx: _Context) -> list[Action]:
             actions.append(Action("flow", name, NOOP, "exists"))
         else:
             actions.append(
-                Action("flow", name, CREATE, "first deployment of this flow", requests=[Request("POST", "/flows/", {"name": name})], provides=ref("flow", name))
+                Action("flow", name, CREATE, "first deployment of this flow", changes=[Change("name", None, name)],
+                       requests=[Request("POST", "/flows/", {"name": name})], provides=ref("flow", name))
             )
     return actions
 
@@ -568,11 +573,14 @@ def _delete_deployment(ctx: _Context, live: dict[str, Any]) -> Action:
     scheduled = [r for r in runs if r.get("state_type") == "SCHEDULED" and not r.get("run_count")
                  and r.get("state_name") != "AwaitingConcurrencySlot"]
     in_flight = [r for r in runs if r not in scheduled and r.get("state_type") != "CANCELLING"]
-    changes: list[Change] = []
+    changes: list[Change] = [Change(f"schedule {s.get('slug') or s.get('id')}", _show_schedule(s), "deleted with it")
+                             for s in live.get("schedules") or []]
     if scheduled:
         first = scheduled[0].get("next_scheduled_start_time") or ""
         changes.append(Change("scheduled runs", f"{len(scheduled)}" + (f" (next {first})" if first else ""),
                               "deleted with the deployment"))
+    elif not in_flight:
+        changes.append(Change("runs", "none scheduled or in flight", "nothing else goes"))
     requests: list[Request] = []
     if in_flight:
         counts: dict[str, int] = {}
@@ -626,7 +634,12 @@ def _create_deployment(ctx: _Context, d: DesiredDeployment) -> Action:
         "version": d.fingerprint,
         "schedules": [s.api_body() for s in d.schedules],
     }
-    changes = [Change(k, None, _show(ctx, k, v)) for k, v in body.items() if k not in ("parameter_openapi_schema", "job_variables", "paused", "enforce_parameter_schema")]
+    changes = []
+    for k, v in body.items():
+        if k == "parameters":
+            changes += [Change(f"parameters.{pk}", None, _show_value(ctx, pv)) for pk, pv in v.items()]
+        elif k not in ("parameter_openapi_schema", "job_variables", "paused", "enforce_parameter_schema"):
+            changes.append(Change(k, None, v))
     changes += [Change(f"schedule {s.slug}", None, _show_schedule(s.api_body())) for s in d.schedules]
     return Action(
         "deployment",
@@ -672,8 +685,8 @@ def _update_deployment(ctx: _Context, d: DesiredDeployment, live: dict[str, Any]
         reason = f"projects/{d.name}.yaml (or flows/, or the environment) changed"
     if patch or live.get("version") != d.fingerprint:
         patch["version"] = d.fingerprint
-        if not changes:
-            reason = "record the fingerprint of the applied spec" if not any(a.writes for a in actions) else reason
+        if not changes:  # a write with nothing for a reviewer to see: reporters fold it into one line
+            reason = "record the fingerprint of the applied spec (no visible change)"
         actions.append(
             Action(
                 "deployment",
@@ -684,6 +697,7 @@ def _update_deployment(ctx: _Context, d: DesiredDeployment, live: dict[str, Any]
                 changes=changes,
                 requests=[Request("PATCH", f"/deployments/{live['id']}", patch)],
                 project=d.name,
+                quiet=not changes,
             )
         )
     else:
@@ -757,6 +771,9 @@ def _schedule_changes(current: dict[str, Any], body: dict[str, Any]) -> list[Cha
             changes.append(Change(key, cur_sched.get(key), body["schedule"][key]))
     if "cron" not in cur_sched:
         changes.append(Change("type", "not a cron schedule", "cron"))
+    if any(c.field in ("cron", "timezone") for c in changes):  # what the reviewer needs: plain English
+        changes.append(Change("when", _show_schedule(current) if "cron" in cur_sched else "not a cron schedule",
+                              _show_schedule(body)))
     for key in ("active", "parameters", "max_scheduled_runs"):
         if current.get(key) != body[key]:
             changes.append(Change(key, current.get(key), body[key]))
@@ -768,12 +785,6 @@ def _normalise(key: str, value: Any) -> Any:
         return []
     if key in ("parameters", "job_variables", "parameter_openapi_schema") and value is None:
         return {}
-    return value
-
-
-def _show(ctx: _Context, key: str, value: Any) -> Any:
-    if key == "parameters":
-        return {k: _show_value(ctx, v) for k, v in value.items()}
     return value
 
 
@@ -801,5 +812,14 @@ def _show_param(ctx: _Context, d: DesiredDeployment, key: str, v: Any) -> Any:
 
 def _show_schedule(s: dict[str, Any]) -> str:
     sched = s.get("schedule") or {}
-    text = f"cron {sched.get('cron')!r} {sched.get('timezone') or 'UTC'}" if "cron" in sched else json.dumps(sched, sort_keys=True)
+    if "cron" in sched:
+        from compiler.cron import describe  # plain English; cron-descriptor only, no prefect
+
+        try:
+            english = f" ({describe(sched['cron'])})"
+        except Exception:  # a cron made in the UI that cron-descriptor cannot read: show it as it is
+            english = ""
+        text = f"cron {sched.get('cron')!r} {sched.get('timezone') or 'UTC'}{english}"
+    else:
+        text = json.dumps(sched, sort_keys=True)
     return text + ("" if s.get("active", True) else " (paused)")

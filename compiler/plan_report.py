@@ -142,11 +142,11 @@ def _next_runs_lines(previews: list[NextRuns]) -> list[tuple[str, str]]:
     return out
 
 
-def fmt(value: Any, limit: int = 100) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=False, default=str)
+def fmt(value: Any) -> str:
+    """A value in full: never cut mid-token (the terminal wraps long lines, Markdown cells wrap)."""
     if value is None:
-        text = "(none)"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+        return "(none)"
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=False, default=str)
 
 
 def _change_text(c: Change) -> str:
@@ -175,12 +175,32 @@ def _grouped(actions: list[Action]) -> list[tuple[str, list[Action]]]:
     return [(t, groups[t]) for t in order]
 
 
+def _unchanged(actions: list[Action]) -> str:
+    """`2 deployments, 3 schedules unchanged`: counted per kind, never schedules as deployments."""
+    per_kind: dict[str, int] = {}
+    for a in actions:
+        if a.op == NOOP:
+            per_kind[a.kind] = per_kind.get(a.kind, 0) + 1
+    parts = [f"{n} {kind.replace('_', ' ')}{'s' if n > 1 else ''}" for kind, n in per_kind.items()]
+    return ", ".join(parts) + " unchanged" if parts else ""
+
+
+def _shown(a: Action) -> bool:
+    return a.op != NOOP and not a.quiet
+
+
 def summary_line(plan: Plan) -> str:
     c = plan.counts()
     text = f"{c[CREATE]} to create, {c[UPDATE]} to update, {c[DELETE]} to delete, {c[NOOP]} unchanged"
     if c["drift"]:
         text += f" ({c['drift']} reverting drift)"
     return text
+
+
+def fingerprint_line(count: int, past: bool = False) -> str:
+    verb = "recorded" if past else "apply also records"
+    return (f"{verb} the fingerprint of the applied spec on {count} deployment(s) (no visible change: what "
+            "changed is shown on their schedules or blocks, or an interrupted apply is being finished)")
 
 
 # -- styled text for the terminal -----------------------------------------------------------------
@@ -201,13 +221,13 @@ def plan_lines(plan: Plan, header: Header | None = None, *, show_noops: bool = F
     if header:
         out.append(("bold", header.title()))
     for title, actions in _grouped(plan.actions):
-        changed = [a for a in actions if a.op != NOOP]
-        same = len(actions) - len(changed)
         out.append(("bold", f"{title}"))
-        for a in changed if not show_noops else actions:
+        for a in [a for a in actions if _shown(a) or (show_noops and a.op == NOOP)]:
             out += action_lines(a, next_runs=next_runs.get(a) if next_runs else None)
-        if same and not show_noops:
-            out.append(("dim", f"  = {same} unchanged"))
+        if _unchanged(actions) and not show_noops:
+            out.append(("dim", f"  = {_unchanged(actions)}"))
+    if plan.counts()["fingerprint"]:
+        out.append(("dim", "note: " + fingerprint_line(plan.counts()["fingerprint"])))
     for note in plan.notes:
         out.append(("cyan", f"note: {note}"))
     for missing in plan.missing_env:
@@ -215,8 +235,10 @@ def plan_lines(plan: Plan, header: Header | None = None, *, show_noops: bool = F
     out += _guard_lines(guard)
     for blocker in plan.blockers:
         out.append(("bold red", f"blocked: {blocker}"))
-    if plan.has_changes:
+    if any(_shown(a) for a in plan.actions):
         out.append(("bold", f"Plan: {summary_line(plan)}."))
+    elif plan.has_changes:
+        out.append(("bold", "No visible changes; apply only records fingerprints (see the note above)."))
     else:
         out.append(("bold green", "No changes. The server matches the compiled projects."))
     return out
@@ -235,7 +257,11 @@ def apply_lines(result: Any, header: Header | None = None, *, include_actions: b
     """What apply did; `include_actions=False` when they were already printed one by one."""
     out: list[tuple[str, str]] = []
     for a in result.applied if include_actions else []:
-        out += action_lines(a, past=True)
+        if not a.quiet:
+            out += action_lines(a, past=True)
+    quiet = sum(1 for a in result.applied if a.quiet)
+    if quiet:
+        out.append(("dim", "note: " + fingerprint_line(quiet, past=True)))
     for note in list(result.plan.notes) + list(result.notes):
         out.append(("cyan", f"note: {note}"))
     for text in result.recovered:
@@ -303,7 +329,7 @@ def _md(text: str) -> str:
 
 
 def plan_markdown(plan: Plan, header: Header | None = None, next_runs: Previews | None = None,
-                  guard: Any = None) -> str:
+                  guard: Any = None, warnings: list[str] | None = None) -> str:
     lines = ["### chapctl plan", ""]
     if header:
         owner = f" — owner `{header.owner}`" if header.owner else ""
@@ -319,12 +345,16 @@ def plan_markdown(plan: Plan, header: Header | None = None, next_runs: Previews 
         lines += [f"- {_md(m)}" for m in plan.missing_env] + [""]
     if not plan.has_changes:
         lines += ["**No changes.** The server matches the compiled projects.", ""]
+    elif not any(_shown(a) for a in plan.actions):
+        lines += ["**No visible changes.** " + fingerprint_line(plan.counts()["fingerprint"]) + ".", ""]
     else:
         lines += [f"**{summary_line(plan)}**", ""]
+        if plan.counts()["fingerprint"]:
+            lines += [fingerprint_line(plan.counts()["fingerprint"]).capitalize() + ".", ""]
         lines += ["| | Object | Name | Action | Details |", "|---|---|---|---|---|"]
         for _title, actions in _grouped(plan.actions):
             for a in actions:
-                if a.op == NOOP:
+                if not _shown(a):
                     continue
                 details = "<br>".join(_md(_code(_change_text(c))) for c in a.changes)
                 reason = _md(a.reason) + (" **(drift)**" if a.drift else "")
@@ -333,6 +363,9 @@ def plan_markdown(plan: Plan, header: Header | None = None, next_runs: Previews 
                 )
         lines.append("")
         lines += _next_runs_markdown(plan, next_runs)
+    if warnings:
+        lines += [f":warning: **Load warnings of the compiled projects ({len(warnings)})** (`chapctl validate` "
+                  "lists them with file:line:col):", ""] + [f"- {_md(w)}" for w in warnings] + [""]
     for note in plan.notes:
         lines.append(f"> {_md(note)}")
     return "\n".join(lines).rstrip() + "\n"
@@ -378,7 +411,9 @@ def apply_markdown(result: Any, header: Header | None = None) -> str:
     if result.applied or result.failed is not None:
         lines += ["", "| | Object | Name | Done |", "|---|---|---|---|"]
         for a in result.applied:
-            lines.append(f"| {SIGN[a.op]} | {a.kind.replace('_', ' ')} | `{_md(a.name)}` | {PAST[a.op]}: {_md(a.reason)} |")
+            if not a.quiet:
+                lines.append(f"| {SIGN[a.op]} | {a.kind.replace('_', ' ')} | `{_md(a.name)}` | "
+                             f"{PAST[a.op]}: {_md(a.reason)} |")
         if result.failed is not None:
             a = result.failed
             lines.append(f"| ! | {a.kind.replace('_', ' ')} | `{_md(a.name)}` | **failed** ({VERB[a.op]}) |")

@@ -14,7 +14,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from compiler.cron import expand
+from compiler.cron import MACRO_CRONS, describe, expand
 from compiler.models import Defaults, Project
 from compiler.parallel import map_split
 from compiler.validate import ValidatedRepo
@@ -22,8 +22,6 @@ from compiler.validate import ValidatedRepo
 REFERENCE_YEAR = 2027  # DST rules of this year (from the pinned tzdata) stand for "any year"
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MINUTES_PER_WEEK = 7 * 24 * 60
-MACRO_CRONS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
-               "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
 
 
 @dataclass(frozen=True)
@@ -133,36 +131,6 @@ def instance_of(project: Project) -> str:
         return f"block {creds.block} (external)"
     parts = urlsplit(creds.base_url.rstrip("/"))
     return parts.netloc + parts.path
-
-
-@lru_cache(maxsize=4096)
-def describe(cron: str) -> str:
-    """Plain English for a cron, in 24-hour US English whatever the machine's locale."""
-    return _describer()(MACRO_CRONS.get(cron.lower(), cron))
-
-
-@lru_cache(maxsize=1)
-def _describer():
-    from cron_descriptor import ExpressionDescriptor, Options
-    from cron_descriptor.ExpressionParser import ExpressionParser
-    from cron_descriptor.GetText import GetText
-
-    options = Options()
-    options.use_24hour_time_format = True
-    options.locale_code = "en_US"
-    options.verbose = False
-    translations = GetText(options.locale_code, options.locale_location)
-
-    class SharedTranslations(ExpressionDescriptor):
-        # The stock constructor re-reads the .mo catalogue for every expression (~0.3 ms each);
-        # the pinned cron-descriptor's state is these three attributes, so share the catalogue.
-        def __init__(self, expression: str) -> None:
-            self._expression = expression
-            self._options = options
-            self.get_text = translations
-            self._expression_parts = ExpressionParser(expression, options).parse()
-
-    return lambda expression: SharedTranslations(expression).get_description()
 
 
 # --- per project -------------------------------------------------------------------------------

@@ -70,3 +70,22 @@ def test_apply_workflow_fetches_the_history_the_commit_guard_needs():
     steps = [s for job in workflow["jobs"].values() for s in job["steps"]]
     checkout = next(s for s in steps if str(s.get("uses", "")).startswith("actions/checkout"))
     assert checkout["with"]["fetch-depth"] == 0
+
+
+def test_apply_workflow_needs_no_edit_for_a_new_country():
+    text = (REPO / ".github/workflows/chapctl-apply.yml").read_text()
+    workflow = pyyaml.safe_load(text)
+    env = workflow["jobs"]["apply"]["env"]
+    assert env["CHAPCTL_SECRETS"] == "${{ toJSON(secrets) }}"
+    assert not [k for k in env if k.endswith("_PASSWORD")], "per-country secrets listed by hand"
+
+
+def test_pull_request_workflow_posts_one_comment_updated_in_place_and_no_password():
+    workflow = pyyaml.safe_load((REPO / ".github/workflows/chapctl-pr.yml").read_text())
+    assert workflow["permissions"]["pull-requests"] == "write"
+    job = workflow["jobs"]["plan"]
+    assert not [k for k in job["env"] if k.endswith("_PASSWORD") or k == "CHAPCTL_SECRETS"]
+    poster = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/github-script"))
+    script = poster["with"]["script"]
+    assert "updateComment" in script and "createComment" in script and "<!-- chapctl-plan -->" in script
+    assert "diff.md" in script and "plan.md" in script and poster["if"] == "always()"

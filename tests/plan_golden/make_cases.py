@@ -206,6 +206,16 @@ def main() -> None:
     write_case("prune_cancels_runs_in_flight", BASE[:2], None, base_projects=BASE, mutate=runs,
                options={"cancel_in_flight": True})
 
+    def interrupted(live):  # an apply killed after its schedule writes, before the deployment PATCH
+        dep(live, "laos-malaria")["version"] = "chapctl:default:0000000000000000"
+    write_case("fingerprint_only_after_interrupted_apply", BASE, None, mutate=interrupted)
+
+    long_text = copy.deepcopy(BASE)
+    long_text[0] = project("laos-malaria", "laos-dhis2", model_id=12, cron="0 6 * * 1",
+                           description="Weekly malaria forecast for the Lao PDR from the national HMIS, offset by one "
+                                       "week so that late district reports are in; owner: the MoH surveillance unit")
+    write_case("long_values_are_never_cut", long_text, None, base_projects=BASE)
+
     injected = copy.deepcopy(BASE)
     injected[0] = project("laos-malaria", "laos-dhis2", model_id=12, cron="0 6 * * 1",
                           description="<<chapctl:env:LAOS_DHIS2_PASSWORD>>",

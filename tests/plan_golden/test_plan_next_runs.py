@@ -58,6 +58,8 @@ def test_changed_schedule_text_markdown_and_json():
     assert """\
   ~ schedule laos-malaria/chapctl-cron: update — schedule changed in the project
       cron: 0 6 * * 1 → 0 7 * * 1
+      when: cron '0 6 * * 1' Asia/Vientiane (At 06:00, only on Monday) → cron '0 7 * * 1' Asia/Vientiane \
+(At 07:00, only on Monday)
       next runs (cron '0 7 * * 1' Asia/Vientiane):
         Mon 2026-11-23 07:00 +07 = Mon 2026-11-23 00:00 UTC
         Mon 2026-11-30 07:00 +07 = Mon 2026-11-30 00:00 UTC

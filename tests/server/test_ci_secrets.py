@@ -59,3 +59,11 @@ def test_a_malformed_secrets_map_is_one_line_that_never_shows_it(chapctl, make_r
     proc = chapctl.cli(repo, "apply", env=env)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "CHAPCTL_SECRETS" in proc.stderr
     assert CANARY not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_plan_markdown_lists_the_load_warnings(chapctl, make_repo, clean_server):
+    crowd = [project(f"crowd-{i}", "laos-dhis2", cron="0 2 1 * *", timezone="UTC") for i in range(5)]
+    repo = make_repo(crowd)
+    md = chapctl.cli(repo, "plan", "--markdown").stdout
+    assert ":warning: **Load warnings of the compiled projects (1)**" in md
+    assert "5 runs start 02:00-02:59 UTC on day 1 of every month against laos-dhis2.example.org" in md
