@@ -535,8 +535,8 @@ def _plan_deployments(ctx: _Context, p: Plan) -> list[Action]:
         else:
             p.blockers.append(
                 f"deployment {d.flow_name}/{d.name} belongs to chapctl owner {owner!r} (another repository applying "
-                f"to this server); rename the project, or remove it from {owner!r}'s repository first (its next "
-                "apply prunes it)"
+                f"to this server); rename the project, or remove it from the repository of owner {owner!r} first "
+                "(its next apply prunes it)"
             )
     doomed = prune_candidates(ctx.desired, ctx.live)
     owned = [lv for lv in ctx.live.deployments if deployment_owner(lv) == ctx.owner]

@@ -235,7 +235,9 @@ def plan_lines(plan: Plan, header: Header | None = None, *, show_noops: bool = F
     out += _guard_lines(guard)
     for blocker in plan.blockers:
         out.append(("bold red", f"blocked: {blocker}"))
-    if any(_shown(a) for a in plan.actions):
+    if plan.blockers:
+        out.append(("bold red", f"Apply would refuse: {len(plan.blockers)} blocker(s) above; nothing would be written."))
+    elif any(_shown(a) for a in plan.actions):
         out.append(("bold", f"Plan: {summary_line(plan)}."))
     elif plan.has_changes:
         out.append(("bold", "No visible changes; apply only records fingerprints (see the note above)."))

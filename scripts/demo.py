@@ -108,19 +108,25 @@ def chapctl(*args: str) -> None:
 
 
 def ensure_external_block() -> None:
-    """The examples reference a block managed outside chapctl; create it once, as its owner would."""
+    """The examples reference a block managed outside chapctl; create it once, as its owner would.
+
+    Its existence is checked over the REST API: importing Prefect (and its event worker, which
+    prints "Still processing items" at exit) only happens the one time it is created."""
+    with client() as api:
+        found = api.post("block_documents/filter", json={
+            "block_documents": {"name": {"any_": [EXTERNAL_BLOCK]}, "is_anonymous": {"eq_": False}},
+            "block_types": {"slug": {"any_": ["chap-dhis2-credentials"]}}, "limit": 1})
+        found.raise_for_status()
+        if found.json():
+            return
     code = (
         "import os, sys\n"
         "from flows.blocks import Dhis2Credentials\n"
-        "name = sys.argv[1]\n"
-        "try:\n"
-        "    Dhis2Credentials.load(name)\n"
-        "except ValueError:\n"
-        "    Dhis2Credentials(base_url=sys.argv[2], username=sys.argv[3],\n"
-        "                     password=os.environ['DEMO_DHIS2_PASSWORD']).save(name)\n"
-        "    print(f'created block {name} (managed outside chapctl)')\n"
+        "Dhis2Credentials(base_url=sys.argv[2], username=sys.argv[3],\n"
+        "                 password=os.environ['DEMO_DHIS2_PASSWORD']).save(sys.argv[1])\n"
+        "print(f'created block {sys.argv[1]} (managed outside chapctl)')\n"
     )
-    env = {**demo_env(), "PYTHONPATH": str(ROOT),
+    env = {**demo_env(), "PYTHONPATH": str(ROOT), "PREFECT_LOGGING_LEVEL": "ERROR",
            "DEMO_DHIS2_PASSWORD": os.environ.get("DEMO_DHIS2_PASSWORD", "demo-password")}
     subprocess.run([sys.executable, "-c", code, EXTERNAL_BLOCK, stack.fake_url(),
                     os.environ.get("DEMO_DHIS2_USERNAME", "chap-bot")], env=env, cwd=ROOT, check=True)

@@ -1,0 +1,78 @@
+"""The local stack's guards (scripts/demo.py, scripts/stack.py): every trap a newcomer met."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+import demo  # noqa: E402
+import stack  # noqa: E402
+
+
+@pytest.fixture
+def running_local_server(tmp_path, monkeypatch):
+    monkeypatch.setattr(stack, "PIDS", tmp_path / "pids")
+    (tmp_path / "pids").mkdir()
+    (tmp_path / "pids" / "server.pid").write_text(str(os.getpid()))  # a live process
+    monkeypatch.delenv("ALLOW_LOCAL_SERVER", raising=False)
+    monkeypatch.delenv("PREFECT_PORT", raising=False)
+
+
+def test_make_plan_and_apply_refuse_to_aim_the_real_projects_at_the_demo_server(running_local_server, monkeypatch):
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    with pytest.raises(SystemExit) as err:
+        stack.check_target()
+    assert "the local demo server that `make run` started" in str(err.value)
+    assert "make demo-plan" in str(err.value) and "ALLOW_LOCAL_SERVER=1" in str(err.value)
+    monkeypatch.setenv("ALLOW_LOCAL_SERVER", "1")
+    stack.check_target()  # said on purpose
+    monkeypatch.delenv("ALLOW_LOCAL_SERVER")
+    monkeypatch.setenv("PREFECT_API_URL", "https://prefect.example.org/api")
+    stack.check_target()  # a real server
+
+
+def test_makefile_runs_the_guard_before_plan_and_apply():
+    makefile = (REPO / "Makefile").read_text()
+    for target in ("plan", "apply"):
+        recipe = re.search(rf"^{target}:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)
+        assert recipe.index("check-target") < recipe.index(f"$(CHAPCTL) {target}")
+
+
+def test_unknown_demo_project_is_refused_before_anything_is_applied(monkeypatch):
+    monkeypatch.setattr(demo, "DEMO_PROJECT", "laos-malria")
+    with pytest.raises(SystemExit) as err:
+        demo.check_inputs(plan_only=False)
+    message = str(err.value)
+    assert "DEMO_PROJECT='laos-malria' is not a project" in message and "did you mean 'laos-malaria'?" in message
+    assert "Nothing was applied" in message
+
+
+def test_demo_refuses_a_hand_edited_prefect_yaml(tmp_path, monkeypatch, capsys):
+    copy = tmp_path / "repo"
+    for name in ("projects", "templates", "schema", "blocks"):
+        shutil.copytree(REPO / name, copy / name)
+    for name in ("prefect.yaml", "SCHEDULES.md", "schedules.svg"):
+        shutil.copy(REPO / name, copy / name)
+    prefect_yaml = copy / "prefect.yaml"
+    prefect_yaml.write_text(prefect_yaml.read_text().replace("configured_model_id: 7", "configured_model_id: 8", 1))
+    monkeypatch.setattr(demo, "ROOT", copy)
+    with pytest.raises(SystemExit) as err:
+        demo.check_inputs(plan_only=True)
+    assert "nothing was applied" in str(err.value)
+    assert "prefect.yaml (edited by hand: edit projects/laos-dengue.yaml instead)" in capsys.readouterr().err
+
+
+def test_run_ends_by_saying_what_keeps_running_and_how_to_stop_it(monkeypatch, capsys):
+    monkeypatch.setattr(stack, "pid_of", lambda name: {"server": 11, "worker": 12, "fake-dhis2": 13}[name])
+    demo.what_keeps_running()
+    out = capsys.readouterr().out
+    assert "Still running (until `make stop`; `make clean` also deletes .local/):" in out
+    assert "Prefect server http://127.0.0.1:4200/api (pid 11" in out and "process worker (pid 12" in out
+    assert "fake DHIS2+CHAP http://127.0.0.1:18080 (pid 13" in out
