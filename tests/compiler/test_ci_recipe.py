@@ -89,3 +89,51 @@ def test_pull_request_workflow_posts_one_comment_updated_in_place_and_no_passwor
     script = poster["with"]["script"]
     assert "updateComment" in script and "createComment" in script and "<!-- chapctl-plan -->" in script
     assert "diff.md" in script and "plan.md" in script and poster["if"] == "always()"
+
+
+NODE_HARNESS = r"""
+const fs = require("fs");
+const [script, workdir, existing] = process.argv.slice(2);
+process.chdir(workdir);
+process.env.GITHUB_STEP_SUMMARY = workdir + "/summary.md";
+const run = new Function("require", "github", "context", "process",
+                         "return (async () => {\n" + fs.readFileSync(script, "utf8") + "\n})();");
+const calls = [];
+const github = {
+  paginate: async () => JSON.parse(existing),
+  rest: { issues: { listComments: null,
+    updateComment: async (a) => calls.push({ op: "update", ...a }),
+    createComment: async (a) => calls.push({ op: "create", ...a }) } },
+};
+run(require, github, { repo: { owner: "o", repo: "r" }, issue: { number: 5 } }, process)
+  .then(() => console.log(JSON.stringify(calls)));
+"""
+
+
+@pytest.mark.parametrize("existing", [[], [{"id": 7, "body": "<!-- chapctl-plan -->\nold"}, {"id": 8, "body": "hi"}]])
+def test_the_comment_script_creates_one_comment_then_updates_it(existing, tmp_path):
+    import json
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    assert node, "node is needed to run the workflow's github-script step"
+    workflow = pyyaml.safe_load((REPO / ".github/workflows/chapctl-pr.yml").read_text())
+    step = next(s for s in workflow["jobs"]["plan"]["steps"] if "github-script" in str(s.get("uses")))
+    (tmp_path / "script.js").write_text(step["with"]["script"])
+    (tmp_path / "harness.js").write_text(NODE_HARNESS)
+    (tmp_path / "diff.md").write_text("### chapctl diff: projects `abc` → working tree\n")
+    (tmp_path / "plan.md").write_text("### chapctl plan\n")
+    (tmp_path / "SCHEDULES.md").write_text((REPO / "SCHEDULES.md").read_text())
+    proc = subprocess.run([node, str(tmp_path / "harness.js"), str(tmp_path / "script.js"), str(tmp_path),
+                           json.dumps(existing)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    (call,) = json.loads(proc.stdout)
+    assert call["op"] == ("update" if existing else "create")
+    if existing:
+        assert call["comment_id"] == 7
+    body = call["body"]
+    assert body.startswith("<!-- chapctl-plan -->\n### chapctl diff") and "### chapctl plan" in body
+    assert "<summary>When every project runs" in body and "| laos-malaria |" in body
+    assert "schedules.svg" not in body  # an image a comment cannot show
+    assert (tmp_path / "summary.md").read_text() == body

@@ -105,3 +105,20 @@ def test_an_empty_projects_folder_warns_that_apply_would_delete_everything(repo_
     assert "projects/: warning: no project files: apply would delete every deployment of owner 'laos-team'" \
         in result.stderr and "--allow-delete-all" in result.stderr
     assert "owner: laos-team" in (repo / "prefect.yaml").read_text()
+
+
+def test_compile_refuses_to_discard_a_hand_edit_and_names_the_project_to_edit(repo_factory):
+    repo = repo_factory({"projects/one.yaml": valid_project("one"), "projects/two.yaml": valid_project("two")})
+    assert invoke("compile", "--root", str(repo)).exit_code == 0
+    prefect_yaml = repo / "prefect.yaml"
+    edited = prefect_yaml.read_text().replace("configured_model_id: 12", "configured_model_id: 13", 1)
+    prefect_yaml.write_text(edited)
+    result = invoke("compile", "--root", str(repo))
+    assert result.exit_code == 1 and prefect_yaml.read_text() == edited  # the edit is still there
+    assert "prefect.yaml (edited by hand: edit projects/one.yaml instead)" in result.stderr
+    assert "chapctl compile --force" in result.stderr
+    check = invoke("compile", "--check", "--root", str(repo))
+    assert check.exit_code == 1 and "edited by hand" in check.stderr
+    assert invoke("compile", "--force", "--root", str(repo)).exit_code == 0
+    assert "configured_model_id: 13" not in prefect_yaml.read_text()
+    assert invoke("compile", "--check", "--root", str(repo)).exit_code == 0
