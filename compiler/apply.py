@@ -19,7 +19,6 @@ checked against the server and counts as done when the server is in the state it
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path

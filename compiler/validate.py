@@ -8,11 +8,9 @@ name, cross-file uniqueness, secrets) run in Python with messages written for pe
 from __future__ import annotations
 
 import difflib
-import importlib.resources
 import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, get_args
 
 from pydantic import BaseModel
