@@ -1,6 +1,9 @@
 """Names the compiler writes and plan/apply look for: one definition, so the two sides agree.
 
-Kept free of imports: plan/apply must not load the models (pydantic) on their fast path."""
+Kept free of heavy imports: plan/apply must not load the models (pydantic) on their fast path.
+What the flow must agree on too lives in `flows/constants.py` (no imports there either)."""
+
+from flows.constants import BLOCK_TYPE_SLUG  # noqa: F401  (the Dhis2Credentials block type)
 
 MANAGED_TAG = "managed-by:chapctl"  # every deployment chapctl writes carries it (a marker for people)
 OWNER_TAG_PREFIX = "chapctl-owner:"  # + the owner of `_defaults.yaml`: what plan/apply own and prune

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from compiler.diagnostics import Diagnostic
+    from compiler.compile.diagnostics import Diagnostic
 
 
 class ChapctlError(Exception):

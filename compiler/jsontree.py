@@ -25,3 +25,12 @@ def leaves(value: Any) -> Iterator[Any]:
             yield from leaves(v)
     else:
         yield value
+
+
+def map_mappings(value: Any, node: Callable[[dict[str, Any]], Any]) -> Any:
+    """A copy of `value` with every dict replaced by `node(it)`, children first (bottom-up)."""
+    if isinstance(value, dict):
+        return node({k: map_mappings(v, node) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return [map_mappings(v, node) for v in value]
+    return value

@@ -59,24 +59,33 @@ def missing_value_rejections(error: BaseException) -> list[Rejection]:
     ]
 
 
-def _detail_of(response: httpx.Response) -> Any:
+def error_detail(response: httpx.Response) -> Any:
+    """What a failed answer says, as sent: chap-core's and FastAPI's `detail`, DHIS2's `message`,
+    Prefect's 422 `exception_detail` (never its echoed `request_body`), else the text."""
     try:
         body = response.json()
     except ValueError:
-        return response.text.strip()[:_MAX_DETAIL_CHARS]
+        return response.text.strip()[:_MAX_DETAIL_CHARS] or response.reason_phrase
     if isinstance(body, dict):
-        # chap-core answers {"detail": ...}; DHIS2 answers {"message": ..., "httpStatus": ...}
-        for key in ("detail", "message"):
+        for key in ("detail", "message", "exception_detail"):
             if key in body:
                 return body[key]
+        return None if "request_body" in body else body
     return body
 
 
-def _detail_text(detail: Any) -> str:
+def error_text(detail: Any, limit: int = _MAX_DETAIL_CHARS) -> str:
+    """One line for an `error_detail`: validation errors as `where: what; …` (their echoed input
+    dropped, it may hold a secret), messages as they are, anything else as compact JSON."""
+    if detail is None:
+        return "(response body withheld)"
     if isinstance(detail, dict) and isinstance(detail.get("message"), str):
-        return detail["message"]
-    text = detail if isinstance(detail, str) else json.dumps(detail, separators=(",", ":"))
-    return text if len(text) <= _MAX_DETAIL_CHARS else text[:_MAX_DETAIL_CHARS] + "..."
+        text = detail["message"]
+    elif isinstance(detail, list) and all(isinstance(e, dict) and "msg" in e for e in detail):
+        text = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', []))}: {e['msg']}" for e in detail)
+    else:
+        text = detail if isinstance(detail, str) else json.dumps(detail, separators=(",", ":"))
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class _Service:
@@ -93,8 +102,8 @@ class _Service:
         except httpx.HTTPError as exc:
             raise ServiceError(self.name, method, path, f"no response ({type(exc).__name__}: {exc})") from None
         if response.status_code >= 300:
-            detail = _detail_of(response)
-            problem = f"HTTP {response.status_code}: {_detail_text(detail)}"
+            detail = error_detail(response)
+            problem = f"HTTP {response.status_code}: {error_text(detail)}"
             raise ServiceError(self.name, method, path, problem, response.status_code, detail)
         try:
             return response.json()

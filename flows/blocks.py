@@ -7,7 +7,6 @@ The block also builds the HTTP clients the prediction flow uses for each service
 from __future__ import annotations
 
 import logging
-import random
 import time
 from typing import Any, Callable
 
@@ -15,7 +14,9 @@ import httpx
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, field_validator
 
-BLOCK_TYPE_SLUG = "chap-dhis2-credentials"
+from flows.constants import BLOCK_TYPE_SLUG
+from flows.retrying import policy
+
 
 CHAP_ROUTE_PATH = "/api/routes/chap/run"
 """DHIS2 route (by its code `chap`) that proxies every CHAP call."""
@@ -68,32 +69,26 @@ class RetryingClient(httpx.Client):
     def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         if request.method not in RETRYABLE_METHODS:
             return super().send(request, **kwargs)
-        for attempt in range(1, self._attempts + 1):
-            last_attempt = attempt == self._attempts
-            try:
-                response = super().send(request, **kwargs)
-            except RETRYABLE_ERRORS as exc:
-                if last_attempt:
-                    raise
-                problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code < 500 or last_attempt:
-                    return response
-                response.close()
-                problem = f"HTTP {response.status_code}"
-            delay = self._delay(attempt)
-            self._logger.warning(
-                "%s %s failed (%s); retry %d of %d in %.1f s",
-                request.method, request.url.path, problem, attempt, self._attempts - 1, delay,
-            )
-            self._sleep(delay)
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _delay(self, attempt: int) -> float:
-        # Exponential backoff with jitter so that many flow runs hitting the same outage do
-        # not retry in lockstep.
-        base = min(self._backoff_cap, self._backoff * 2 ** (attempt - 1))
-        return base + random.uniform(0, base / 2)
+        def retryable(state) -> bool:
+            outcome = state.outcome
+            if outcome.failed:
+                return isinstance(outcome.exception(), RETRYABLE_ERRORS)
+            return outcome.result().status_code >= 500
+
+        def announce(state, delay: float) -> None:
+            outcome = state.outcome
+            if outcome.failed:
+                problem = f"{type(outcome.exception()).__name__}: {outcome.exception()}"
+            else:
+                problem = f"HTTP {outcome.result().status_code}"
+                outcome.result().close()  # its body is not read: another attempt follows
+            self._logger.warning("%s %s failed (%s); retry %d of %d in %.1f s", request.method, request.url.path,
+                                 problem, state.attempt_number, self._attempts - 1, delay)
+
+        retrying = policy(attempts=self._attempts, backoff=self._backoff, cap=self._backoff_cap,
+                          retry_if=retryable, sleep=self._sleep, before_sleep=announce)
+        return retrying(super().send, request, **kwargs)
 
 
 class Dhis2Credentials(Block):

@@ -48,7 +48,7 @@ def demo_env() -> dict[str, str]:
 
 def password_variables() -> list[str]:
     """The variables the example projects name in `password_env`, read by the compiler itself."""
-    from compiler.build import validate_repo
+    from compiler.compile.build import validate_repo
 
     projects = validate_repo(ROOT).projects
     return sorted({v.project.credentials.password_env for v in projects if v.project.credentials.managed})
@@ -58,7 +58,7 @@ def check_inputs(plan_only: bool) -> None:
     """Everything that can be refused before the server is touched."""
     import difflib
 
-    from compiler.build import validate_repo
+    from compiler.compile.build import validate_repo
 
     chapctl_root("compile", "--check", quiet=True)  # a hand edit of prefect.yaml is reported, not lost
     names = sorted(v.project.name for v in validate_repo(ROOT).projects)

@@ -51,7 +51,7 @@ def test_workflow_is_valid_yaml_and_calls_existing_commands(path):
 
 def test_pull_request_workflow_checks_before_planning():
     text = (REPO / ".github/workflows/chapctl-pr.yml").read_text()
-    order = [text.index(s) for s in ("chapctl validate", "chapctl compile --check", "chapctl plan --markdown")]
+    order = [text.index(s) for s in ("chapctl validate", "chapctl compile --check", "chapctl plan --format markdown")]
     assert order == sorted(order)
 
 

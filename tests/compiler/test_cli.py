@@ -122,3 +122,16 @@ def test_compile_refuses_to_discard_a_hand_edit_and_names_the_project_to_edit(re
     assert invoke("compile", "--force", "--root", str(repo)).exit_code == 0
     assert "configured_model_id: 13" not in prefect_yaml.read_text()
     assert invoke("compile", "--check", "--root", str(repo)).exit_code == 0
+
+
+def test_one_output_option_on_every_verb_with_the_old_spellings_as_aliases(repo_factory):
+    repo = repo_factory({"projects/one.yaml": valid_project("one")})
+    for verb in ("validate", "compile", "schedule", "diff", "plan", "apply"):
+        assert "--format" in invoke(verb, "--help").stdout, verb
+    as_format = invoke("validate", "--root", str(repo), "--format", "json")
+    assert as_format.exit_code == 0
+    for alias in (["-f", "json"], ["--json"]):
+        assert invoke("validate", "--root", str(repo), *alias).stdout == as_format.stdout
+    assert invoke("schedule", "--root", str(repo), "--json").stdout.startswith("[")
+    both = CliRunner().invoke(app, ["schedule", "--root", str(repo), "--json", "--format", "text"])
+    assert both.exit_code == 2 and "pick one output format" in both.stderr

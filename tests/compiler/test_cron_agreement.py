@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.cron import MACROS, cron_problem
+from compiler.compile.cron import MACROS, cron_problem
 
 FIVE_FIELD_CORPUS = [
     # valid

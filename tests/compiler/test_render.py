@@ -16,7 +16,7 @@ from ruamel.yaml import YAML
 from click.testing import CliRunner
 
 from compiler.cli import app
-from compiler.render import yaml_scalar
+from compiler.compile.render import yaml_scalar
 from tests.compiler.conftest import REPO, valid_project
 
 NASTY = [

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from compiler.cli import app
-from compiler.schedules import describe, utc_crons
+from compiler.review.schedules import describe, utc_crons
 
 PROJECT = """\
 name: {name}

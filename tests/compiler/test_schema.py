@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
-from compiler.load import load_repo
-from compiler.models import Project
-from compiler.schema import render_schemas
+from compiler.compile.load import load_repo
+from compiler.compile.models import Project
+from compiler.compile.schema import render_schemas
 from tests.compiler.conftest import REPO
 
 CASES = Path(__file__).parent / "cases"
@@ -21,7 +21,7 @@ def committed(path: str) -> dict:
 
 
 def test_committed_schemas_equal_generated():
-    from compiler.render import stamp
+    from compiler.compile.render import stamp
 
     for path, text in render_schemas().items():
         assert (REPO / path).read_text() == stamp(text)

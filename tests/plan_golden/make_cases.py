@@ -17,8 +17,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from compiler.desired import BlockRef, load_desired, secret_digest
-from compiler.flow_schemas import Facts
+from compiler.reconcile.desired import BlockRef, load_desired, secret_digest
+from compiler.reconcile.facts import Facts
 from tests.server.repo import Repo, project
 
 HERE = Path(__file__).resolve().parent

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from compiler.desired import load_desired
-from compiler.flow_schemas import Facts
-from compiler.plan import plan
-from compiler.state import Live
+from compiler.reconcile.desired import load_desired
+from compiler.reconcile.facts import Facts
+from compiler.reconcile.plan import plan
+from compiler.reconcile.live import Live
 
 HERE = Path(__file__).resolve().parent
 CASES = sorted(p for p in (HERE / "cases").iterdir() if p.is_dir()) if (HERE / "cases").is_dir() else []

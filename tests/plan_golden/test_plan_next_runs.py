@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from compiler import plan_report
-from compiler.desired import load_desired
-from compiler.plan import plan
-from compiler.preview import schedule_runs
-from compiler.state import Live
+from compiler.reconcile import report as plan_report
+from compiler.reconcile.desired import load_desired
+from compiler.reconcile.plan import plan
+from compiler.review.preview import schedule_runs
+from compiler.reconcile.live import Live
 from tests.plan_golden.make_cases import BASE, ENV, FACTS, applied_live, compile_projects
 from tests.server.repo import project
 
@@ -179,11 +179,11 @@ def test_verbose_text_previews_only_what_changes():
 _IMPORTS = """
 import datetime as dt, json, sys
 from pathlib import Path
-from compiler import plan_report
-from compiler.desired import load_desired
-from compiler.flow_schemas import Facts
-from compiler.plan import plan
-from compiler.state import Live
+from compiler.reconcile import report as plan_report
+from compiler.reconcile.desired import load_desired
+from compiler.reconcile.facts import Facts
+from compiler.reconcile.plan import plan
+from compiler.reconcile.live import Live
 here = Path("tests/plan_golden")
 facts = Facts.from_json(json.loads((here / "facts.json").read_text()))
 case = Path(sys.argv[1])

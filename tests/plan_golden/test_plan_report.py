@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from compiler import plan_report
-from compiler.desired import load_desired
-from compiler.flow_schemas import Facts
-from compiler.plan import plan
-from compiler.state import Live
+from compiler.reconcile import report as plan_report
+from compiler.reconcile.desired import load_desired
+from compiler.reconcile.facts import Facts
+from compiler.reconcile.plan import plan
+from compiler.reconcile.live import Live
 
 HERE = Path(__file__).resolve().parent
 

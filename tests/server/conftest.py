@@ -41,7 +41,7 @@ def warm_cache(tmp_path_factory) -> Path:
     """A repository whose .chapctl/cache holds the Prefect facts, copied into every test repo."""
     root = tmp_path_factory.mktemp("warm")
     repo = Repo.create(root, [project("laos-malaria")])
-    from compiler.desired import load_desired
+    from compiler.reconcile.desired import load_desired
 
     load_desired(repo.root, {"CHAPCTL_FLOWS_DIR": "/x"})
     return root
@@ -69,13 +69,13 @@ class Chapctl:
         self.outputs: list[str] = []  # everything the CLI printed, for the canary search
 
     def api(self, **kw):
-        from compiler.prefect_api import ApiSettings, PrefectAPI
+        from compiler.reconcile.client import ApiSettings, PrefectAPI
 
         return PrefectAPI(ApiSettings.from_env(self.env), **kw)
 
     def plan(self, repo: Repo, adopt: bool = False, **flags: bool):
-        from compiler.apply import prepare
-        from compiler.plan import PlanOptions
+        from compiler.reconcile.prepare import prepare
+        from compiler.reconcile.plan import PlanOptions
 
         with self.api() as api:
             prepared = prepare(repo.root, api, env=self.env, options=PlanOptions(adopt=adopt, **flags))
@@ -87,8 +87,8 @@ class Chapctl:
               allow_delete_all: bool = False, cancel_in_flight: bool = False, **api_kw):
         """Apply in-process; `last_stats` counts the plan's reads and writes (the lock and the
         commit record use their own client: `result.bookkeeping`)."""
-        from compiler.apply import ApplyOptions, apply
-        from compiler.plan import PlanOptions
+        from compiler.reconcile.apply import ApplyOptions, apply
+        from compiler.reconcile.plan import PlanOptions
 
         options = ApplyOptions(PlanOptions(adopt, allow_delete_all, cancel_in_flight), lock_timeout,
                                ignore_applied_commit)

@@ -65,7 +65,7 @@ class Repo:
         self.compile()
 
     def compile(self) -> None:
-        from compiler import build
+        from compiler.compile import build
 
         compiled = build.compile_repo(self.root)
         build.write(self.root, compiled.artifacts)

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from compiler.preview import schedule_runs
+from compiler.review.preview import schedule_runs
 from tests.server.conftest import PASSWORDS, Chapctl
 from tests.server.prefect_server import PrefectServer, backends, scheduler_env
 from tests.server.repo import Repo, project

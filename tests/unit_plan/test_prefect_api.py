@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from compiler.errors import ServerError
-from compiler.prefect_api import ApiSettings, NotFound, PrefectAPI
+from compiler.reconcile.client import ApiSettings, NotFound, PrefectAPI
 
 URL = "http://prefect.test/api"
 

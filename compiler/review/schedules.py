@@ -14,10 +14,10 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from compiler.cron import MACRO_CRONS, describe, expand
-from compiler.models import Defaults, Project
-from compiler.parallel import map_split
-from compiler.validate import ValidatedRepo
+from compiler.compile.cron import MACRO_CRONS, describe, expand
+from compiler.compile.models import Defaults, Project
+from compiler.compile.parallel import map_split
+from compiler.compile.validate import ValidatedRepo
 
 REFERENCE_YEAR = 2027  # DST rules of this year (from the pinned tzdata) stand for "any year"
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

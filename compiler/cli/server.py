@@ -1,7 +1,8 @@
 """`chapctl plan` and `chapctl apply`: the commands that talk to a Prefect server.
 
-Registered on the main app by `compiler.cli`. click and rich live only here (and in cli.py);
-nothing imported at module import time touches prefect, so `chapctl --help` stays instant.
+Registered on the main app by `compiler.cli`. Nothing imported at module import time touches
+prefect, so `chapctl --help` stays instant; the core (compiler.reconcile) is imported inside the
+command bodies.
 """
 
 from __future__ import annotations
@@ -13,11 +14,8 @@ from typing import Iterator, Optional
 
 import click
 
-from compiler.cli_options import root_option
+from compiler.cli.common import console, find_repo, output_option, print_lines, root_option, run_guarded
 
-json_option = click.option("--json", "json_", is_flag=True, help="Print a JSON document instead of text.")
-markdown_option = click.option("--markdown", is_flag=True,
-                               help="Print Markdown for a pull-request comment or a CI step summary.")
 adopt_option = click.option("--adopt", is_flag=True, help="Take over unmanaged deployments whose name a project uses.")
 delete_all_option = click.option(
     "--allow-delete-all", is_flag=True,
@@ -34,15 +32,14 @@ def register(app: click.Group) -> None:
 
 @click.command(name="plan", short_help="Show what apply would change on the Prefect server (drift marked).")
 @root_option
-@json_option
-@markdown_option
+@output_option("text", "json", "markdown")
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when there is nothing to change, 2 when there is, 1 on error.")
 @adopt_option
 @delete_all_option
 @cancel_option
 @click.option("--verbose", "-v", is_flag=True, help="Also list unchanged objects.")
-def plan_command(root: Optional[Path], json_: bool, markdown: bool, detailed_exitcode: bool, adopt: bool,
+def plan_command(root: Optional[Path], output: str, detailed_exitcode: bool, adopt: bool,
                  allow_delete_all: bool, cancel_in_flight: bool, verbose: bool) -> None:
     """Read the Prefect server and show what `apply` would change. Writes nothing.
 
@@ -50,38 +47,36 @@ def plan_command(root: Optional[Path], json_: bool, markdown: bool, detailed_exi
     --detailed-exitcode 0 no changes / 2 changes; 1 on error or when apply would refuse."""
 
     def body() -> int:
-        from compiler import plan_report
-        from compiler.apply import prepare
-        from compiler.plan import PlanOptions
+        from compiler.reconcile import report as plan_report
+        from compiler.reconcile.prepare import prepare
+        from compiler.reconcile.plan import PlanOptions
 
-        _exclusive(json_, markdown)
         with _client() as api:
-            prepared = prepare(_repo(root), api, options=PlanOptions(adopt, allow_delete_all, cancel_in_flight))
+            prepared = prepare(find_repo(root), api, options=PlanOptions(adopt, allow_delete_all, cancel_in_flight))
             header = _header(api, prepared)
         p = prepared.plan
         # Next runs of every schedule the plan creates or changes, from Prefect's own schedule
         # code; None (and prefect never imported) when no schedule is created or changed.
         runs = plan_report.schedule_previews(p)
-        if json_:
+        if output == "json":
             print(plan_report.plan_json(p, header, runs, prepared.guard))
-        elif markdown:
-            from compiler.build import check_repo  # the compile pipeline: only for the pull-request comment
+        elif output == "markdown":
+            from compiler.compile.build import check_repo  # the compile pipeline: only for the pull-request comment
 
             warnings = [d.message for d in check_repo(prepared.root).warnings]
             print(plan_report.plan_markdown(p, header, runs, prepared.guard, warnings), end="")
         else:
-            _print_lines(plan_report.plan_lines(p, header, show_noops=verbose, next_runs=runs, guard=prepared.guard))
+            print_lines(plan_report.plan_lines(p, header, show_noops=verbose, next_runs=runs, guard=prepared.guard))
         if p.blockers:
             return 1
         return 2 if detailed_exitcode and p.has_changes else 0
 
-    _guarded(body)
+    run_guarded(body)
 
 
 @click.command(name="apply", short_help="Make the Prefect server match the projects; write only what differs.")
 @root_option
-@json_option
-@markdown_option
+@output_option("text", "json", "markdown")
 @adopt_option
 @delete_all_option
 @cancel_option
@@ -90,7 +85,7 @@ def plan_command(root: Optional[Path], json_: bool, markdown: bool, detailed_exi
 @click.option("--ignore-applied-commit", is_flag=True,
               help="Apply even if this checkout does not contain the commit the server last applied "
                    "(a deliberate roll-back, or history rewritten by a force-push).")
-def apply_command(root: Optional[Path], json_: bool, markdown: bool, adopt: bool, allow_delete_all: bool,
+def apply_command(root: Optional[Path], output: str, adopt: bool, allow_delete_all: bool,
                   cancel_in_flight: bool, lock_timeout: float, ignore_applied_commit: bool) -> None:
     """Make the Prefect server match the compiled projects, then print what changed.
 
@@ -99,18 +94,17 @@ def apply_command(root: Optional[Path], json_: bool, markdown: bool, adopt: bool
     per owner at a time (a lock on the server); refuses a checkout older than the last apply."""
 
     def body() -> int:
-        from compiler import plan_report
-        from compiler.apply import ApplyOptions, apply
+        from compiler.reconcile import report as plan_report
+        from compiler.reconcile.apply import ApplyOptions, apply
         from compiler.errors import ApplyFailed
-        from compiler.plan import PlanOptions
+        from compiler.reconcile.plan import PlanOptions
 
-        _exclusive(json_, markdown)
-        console = None if (json_ or markdown) else _console()
+        out = console() if output == "text" else None
 
         def progress(action) -> None:
-            if console is not None and not action.quiet:
+            if out is not None and not action.quiet:
                 for style, text in plan_report.action_lines(action, past=True):
-                    console.print(text, style=style or None, markup=False, highlight=False)
+                    out.print(text, style=style or None, markup=False, highlight=False)
 
         def waiting(message: str) -> None:
             print(message, file=sys.stderr, flush=True)
@@ -119,34 +113,28 @@ def apply_command(root: Optional[Path], json_: bool, markdown: bool, adopt: bool
                                ignore_applied_commit)
         with _client() as api, _sigterm_interrupts():
             try:
-                prepared, result = apply(_repo(root), api, options=options, progress=progress, on_wait=waiting)
+                prepared, result = apply(find_repo(root), api, options=options, progress=progress, on_wait=waiting)
                 failure = None
             except ApplyFailed as exc:
                 prepared, result, failure = exc.prepared, exc.result, exc
             header = _header(api, prepared)
-        if json_:
+        if output == "json":
             print(plan_report.apply_json(result, header))
-        elif markdown:
+        elif output == "markdown":
             print(plan_report.apply_markdown(result, header), end="")
         else:
-            _print_lines(plan_report.apply_lines(result, header, include_actions=False))
+            print_lines(plan_report.apply_lines(result, header, include_actions=False))
         if failure is not None:
             raise failure
         return 0
 
-    _guarded(body)
+    run_guarded(body)
 
 
 # -- helpers --------------------------------------------------------------------------------------
-def _repo(root: Optional[Path]) -> Path:
-    from compiler.root import find_root
-
-    return find_root(root)
-
-
 @contextmanager
 def _client():
-    from compiler.prefect_api import ApiSettings, PrefectAPI
+    from compiler.reconcile.client import ApiSettings, PrefectAPI
 
     api = PrefectAPI(ApiSettings.from_env())
     try:
@@ -176,32 +164,9 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def _header(api, prepared):
-    from compiler import plan_report
+    from compiler.reconcile import report as plan_report
 
     return plan_report.Header(api.settings.url, prepared.live.server_version, len(prepared.desired.deployments),
                               api.stats.requests, api.stats.writes, prepared.desired.owner)
 
 
-def _exclusive(json_: bool, markdown: bool) -> None:
-    if json_ and markdown:
-        from compiler.errors import UserError
-
-        raise UserError("--json and --markdown are mutually exclusive; pick one")
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=True)
-
-
-def _print_lines(lines: list[tuple[str, str]]) -> None:
-    console = _console()
-    for style, text in lines:
-        console.print(text, style=style or None, markup=False, highlight=False)
-
-
-def _guarded(body) -> None:
-    from compiler.cli import run_guarded
-
-    run_guarded(body)

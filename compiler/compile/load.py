@@ -19,8 +19,8 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.resolver import VersionedResolver, implicit_resolvers
 from ruamel.yaml.tag import Tag
 
-from compiler.diagnostics import Diagnostic, dotted_path
-from compiler.parallel import map_split
+from compiler.compile.diagnostics import Diagnostic, dotted_path
+from compiler.compile.parallel import map_split
 
 PROJECTS_DIR = "projects"
 DEFAULTS_FILE = "_defaults.yaml"

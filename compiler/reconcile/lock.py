@@ -29,7 +29,7 @@ from typing import Any
 
 from compiler.constants import LOCK_VARIABLE, MANAGED_TAG, owner_tag
 from compiler.errors import ApplyRefused, Conflict, NotFound, ServerError
-from compiler.prefect_api import PrefectAPI
+from compiler.reconcile.client import PrefectAPI
 
 DEFAULT_TTL = 60.0
 POLL_SECONDS = 1.0

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.constants import MANAGED_TAG, STATE_VARIABLE, VARIABLE_PREFIX
-from compiler.desired import Desired, secret_digest
+from compiler.reconcile.desired import Desired, secret_digest
 from compiler.errors import NotFound
-from compiler.ownership import LEGACY, deployment_owner
-from compiler.prefect_api import PrefectAPI
+from compiler.reconcile.ownership import LEGACY, deployment_owner
+from compiler.reconcile.client import PrefectAPI
 
 DEPLOYMENT_FIELDS = (
     "id",

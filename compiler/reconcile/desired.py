@@ -143,7 +143,7 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
     slugs = sorted({b.slug for b in blocks} | _referenced_slugs(raw_deployments))
     entrypoints = sorted({d["entrypoint"] for d in raw_deployments})
     if facts is None:
-        from compiler.flow_schemas import load_facts
+        from compiler.reconcile.facts import load_facts
 
         facts = load_facts(root, entrypoints, slugs) if (entrypoints or slugs) else None
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.constants import MANAGED_TAG
-from compiler.desired import BlockRef, Desired, DesiredBlock, DesiredDeployment
+from compiler.reconcile.desired import BlockRef, Desired, DesiredBlock, DesiredDeployment
 from compiler.jsontree import map_leaves
-from compiler.ownership import LEGACY, claim_name, deployment_owner
-from compiler.state import Live, prune_candidates
+from compiler.reconcile.ownership import LEGACY, claim_name, deployment_owner
+from compiler.reconcile.live import Live, prune_candidates
 
 CREATE, UPDATE, DELETE, NOOP = "create", "update", "delete", "noop"
 SECRET_HIDDEN = "(hidden)"
@@ -813,7 +813,7 @@ def _show_param(ctx: _Context, d: DesiredDeployment, key: str, v: Any) -> Any:
 def _show_schedule(s: dict[str, Any]) -> str:
     sched = s.get("schedule") or {}
     if "cron" in sched:
-        from compiler.cron import describe  # plain English; cron-descriptor only, no prefect
+        from compiler.compile.cron import describe  # plain English; cron-descriptor only, no prefect
 
         try:
             english = f" ({describe(sched['cron'])})"

@@ -15,14 +15,13 @@ from typing import Any
 
 import jinja2
 
-from compiler.constants import MANAGED_TAG, OWNER_TAG_PREFIX, owner_tag
-from compiler.models import Defaults, Project
-from compiler.schedules import HOT_COLOUR, REFERENCE_YEAR, SCALE, WEEKDAYS, ScheduleReport, schedule_report
-from compiler.schema import render_schemas
-from compiler.validate import ValidatedRepo
+from compiler.constants import BLOCK_TYPE_SLUG, MANAGED_TAG, OWNER_TAG_PREFIX, owner_tag
+from compiler.compile.models import Defaults, Project
+from compiler.review.schedules import HOT_COLOUR, REFERENCE_YEAR, SCALE, WEEKDAYS, ScheduleReport, schedule_report
+from compiler.compile.schema import render_schemas
+from compiler.compile.validate import ValidatedRepo
 
 ENTRYPOINT = "flows/dhis2_chap_prediction.py:dhis2_chap_prediction"
-BLOCK_TYPE_SLUG = "chap-dhis2-credentials"
 SCHEDULE_SLUG = "chapctl-cron"
 PREFECT_YAML = "prefect.yaml"
 BLOCKS_DIR = "blocks"

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from compiler.plan import CREATE, DELETE, NOOP, UPDATE, Action, Change, Plan
+from compiler.reconcile.plan import CREATE, DELETE, NOOP, UPDATE, Action, Change, Plan
 
 GROUPS = (
     ("work_pool", "Work pools"),
@@ -117,7 +117,7 @@ def schedule_previews(plan: Plan, count: int = PREVIEW_RUNS, start: dt.datetime 
         elif sched.get("day_or", True) is not True:  # never compiled; schedule_runs assumes day_or
             note = "day_or false: no preview"
         else:
-            from compiler.preview import schedule_runs
+            from compiler.review.preview import schedule_runs
 
             runs = tuple(schedule_runs(cron, zone, count, start))
         by_action.setdefault((action.kind, action.name), []).append(NextRuns(name, cron, zone, active, runs, note))

@@ -37,10 +37,6 @@ def sort_key(d: Diagnostic) -> tuple:
     return (d.file, d.line, d.column, d.field, d.message)
 
 
-def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
-    return any(d.severity == "error" for d in diagnostics)
-
-
 def format_text(diagnostics: Iterable[Diagnostic]) -> str:
     """`path:line:col: field: message` plus an indented hint line, sorted by place."""
     lines = []

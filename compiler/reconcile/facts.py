@@ -98,69 +98,18 @@ def cache_key(root: Path, entrypoints: list[str], block_slugs: list[str]) -> str
     return h.hexdigest()
 
 
-_SCRIPT = r"""
-import json, sys
-root, entrypoints, slugs = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-sys.path.insert(0, root)
-import importlib, pkgutil
-from importlib.metadata import version
-import prefect
-from prefect.blocks.core import Block
-from prefect.flows import load_flow_from_entrypoint
-from prefect.utilities.callables import parameter_schema
-from prefect.workers.process import ProcessWorker
-
-out = {"prefect_version": version("prefect"), "flows": {}, "block_types": {}}
-for ep in entrypoints:
-    flow = load_flow_from_entrypoint(ep)
-    out["flows"][ep] = {
-        "entrypoint": ep,
-        "flow_name": flow.name,
-        "parameter_openapi_schema": parameter_schema(flow).model_dump(mode="json", exclude_unset=True),
-    }
-# Import every module of the flows package so every Block subclass it defines is known.
-import flows
-for info in pkgutil.walk_packages(flows.__path__, "flows."):
-    importlib.import_module(info.name)
-
-def subclasses(cls):
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from subclasses(sub)
-
-found = {}
-for cls in subclasses(Block):
-    try:
-        found.setdefault(cls.get_block_type_slug(), cls)
-    except Exception:
-        pass
-for slug in slugs:
-    cls = found.get(slug)
-    if cls is None:
-        print(json.dumps({"error": f"no Block class with slug {slug!r} in flows/"}))
-        sys.exit(3)
-    bt = cls._to_block_type()
-    bs = cls._to_block_schema(block_type_id=bt.id)
-    out["block_types"][slug] = {
-        "slug": slug,
-        "block_type": bt.model_dump(mode="json", include={"name", "slug", "logo_url", "documentation_url", "description", "code_example"}),
-        "block_schema": bs.model_dump(mode="json", include={"fields", "checksum", "capabilities", "version"}),
-        "secret_fields": list(bs.fields.get("secret_fields", [])),
-    }
-out["process_base_job_template"] = ProcessWorker.get_default_base_job_template()
-print(json.dumps(out))
-"""
-
-
 def _compute(root: Path, entrypoints: list[str], block_slugs: list[str]) -> dict[str, Any]:
     for ep in entrypoints:
         file = ep.split(":", 1)[0]
         if not (root / file).is_file():
             raise ApplyRefused(f"flow entrypoint {ep}: {file} does not exist in {root}")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    # chapctl's own package first (the probe is a module of it), then the repository (its flows/).
+    here = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [here, str(root), os.environ.get("PYTHONPATH")]))}
     env.pop("PREFECT_API_URL", None)  # computing schemas must never talk to a server
     proc = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, str(root), json.dumps(entrypoints), json.dumps(block_slugs)],
+        [sys.executable, "-m", "compiler.reconcile.facts_probe", str(root), json.dumps(entrypoints),
+         json.dumps(block_slugs)],
         cwd=root,
         env=env,
         capture_output=True,

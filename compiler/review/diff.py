@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from compiler.errors import UserError
-from compiler.load import PROJECTS_DIR, load_repo
-from compiler.models import Project
-from compiler.render import deployment_spec
-from compiler.schedules import describe
-from compiler.validate import ValidatedRepo, validate
+from compiler.compile.load import PROJECTS_DIR, load_repo
+from compiler.compile.models import Project
+from compiler.compile.render import deployment_spec
+from compiler.review.schedules import describe
+from compiler.compile.validate import ValidatedRepo, validate
 
 MAIN_BRANCHES = ("origin/main", "main", "origin/master", "master")
 PREVIEW_RUNS = 3
@@ -109,7 +109,7 @@ def _secrets(repo: ValidatedRepo) -> tuple[str, ...]:
 
 
 def _hotspots(repo: ValidatedRepo) -> tuple[str, ...]:
-    from compiler.schedules import schedule_report
+    from compiler.review.schedules import schedule_report
 
     return tuple(spot.text() for spot in schedule_report(repo).hotspots)
 
@@ -152,7 +152,7 @@ def _checkout(root: Path, rev: str, target: Path) -> Path:
 
 
 def _validated(root: Path, where: str) -> ValidatedRepo:
-    from compiler.diagnostics import format_text
+    from compiler.compile.diagnostics import format_text
 
     result = validate(load_repo(root))
     if not result.ok:
@@ -188,9 +188,9 @@ def _flatten(project: Project, repo: ValidatedRepo) -> dict[str, Any]:
 def _schedule_side(flat: dict[str, Any] | None, start: dt.datetime) -> ScheduleSide | None:
     if not flat or "schedule.cron" not in flat:
         return None
-    from compiler.preview import schedule_runs
+    from compiler.review.preview import schedule_runs
 
-    from compiler.schedules import utc_texts
+    from compiler.review.schedules import utc_texts
 
     cron, zone = flat["schedule.cron"], flat["schedule.timezone"]
     return ScheduleSide(cron, zone, flat["schedule.active"], describe(cron), utc_texts(cron, zone),
@@ -274,6 +274,15 @@ def diff_markdown(diff: SemanticDiff) -> str:
         marked = [f"`{s}`" + (" **(new)**" if s in diff.new_secrets else "") for s in diff.secrets]
         out += [f":key: **Repository secrets apply needs** (each must exist before merge): {', '.join(marked)}", ""]
     return "\n".join(line for i, line in enumerate(out) if line or (i and out[i - 1])).rstrip() + "\n"
+
+
+def diff_json(diff: SemanticDiff) -> str:
+    import json
+    from dataclasses import asdict
+
+    doc = asdict(diff)
+    doc["counts"] = diff.counts()
+    return json.dumps(doc, indent=2, default=lambda o: o.isoformat() if isinstance(o, dt.datetime) else str(o))
 
 
 def _md_side(side: ScheduleSide | None) -> str:

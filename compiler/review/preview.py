@@ -12,8 +12,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 from compiler.errors import UserError
-from compiler.models import Project
-from compiler.validate import ValidatedRepo
+from compiler.compile.models import Project
+from compiler.compile.validate import ValidatedRepo
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,7 @@ change. 503 (SQLite locked), 429 and connection failures are retried with expone
 from __future__ import annotations
 
 import os
-import random
 import re
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any
 import httpx
 
 from compiler.errors import Conflict, NotFound, ServerError
+from flows.api import error_detail, error_text
 
 PAGE_SIZE = 200  # Prefect's default PREFECT_SERVER_API_DEFAULT_LIMIT (also the page maximum)
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -180,39 +179,17 @@ class PrefectAPI:
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         """Send one request; return decoded JSON (None for an empty body).
 
-        Raises NotFound on 404, Conflict on 409, ServerError otherwise; never an httpx error."""
-        attempt = 0
+        Raises NotFound on 404, Conflict on 409, ServerError otherwise; never an httpx error.
+        503/429/502/504, connection failures and timeouts are retried with the repository's one
+        retry policy (`flows.retrying`, loaded only once a request has failed)."""
         write = method in WRITE_METHODS and not path.endswith(READ_ONLY_POSTS)
         self.last_resent = False
-        while True:
-            self.stats.requests += 1
-            self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
-            if attempt and write:
-                self.last_resent = True
-            try:
-                response = self._client.request(method, path, json=json, params=params)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # never reached the server
-                if attempt < self.retries:
-                    attempt = self._sleep_before_retry(attempt, None)
-                    continue
-                raise ServerError(
-                    f"cannot reach the Prefect API at {self.settings.url} ({self._scrub(_reason(exc))}); "
-                    f"start the server or fix {self.settings.url_source}"
-                ) from None
-            except _MAYBE_SENT as exc:
-                if attempt < self.retries:
-                    attempt = self._sleep_before_retry(attempt, None)
-                    continue
-                raise ServerError(
-                    f"the Prefect API at {self.settings.url} did not answer {method} {path} "
-                    f"({self._scrub(_reason(exc))}) after {self.retries} retries; is the server overloaded?"
-                ) from None
-            except httpx.HTTPError as exc:
-                raise ServerError(f"HTTP error talking to {self.settings.url}{path}: {self._scrub(_reason(exc))}") from None
-            if response.status_code in RETRY_STATUSES and attempt < self.retries:
-                attempt = self._sleep_before_retry(attempt, response)
-                continue
-            break
+        outcome = self._attempt(method, path, json, params)
+        if self._retryable(outcome) and self.retries > 0:
+            outcome = self._retry(method, path, json, params, outcome, write)
+        if isinstance(outcome, BaseException):
+            raise self._unreachable(method, path, outcome) from None
+        response = outcome
         if write:
             self.stats.writes += 1
         self._raise_for_status(method, path, response)
@@ -228,16 +205,48 @@ class PrefectAPI:
                 f"{self.settings.url_source} must be the API URL of a Prefect server (it usually ends in /api)"
             ) from None
 
-    def _sleep_before_retry(self, attempt: int, response: httpx.Response | None) -> int:
-        self.stats.retries += 1
-        delay = min(self.backoff * (2**attempt), 5.0) * (0.75 + random.random() / 2)
-        if response is not None and (after := response.headers.get("Retry-After")):
-            try:
-                delay = max(delay, min(float(after), 10.0))
-            except ValueError:
-                pass
-        time.sleep(delay)
-        return attempt + 1
+    def _attempt(self, method: str, path: str, json: Any, params: dict[str, Any] | None) -> Any:
+        """One try: the response, or the httpx error (returned, not raised)."""
+        self.stats.requests += 1
+        self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
+        try:
+            return self._client.request(method, path, json=json, params=params)
+        except httpx.HTTPError as exc:
+            return exc
+
+    @staticmethod
+    def _retryable(outcome: Any) -> bool:
+        if isinstance(outcome, BaseException):
+            return isinstance(outcome, (httpx.ConnectError, httpx.ConnectTimeout, *_MAYBE_SENT))
+        return outcome.status_code in RETRY_STATUSES
+
+    def _retry(self, method: str, path: str, json: Any, params: dict[str, Any] | None, first: Any,
+               write: bool) -> Any:
+        from flows.retrying import policy
+
+        made = [first]  # the policy's first attempt is the try already made
+
+        def attempt() -> Any:
+            if made:
+                return made.pop()
+            self.stats.retries += 1
+            if write:
+                self.last_resent = True  # a 409 or 5xx now may be our own earlier write
+            return self._attempt(method, path, json, params)
+
+        retrying = policy(attempts=self.retries + 1, backoff=self.backoff, cap=5.0,
+                          retry_if=lambda state: self._retryable(state.outcome.result()))
+        return retrying(attempt)
+
+    def _unreachable(self, method: str, path: str, exc: BaseException) -> ServerError:
+        reason = self._scrub(_reason(exc))
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+            return ServerError(f"cannot reach the Prefect API at {self.settings.url} ({reason}); "
+                               f"start the server or fix {self.settings.url_source}")
+        if isinstance(exc, _MAYBE_SENT):
+            return ServerError(f"the Prefect API at {self.settings.url} did not answer {method} {path} ({reason}) "
+                               f"after {self.retries} retries; is the server overloaded?")
+        return ServerError(f"HTTP error talking to {self.settings.url}{path}: {reason}")
 
     def _raise_for_status(self, method: str, path: str, response: httpx.Response) -> None:
         status = response.status_code
@@ -255,7 +264,7 @@ class PrefectAPI:
             raise ServerError(f"401 Unauthorized from {self.settings.url}: authentication {problem}; set {which}")
         if status == 403:
             raise ServerError(f"403 Forbidden from {self.settings.url} for {method} {path}; check the API key's permissions")
-        detail = self._scrub(_detail(response))
+        detail = self._scrub(error_text(error_detail(response), limit=500))
         if status == 404:
             raise NotFound(f"the Prefect API at {self.settings.url} answered 404 to {method} {path}: {detail}", path)
         if status == 409:
@@ -330,24 +339,6 @@ class PrefectAPI:
         return str(version)
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:200]
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip().splitlines()[0][:300] if response.text.strip() else response.reason_phrase
-    if isinstance(body, dict) and "detail" not in body and isinstance(body.get("exception_detail"), list):
-        body = {"detail": body["exception_detail"]}  # Prefect's 422: drop the echoed request_body
-    if isinstance(body, dict) and "detail" in body:
-        detail = body["detail"]
-        if isinstance(detail, list):  # FastAPI validation errors: keep where and what, drop the echoed input
-            return "; ".join(
-                f"{'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg', '')}" if isinstance(e, dict) else str(e)
-                for e in detail
-            )[:500]
-        return str(detail)[:500]
-    return "(response body withheld)"

@@ -1,11 +1,11 @@
-"""Read, plan and execute against the Prefect API: `prepare()` (the read half shared by `plan` and
-`apply`) and `apply()` (the whole protocol), with `execute()` sending a plan's writes in order.
+"""Make the server match: `apply()` (the whole protocol) and `execute()` (a plan's writes, in order).
 
+The read half (freshness, desired, live, plan, commit guard) is `compiler.reconcile.prepare`.
 The protocol of `apply()`:
 
 1. refuse stale artifacts; read the server in bulk; plan (pure); check the applied-commit guard;
 2. nothing to write and nothing to record → done, without taking the lock (a no-op writes nothing);
-3. take the owner's apply lock on the server (`compiler.lock`), read and plan again under it (what
+3. take the owner's apply lock on the server (`compiler.reconcile.lock`), read and plan again under it (what
    another apply changed meanwhile is seen), check the guard again, record the commit being
    applied, execute, release.
 
@@ -24,130 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compiler import gitinfo
 from compiler.constants import MANAGED_TAG, STATE_VARIABLE, owner_tag
-from compiler.desired import Desired, load_desired
 from compiler.errors import ApplyFailed, ApplyRefused, Conflict, NotFound, ServerError, UserError
 from compiler.jsontree import leaves, map_leaves
-from compiler.plan import CREATE, DELETE, NOOP, UPDATE, Action, Placeholder, Plan, PlanOptions, SecretFromEnv, plan
-from compiler.prefect_api import PrefectAPI
-from compiler.secrets import with_secrets
-from compiler.state import Live, read_live
-
-
-@dataclass(frozen=True)
-class CommitGuard:
-    """Whether this checkout may apply: it must contain the commit this owner last applied."""
-
-    head: str | None  # this checkout's HEAD; None outside git
-    recorded: str | None  # the commit the server says this owner last applied
-    refusal: str | None = None  # why apply refuses (None: it may go ahead)
-    note: str | None = None  # e.g. the guard is off outside git
-
-    @property
-    def needs_record(self) -> bool:
-        return self.head is not None and self.head != self.recorded
-
-
-@dataclass
-class Prepared:
-    root: Path
-    desired: Desired
-    live: Live
-    plan: Plan
-    guard: CommitGuard
-
-
-FRESH_INPUTS = ("projects", "templates", "schema", "blocks", "prefect.yaml")
-
-
-_RENDERING_PACKAGES = ("ruamel.yaml", "jinja2", "pydantic", "cron-descriptor", "tzdata", "prefect")
-
-
-def ensure_fresh(root: Path) -> None:
-    """Refuse stale artifacts (the compiler raises StaleArtifacts/ValidationFailed).
-
-    Compiling is a pure function of the project files, the templates and the compiler's own code,
-    so a successful check is remembered under .chapctl/cache/ keyed by the sha256 of all of them
-    plus the committed artifacts: an unchanged repository skips the ~0.3 s recompile."""
-    import hashlib
-    import sys
-
-    from importlib.metadata import version
-
-    import compiler
-
-    h = hashlib.sha256(repr(sys.version_info[:3]).encode())
-    for package in _RENDERING_PACKAGES:  # their upgrades can change the output too
-        h.update(f"{package}={version(package)}".encode())
-    sources = [Path(compiler.__file__).parent]
-    files = []
-    for base in [root / name for name in FRESH_INPUTS] + sources:
-        files += sorted(base.rglob("*")) if base.is_dir() else [base]
-    for f in files:
-        if f.is_file() and "__pycache__" not in f.parts:
-            h.update(str(f).encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
-    marker = root / ".chapctl" / "cache" / f"fresh-{h.hexdigest()[:32]}"
-    if marker.exists():
-        return
-    from compiler.build import check_fresh  # the full compiler only on a cache miss
-
-    check_fresh(root)
-    try:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-    except OSError:
-        pass  # a read-only checkout still works, just without the shortcut
-
-
-def prepare(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
-            options: PlanOptions | None = None, adopt: bool = False, fresh_check: bool = True,
-            desired: Desired | None = None, checkout: gitinfo.Checkout | None = None) -> Prepared:
-    """Freshness check, desired state, live state, pure diff, applied-commit guard."""
-    env = with_secrets(env)
-    options = options or PlanOptions(adopt=adopt)
-    if fresh_check:
-        ensure_fresh(root)
-    if desired is None:
-        desired = load_desired(root, env)
-    live = read_live(api, desired, dict(env))
-    checkout = checkout if checkout is not None else gitinfo.checkout(root)
-    return Prepared(root, desired, live, plan(desired, live, options), commit_guard(root, desired.owner, live, checkout))
-
-
-def recorded_state(live: Live, owner: str) -> dict[str, Any]:
-    var = live.variables.get(STATE_VARIABLE.format(owner=owner))
-    value = var.get("value") if var else None
-    return value if isinstance(value, dict) else {}
-
-
-def commit_guard(root: Path, owner: str, live: Live, checkout: gitinfo.Checkout) -> CommitGuard:
-    state = recorded_state(live, owner)
-    recorded = state.get("commit") if isinstance(state.get("commit"), str) else None
-    head = checkout.commit
-    if head is None:
-        last = f"; the server last applied commit {recorded[:12]} for owner {owner!r}" if recorded else ""
-        return CommitGuard(None, recorded, note=f"{root} is {checkout.reason}: the applied-commit guard is off{last}")
-    if recorded is None or recorded == head:
-        return CommitGuard(head, recorded)
-    contained = gitinfo.contains(root, recorded)
-    if contained:
-        return CommitGuard(head, recorded)
-    when = f" ({state.get('applied_at')}, by {state.get('by')})" if state.get("applied_at") else ""
-    if contained is False:
-        refusal = (f"this checkout (HEAD {head[:12]}) does not contain commit {recorded[:12]}, which owner {owner!r} "
-                   f"last applied{when}: applying it would undo that. Update the checkout (git pull) and re-run; "
-                   "to roll back on purpose, re-run with --ignore-applied-commit")
-    elif checkout.shallow:
-        refusal = (f"commit {recorded[:12]}, which owner {owner!r} last applied{when}, is not in this shallow "
-                   f"checkout (HEAD {head[:12]}); fetch the history (`git fetch --unshallow`, or `fetch-depth: 0` "
-                   "for actions/checkout) and re-run")
-    else:
-        refusal = (f"commit {recorded[:12]}, which owner {owner!r} last applied{when}, is unknown to this checkout "
-                   f"(HEAD {head[:12]}): history was rewritten (a force-push?), it was applied from a branch not "
-                   "fetched here, or this is another repository. Fetch it, or if this checkout is what the server "
-                   "should run, re-run with --ignore-applied-commit")
-    return CommitGuard(head, recorded, refusal=refusal)
+from compiler.reconcile import gitinfo
+from compiler.reconcile.client import PrefectAPI
+from compiler.reconcile.plan import CREATE, DELETE, NOOP, UPDATE, Action, Placeholder, Plan, PlanOptions, SecretFromEnv
+from compiler.reconcile.prepare import Prepared, prepare, recorded_state
+from compiler.reconcile.secrets import with_secrets
 
 
 # -- results --------------------------------------------------------------------------------------
@@ -202,7 +86,7 @@ def apply(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
 
     The lock and the commit record go through their own clients (`api.sibling()`), so `api.stats`
     counts the reads and the writes of the plan alone; `result.bookkeeping` counts the others."""
-    from compiler.lock import ApplyLock
+    from compiler.reconcile.lock import ApplyLock
 
     env = with_secrets(env)
     options = options or ApplyOptions()
@@ -268,7 +152,7 @@ def _refuse(prepared: Prepared, options: ApplyOptions) -> None:
 def _record_commit(api: PrefectAPI, prepared: Prepared) -> None:
     """Record, before the first write, the commit this apply makes the server run (the guard of
     the next apply compares with it). Outside git the recorded commit is kept as it was."""
-    from compiler.lock import holder_description
+    from compiler.reconcile.lock import holder_description
 
     owner = prepared.desired.owner
     name = STATE_VARIABLE.format(owner=owner)

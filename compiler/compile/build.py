@@ -6,12 +6,12 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.diagnostics import Diagnostic
+from compiler.compile.diagnostics import Diagnostic
 from compiler.errors import HandEdited, StaleArtifacts, ValidationFailed
-from compiler.load import load_repo
-from compiler.render import BLOCKS_DIR, PREFECT_YAML, Artifacts, edited_by_hand, render
-from compiler.schedules import ScheduleReport, schedule_report
-from compiler.validate import ValidatedRepo, validate
+from compiler.compile.load import load_repo
+from compiler.compile.render import BLOCKS_DIR, PREFECT_YAML, Artifacts, edited_by_hand, render
+from compiler.review.schedules import ScheduleReport, schedule_report
+from compiler.compile.validate import ValidatedRepo, validate
 
 TEMPLATES_DIR = "templates"
 

@@ -18,14 +18,14 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
 
 from compiler.constants import OWNER_TAG_PREFIX
-from compiler.cron import cron_problem
-from compiler.cron import expand as cron_expansion
-from compiler.cron import remember as remember_cron
-from compiler.diagnostics import Diagnostic, dotted_path
-from compiler.load import LoadedRepo, SourceFile
-from compiler.timezones import timezones
-from compiler.models import Defaults, Project
-from compiler.parallel import map_split
+from compiler.compile.cron import cron_problem
+from compiler.compile.cron import expand as cron_expansion
+from compiler.compile.cron import remember as remember_cron
+from compiler.compile.diagnostics import Diagnostic, dotted_path
+from compiler.compile.load import LoadedRepo, SourceFile
+from compiler.compile.timezones import timezones
+from compiler.compile.models import Defaults, Project
+from compiler.compile.parallel import map_split
 
 _SECRET_KEY = re.compile(r"(^|[_-])(pass(word|wd|phrase)?|secret|token|api[_-]?key|private[_-]?key|pat|auth)$", re.I)
 # Secret-shaped text anywhere in a string (free text included): well-known token formats, JWTs,
@@ -213,7 +213,7 @@ def _check_schedule(source: SourceFile, project: Project, defaults: Defaults, ou
 def _timezone_problem(name: str) -> tuple[str, str] | None:
     if name in timezones():
         return None
-    from compiler.timezones import suggestion  # only on the error path
+    from compiler.compile.timezones import suggestion  # only on the error path
 
     return f"unknown time zone {name!r}", suggestion(name)
 

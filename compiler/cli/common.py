@@ -1,0 +1,111 @@
+"""What every verb shares: `--root`, one output option (`--format text|json|markdown`, with the old
+`-f`, `--json` and `--markdown` kept as aliases), `--strict`, the error boundary (`run_guarded`:
+user error → one line, internal bug → a short line and a traceback in the debug log) and
+printing. click and rich live in this package only; the core never imports them."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable, Optional
+
+import click
+
+DEBUG_LOG = Path(os.environ.get("TMPDIR", "/tmp")) / "chapctl-debug.log"
+
+
+def root_option(function):
+    return click.option(
+        "--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+        help="Repository to act on (default: nearest folder upward holding projects/).",
+    )(function)
+
+
+def output_option(*formats: str):
+    """`--format` among `formats` (default text); `-f`, `--json` and `--markdown` are aliases."""
+
+    def decorator(function):
+        @functools.wraps(function)
+        def wrapper(*args, output: Optional[str] = None, json_alias: bool = False, markdown_alias: bool = False,
+                    **kwargs):
+            chosen = {fmt for fmt, on in (("json", json_alias), ("markdown", markdown_alias)) if on}
+            if output:
+                chosen.add(output)
+            if len(chosen) > 1:
+                raise click.UsageError(f"pick one output format: --format {'|'.join(formats)}")
+            return function(*args, output=chosen.pop() if chosen else "text", **kwargs)
+
+        wrapper = click.option("--format", "-f", "output", type=click.Choice(formats), default=None,
+                               help=f"Output format: {', '.join(formats)} (default text).")(wrapper)
+        if "json" in formats:
+            wrapper = click.option("--json", "json_alias", is_flag=True, hidden=True)(wrapper)
+        if "markdown" in formats:
+            wrapper = click.option("--markdown", "markdown_alias", is_flag=True, hidden=True)(wrapper)
+        return wrapper
+
+    return decorator
+
+
+strict_option = click.option("--strict", is_flag=True,
+                             help="Treat warnings (load hot-spots, an empty projects/) as errors: exit 1.")
+
+
+def find_repo(explicit: Optional[Path]) -> Path:
+    from compiler.root import find_root
+
+    return find_root(explicit)
+
+
+def run_guarded(action: Callable[[], int]) -> None:
+    """Run a command body; map errors to one clean line and an exit code decided here, once."""
+    from compiler.errors import UserError
+
+    try:
+        code = action()
+    except UserError as exc:
+        err(f"error: {exc}")
+        code = 1
+    except KeyboardInterrupt:
+        err("interrupted")
+        code = 130
+    except Exception as exc:  # an internal bug: short message, traceback to the debug log
+        DEBUG_LOG.write_text(traceback.format_exc())
+        err(f"internal error: {type(exc).__name__}: {exc} (traceback in {DEBUG_LOG}; please report it)")
+        code = 1
+    sys.exit(code)
+
+
+def err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def print_diagnostics(diagnostics, output: str) -> None:
+    from compiler.compile.diagnostics import format_json, format_text
+
+    if output == "json":
+        print(format_json(diagnostics))
+    elif diagnostics:
+        err(format_text(diagnostics))
+
+
+def strict_exit(strict: bool, warnings) -> int:
+    if strict and warnings:
+        err(f"error: {len(warnings)} warning(s) and --strict")
+        return 1
+    return 0
+
+
+def console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def print_lines(lines: list[tuple[str, str]]) -> None:
+    """Styled `(style, text)` lines from the reporters; never interpreted as markup."""
+    out = console()
+    for style, text in lines:
+        out.print(text, style=style or None, markup=False, highlight=False)

@@ -1,0 +1,92 @@
+"""The read half shared by `plan` and `apply`: freshness, desired state, live state, the pure diff,
+and the applied-commit guard. `prepare()` is its one entry point and returns a `Prepared`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compiler.constants import STATE_VARIABLE
+from compiler.reconcile import gitinfo
+from compiler.reconcile.client import PrefectAPI
+from compiler.reconcile.desired import Desired, load_desired
+from compiler.reconcile.freshness import ensure_fresh
+from compiler.reconcile.live import Live, read_live
+from compiler.reconcile.plan import Plan, PlanOptions, plan
+from compiler.reconcile.secrets import with_secrets
+
+
+@dataclass(frozen=True)
+class CommitGuard:
+    """Whether this checkout may apply: it must contain the commit this owner last applied."""
+
+    head: str | None  # this checkout's HEAD; None outside git
+    recorded: str | None  # the commit the server says this owner last applied
+    refusal: str | None = None  # why apply refuses (None: it may go ahead)
+    note: str | None = None  # e.g. the guard is off outside git
+
+    @property
+    def needs_record(self) -> bool:
+        return self.head is not None and self.head != self.recorded
+
+
+@dataclass
+class Prepared:
+    root: Path
+    desired: Desired
+    live: Live
+    plan: Plan
+    guard: CommitGuard
+
+
+def prepare(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
+            options: PlanOptions | None = None, adopt: bool = False, fresh_check: bool = True,
+            desired: Desired | None = None, checkout: gitinfo.Checkout | None = None) -> Prepared:
+    """Freshness check, desired state, live state, pure diff, applied-commit guard."""
+    env = with_secrets(env)
+    options = options or PlanOptions(adopt=adopt)
+    if fresh_check:
+        ensure_fresh(root)
+    if desired is None:
+        desired = load_desired(root, env)
+    live = read_live(api, desired, dict(env))
+    checkout = checkout if checkout is not None else gitinfo.checkout(root)
+    return Prepared(root, desired, live, plan(desired, live, options), commit_guard(root, desired.owner, live, checkout))
+
+
+def recorded_state(live: Live, owner: str) -> dict[str, Any]:
+    var = live.variables.get(STATE_VARIABLE.format(owner=owner))
+    value = var.get("value") if var else None
+    return value if isinstance(value, dict) else {}
+
+
+def commit_guard(root: Path, owner: str, live: Live, checkout: gitinfo.Checkout) -> CommitGuard:
+    state = recorded_state(live, owner)
+    recorded = state.get("commit") if isinstance(state.get("commit"), str) else None
+    head = checkout.commit
+    if head is None:
+        last = f"; the server last applied commit {recorded[:12]} for owner {owner!r}" if recorded else ""
+        return CommitGuard(None, recorded, note=f"{root} is {checkout.reason}: the applied-commit guard is off{last}")
+    if recorded is None or recorded == head:
+        return CommitGuard(head, recorded)
+    contained = gitinfo.contains(root, recorded)
+    if contained:
+        return CommitGuard(head, recorded)
+    when = f" ({state.get('applied_at')}, by {state.get('by')})" if state.get("applied_at") else ""
+    if contained is False:
+        refusal = (f"this checkout (HEAD {head[:12]}) does not contain commit {recorded[:12]}, which owner {owner!r} "
+                   f"last applied{when}: applying it would undo that. Update the checkout (git pull) and re-run; "
+                   "to roll back on purpose, re-run with --ignore-applied-commit")
+    elif checkout.shallow:
+        refusal = (f"commit {recorded[:12]}, which owner {owner!r} last applied{when}, is not in this shallow "
+                   f"checkout (HEAD {head[:12]}); fetch the history (`git fetch --unshallow`, or `fetch-depth: 0` "
+                   "for actions/checkout) and re-run")
+    else:
+        refusal = (f"commit {recorded[:12]}, which owner {owner!r} last applied{when}, is unknown to this checkout "
+                   f"(HEAD {head[:12]}): history was rewritten (a force-push?), it was applied from a branch not "
+                   "fetched here, or this is another repository. Fetch it, or if this checkout is what the server "
+                   "should run, re-run with --ignore-applied-commit")
+    return CommitGuard(head, recorded, refusal=refusal)
