@@ -11,7 +11,7 @@ deployments — and deploy the same compiled `prefect.yaml` of N generated proje
 
 Wall times include interpreter start (both run as CLIs in subprocesses). HTTP requests are
 counted client-side: chapctl reports its own; `prefect deploy` runs under a wrapper that counts
-every httpx request it sends. Targets (DESIGN.md §8): no-op ≥ 50× faster with a request count
+every httpx request it sends. Targets (docs/design.md §8): no-op ≥ 50× faster with a request count
 independent of N, first apply ≥ 5× faster. Exit status 1 when a target is missed.
 
 Server setting (applies to both tools): the server runs with `PYTHONTZPATH=` (empty), so

@@ -1,7 +1,7 @@
 """Benchmark: `chapctl compile` on 1,000 generated projects vs parsing the same files with ruamel.yaml.
 
 Both are timed as fresh interpreter processes (interpreter start included), side by side in one
-run, best of several repetitions. Targets (DESIGN.md §8, issue 2): compile under 2 s, ratio under 2.5.
+run, best of several repetitions. Targets (docs/design.md §8, issue 2): compile under 2 s, ratio under 2.5.
 
     uv run python bench/compile.py [--projects 1000] [--repeat 5]
 """

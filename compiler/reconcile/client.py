@@ -1,7 +1,7 @@
 """A small, fast client for the parts of the Prefect REST API that plan/apply use.
 
 Why not Prefect's own client: `import prefect` costs seconds, which alone would break the
-no-op budget of DESIGN.md §8, and its client reads and writes one object per call. This module
+no-op budget of docs/design.md §8, and its client reads and writes one object per call. This module
 speaks HTTP with httpx directly, reads in bulk through the `/filter` endpoints, and counts every
 request so the benchmark can report them.
 

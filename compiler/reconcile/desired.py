@@ -47,7 +47,7 @@ class DesiredSchedule:
     day_or: bool = True
 
     def api_body(self) -> dict[str, Any]:
-        """The whole schedule, always: a partial update would reset `parameters` (DESIGN §5)."""
+        """The whole schedule, always: a partial update would reset `parameters` (docs/design.md §5)."""
         return {
             "schedule": {"cron": self.cron, "timezone": self.timezone, "day_or": self.day_or},
             "active": self.active,

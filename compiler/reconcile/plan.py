@@ -1,7 +1,7 @@
 """`plan(desired, live)`: the pure diff. An ordered list of actions, each with the exact request
 apply will send, field-level before -> after, a reason, and whether it reverts drift.
 
-Order (DESIGN.md §6, refined): work pools, block types, block schemas, block documents, flows,
+Order (docs/design.md §6, refined): work pools, block types, block schemas, block documents, flows,
 then per deployment its schedules (by slug) followed by the deployment itself — the deployment
 PATCH carries the new fingerprint (`version`) and goes last so that a run killed in between
 leaves an old fingerprint behind and the re-run still reports a change, not drift — then prunes.

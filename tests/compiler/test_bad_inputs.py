@@ -1,20 +1,20 @@
 """Golden cases: each folder under cases/ holds a repository's projects/ and the exact output
 `chapctl validate` must give (expected.txt: exit code, then stderr).
 
-Regenerate after an intended change with `REGEN_GOLDEN=1 uv run pytest tests/compiler` and review
-the diff in git before committing.
+Regenerate after an intended change with `CHAPCTL_REGEN_GOLDEN=1 uv run pytest tests/compiler` and
+review the diff in git before committing (tests/golden.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from compiler.cli import app
+from tests import golden
 
 CASES = Path(__file__).parent / "cases"
 CASE_NAMES = sorted(p.name for p in CASES.iterdir() if (p / "projects").is_dir())
@@ -30,10 +30,7 @@ def test_bad_input_is_reported_exactly(case: str, repo_factory):
     (repo / "expected.txt").unlink(missing_ok=True)
     result = run_cli("validate", "--root", str(repo))
     actual = f"exit {result.exit_code}\n{result.stderr}"
-    expected_file = CASES / case / "expected.txt"
-    if os.environ.get("REGEN_GOLDEN"):
-        expected_file.write_text(actual)
-    assert actual == expected_file.read_text()
+    assert actual == golden.expected(CASES / case / "expected.txt", actual)
     assert result.exit_code == 1
     assert "Traceback" not in result.stderr + result.stdout
     assert "CANARY" not in result.stderr + result.stdout, "a secret value leaked into the output"
@@ -45,7 +42,7 @@ def test_bad_input_is_reported_exactly(case: str, repo_factory):
 
 def test_every_case_has_a_golden_file():
     missing = [c for c in CASE_NAMES if not (CASES / c / "expected.txt").exists()]
-    assert not missing or os.environ.get("REGEN_GOLDEN"), f"run with REGEN_GOLDEN=1: {missing}"
+    assert not missing, f"run with {golden.VARIABLE}=1 and review: {missing}"
 
 
 def test_file_over_one_mebibyte(repo_factory):

@@ -17,10 +17,13 @@ FIVE_FIELD_CORPUS = [
     "0 9-17 * * 1-5", "0 0 1 1 *", "0 12 * * MON", "0 12 * * mon-fri", "0 0 * JAN *", "0 0 * jan,jul *",
     "59 23 31 12 *", "0 0 L * *", "0 0 * * 5L", "0 0 * * 1#2", "0 */2 * * *", "1-59/2 * * * *",
     "0 0 29 2 *", "0 0 30 2 *", "* * * * *", "0 0 1,15 * 1", "0 6 * * SUN", "00 06 * * 01",
+    "0 0 1-7 * 1", "0 0 * * 1-5/2", "30 4 1,15 * 5", "5 4 * * sun", "0 0,12 1 */2 *", "23 0-20/2 * * *",
+    "0 2 1 * 1", "0 2 L * *",
     # invalid
     "61 * * * *", "* 24 * * *", "* * 32 * *", "* * 0 * *", "* * * 13 * ", "* * * 0 *", "* * * * 8",
     "a b c d e", "H * * * *", "R * * * *", "0 H * * *", "*/0 * * * *", "5-1 * * * *", "0 0 * * 1#6",
     "0 0 * * MONDAY", "0 0 ? * *", "-1 * * * *", "0 0 * * 1,,2", "0 0 1-32 * *", "1.5 * * * *",
+    "60 0 * * *", "0 0 * 1-13 *", "0 0 * * 1#0",
 ]
 OTHER_CORPUS = [
     "@daily", "@hourly", "@weekly", "@monthly", "@yearly", "@annually", "@midnight", "@reboot", "@every_day",
@@ -38,10 +41,16 @@ def prefect_verdict(expression: str) -> bool:
     return True
 
 
-def test_corpus_is_large_and_mixed():
+def test_corpus_is_large_and_mixed_and_the_readme_says_how_large():
+    import re
+    from pathlib import Path
+
     verdicts = [prefect_verdict(e) for e in FIVE_FIELD_CORPUS]
-    assert len(FIVE_FIELD_CORPUS) + len(OTHER_CORPUS) >= 40
+    assert len(set(FIVE_FIELD_CORPUS)) == len(FIVE_FIELD_CORPUS) and len(set(OTHER_CORPUS)) == len(OTHER_CORPUS)
     assert sum(verdicts) >= 15 and verdicts.count(False) >= 15
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    claimed = int(re.search(r"on a corpus of (\d+) expressions", readme).group(1))
+    assert claimed == len(FIVE_FIELD_CORPUS) + len(OTHER_CORPUS)
 
 
 @pytest.mark.parametrize("expression", FIVE_FIELD_CORPUS)

@@ -7,7 +7,6 @@ tests/plan_golden` and review the diff; rebuild inputs with `python -m tests.pla
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,10 @@ from compiler.reconcile.desired import load_desired
 from compiler.reconcile.facts import Facts
 from compiler.reconcile.plan import plan
 from compiler.reconcile.live import Live
+from tests import golden
 
 HERE = Path(__file__).resolve().parent
 CASES = sorted(p for p in (HERE / "cases").iterdir() if p.is_dir()) if (HERE / "cases").is_dir() else []
-REGEN = os.environ.get("CHAPCTL_REGEN_GOLDEN") == "1"
 
 
 def _load(case: Path):
@@ -40,11 +39,7 @@ def test_golden_plan(case: Path):
     env, p = _load(case)
     got = p.to_json(include_requests=True)
     text = json.dumps(got, indent=1, sort_keys=True) + "\n"
-    expected = case / "expected_plan.json"
-    if REGEN:
-        expected.write_text(text)
-    assert expected.exists(), f"{expected} is missing: run with CHAPCTL_REGEN_GOLDEN=1 and review it"
-    assert json.loads(expected.read_text()) == got
+    assert json.loads(golden.expected(case / "expected_plan.json", text)) == got
     # Secrets never reach a plan: neither the environment's nor an inline one found on the server.
     for key, value in env.items():
         if "PASSWORD" in key:

@@ -42,10 +42,25 @@ def postgres_available(timeout: float = 0.5) -> bool:
 
 
 def backends() -> list[str]:
+    """sqlite always; postgres when 127.0.0.1:5432 answers — and always when `CI` is set, so that
+    a CI machine without PostgreSQL fails (PrefectServer.start says why) instead of silently
+    testing less. `CHAPCTL_TEST_BACKENDS=sqlite` narrows the list on purpose."""
     wanted = os.environ.get("CHAPCTL_TEST_BACKENDS")
     if wanted:
         return [b.strip() for b in wanted.split(",") if b.strip()]
-    return ["sqlite", "postgres"] if postgres_available() else ["sqlite"]
+    return ["sqlite", "postgres"] if postgres_available() or os.environ.get("CI") else ["sqlite"]
+
+
+def backends_report() -> str:
+    """One line for the test session's header and summary: which backends run, and why not."""
+    chosen = backends()
+    if "postgres" in chosen and not postgres_available():
+        return (f"server backends: {', '.join(chosen)} — PostgreSQL at {PG_HOST}:{PG_PORT} is unreachable and "
+                "CI is set: the postgres tests will fail")
+    if "postgres" not in chosen and not os.environ.get("CHAPCTL_TEST_BACKENDS"):
+        return (f"server backends: sqlite only — PostgreSQL at {PG_HOST}:{PG_PORT} is unreachable (it is "
+                "required when CI is set)")
+    return f"server backends: {', '.join(chosen)}"
 
 
 def free_port() -> int:
@@ -143,6 +158,9 @@ class PrefectServer:
         if backend == "sqlite":
             db_url = f"sqlite+aiosqlite:///{home / 'prefect.db'}"
         elif backend == "postgres":
+            if not postgres_available():
+                raise RuntimeError(f"PostgreSQL at {PG_HOST}:{PG_PORT} is unreachable; the postgres backend needs it "
+                                   "(required when CI is set; CHAPCTL_TEST_BACKENDS=sqlite runs without it)")
             server.database = f"chapctl_test_{uuid.uuid4().hex[:12]}"
             asyncio.run(_pg(f'CREATE DATABASE "{server.database}"'))
             db_url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{server.database}"

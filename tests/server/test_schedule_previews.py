@@ -2,7 +2,8 @@
 the Prefect server's own scheduler creates, across DST changes and `day_or` crons.
 
 A server per backend with a scheduler whose horizon reaches past the next DST change of every
-zone below (Europe/Oslo: 2027-03-28, when 02:30 does not exist, seen from 2026-11-23). The
+zone below, computed from today (so the test asserts every year: a spring gap, when 02:30 does
+not exist in Oslo, or an autumn overlap, when it exists twice). The
 projects are planned (`plan --json` gives the previews and their start instant), applied, and
 the scheduled flow runs read back through the API are compared instant by instant with the
 previews from that same start.
@@ -26,12 +27,11 @@ from tests.server.repo import Repo, project
 pytestmark = pytest.mark.server
 
 UTC = dt.timezone.utc
-OSLO_GAP_DAY = dt.date(2027, 3, 28)  # 02:00 → 03:00 CEST: `30 2 * * *` has no 02:30 that night
 
 PROJECTS = [
     project("oslo-daily", cron="30 2 * * *", timezone="Europe/Oslo"),
-    project("ny-weekly", cron="30 2 * * 0", timezone="America/New_York"),  # 2027-03-14: no 02:30
-    project("sydney-weekly", cron="30 2 * * 0", timezone="Australia/Sydney"),  # 2027-04-04: 02:30 twice
+    project("ny-weekly", cron="30 2 * * 0", timezone="America/New_York"),  # DST changes on Sundays at 02:00
+    project("sydney-weekly", cron="30 2 * * 0", timezone="Australia/Sydney"),  # ... and 02:00/03:00
     project("utc-day-or", cron="0 6 1 * 1", timezone="UTC"),  # day_or: the 1st OR a Monday
     project("oslo-day-or", cron="15 1 13 * 5", timezone="Europe/Oslo"),  # the 13th OR a Friday
     project("paused-noon", cron="0 12 * * *", timezone="UTC", active=False),
@@ -159,21 +159,25 @@ def test_scheduler_runs_equal_previews_exactly(scheduled):
 def test_the_window_contains_the_dst_changes(scheduled):
     runs = {name: [instant(r["expected_start_time"]) for r in rs] for name, rs in scheduled["runs"].items()}
     oslo = ZoneInfo("Europe/Oslo")
-    change = TRANSITIONS["Europe/Oslo"]
-    if NOW.date() < OSLO_GAP_DAY:  # seen from 2026-11-23, the next Oslo change is the spring gap
-        assert change == dt.datetime(2027, 3, 28, 1, 0, tzinfo=UTC)
+    change = TRANSITIONS["Europe/Oslo"]  # the next one from today: a spring gap or an autumn overlap
+    minute = dt.timedelta(minutes=1)
+    before_offset, after_offset = (change - minute).astimezone(oslo).utcoffset(), change.astimezone(oslo).utcoffset()
+    assert before_offset != after_offset
     daily = runs["oslo-daily"]
     assert daily[0] < change < daily[-1]
-    on_the_day = [t for t in daily if t.astimezone(oslo).date() == change.astimezone(oslo).date()]
+    day = change.astimezone(oslo).date()
+    on_the_day = [t for t in daily if t.astimezone(oslo).date() == day]
     assert len(on_the_day) == 1, on_the_day  # one run that night, wherever Prefect puts it
+    # 02:30 local that night in UTC, read with the offset before or after the change: in a gap it
+    # does not exist (00:30 or 01:30 UTC in Oslo, depending on the Prefect release, docs/design.md
+    # §5), in an overlap it exists twice; the previews above agreed with this server to the second.
+    local = dt.datetime.combine(day, dt.time(2, 30))
+    assert on_the_day[0] in {(local - before_offset).replace(tzinfo=UTC), (local - after_offset).replace(tzinfo=UTC)}
+    dates = {t.astimezone(oslo).date() for t in daily}
+    assert day - dt.timedelta(days=1) in dates and day + dt.timedelta(days=1) in dates
     before = [t for t in daily if t < change]
     after = [t for t in daily if t > change]
-    assert before[-1].astimezone(oslo).utcoffset() != after[0].astimezone(oslo).utcoffset()
-    if change.date() == OSLO_GAP_DAY:
-        # 02:30 does not exist: the run is at 00:30 or 01:30 UTC depending on the Prefect release
-        # (DESIGN.md §5); the previews above agreed with this server's choice to the second.
-        assert on_the_day[0].time() in (dt.time(0, 30), dt.time(1, 30)) and on_the_day[0].date() == OSLO_GAP_DAY
-        assert dt.date(2027, 3, 27) in {t.date() for t in daily} and dt.date(2027, 3, 29) in {t.date() for t in daily}
+    assert before[-1].astimezone(oslo).utcoffset() == before_offset and after[0].astimezone(oslo).utcoffset() == after_offset
     for name, zone in (("ny-weekly", "America/New_York"), ("sydney-weekly", "Australia/Sydney")):
         weekly = runs[name]
         assert weekly[0] < TRANSITIONS[zone] < weekly[-1], (name, TRANSITIONS[zone])
