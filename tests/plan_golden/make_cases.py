@@ -1,29 +1,42 @@
-"""Rebuild the golden planner cases: `python -m tests.plan_golden.make_cases`.
+"""Rebuild the golden planner cases from a real Prefect server: `python -m tests.plan_golden.make_cases`.
 
 Each case is a folder: `desired/` (prefect.yaml + blocks/, compiled by the real compiler from the
-projects below), `live.json` (a server as a previous apply left it, then edited per scenario),
-optional `env.json` and `options.json`, and `expected_plan.json` (written by the test with
-CHAPCTL_REGEN_GOLDEN=1). The folders are the source of truth once written; this script only
-documents how they were made and rebuilds them when the artifact format changes.
+case's projects), `live.json` (what `read_live` read from a real server after a real apply of the
+base projects and the scenario's edits made through the server's API, as the UI would make them),
+`env.json`, optional `options.json`, and `expected_plan.json` (written by the golden test with
+CHAPCTL_REGEN_GOLDEN=1, then reviewed). `facts.json` is refreshed from the installed Prefect too.
+
+Live states are real, not invented: a deployment whose pool was deleted really has no pool name,
+a paused schedule reads back as the server stores it. Ids and timestamps are replaced by stable
+ones so that a rebuild only shows what changed. The folders are the source of truth once written.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import tempfile
-import uuid
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from compiler.reconcile.desired import BlockRef, load_desired, secret_digest
-from compiler.reconcile.facts import Facts
+import httpx
+
+from compiler.constants import BLOCK_TYPE_SLUG
+from compiler.reconcile.apply import ApplyOptions, apply
+from compiler.reconcile.client import ApiSettings, PrefectAPI
+from compiler.reconcile.desired import load_desired
+from compiler.reconcile.facts import Facts, load_facts
+from compiler.reconcile.live import read_live
+from tests.server.prefect_server import PrefectServer
 from tests.server.repo import Repo, project
 
 HERE = Path(__file__).resolve().parent
 CASES = HERE / "cases"
-FACTS = Facts.from_json(json.loads((HERE / "facts.json").read_text()))
+ENTRYPOINT = "flows/dhis2_chap_prediction.py:dhis2_chap_prediction"
 ENV = {"CHAPCTL_FLOWS_DIR": "/srv/chap", "LAOS_DHIS2_PASSWORD": "golden-canary-laos",
        "RWANDA_DHIS2_PASSWORD": "golden-canary-rwanda"}
 DEFAULTS = {"timezone": "UTC", "work_pool": "chap", "tags": ["chap"], "source": {"directory_env": "CHAPCTL_FLOWS_DIR"}}
@@ -32,195 +45,232 @@ BASE = [
     project("laos-dengue", "laos-dhis2", model_id=7, cron="30 5 2 * *"),
     project("rwanda-malaria", "rwanda-dhis2", model_id=3, cron="0 4 * * 2", timezone="Africa/Kigali"),
 ]
+UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+Mutation = Callable[["Server"], None]
 
 
-def _id(seed: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "chapctl-golden:" + seed))
+class Server:
+    """The scratch server and the scenario's API edits ("made in the UI")."""
+
+    def __init__(self, prefect: PrefectServer):
+        self.prefect = prefect
+        self.http = prefect.client()
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        rows = self.http.post("/deployments/filter", json={"deployments": {"name": {"any_": [name]}}}).json()
+        return rows[0]
+
+    def patch(self, path: str, body: dict[str, Any]) -> None:
+        self.http.patch(path, json=body).raise_for_status()
+
+    def post(self, path: str, body: Any = None) -> Any:
+        response = self.http.post(path, json=body)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def delete(self, path: str) -> None:
+        self.http.delete(path).raise_for_status()
+
+    def variables(self) -> list[dict[str, Any]]:
+        return self.http.post("/variables/filter", json={}).json()
 
 
-def compile_projects(projects: list[dict[str, Any]], into: Path) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        repo = Repo.create(Path(tmp) / "repo", projects, DEFAULTS)
-        into.mkdir(parents=True, exist_ok=True)
-        shutil.copy(repo.root / "prefect.yaml", into / "prefect.yaml")
-        if (repo.root / "blocks").is_dir():
-            shutil.copytree(repo.root / "blocks", into / "blocks", dirs_exist_ok=True)
+def compile_projects(projects: list[dict[str, Any]], into: Path, cache: Path) -> Repo:
+    repo = Repo.create(into, projects, DEFAULTS, cache_from=cache)
+    return repo
 
 
-def applied_live(desired_dir: Path, env: dict[str, str]) -> dict[str, Any]:
-    """The live state a complete apply of `desired_dir` leaves behind."""
-    desired = load_desired(desired_dir, env, facts=FACTS)
-    slug = "chap-dhis2-credentials"
-    spec = FACTS.block_types[slug]
-    live: dict[str, Any] = {
-        "server_version": "3.8.8",
-        "work_pools": {p: {"id": _id("pool:" + p), "type": "process"} for p in desired.work_pools},
-        "block_types": {slug: {"id": _id("bt"), **spec.block_type}},
-        "block_schemas": {spec.block_schema["checksum"]: {"id": _id("bs"), "version": "3.8.8", "block_type_id": _id("bt")}},
-        "block_documents": [],
-        "flows": {f: _id("flow:" + f) for f in desired.flows},
-        "deployments": [],
-    }
-    live["variables"] = {
-        f"chapctl-state--{desired.owner}": {"id": _id("state"), "value": {"owner": desired.owner, "commit": None},
-                                            "updated": "2026-01-01T00:00:00Z"}}
-    for b in desired.blocks:
-        live["variables"][f"chapctl-block--{b.slug}--{b.name}"] = {
-            "id": _id("claim:" + b.name), "value": {"owner": desired.owner, "slug": b.slug, "name": b.name},
-            "updated": "2026-01-01T00:00:00Z"}
-        live["block_documents"].append({
-            "id": _id("block:" + b.name), "slug": b.slug, "name": b.name, "data": {**b.data, "password": "********"},
-            "block_schema_id": _id("bs"), "updated": "2026-01-01T00:00:00Z",
-            "secret_digests": {f: secret_digest(env[v]) for f, v in b.secret_env.items() if v in env},
-        })
-    for d in desired.deployments:
-        did = _id("dep:" + d.name)
-        live["deployments"].append({
-            "id": did, "name": d.name, "flow_id": _id("flow:" + d.flow_name), "flow_name": d.flow_name,
-            "version": d.fingerprint, "description": d.description, "tags": d.tags, "work_pool_name": d.work_pool,
-            "parameters": {k: ({"$ref": {"block_document_id": _id("block:" + v.name)}} if isinstance(v, BlockRef) else v)
-                           for k, v in d.parameters.items()},
-            "parameter_openapi_schema": d.parameter_openapi_schema, "enforce_parameter_schema": True,
-            "pull_steps": d.pull_steps, "entrypoint": d.entrypoint, "paused": False, "job_variables": {},
-            "updated": "2026-01-01T00:00:00Z",
-            "schedules": [{"id": _id(f"sched:{d.name}:{s.slug}"), **{k: v for k, v in s.api_body().items()},
-                           "updated": "2026-01-01T00:00:00Z"} for s in d.schedules],
-        })
-    return live
+def capture(server: Server, desired_dir: Path, env: dict[str, str], facts: Facts) -> dict[str, Any]:
+    desired = load_desired(desired_dir, env, facts=facts)
+    with PrefectAPI(ApiSettings.from_env(server.prefect.client_env())) as api:
+        live = read_live(api, desired, env)
+    return stabilise(asdict(live))
 
 
-def dep(live: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(d for d in live["deployments"] if d["name"] == name)
+def stabilise(doc: dict[str, Any]) -> dict[str, Any]:
+    """Stable ids (in order of first appearance), timestamps and run names; nothing else moves."""
+    text = json.dumps(doc, sort_keys=True)
+    ids: dict[str, str] = {}
+    text = UUID.sub(lambda m: ids.setdefault(m.group(0), f"00000000-0000-4000-8000-{len(ids) + 1:012d}"), text)
+    doc = json.loads(text)
+    for b in doc["block_documents"]:
+        b["updated"] = "2026-01-01T00:00:00Z"
+    doc["block_documents"].sort(key=lambda b: b["name"])
+    for d in doc["deployments"]:
+        d["updated"] = "2026-01-01T00:00:00Z"
+        for s in d["schedules"]:
+            s["updated"] = "2026-01-01T00:00:00Z"
+    for v in doc["variables"].values():
+        v["updated"] = "2026-01-01T00:00:00Z"
+        if isinstance(v.get("value"), dict) and "applied_at" in v["value"]:
+            v["value"].update(applied_at="2026-01-01T00:00:00+00:00", by="golden@make_cases (pid 1)")
+    for runs in doc["runs"].values():
+        for index, run in enumerate(runs, 1):
+            run["name"] = f"run-{index}"
+    return doc
 
 
-def write_case(name: str, projects: list[dict[str, Any]], live: dict[str, Any] | None, *, env: dict[str, str] | None = None,
-               options: dict[str, Any] | None = None, base_projects: list[dict[str, Any]] | None = None,
-               mutate=None) -> None:
+def write_case(server: Server, work: Path, facts: Facts, name: str, projects: list[dict[str, Any]], *,
+               base: list[dict[str, Any]] | None = None, env: dict[str, str] | None = None,
+               options: dict[str, Any] | None = None, mutate: Mutation | None = None) -> None:
+    """`base` (default: `projects`; [] for an empty server) applied for real, then `mutate`, then
+    the live state read for the desired state of `projects`."""
+    env = ENV if env is None else env
+    server.prefect.wipe(registrations=True)
+    base = projects if base is None else base
+    if base:
+        base_repo = compile_projects(base, work / f"{name}-base", work / "warm")
+        with PrefectAPI(ApiSettings.from_env(server.prefect.client_env())) as api:
+            apply(base_repo.root, api, env=ENV, options=ApplyOptions(lock_timeout=5))
+    if mutate:
+        mutate(server)
     case = CASES / name
     shutil.rmtree(case, ignore_errors=True)
-    compile_projects(projects, case / "desired")
-    env = ENV if env is None else env
-    if live is None:  # derive: the state an apply of base_projects (default: the same) left behind
-        with tempfile.TemporaryDirectory() as tmp:
-            compile_projects(base_projects or projects, Path(tmp))
-            live = applied_live(Path(tmp), ENV)
-    if mutate:
-        mutate(live)
+    repo = compile_projects(projects, work / f"{name}-desired", work / "warm")
+    (case / "desired").mkdir(parents=True)
+    shutil.copy(repo.root / "prefect.yaml", case / "desired" / "prefect.yaml")
+    if (repo.root / "blocks").is_dir():
+        shutil.copytree(repo.root / "blocks", case / "desired" / "blocks")
+    live = capture(server, case / "desired", env, facts)
     (case / "live.json").write_text(json.dumps(live, indent=1, sort_keys=True) + "\n")
     (case / "env.json").write_text(json.dumps(env, indent=1, sort_keys=True) + "\n")
     if options:
         (case / "options.json").write_text(json.dumps(options) + "\n")
+    print(f"  {name}")
+
+
+# -- scenarios: edits made on the server after an apply -------------------------------------------
+def drift(s: Server) -> None:
+    lm, ld, rm = (s.deployment(n) for n in ("laos-malaria", "laos-dengue", "rwanda-malaria"))
+    sched = lm["schedules"][0]
+    s.patch(f"/deployments/{lm['id']}/schedules/{sched['id']}",
+            {"schedule": {"cron": "0 9 * * 1", "timezone": "Asia/Vientiane"}, "active": True})
+    s.patch(f"/deployments/{ld['id']}/schedules/{ld['schedules'][0]['id']}", {"active": False})
+    s.patch(f"/deployments/{rm['id']}", {"parameters": dict(rm["parameters"], configured_model_id=99)})
+    s.post(f"/deployments/{rm['id']}/pause_deployment")
+    s.post(f"/deployments/{lm['id']}/schedules", [{"schedule": {"interval": 3600}, "active": True}])
+    block = s.post("/block_documents/filter", {"block_documents": {"name": {"any_": ["laos-dhis2"]}}})[0]
+    s.patch(f"/block_documents/{block['id']}", {"data": {"username": "someone-else"}, "merge_existing_data": True})
+
+
+def unmanaged(s: Server) -> None:
+    lm = s.deployment("laos-malaria")
+    inline = {"credentials": {"base_url": "https://x", "username": "u", "password": "golden-canary-inline"}}
+    s.patch(f"/deployments/{lm['id']}", {"tags": ["hand-made"], "version": None, "parameters": inline})
+    for sched in lm["schedules"]:
+        s.delete(f"/deployments/{lm['id']}/schedules/{sched['id']}")
+    s.post("/deployments/", {"name": "not-ours", "flow_id": lm["flow_id"], "tags": ["hand-made"],
+                             "parameters": inline})
+
+
+def pool_deleted(s: Server) -> None:
+    s.delete("/work_pools/chap")  # the server unsets work_pool_name on its deployments
+
+
+def other_owner(s: Server) -> None:
+    lm = s.deployment("laos-malaria")
+    tags = [t for t in lm["tags"] if not t.startswith("chapctl-owner:")] + ["chapctl-owner:rwanda-team"]
+    s.patch(f"/deployments/{lm['id']}", {"tags": tags, "version": "chapctl:rwanda-team:0123456789abcdef"})
+    claim = next(v for v in s.variables() if v["name"] == f"chapctl-block--{BLOCK_TYPE_SLUG}--rwanda-dhis2")
+    s.patch(f"/variables/{claim['id']}", {"value": dict(claim["value"], owner="rwanda-team")})
+
+
+def legacy(s: Server) -> None:
+    """As chapctl 0.1 (before owners) left a server: the global tag, an owner-less fingerprint."""
+    for name in ("laos-malaria", "laos-dengue", "rwanda-malaria"):
+        d = s.deployment(name)
+        s.patch(f"/deployments/{d['id']}", {"tags": [t for t in d["tags"] if not t.startswith("chapctl-owner:")],
+                                            "version": "chapctl:" + d["version"].rsplit(":", 1)[1]})
+    for v in s.variables():
+        s.delete(f"/variables/{v['id']}")
+    flow_id = s.deployment("laos-malaria")["flow_id"]
+    s.post("/deployments/", {"name": "removed-before-the-upgrade", "flow_id": flow_id,
+                             "tags": ["managed-by:chapctl"], "version": "chapctl:00000000000000aa"})
+
+
+def tags_removed(s: Server) -> None:
+    lm = s.deployment("laos-malaria")
+    s.patch(f"/deployments/{lm['id']}", {"tags": ["chap"]})  # every marker removed in the UI
+
+
+def runs(s: Server) -> None:
+    rm = s.deployment("rwanda-malaria")
+
+    def run(state: dict[str, Any]) -> str:
+        return s.post(f"/deployments/{rm['id']}/create_flow_run", {"state": state})["id"]
+
+    run({"type": "SCHEDULED", "state_details": {"scheduled_time": "2099-01-06T04:00:00Z"}})
+    run({"type": "SCHEDULED", "state_details": {"scheduled_time": "2099-01-13T04:00:00Z"}})
+    running = run({"type": "SCHEDULED", "state_details": {"scheduled_time": "2099-01-01T04:00:00Z"}})
+    s.post(f"/flow_runs/{running}/set_state", {"state": {"type": "RUNNING"}, "force": True})
+    waiting = run({"type": "SCHEDULED", "state_details": {"scheduled_time": "2099-01-02T04:00:00Z"}})
+    s.post(f"/flow_runs/{waiting}/set_state", {"state": {
+        "type": "SCHEDULED", "name": "AwaitingConcurrencySlot",
+        "state_details": {"scheduled_time": "2099-01-02T04:00:00Z"}}, "force": True})
+
+
+def interrupted(s: Server) -> None:
+    """An apply killed after its schedule writes, before the deployment PATCH that records the
+    new fingerprint: only the fingerprint is left to write."""
+    lm = s.deployment("laos-malaria")
+    s.patch(f"/deployments/{lm['id']}", {"version": "chapctl:default:0000000000000000"})
+
+
+def refresh_facts(work: Path) -> Facts:
+    repo = Repo.create(work / "warm", BASE[:1], DEFAULTS)
+    facts = load_facts(repo.root, [ENTRYPOINT], [BLOCK_TYPE_SLUG])
+    (HERE / "facts.json").write_text(json.dumps(asdict(facts), indent=1, sort_keys=True) + "\n")
+    return facts
 
 
 def main() -> None:
-    empty = {"server_version": "3.8.8"}
-    write_case("first_apply_empty_server", BASE, empty)
-    write_case("noop_everything_in_sync", BASE, None)
-
-    def yaml_edit(live):  # nothing to mutate: the projects differ from what was applied
-        pass
-
-    edited = copy.deepcopy(BASE)
-    edited[0] = project("laos-malaria", "laos-dhis2", model_id=13, cron="0 7 * * 1")
-    write_case("yaml_change_one_project", edited, None, base_projects=BASE, mutate=yaml_edit)
-
-    def drift(live):
-        lm, ld, rm = dep(live, "laos-malaria"), dep(live, "laos-dengue"), dep(live, "rwanda-malaria")
-        lm["schedules"][0]["schedule"]["cron"] = "0 9 * * 1"
-        ld["schedules"][0]["active"] = False
-        rm["parameters"]["configured_model_id"] = 99
-        rm["paused"] = True
-        lm["schedules"].append({"id": _id("ui-sched"), "slug": None, "schedule": {"interval": 3600.0},
-                                "active": True, "parameters": {}, "max_scheduled_runs": None})
-        live["block_documents"][0]["data"]["username"] = "someone-else"
-    write_case("drift_made_in_ui", BASE, None, mutate=drift)
-
-    def prune(live):
-        pass
-    write_case("project_removed_prunes_and_orphans_block", BASE[:2], None, base_projects=BASE, mutate=prune)
-
-    def unmanaged(live):
-        lm = dep(live, "laos-malaria")
-        lm["tags"] = ["hand-made"]
-        lm["version"] = None
-        lm["parameters"] = {"credentials": {"base_url": "https://x", "username": "u", "password": "golden-canary-inline"}}
-        lm["schedules"] = []
-        live["deployments"].append({**copy.deepcopy(lm), "id": _id("other"), "name": "not-ours"})
-    write_case("unmanaged_name_clash_refused", BASE, None, mutate=unmanaged)
-    write_case("unmanaged_name_clash_adopted", BASE, None, mutate=unmanaged, options={"adopt": True})
-
-    rotated = dict(ENV, LAOS_DHIS2_PASSWORD="golden-canary-rotated")
-    write_case("secret_rotated_in_env", BASE, None, env=rotated)
-    unset = {k: v for k, v in ENV.items() if k != "RWANDA_DHIS2_PASSWORD"}
-    write_case("secret_unset_block_exists", BASE, None, env=unset)
-    write_case("secret_unset_block_missing", BASE, empty, env=unset)
-
-    external = copy.deepcopy(BASE) + [project("sl-malaria", "sl-dhis2", managed=False, model_id=5)]
-    write_case("external_block_missing", external, None, base_projects=BASE)
-
-    def pool_deleted(live):
-        live["work_pools"] = {}
-    write_case("work_pool_deleted_on_server", BASE, None, mutate=pool_deleted)
-
-    unset_pull = {k: v for k, v in ENV.items() if k != "CHAPCTL_FLOWS_DIR"}
-    write_case("pull_step_env_unset", BASE, None, env=unset_pull)
-
-    # -- ownership on a shared server ------------------------------------------------------------
-    def other_owner(live):
-        lm = dep(live, "laos-malaria")
-        lm["tags"] = [t for t in lm["tags"] if not t.startswith("chapctl-owner:")] + ["chapctl-owner:rwanda-team"]
-        lm["version"] = "chapctl:rwanda-team:0123456789abcdef"
-        claim = live["variables"]["chapctl-block--chap-dhis2-credentials--rwanda-dhis2"]
-        claim["value"]["owner"] = "rwanda-team"
-    write_case("other_owner_deployment_and_block_clash", BASE, None, mutate=other_owner)
-
-    def legacy(live):  # as chapctl 0.1 (before owners) left them: global tag, owner-less fingerprint
-        live["variables"] = {}
-        for d in live["deployments"]:
-            d["tags"] = [t for t in d["tags"] if not t.startswith("chapctl-owner:")]
-            d["version"] = "chapctl:" + d["version"].rsplit(":", 1)[1]
-        live["legacy"] = ["removed-before-the-upgrade"]
-    write_case("legacy_deployments_adopted_by_first_owner", BASE, None, mutate=legacy)
-
-    def tags_removed(live):
-        lm = dep(live, "laos-malaria")
-        lm["tags"] = ["chap"]  # every tag removed in the UI but one; the fingerprint still says whose
-    write_case("owner_tag_removed_in_ui_is_drift", BASE, None, mutate=tags_removed)
-
-    write_case("empty_projects_prune_all_refused", [], None, base_projects=BASE)
-    write_case("empty_projects_prune_all_allowed", [], None, base_projects=BASE, options={"allow_delete_all": True})
-
-    def runs(live):
-        rm = dep(live, "rwanda-malaria")
-        live["runs"] = {rm["id"]: [
-            {"id": _id("run1"), "name": "scheduled-1", "state_type": "SCHEDULED", "state_name": "Scheduled",
-             "run_count": 0, "next_scheduled_start_time": "2026-12-08T04:00:00Z", "auto_scheduled": True},
-            {"id": _id("run2"), "name": "manual-1", "state_type": "SCHEDULED", "state_name": "Scheduled",
-             "run_count": 0, "next_scheduled_start_time": "2026-12-09T04:00:00Z", "auto_scheduled": False},
-            {"id": _id("run3"), "name": "running-1", "state_type": "RUNNING", "state_name": "Running",
-             "run_count": 1, "next_scheduled_start_time": None, "auto_scheduled": False},
-            {"id": _id("run4"), "name": "waiting-1", "state_type": "SCHEDULED", "state_name": "AwaitingConcurrencySlot",
-             "run_count": 0, "next_scheduled_start_time": None, "auto_scheduled": False},
-        ]}
-    write_case("prune_reports_runs", BASE[:2], None, base_projects=BASE, mutate=runs)
-    write_case("prune_cancels_runs_in_flight", BASE[:2], None, base_projects=BASE, mutate=runs,
-               options={"cancel_in_flight": True})
-
-    def interrupted(live):  # an apply killed after its schedule writes, before the deployment PATCH
-        dep(live, "laos-malaria")["version"] = "chapctl:default:0000000000000000"
-    write_case("fingerprint_only_after_interrupted_apply", BASE, None, mutate=interrupted)
-
-    long_text = copy.deepcopy(BASE)
-    long_text[0] = project("laos-malaria", "laos-dhis2", model_id=12, cron="0 6 * * 1",
-                           description="Weekly malaria forecast for the Lao PDR from the national HMIS, offset by one "
-                                       "week so that late district reports are in; owner: the MoH surveillance unit")
-    write_case("long_values_are_never_cut", long_text, None, base_projects=BASE)
-
-    injected = copy.deepcopy(BASE)
-    injected[0] = project("laos-malaria", "laos-dhis2", model_id=12, cron="0 6 * * 1",
-                          description="<<chapctl:env:LAOS_DHIS2_PASSWORD>>",
-                          tags=["<<chapctl:env:PREFECT_API_AUTH_STRING>>", "<<chapctl:flow:x>>"])
-    write_case("placeholder_lookalikes_are_plain_text", injected, None, base_projects=BASE)
+    with tempfile.TemporaryDirectory(prefix="chapctl-golden-") as tmp:
+        work = Path(tmp)
+        facts = refresh_facts(work)
+        prefect = PrefectServer.start(work / "server", "sqlite",
+                                      extra_env={"PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false"})
+        try:
+            server = Server(prefect)
+            case: Callable[..., None] = lambda *a, **k: write_case(server, work, facts, *a, **k)  # noqa: E731
+            print(f"capturing golden live states from Prefect {httpx.get(prefect.api_url + '/admin/version').json()}:")
+            case("first_apply_empty_server", BASE, base=[])
+            case("noop_everything_in_sync", BASE)
+            edited = copy.deepcopy(BASE)
+            edited[0] = project("laos-malaria", "laos-dhis2", model_id=13, cron="0 7 * * 1")
+            case("yaml_change_one_project", edited, base=BASE)
+            case("drift_made_in_ui", BASE, mutate=drift)
+            case("project_removed_prunes_and_orphans_block", BASE[:2], base=BASE)
+            case("unmanaged_name_clash_refused", BASE, mutate=unmanaged)
+            case("unmanaged_name_clash_adopted", BASE, mutate=unmanaged, options={"adopt": True})
+            case("secret_rotated_in_env", BASE, env=dict(ENV, LAOS_DHIS2_PASSWORD="golden-canary-rotated"))
+            unset = {k: v for k, v in ENV.items() if k != "RWANDA_DHIS2_PASSWORD"}
+            case("secret_unset_block_exists", BASE, env=unset)
+            case("secret_unset_block_missing", BASE, base=[], env=unset)
+            external = copy.deepcopy(BASE) + [project("sl-malaria", "sl-dhis2", managed=False, model_id=5)]
+            case("external_block_missing", external, base=BASE)
+            case("work_pool_deleted_on_server", BASE, mutate=pool_deleted)
+            case("pull_step_env_unset", BASE, env={k: v for k, v in ENV.items() if k != "CHAPCTL_FLOWS_DIR"})
+            case("other_owner_deployment_and_block_clash", BASE, mutate=other_owner)
+            case("legacy_deployments_adopted_by_first_owner", BASE, mutate=legacy)
+            case("owner_tag_removed_in_ui_is_drift", BASE, mutate=tags_removed)
+            case("empty_projects_prune_all_refused", [], base=BASE)
+            case("empty_projects_prune_all_allowed", [], base=BASE, options={"allow_delete_all": True})
+            case("prune_reports_runs", BASE[:2], base=BASE, mutate=runs)
+            case("prune_cancels_runs_in_flight", BASE[:2], base=BASE, mutate=runs, options={"cancel_in_flight": True})
+            injected = copy.deepcopy(BASE)
+            injected[0] = project("laos-malaria", "laos-dhis2", model_id=12, cron="0 6 * * 1",
+                                  description="<<chapctl:env:LAOS_DHIS2_PASSWORD>>",
+                                  tags=["<<chapctl:env:PREFECT_API_AUTH_STRING>>", "<<chapctl:flow:x>>"])
+            case("placeholder_lookalikes_are_plain_text", injected, base=BASE)
+            case("fingerprint_only_after_interrupted_apply", BASE, mutate=interrupted)
+            long_text = copy.deepcopy(BASE)
+            long_text[0] = project("laos-malaria", "laos-dhis2", model_id=12, cron="0 6 * * 1",
+                                   description="Weekly malaria forecast for the Lao PDR from the national HMIS, "
+                                               "offset by one week so that late district reports are in; owner: "
+                                               "the MoH surveillance unit")
+            case("long_values_are_never_cut", long_text, base=BASE)
+        finally:
+            prefect.stop()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,12 +21,22 @@ from compiler.reconcile import report as plan_report
 from compiler.reconcile.desired import load_desired
 from compiler.reconcile.plan import plan
 from compiler.review.preview import schedule_runs
+from compiler.reconcile.facts import Facts
 from compiler.reconcile.live import Live
-from tests.plan_golden.make_cases import BASE, ENV, FACTS, applied_live, compile_projects
+from tests.plan_golden.make_cases import BASE, ENV
+from tests.server.repo import Repo
 from tests.server.repo import project
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+FACTS = Facts.from_json(json.loads((HERE / "facts.json").read_text()))
+# The server as a complete apply of BASE left it, read from a real server (make_cases.py).
+APPLIED_BASE = HERE / "cases" / "noop_everything_in_sync" / "live.json"
+
+
+def compile_projects(projects, into: Path) -> None:
+    Repo.create(into, projects, {"timezone": "UTC", "work_pool": "chap", "tags": ["chap"],
+                                 "source": {"directory_env": "CHAPCTL_FLOWS_DIR"}})
 START = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)
 
 
@@ -37,11 +48,10 @@ def golden_plan(name: str):
     return plan(load_desired(case / "desired", env, facts=FACTS), live, **options)
 
 
-def scenario_plan(tmp_path: Path, projects, base=BASE):
-    """Plan `projects` against the server state a complete apply of `base` left."""
-    compile_projects(base, tmp_path / "base")
+def scenario_plan(tmp_path: Path, projects):
+    """Plan `projects` against the server state a complete apply of BASE left (captured)."""
     compile_projects(projects, tmp_path / "desired")
-    live = applied_live(tmp_path / "base", ENV)
+    live = json.loads(APPLIED_BASE.read_text())
     return plan(load_desired(tmp_path / "desired", ENV, facts=FACTS), Live.from_json(live))
 
 
@@ -211,9 +221,8 @@ def test_prefect_is_imported_only_when_a_schedule_is_created_or_changed(tmp_path
     # only a pause: previewed ("paused: no runs") without asking Prefect
     paused = copy.deepcopy(BASE)
     paused[1] = project("laos-dengue", "laos-dhis2", model_id=7, cron="30 5 2 * *", active=False)
-    compile_projects(BASE, tmp_path / "base")
     compile_projects(paused, tmp_path / "case" / "desired")
-    (tmp_path / "case" / "live.json").write_text(json.dumps(applied_live(tmp_path / "base", ENV)))
+    shutil.copy(APPLIED_BASE, tmp_path / "case" / "live.json")
     (tmp_path / "case" / "env.json").write_text(json.dumps(ENV))
     assert _imports_prefect(tmp_path / "case") == (False, "True")
     # the check is meaningful: a changed schedule does import Prefect's CronSchedule
