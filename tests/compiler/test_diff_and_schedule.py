@@ -109,9 +109,14 @@ def test_schedule_json_gives_local_and_utc_times_across_a_dst_change(repo_factor
     assert result.exit_code == 0, result.stderr
     (preview,) = json.loads(result.stdout)
     assert preview["timezone"] == "Europe/Oslo"
-    # 02:30 does not exist on 2027-03-28 in Oslo: Prefect 3.8 fires at 00:30 UTC (this is its answer,
-    # computed by its own CronSchedule; the server test checks the scheduler agrees).
-    assert [r["utc"] for r in preview["runs"]] == ["2027-03-27T01:30:00+00:00", "2027-03-28T00:30:00+00:00",
+    # 02:30 does not exist on 2027-03-28 in Oslo. The answer is the installed Prefect's own
+    # CronSchedule's, and it moved between releases: 3.8 fires at 00:30 UTC (01:30 CET, before the
+    # gap), 3.9 at 01:30 UTC (03:30 CEST, after it). The server test checks the scheduler agrees.
+    from importlib.metadata import version
+
+    gap_run = {"3.8": "2027-03-28T00:30:00+00:00", "3.9": "2027-03-28T01:30:00+00:00"}
+    assert [r["utc"] for r in preview["runs"]] == ["2027-03-27T01:30:00+00:00",
+                                                    gap_run[".".join(version("prefect").split(".")[:2])],
                                                     "2027-03-29T00:30:00+00:00"]
 
 
