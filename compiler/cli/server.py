@@ -82,11 +82,14 @@ def plan_command(root: Optional[Path], output: str, detailed_exitcode: bool, ado
 @cancel_option
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=300, show_default=True, metavar="SECONDS",
               help="How long to wait for another apply of the same owner to finish.")
+@click.option("--parallel", type=click.IntRange(1, 32), default=8, show_default=True, metavar="N",
+              help="Write up to N independent objects at once (projects, blocks, prunes); 1 = one at a time. "
+                   "A server that answers 503 (SQLite) is written one at a time anyway.")
 @click.option("--ignore-applied-commit", is_flag=True,
               help="Apply even if this checkout does not contain the commit the server last applied "
                    "(a deliberate roll-back, or history rewritten by a force-push).")
 def apply_command(root: Optional[Path], output: str, adopt: bool, allow_delete_all: bool,
-                  cancel_in_flight: bool, lock_timeout: float, ignore_applied_commit: bool) -> None:
+                  cancel_in_flight: bool, lock_timeout: float, parallel: int, ignore_applied_commit: bool) -> None:
     """Make the Prefect server match the compiled projects, then print what changed.
 
     Writes only where something differs; a second run with no edits writes nothing. Acts only on
@@ -100,20 +103,23 @@ def apply_command(root: Optional[Path], output: str, adopt: bool, allow_delete_a
         from compiler.reconcile.plan import PlanOptions
 
         out = console() if output == "text" else None
+        bar = _ProgressBar(out)
 
         def progress(action) -> None:
             if out is not None and not action.quiet:
                 for style, text in plan_report.action_lines(action, past=True):
-                    out.print(text, style=style or None, markup=False, highlight=False)
+                    bar.print(text, style=style or None)
+            bar.advance()
 
         def waiting(message: str) -> None:
             print(message, file=sys.stderr, flush=True)
 
         options = ApplyOptions(PlanOptions(adopt, allow_delete_all, cancel_in_flight), lock_timeout,
-                               ignore_applied_commit)
-        with _client() as api, _sigterm_interrupts():
+                               ignore_applied_commit, parallel)
+        with _client() as api, _sigterm_interrupts(), bar:
             try:
-                prepared, result = apply(find_repo(root), api, options=options, progress=progress, on_wait=waiting)
+                prepared, result = apply(find_repo(root), api, options=options, progress=progress, on_wait=waiting,
+                                         on_plan=bar.start)
                 failure = None
             except ApplyFailed as exc:
                 prepared, result, failure = exc.prepared, exc.result, exc
@@ -161,6 +167,44 @@ def _sigterm_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class _ProgressBar:
+    """A rich progress bar under the lines apply prints, for long applies in a terminal only
+    (never in --format json/markdown, never when the output is a pipe or a CI log)."""
+
+    LONG = 20  # writes
+
+    def __init__(self, out):
+        self.out = out
+        self.progress = None
+        self.task = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def start(self, plan) -> None:
+        total = sum(1 for a in plan.actions if a.writes)
+        if self.out is None or not self.out.is_terminal or total < self.LONG:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 console=self.out, transient=True)
+        self.task = self.progress.add_task("apply", total=total)
+        self.progress.start()
+
+    def print(self, text: str, style=None) -> None:
+        target = self.progress.console if self.progress is not None else self.out
+        target.print(text, style=style, markup=False, highlight=False)
+
+    def advance(self) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task)
 
 
 def _header(api, prepared):

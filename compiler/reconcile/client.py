@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ from compiler.errors import Conflict, NotFound, ServerError
 from flows.api import error_detail, error_text
 
 PAGE_SIZE = 200  # Prefect's default PREFECT_SERVER_API_DEFAULT_LIMIT (also the page maximum)
+CONNECT_RETRIES = 2  # a refused or timed-out connection: 2 quick retries (~0.6 s), not the full budget
+CONNECT_TIMEOUT = 3.0  # seconds to open a connection (a black-holed host must not hang for 30 s)
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # Failures after which a write may have been committed although no answer came back.
 _MAYBE_SENT = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
@@ -129,9 +132,10 @@ class PrefectAPI:
         if settings.api_key:
             self.register_secret(settings.api_key)
         self.page_size = PAGE_SIZE  # lowered to the server's limit when it refuses a page (422)
-        # True when the last request was a write sent again after a failure that may have hidden
-        # its success (502/504, a timeout, a dropped connection): a 409 or 5xx then may be our own.
-        self.last_resent = False
+        self._local = threading.local()  # per thread: requests may run concurrently (reads, writes)
+        self._counting = threading.Lock()
+        self._pool: Any = None  # a small thread pool, made on first use
+        self.busy = False  # the server answered 503 (SQLite's one writer): callers stop writing at once
 
         headers = {"Accept": "application/json"}
         auth = None
@@ -145,8 +149,39 @@ class PrefectAPI:
         verify = settings.url.lower().startswith("https")
         self._transport, self._timeout = transport, timeout
         self._client = httpx.Client(
-            base_url=settings.url, headers=headers, auth=auth, timeout=timeout, transport=transport, verify=verify
+            base_url=settings.url, headers=headers, auth=auth, timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT),
+            transport=transport, verify=verify
         )
+
+    @property
+    def last_resent(self) -> bool:
+        """True when this thread's last request was a write sent again after a failure that may
+        have hidden its success (502/504, a timeout, a dropped connection): a 409 or 5xx then may
+        be our own earlier write."""
+        return getattr(self._local, "resent", False)
+
+    @last_resent.setter
+    def last_resent(self, value: bool) -> None:
+        self._local.resent = value
+
+    def concurrently(self, *calls: Callable[[], Any], workers: int = 4) -> list[Any]:
+        """Run independent calls at once (reads that do not depend on each other; writes to
+        unrelated objects); results in order; the first error is raised after all have finished."""
+        if len(calls) < 2 or workers < 2:
+            return [call() for call in calls]
+        from concurrent.futures import ThreadPoolExecutor, wait
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="chapctl-http")
+        results: list[Any] = []
+        for start in range(0, len(calls), workers):
+            futures = [self._pool.submit(call) for call in calls[start:start + workers]]
+            wait(futures)
+            for future in futures:
+                if future.exception() is not None:
+                    raise future.exception()
+            results += [future.result() for future in futures]
+        return results
 
     # -- lifecycle -----------------------------------------------------------------------------
     def sibling(self) -> PrefectAPI:
@@ -157,6 +192,9 @@ class PrefectAPI:
         return other
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         self._client.close()
 
     def __enter__(self) -> PrefectAPI:
@@ -191,7 +229,8 @@ class PrefectAPI:
             raise self._unreachable(method, path, outcome) from None
         response = outcome
         if write:
-            self.stats.writes += 1
+            with self._counting:
+                self.stats.writes += 1
         self._raise_for_status(method, path, response)
         if write and self.on_write is not None:
             self.on_write(method, path)
@@ -207,17 +246,19 @@ class PrefectAPI:
 
     def _attempt(self, method: str, path: str, json: Any, params: dict[str, Any] | None) -> Any:
         """One try: the response, or the httpx error (returned, not raised)."""
-        self.stats.requests += 1
-        self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
+        with self._counting:
+            self.stats.requests += 1
+            self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
         try:
             return self._client.request(method, path, json=json, params=params)
         except httpx.HTTPError as exc:
             return exc
 
-    @staticmethod
-    def _retryable(outcome: Any) -> bool:
+    def _retryable(self, outcome: Any) -> bool:
         if isinstance(outcome, BaseException):
             return isinstance(outcome, (httpx.ConnectError, httpx.ConnectTimeout, *_MAYBE_SENT))
+        if outcome.status_code == 503:
+            self.busy = True
         return outcome.status_code in RETRY_STATUSES
 
     def _retry(self, method: str, path: str, json: Any, params: dict[str, Any] | None, first: Any,
@@ -229,13 +270,21 @@ class PrefectAPI:
         def attempt() -> Any:
             if made:
                 return made.pop()
-            self.stats.retries += 1
+            with self._counting:
+                self.stats.retries += 1
             if write:
                 self.last_resent = True  # a 409 or 5xx now may be our own earlier write
             return self._attempt(method, path, json, params)
 
-        retrying = policy(attempts=self.retries + 1, backoff=self.backoff, cap=5.0,
-                          retry_if=lambda state: self._retryable(state.outcome.result()))
+        def again(state) -> bool:
+            outcome = state.outcome.result()
+            if isinstance(outcome, (httpx.ConnectError, httpx.ConnectTimeout)):
+                # Nothing listens (or answers) there: a restarting server is back within a second;
+                # anything longer is a wrong URL or a server that is down. Say so within ~2 s.
+                return state.attempt_number <= CONNECT_RETRIES
+            return self._retryable(outcome)
+
+        retrying = policy(attempts=self.retries + 1, backoff=self.backoff, cap=5.0, retry_if=again)
         return retrying(attempt)
 
     def _unreachable(self, method: str, path: str, exc: BaseException) -> ServerError:
@@ -297,11 +346,10 @@ class PrefectAPI:
             return None
 
     def filter_all(self, path: str, body: dict[str, Any]) -> list[Any]:
-        """Every row of a `/filter` endpoint, paged by offset at the server's maximum page size."""
+        """Every row of a `/filter` endpoint, paged by offset at the server's page size."""
         return list(self._pages(path, body))
 
-    def _pages(self, path: str, body: dict[str, Any]) -> Iterator[Any]:
-        offset = 0
+    def _pages(self, path: str, body: dict[str, Any], offset: int = 0) -> Iterator[Any]:
         while True:
             size = self.page_size
             try:

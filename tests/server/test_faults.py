@@ -101,7 +101,7 @@ def test_failure_half_way_reports_every_write_already_made(fmt, chapctl, make_re
         # The first deployment create is refused (a proxy's 500 before the server saw it).
         proxy.fail("POST", r"^/api/deployments/$", status=500, after_forwarding=False)
         runner = Chapctl(clean_server, dict(chapctl.env, PREFECT_API_URL=proxy.api_url))
-        args = ["apply"] + ([fmt] if fmt != "text" else [])
+        args = ["apply", "--parallel", "1"] + ([fmt] if fmt != "text" else [])  # one at a time: exact counts
         proc = runner.cli(repo, *args)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr and "internal error" not in proc.stderr
@@ -123,6 +123,23 @@ def test_failure_half_way_reports_every_write_already_made(fmt, chapctl, make_re
     assert chapctl.cli(repo, "apply").returncode == 0
     assert {d["name"] for d in all_deployments(clean_server)} == {p["name"] for p in THREE}
     assert not chapctl.plan(repo).has_changes
+
+
+def test_a_failure_among_parallel_writes_accounts_for_every_project(chapctl, make_repo, clean_server):
+    many = THREE + [project(f"more-{i}", "laos-dhis2", model_id=20 + i) for i in range(6)]
+    repo = make_repo(many)
+    with FaultProxy(clean_server.api_url) as proxy:
+        proxy.fail("POST", r"^/api/deployments/$", status=400, after_forwarding=False, body=b'"more-2"')
+        runner = Chapctl(clean_server, dict(chapctl.env, PREFECT_API_URL=proxy.api_url))
+        proc = runner.cli(repo, "apply", "--format", "json", "--parallel", "8")
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    created = {a["name"] for a in doc["applied"] if a["kind"] == "deployment"}
+    waiting = {a["name"] for a in doc["not_applied"] if a["kind"] == "deployment"}
+    assert doc["failed"]["name"] == "more-2" and "more-2" not in created | waiting
+    assert created | waiting | {"more-2"} == {p["name"] for p in many} and not created & waiting
+    assert created == {d["name"] for d in all_deployments(clean_server)}  # the report says what exists
+    assert chapctl.cli(repo, "apply").returncode == 0 and not chapctl.plan(repo).has_changes
 
 
 def test_apply_failed_in_process_carries_the_partial_result(chapctl, make_repo, clean_server):
