@@ -18,7 +18,7 @@ CHAPCTL := .venv/bin/chapctl
 PY := .venv/bin/python
 export CHAPCTL_FLOWS_DIR ?= $(CURDIR)
 
-.PHONY: help setup run demo-plan test validate compile check bench start-server start-fake start-worker plan apply \
+.PHONY: help setup run demo-plan test validate compile check bench lock-test-envs start-server start-fake start-worker plan apply \
 	status stop stop-pool clean distclean
 
 help: ## List the targets
@@ -50,6 +50,9 @@ compile: setup ## Regenerate prefect.yaml, blocks/ and schema/ (commit the resul
 
 check: setup ## Fail if committed artifacts are stale
 	$(CHAPCTL) compile --check
+
+lock-test-envs: $(UV) ## Re-pin the other Prefect release the suite runs a server from (tests/server/envs)
+	for f in tests/server/envs/*.in; do $(UV) pip compile --quiet --python-version 3.11 --generate-hashes --no-header "$$f" -o "$${f%.in}.txt"; done
 
 bench: setup ## Run the benchmarks under bench/
 	$(UV) run --frozen --no-sync python bench/compile.py

@@ -32,17 +32,35 @@ def schedule(root: Optional[Path], count: int, project: Optional[str], start: Op
         import json
 
         from compiler.compile.build import validate_repo
-        from compiler.review.preview import next_runs, parse_start, preview_json
+        from compiler.review.preview import next_runs, parse_start, preview_json, semantics_note
 
         validated = validate_repo(find_repo(root))
         previews = next_runs(validated, count, parse_start(start), project)
+        note = semantics_note(_server_version())
         if output == "json":
             print(json.dumps(preview_json(previews), indent=2))
         else:
             _print_previews(previews)
+        if note:
+            import sys
+
+            print(f"note: {note}", file=sys.stderr)
         return 0
 
     run_guarded(body)
+
+
+def _server_version(timeout: float = 2.0) -> Optional[str]:
+    """The configured server's Prefect version, or None when none is configured or it does not
+    answer within `timeout`: previews work offline, and say nothing then."""
+    from compiler.errors import ChapctlError
+    from compiler.reconcile.client import ApiSettings, PrefectAPI
+
+    try:
+        with PrefectAPI(ApiSettings.from_env(), retries=0, timeout=timeout) as api:
+            return api.server_version()
+    except ChapctlError:
+        return None
 
 
 def _print_previews(previews) -> None:

@@ -57,7 +57,7 @@ def plan_command(root: Optional[Path], output: str, detailed_exitcode: bool, ado
         p = prepared.plan
         # Next runs of every schedule the plan creates or changes, from Prefect's own schedule
         # code; None (and prefect never imported) when no schedule is created or changed.
-        runs = plan_report.schedule_previews(p)
+        runs = plan_report.schedule_previews(p, server_version=prepared.live.server_version)
         if output == "json":
             print(plan_report.plan_json(p, header, runs, prepared.guard))
         elif output == "markdown":

@@ -77,6 +77,7 @@ class Previews:
     start: dt.datetime
     count: int
     by_action: dict[tuple[str, str], list[NextRuns]]
+    note: str | None = None  # the server's Prefect release differs from the one computing previews
 
     def get(self, action: Action) -> list[NextRuns]:
         return self.by_action.get((action.kind, action.name), [])
@@ -99,7 +100,8 @@ def previewed_schedules(plan: Plan) -> list[tuple[Action, str, dict[str, Any]]]:
     return out
 
 
-def schedule_previews(plan: Plan, count: int = PREVIEW_RUNS, start: dt.datetime | None = None) -> Previews | None:
+def schedule_previews(plan: Plan, count: int = PREVIEW_RUNS, start: dt.datetime | None = None,
+                      server_version: str | None = None) -> Previews | None:
     """Next runs of the schedules `plan` creates or changes; None when there are none (then
     nothing is imported). Paused schedules get no runs and no Prefect call."""
     targets = previewed_schedules(plan)
@@ -121,7 +123,9 @@ def schedule_previews(plan: Plan, count: int = PREVIEW_RUNS, start: dt.datetime 
 
             runs = tuple(schedule_runs(cron, zone, count, start))
         by_action.setdefault((action.kind, action.name), []).append(NextRuns(name, cron, zone, active, runs, note))
-    return Previews(start, count, by_action)
+    from compiler.review.preview import semantics_note
+
+    return Previews(start, count, by_action, semantics_note(server_version))
 
 
 def when(run: dt.datetime) -> tuple[str, str]:
@@ -228,6 +232,8 @@ def plan_lines(plan: Plan, header: Header | None = None, *, show_noops: bool = F
             out.append(("dim", f"  = {_unchanged(actions)}"))
     if plan.counts()["fingerprint"]:
         out.append(("dim", "note: " + fingerprint_line(plan.counts()["fingerprint"])))
+    if next_runs is not None and next_runs.note:
+        out.append(("yellow", f"note: {next_runs.note}"))
     for note in plan.notes:
         out.append(("cyan", f"note: {note}"))
     for missing in plan.missing_env:
@@ -299,6 +305,8 @@ def plan_json(plan: Plan, header: Header | None = None, next_runs: Previews | No
         doc["commit"] = _guard_json(guard)
     if next_runs is not None:
         doc["next_runs_from"] = next_runs.start.isoformat()
+        if next_runs.note:
+            doc["next_runs_server_note"] = next_runs.note
         for action, entry in zip(plan.actions, doc["actions"]):
             previews = next_runs.get(action)
             if len(previews) == 1:
@@ -380,8 +388,10 @@ def _next_runs_markdown(plan: Plan, next_runs: Previews | None) -> list[str]:
     if not previews:
         return []
     lines = [f"**Next {next_runs.count} runs** of each schedule this plan creates or changes "
-             "(computed by Prefect's own schedule code):", "",
-             "| Schedule | Cron | Time zone | Local time | UTC |", "|---|---|---|---|---|"]
+             "(computed by Prefect's own schedule code):", ""]
+    if next_runs.note:
+        lines += [f":warning: {_md(next_runs.note)}", ""]
+    lines += ["| Schedule | Cron | Time zone | Local time | UTC |", "|---|---|---|---|---|"]
     for nr in previews:
         first = f"| `{_md(nr.schedule)}` | `{_md(nr.cron)}` | {_md(nr.timezone)} |"
         if nr.note:

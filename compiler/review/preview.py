@@ -57,6 +57,23 @@ def _zone(name: str):
     return ZoneInfo(name)
 
 
+def installed_prefect() -> str:
+    from importlib.metadata import version
+
+    return version("prefect")
+
+
+def semantics_note(server_version: str | None) -> str | None:
+    """One line when the server's Prefect is another minor release than the installed one, whose
+    schedule code computes the previews: their schedulers may place a run differently around a
+    DST change (3.8 and 3.9 put the run of a skipped 02:30 an hour apart)."""
+    installed = installed_prefect()
+    if not server_version or server_version.split(".")[:2] == installed.split(".")[:2]:
+        return None
+    return (f"next runs are computed with Prefect {installed}'s schedule code; the server runs {server_version}, "
+            "whose scheduler may place a run differently around a DST change (a skipped or repeated hour)")
+
+
 def parse_start(text: str | None, default_zone: str = "UTC") -> dt.datetime | None:
     """`--from` value: an ISO date or date-time; naive values are read in UTC."""
     if text is None:

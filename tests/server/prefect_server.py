@@ -151,7 +151,9 @@ class PrefectServer:
     # -- lifecycle -------------------------------------------------------------------------------
     @classmethod
     def start(cls, home: Path, backend: str = "sqlite", *, auth_string: str | None = None,
-              extra_env: dict[str, str] | None = None, timeout: float = 120.0) -> PrefectServer:
+              extra_env: dict[str, str] | None = None, timeout: float = 120.0,
+              prefect_bin: Path | None = None) -> PrefectServer:
+        """`prefect_bin`: another Prefect's CLI (tests/server/server_envs.py); default the locked one."""
         home.mkdir(parents=True, exist_ok=True)
         server = cls(home=home, port=free_port(), backend=backend, auth_string=auth_string,
                      extra_env=dict(extra_env or {}))
@@ -181,7 +183,7 @@ class PrefectServer:
         log = server.log_path.open("ab")
         try:
             server.process = subprocess.Popen(
-                [str(PREFECT_BIN), "server", "start", "--host", "127.0.0.1", "--port", str(server.port)],
+                [str(prefect_bin or PREFECT_BIN), "server", "start", "--host", "127.0.0.1", "--port", str(server.port)],
                 env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,  # own process group: stop() kills it and its children
             )

@@ -1,0 +1,52 @@
+"""Other Prefect releases to run a server from, each in its own environment built once and cached.
+
+    bin = prefect_binary("3.8.8")   # .cache/server-envs/prefect-3.8.8-<hash>/bin/prefect
+
+The environment is pinned by `tests/server/envs/prefect-<version>.txt` (compiled with hashes from
+`prefect-<version>.in`; `make lock-test-envs` regenerates it) and built with uv into
+`.cache/server-envs/`, keyed by the sha256 of that file: a warm run reuses it, a changed pin
+builds a new one. uv is the one `make` bootstrapped (`$UV`), else the one on PATH.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+ENVS = Path(__file__).resolve().parent / "envs"
+CACHE = REPO / ".cache" / "server-envs"
+OTHER_VERSIONS = ("3.8.8",)  # besides the locked one (uv.lock)
+
+
+def _uv() -> str:
+    for candidate in (os.environ.get("UV"), shutil.which("uv"), str(REPO / ".tools" / "bin" / "uv")):
+        if candidate and (Path(candidate).is_file() or shutil.which(candidate)):
+            return candidate
+    raise RuntimeError("uv is needed to build the Prefect test environments: run `make setup` first")
+
+
+def prefect_binary(version: str) -> Path:
+    pins = ENVS / f"prefect-{version}.txt"
+    if not pins.is_file():
+        raise RuntimeError(f"no pinned environment for Prefect {version}: {pins} is missing")
+    key = hashlib.sha256(pins.read_bytes() + sys.version.encode()).hexdigest()[:16]
+    home = CACHE / f"prefect-{version}-{key}"
+    binary = home / "bin" / "prefect"
+    if (home / ".complete").is_file() and binary.is_file():
+        return binary
+    shutil.rmtree(home, ignore_errors=True)
+    home.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "VIRTUAL_ENV": str(home)}
+    for command in ([_uv(), "venv", "--quiet", "--python", sys.executable, str(home)],
+                    [_uv(), "pip", "install", "--quiet", "--python", str(home / "bin" / "python"), "-r", str(pins)]):
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            raise RuntimeError(f"building the Prefect {version} environment failed: {' '.join(command[:3])}: "
+                               + (proc.stderr.strip().splitlines() or ["(no output)"])[-1])
+    (home / ".complete").write_text(version)
+    return binary
