@@ -1,24 +1,20 @@
-"""Benchmark: `prefect deploy --all` vs `chapctl apply` on one freshly started Prefect server.
+"""Benchmark: `chapctl apply` side by side with `prefect deploy --all`, on one Prefect server as
+users install it (no tuning), every target of issue 12 in one run.
 
-    uv run python bench/apply.py [--n 100] [--backend sqlite|postgres] [--json out.json]
+    uv run python bench/apply.py [--n 100] [--big 1000] [--backend auto|sqlite|postgres] [--json out.json]
 
-Both tools start from the same state — block type, block documents, work pool and flow exist, no
-deployments — and deploy the same compiled `prefect.yaml` of N generated projects:
+On one fresh server (PostgreSQL when 127.0.0.1:5432 answers, else SQLite; `--backend` to choose):
 
-  first   every deployment created
-  no-op   nothing changed
-  change  one project edited (model id and cron)
+  reference  `prefect deploy --all` of N generated projects: first (creates), then no-op
+  chapctl    first apply of N, its no-op (best of --repeat, median too), one project changed;
+             then first apply of BIG projects and its no-op
+  refused    `chapctl plan` against a port nothing listens on: time to the error line
 
-Wall times include interpreter start (both run as CLIs in subprocesses). HTTP requests are
-counted client-side: chapctl reports its own; `prefect deploy` runs under a wrapper that counts
-every httpx request it sends. Targets (docs/design.md §8): no-op ≥ 50× faster with a request count
-independent of N, first apply ≥ 5× faster. Exit status 1 when a target is missed.
-
-Server setting (applies to both tools): the server runs with `PYTHONTZPATH=` (empty), so
-`zoneinfo` reads the `tzdata` package instead of walking /usr/share/zoneinfo. Prefect 3.8.8's
-`CronSchedule` validator calls `zoneinfo.available_timezones()` — a directory walk, ~6 ms here —
-every time it loads or returns a schedule, which makes any bulk read of 100 deployments cost
-~1.3 s of server CPU. `--default-tz` benchmarks the server as installed.
+Both tools start from the same state — block type, block documents, work pool and flow exist,
+no deployments. Wall times include interpreter start (both run as CLIs in subprocesses). HTTP
+requests are counted client-side: chapctl reports its own (the apply lock and the commit record
+included); `prefect deploy` runs under a wrapper that counts every httpx request it sends.
+Exit status 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -35,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.server.prefect_server import PrefectServer  # noqa: E402
+from tests.server.prefect_server import PrefectServer, free_port, postgres_available  # noqa: E402
 from tests.server.repo import Repo, project  # noqa: E402
 
 PASSWORD = "bench-secret-do-not-print"
@@ -104,22 +100,59 @@ def edit_one(repo: Repo, projects: list[dict], model_id: int, cron: str) -> None
     repo.write_project(doc)
 
 
+TARGETS = {
+    "noop_vs_prefect": 100.0,  # no-op apply of N: at least this many times faster than prefect deploy --all
+    "noop_big_seconds": 1.5,  # no-op of BIG projects: at most this many seconds
+    "noop_big_ratio": 2.5,  # ... and at most this many times the no-op of N
+    "first_vs_prefect": 10.0,  # first apply of N: at least this many times faster (PostgreSQL)
+    "first_big_seconds": 30.0,  # first apply of BIG projects (PostgreSQL): at most
+    "refused_seconds": 2.0,  # an unreachable server: the error within
+}
+
+
+def best_and_median(times: list[float]) -> tuple[float, float]:
+    ordered = sorted(times)
+    return ordered[0], ordered[len(ordered) // 2]
+
+
+def noop_runs(repo: Repo, env: dict[str, str], repeat: int) -> tuple[float, float, int]:
+    times, requests = [], 0
+    for _ in range(repeat):
+        t, requests, counts = chapctl_apply(repo, env)
+        assert counts["created"] == counts["updated"] == counts["deleted"] == 0, counts
+        times.append(t)
+    best, median = best_and_median(times)
+    return best, median, requests
+
+
+def refused(repo: Repo, env: dict[str, str]) -> float:
+    down = dict(env, PREFECT_API_URL=f"http://127.0.0.1:{free_port()}/api")
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "compiler", "plan"], cwd=repo.root, env=down,
+                              capture_output=True, text=True, timeout=120)
+        times.append(time.perf_counter() - start)
+        assert proc.returncode == 1 and "cannot reach" in proc.stderr, proc.stderr
+    return min(times)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100)
-    ap.add_argument("--backend", default="sqlite", choices=["sqlite", "postgres"])
+    ap.add_argument("--big", type=int, default=1000, help="projects of the large no-op and first apply (0: skip)")
+    ap.add_argument("--backend", default="auto", choices=["auto", "sqlite", "postgres"])
+    ap.add_argument("--repeat", type=int, default=5, help="no-op runs (best and median reported)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
-    ap.add_argument("--default-tz", action="store_true",
-                    help="run the server without PYTHONTZPATH= (slow bulk reads of schedules, see above)")
     args = ap.parse_args()
+    backend = args.backend if args.backend != "auto" else ("postgres" if postgres_available() else "sqlite")
 
     with tempfile.TemporaryDirectory(prefix="chapctl-bench-") as tmp_s:
         tmp = Path(tmp_s)
         projects = generate(args.n)
         repo = Repo.create(tmp / "repo", projects)
-        print(f"starting a fresh Prefect server ({args.backend}) ...", flush=True)
-        server_env = {} if args.default_tz else {"PYTHONTZPATH": ""}
-        with PrefectServer.start(tmp / "server", args.backend, extra_env=server_env) as server:
+        print(f"starting a fresh Prefect server ({backend}, as installed) ...", flush=True)
+        with PrefectServer.start(tmp / "server", backend) as server:
             env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
             env.update(server.client_env(), PREFECT_HOME=str(tmp / "client-home"), CHAPCTL_FLOWS_DIR=str(repo.root),
                        BENCH_DHIS2_PASSWORD=PASSWORD)
@@ -127,57 +160,67 @@ def main() -> int:
             # blocks to exist to resolve its block references); facts cache warm; no deployments.
             chapctl_apply(repo, env)
             delete_deployments(server)
-            results: dict[str, dict] = {"prefect": {}, "chapctl": {}}
+            f: dict[str, float | int] = {}
 
-            print(f"prefect deploy --all, {args.n} deployments ...", flush=True)
+            print(f"prefect deploy --all, {args.n} deployments (first, no-op) ...", flush=True)
             count_file = tmp / "count"
-            results["prefect"]["first"] = prefect_deploy(repo, env, count_file)
-            results["prefect"]["noop"] = prefect_deploy(repo, env, count_file)
-            edit_one(repo, projects, 99, "5 5 * * 5")
-            results["prefect"]["change"] = prefect_deploy(repo, env, count_file)
-
-            edit_one(repo, projects, projects[0]["model_id"], projects[0]["schedule"]["cron"])
+            f["prefect_first_s"], f["prefect_first_requests"] = prefect_deploy(repo, env, count_file)
+            f["prefect_noop_s"], f["prefect_noop_requests"] = prefect_deploy(repo, env, count_file)
             delete_deployments(server)
-            print(f"chapctl apply, {args.n} projects ...", flush=True)
+
+            print(f"chapctl apply, {args.n} projects (first, no-op x{args.repeat}, one change) ...", flush=True)
             t, r, c = chapctl_apply(repo, env)
             assert c["created"] == args.n, c
-            results["chapctl"]["first"] = (t, r)
-            t, r, c = chapctl_apply(repo, env)
-            assert c["created"] == c["updated"] == c["deleted"] == 0, c
-            results["chapctl"]["noop"] = (t, r)
+            f["first_s"], f["first_requests"] = t, r
+            f["noop_s"], f["noop_median_s"], f["noop_requests"] = noop_runs(repo, env, args.repeat)
             edit_one(repo, projects, 99, "5 5 * * 5")
             t, r, c = chapctl_apply(repo, env)
             assert c["updated"] == 2 and c["created"] == c["deleted"] == 0, c
-            results["chapctl"]["change"] = (t, r)
+            f["change_s"], f["change_requests"] = t, r
 
-            # O(1): the no-op request count for a tenth of the projects must be the same.
-            small = Repo.create(tmp / "small", projects[: max(1, args.n // 10)])
-            delete_deployments(server)
-            small_env = dict(env, CHAPCTL_FLOWS_DIR=str(small.root))
-            chapctl_apply(small, small_env)
-            _, small_noop_requests, _ = chapctl_apply(small, small_env)
+            if args.big:
+                print(f"chapctl apply, {args.big} projects (first, no-op x{args.repeat}) ...", flush=True)
+                delete_deployments(server)
+                big = Repo.create(tmp / "big", generate(args.big), cache_from=repo.root)
+                big_env = dict(env, CHAPCTL_FLOWS_DIR=str(big.root))
+                t, r, c = chapctl_apply(big, big_env)
+                assert c["created"] >= args.big, c
+                f["big_first_s"], f["big_first_requests"] = t, r
+                f["big_noop_s"], f["big_noop_median_s"], f["big_noop_requests"] = noop_runs(big, big_env, args.repeat)
+            f["refused_s"] = refused(repo, env)
 
     print()
-    print(f"N={args.n}, {args.backend}, server {'as installed' if args.default_tz else 'with PYTHONTZPATH='}")
-    print(f"{'run':<8}{'prefect deploy --all':>26}{'chapctl apply':>22}{'speed-up':>11}{'requests':>16}")
-    figures = {}
-    for phase in ("first", "noop", "change"):
-        (pt, pr), (ct, cr) = results["prefect"][phase], results["chapctl"][phase]
-        figures[phase] = {"prefect_s": round(pt, 3), "prefect_requests": pr, "chapctl_s": round(ct, 3),
-                          "chapctl_requests": cr, "speedup": round(pt / ct, 1), "request_ratio": round(pr / max(cr, 1), 1)}
-        print(f"{phase:<8}{pt:>17.2f} s {pr:>5} rq{ct:>13.2f} s {cr:>4} rq{pt / ct:>10.1f}×{pr / max(cr, 1):>14.1f}×")
-    figures["noop_requests_n_over_10"] = small_noop_requests
-    print(f"\nno-op requests: {figures['noop']['chapctl_requests']} for N={args.n}, "
-          f"{small_noop_requests} for N={max(1, args.n // 10)}")
-    checks = {
-        "no-op ≥ 50× faster": figures["noop"]["speedup"] >= 50,
-        "no-op requests independent of N": figures["noop"]["chapctl_requests"] == small_noop_requests,
-        "first apply ≥ 5× faster": figures["first"]["speedup"] >= 5,
-    }
-    for name, ok in checks.items():
-        print(f"  {'ok  ' if ok else 'MISS'} {name}")
+    print(f"N={args.n}, BIG={args.big}, {backend}, one server as installed, 2 cores")
+    rows = [
+        ("no-op apply, N, vs prefect deploy --all", f"{f['noop_s']:.2f} s (median {f['noop_median_s']:.2f}), "
+         f"{f['noop_requests']} rq", f"{f['prefect_noop_s']:.1f} s, {f['prefect_noop_requests']} rq",
+         f['prefect_noop_s'] / f['noop_s'], f"≥ {TARGETS['noop_vs_prefect']:g}×",
+         f['prefect_noop_s'] / f['noop_s'] >= TARGETS["noop_vs_prefect"]),
+        ("first apply, N, vs prefect deploy --all", f"{f['first_s']:.2f} s, {f['first_requests']} rq",
+         f"{f['prefect_first_s']:.1f} s, {f['prefect_first_requests']} rq", f['prefect_first_s'] / f['first_s'],
+         f"≥ {TARGETS['first_vs_prefect']:g}×", f['prefect_first_s'] / f['first_s'] >= TARGETS["first_vs_prefect"]),
+        ("one project changed, N", f"{f['change_s']:.2f} s, {f['change_requests']} rq", "", None, "", True),
+    ]
+    if args.big:
+        ratio = f["big_noop_s"] / f["noop_s"]
+        rows += [
+            (f"no-op apply, {args.big}", f"{f['big_noop_s']:.2f} s (median {f['big_noop_median_s']:.2f}), "
+             f"{f['big_noop_requests']} rq", f"no-op of N: {f['noop_s']:.2f} s", ratio,
+             f"≤ {TARGETS['noop_big_seconds']:g} s and ≤ {TARGETS['noop_big_ratio']:g}×",
+             f["big_noop_s"] <= TARGETS["noop_big_seconds"] and ratio <= TARGETS["noop_big_ratio"]),
+            (f"first apply, {args.big}", f"{f['big_first_s']:.1f} s, {f['big_first_requests']} rq", "", None,
+             f"≤ {TARGETS['first_big_seconds']:g} s", f["big_first_s"] <= TARGETS["first_big_seconds"]),
+        ]
+    rows.append(("error for a refused connection", f"{f['refused_s']:.2f} s", "", None,
+                 f"≤ {TARGETS['refused_seconds']:g} s", f["refused_s"] <= TARGETS["refused_seconds"]))
+    print(f"{'measure':<42}{'chapctl':<34}{'reference':<28}{'ratio':>8}  {'target':<24}")
+    for name, mine, ref, ratio, target, ok in rows:
+        shown = f"{ratio:.1f}×" if ratio is not None else ""
+        print(f"{name:<42}{mine:<34}{ref:<28}{shown:>8}  {target:<24}{'' if not target else ('ok' if ok else 'MISS')}")
+    checks = {name: ok for name, _m, _r, _x, target, ok in rows if target}
     if args.json:
-        args.json.write_text(json.dumps({"n": args.n, "backend": args.backend, **figures, "checks": checks}, indent=2))
+        args.json.write_text(json.dumps({"n": args.n, "big": args.big, "backend": backend, **f, "checks": checks},
+                                        indent=2))
     return 0 if all(checks.values()) else 1
 
 
