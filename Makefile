@@ -30,6 +30,9 @@ help: ## List the targets
 
 setup: $(UV) ## Create .venv from the lock file (exactly the pinned versions)
 	$(UV) sync --frozen --quiet
+	@# chapctl's own modules too (the checkout is installed editable): a machine that never writes
+	@# .pyc (PYTHONDONTWRITEBYTECODE) would otherwise recompile them on every plan.
+	$(PY) -m compileall -q compiler flows
 
 run: setup ## The whole system locally: server, fake DHIS2, apply the examples, a worker, one real run
 	$(CHAPCTL) validate

@@ -19,3 +19,8 @@ CLAIM_VARIABLE = "chapctl-block--{slug}--{name}"  # which owner manages a block 
 
 def owner_tag(owner: str) -> str:
     return OWNER_TAG_PREFIX + owner
+
+# Writes `apply` sends at once. Prefect's server is one process: measured on PostgreSQL, 2 cores,
+# 1,000 projects, 4 at once took 21.8 s, 1 took 24.1 s and 8 took 25.3 s (more only queue behind
+# its event loop). `--parallel N` overrides.
+DEFAULT_WORKERS = 4

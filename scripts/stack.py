@@ -133,9 +133,6 @@ def start_server() -> None:
         return
     (LOCAL / "prefect").mkdir(parents=True, exist_ok=True)
     env = prefect_env()
-    # zoneinfo from the pinned tzdata package only: Prefect 3.8.8's CronSchedule validator lists
-    # the zones (a walk of /usr/share/zoneinfo) every time it reads a schedule (see bench/apply.py).
-    env.setdefault("PYTHONTZPATH", "")
     pid = spawn("server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port())],
                 env)
     wait_healthy(health, "server")

@@ -14,6 +14,7 @@ from typing import Iterator, Optional
 
 import click
 
+from compiler.constants import DEFAULT_WORKERS
 from compiler.cli.common import console, find_repo, output_option, print_lines, root_option, run_guarded
 
 adopt_option = click.option("--adopt", is_flag=True, help="Take over unmanaged deployments whose name a project uses.")
@@ -82,7 +83,7 @@ def plan_command(root: Optional[Path], output: str, detailed_exitcode: bool, ado
 @cancel_option
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=300, show_default=True, metavar="SECONDS",
               help="How long to wait for another apply of the same owner to finish.")
-@click.option("--parallel", type=click.IntRange(1, 32), default=8, show_default=True, metavar="N",
+@click.option("--parallel", type=click.IntRange(1, 32), default=DEFAULT_WORKERS, show_default=True, metavar="N",
               help="Write up to N independent objects at once (projects, blocks, prunes); 1 = one at a time. "
                    "A server that answers 503 (SQLite) is written one at a time anyway.")
 @click.option("--ignore-applied-commit", is_flag=True,

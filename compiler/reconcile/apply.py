@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compiler.constants import MANAGED_TAG, STATE_VARIABLE, owner_tag
+from compiler.constants import DEFAULT_WORKERS, MANAGED_TAG, STATE_VARIABLE, owner_tag
 from compiler.errors import ApplyFailed, ApplyRefused, Conflict, NotFound, ServerError, UserError
 from compiler.jsontree import leaves, map_leaves
 from compiler.reconcile import gitinfo
@@ -75,7 +75,7 @@ class ApplyOptions:
     plan: PlanOptions = PlanOptions()
     lock_timeout: float = 300.0
     ignore_applied_commit: bool = False
-    workers: int = 8  # writes at once, at most (independent chains only; 1 = one at a time)
+    workers: int = DEFAULT_WORKERS  # writes at once, at most (independent chains only; 1 = one at a time)
 
 
 def apply(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
@@ -187,9 +187,6 @@ def _record_commit(api: PrefectAPI, prepared: Prepared) -> None:
 # integrity conflict" to block documents created at the same moment. On a server that answers
 # 503 "database is locked" (SQLite: one writer at a time) the rest goes one write at a time.
 _STAGES = (("work_pool", "block_type", "block_schema"), ("block_document",), ("flow",), ("deployment", "schedule"))
-DEFAULT_WORKERS = 8
-
-
 def stages(p: Plan) -> list[list[list[Action]]]:
     """The plan's writes as stages of independent chains of actions (see above)."""
     out: list[list[list[Action]]] = []

@@ -27,10 +27,20 @@ from pathlib import Path
 from typing import Any
 
 if "httpx" not in sys.modules:
-    # httpx imports its own command line (rich, click's help machinery) when it is imported: ~30 ms
-    # of every plan and apply, for a `main` chapctl never calls. An empty `httpx._main` makes its
-    # `from ._main import main` fail the way httpx expects when those extras are missing.
+    # Two optional parts of httpx cost ~35 ms of every plan and apply and are never used here:
+    # its own command line (rich, click's help machinery) and HTTP/2 (h2, installed because
+    # Prefect asks for httpx[http2]). Both are imported inside try/except ImportError; making
+    # those imports fail gives what httpx and httpcore do when the extras are not installed.
+    # Only this process, only before anything else imported httpx (Prefect itself, where
+    # imported, keeps both).
     sys.modules.setdefault("httpx._main", types.ModuleType("httpx._main"))
+    _no_h2 = "httpcore._sync.http2" not in sys.modules
+    if _no_h2:
+        sys.modules["httpcore._sync.http2"] = None  # type: ignore[assignment]
+    import httpx
+
+    if _no_h2:
+        del sys.modules["httpcore._sync.http2"]
 import httpx  # noqa: E402
 
 from compiler.errors import Conflict, NotFound, ServerError  # noqa: E402

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compiler.cachedir import cache_dir, store
 from compiler.constants import DEFAULT_OWNER, FINGERPRINT_PREFIX, MANAGED_TAG, owner_tag
 from compiler.errors import ApplyRefused
 from compiler.jsontree import map_leaves
@@ -116,7 +117,7 @@ def _yaml_load(path: Path, cache: Path | None = None) -> Any:
     data is kept as JSON under `.chapctl/cache/`, keyed by the sha256 of its bytes (JSON reads
     ten times faster; a changed file is a new key)."""
     raw = path.read_bytes()
-    cached = cache / f"artifact-{hashlib.sha256(raw).hexdigest()[:32]}.json" if cache is not None else None
+    cached = cache / f"artifact-{path.stem}-{hashlib.sha256(raw).hexdigest()[:32]}.json" if cache is not None else None
     if cached is not None:
         try:
             return json.loads(cached.read_text())
@@ -126,13 +127,7 @@ def _yaml_load(path: Path, cache: Path | None = None) -> Any:
 
     data = parse_artifact(raw.decode("utf-8"), path.name)
     if cached is not None:
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(data))
-            tmp.replace(cached)
-        except OSError:
-            pass  # a read-only checkout: parse every time
+        store(cached, json.dumps(data))
     return data
 
 
@@ -146,7 +141,7 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
     project_yaml = root / "prefect.yaml"
     if not project_yaml.is_file():
         raise ApplyRefused(f"{project_yaml} does not exist; run `chapctl compile` first")
-    doc = _yaml_load(project_yaml, root / ".chapctl" / "cache") or {}
+    doc = _yaml_load(project_yaml, cache_dir(root)) or {}
     owner = str((doc.get("chapctl") or {}).get("owner") or DEFAULT_OWNER)
     raw_deployments = doc.get("deployments") or []
     missing_env: list[str] = []
@@ -158,7 +153,7 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
             f"apply will need {var}: prefect.yaml's pull steps read it (set it where apply runs)"
         )
 
-    blocks = [_load_block(p, env) for p in sorted((root / "blocks").glob("*.yaml"))]
+    blocks = [_load_block(p, env, cache_dir(root)) for p in sorted((root / "blocks").glob("*.yaml"))]
     slugs = sorted({b.slug for b in blocks} | _referenced_slugs(raw_deployments))
     entrypoints = sorted({d["entrypoint"] for d in raw_deployments})
     if facts is None:
@@ -219,8 +214,8 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
     )
 
 
-def _load_block(path: Path, env: Mapping[str, str]) -> DesiredBlock:
-    raw = _yaml_load(path) or {}
+def _load_block(path: Path, env: Mapping[str, str], cache: Path | None) -> DesiredBlock:
+    raw = _yaml_load(path, cache) or {}
     secret_env = dict(raw.get("secret_env") or {})
     return DesiredBlock(
         slug=raw["block_type_slug"],

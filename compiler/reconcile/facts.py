@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compiler.cachedir import cache_dir, store
 from compiler.errors import ApplyRefused
 
-CACHE_DIR = Path(".chapctl") / "cache"
 FORMAT = 1  # bump when the shape of the cached document changes
 
 
@@ -69,26 +69,20 @@ def load_facts(root: Path, entrypoints: list[str], block_slugs: list[str]) -> Fa
     entrypoints = sorted(set(entrypoints))
     block_slugs = sorted(set(block_slugs))
     key = cache_key(root, entrypoints, block_slugs)
-    path = root / CACHE_DIR / f"prefect-facts-{key[:32]}.json"
+    path = cache_dir(root) / f"prefect-facts-{key[:32]}.json"
     try:
         return Facts.from_json(json.loads(path.read_text()))
     except (OSError, ValueError, KeyError, TypeError):
         pass
     doc = _compute(root, entrypoints, block_slugs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(doc, sort_keys=True, indent=1))
-    tmp.replace(path)  # atomic: a concurrent or killed run never reads half a file
+    store(path, json.dumps(doc, sort_keys=True, indent=1))
     return Facts.from_json(doc)
 
 
 def cache_key(root: Path, entrypoints: list[str], block_slugs: list[str]) -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from compiler.installed import version
 
-    try:
-        prefect_version = version("prefect")
-    except PackageNotFoundError:
-        prefect_version = "none"
+    prefect_version = version("prefect") or "none"
     h = hashlib.sha256()
     h.update(json.dumps([FORMAT, prefect_version, sys.version_info[:2], entrypoints, block_slugs]).encode())
     flows = root / "flows"

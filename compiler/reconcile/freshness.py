@@ -12,6 +12,8 @@ import os
 import time
 from pathlib import Path
 
+from compiler.cachedir import cache_dir, store
+
 FRESH_INPUTS = ("projects", "templates", "schema", "blocks", "prefect.yaml")
 
 
@@ -27,58 +29,62 @@ def ensure_fresh(root: Path) -> None:
     recompile), and only new contents run the compiler."""
     import hashlib
 
-    cache = root / ".chapctl" / "cache"
+    cache = cache_dir(root)
     files = _inputs(root)
     by_stat = hashlib.sha256(_environment())
     newest = 0
-    for f in files:
-        st = f.stat()
+    for path, st in files:
         newest = max(newest, st.st_mtime_ns)
-        by_stat.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        by_stat.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     stat_marker = cache / f"fresh-stat-{by_stat.hexdigest()[:32]}"
     if stat_marker.exists():
         return
     by_content = hashlib.sha256(_environment())
-    for f in files:
-        by_content.update(str(f).encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+    for path, _ in files:
+        with open(path, "rb") as fh:
+            by_content.update(path.encode() + b"\0" + hashlib.sha256(fh.read()).digest())
     marker = cache / f"fresh-{by_content.hexdigest()[:32]}"
     if not marker.exists():
         from compiler.compile.build import check_fresh  # the full compiler only on a cache miss
 
         check_fresh(root)
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-        # "racy" files (git's word): one written in the last seconds may change again within the
-        # same mtime tick and size, so only settled files earn the stat shortcut
-        if newest < time.time_ns() - 2_000_000_000:
-            stat_marker.touch()
-    except OSError:
-        pass  # a read-only checkout still works, just without the shortcut
+    store(marker)
+    # "racy" files (git's word): one written in the last seconds may change again within the same
+    # mtime tick and size, so only settled files earn the stat shortcut
+    if newest < time.time_ns() - 2_000_000_000:
+        store(stat_marker)
 
 
-def _inputs(root: Path) -> list[Path]:
+def _inputs(root: Path) -> list[tuple[str, os.stat_result]]:
+    """(path, stat) of every input file, in a fixed order (os.scandir: a third of pathlib's cost)."""
     import compiler
 
-    files: list[Path] = []
-    for base in [root / name for name in FRESH_INPUTS] + [Path(compiler.__file__).parent]:
-        found = sorted(base.rglob("*")) if base.is_dir() else [base]
-        files += [f for f in found if "__pycache__" not in f.parts and f.is_file()]
-    return files
+    out: list[tuple[str, os.stat_result]] = []
+    for base in [str(root / name) for name in FRESH_INPUTS] + [os.path.dirname(compiler.__file__)]:
+        if os.path.isdir(base):
+            _walk(base, out)
+        elif os.path.isfile(base):
+            out.append((base, os.stat(base)))
+    return out
+
+
+def _walk(folder: str, out: list[tuple[str, os.stat_result]]) -> None:
+    with os.scandir(folder) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for entry in entries:
+        if entry.name == "__pycache__":
+            continue
+        if entry.is_dir():
+            _walk(entry.path, out)
+        elif entry.is_file():
+            out.append((entry.path, entry.stat()))
 
 
 def _environment() -> bytes:
     """The Python version and the installed releases of the packages that shape the output: their
-    upgrades can change what compile writes (read from the dist-info folder names, no metadata)."""
+    upgrades can change what compile writes."""
     import sys
 
-    wanted = {p.replace("-", "_").replace(".", "_").lower() for p in _RENDERING_PACKAGES}
-    names = []
-    for folder in sys.path:
-        try:
-            entries = os.listdir(folder or ".")
-        except OSError:
-            continue
-        names += sorted(e for e in entries if e.endswith(".dist-info")
-                        and e.rsplit("-", 1)[0].replace(".", "_").lower() in wanted)
-    return repr((sys.version_info[:3], names)).encode()
+    from compiler.installed import version
+
+    return repr((sys.version_info[:3], [(p, version(p)) for p in _RENDERING_PACKAGES])).encode()

@@ -23,15 +23,16 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
 
 
 def checkout(root: Path) -> Checkout:
-    head = _git(root, "rev-parse", "--verify", "-q", "HEAD")
-    if head is None:
+    # One git call: shallow?, inside a work tree?, HEAD (printed as "HEAD" and exit 128 before
+    # the first commit; nothing outside a repository).
+    found = _git(root, "rev-parse", "--is-shallow-repository", "--is-inside-work-tree", "HEAD")
+    if found is None:
         return Checkout(None, reason="git is not installed")
-    if head.returncode != 0 or not head.stdout.strip():
-        inside = _git(root, "rev-parse", "--is-inside-work-tree")
-        reason = "no commit yet" if inside is not None and inside.stdout.strip() == "true" else "not a git checkout"
-        return Checkout(None, reason=reason)
-    shallow = _git(root, "rev-parse", "--is-shallow-repository")
-    return Checkout(head.stdout.strip(), shallow=shallow is not None and shallow.stdout.strip() == "true")
+    lines = found.stdout.split()
+    if found.returncode == 0 and len(lines) == 3:
+        return Checkout(lines[2], shallow=lines[0] == "true")
+    reason = "no commit yet" if len(lines) >= 2 and lines[1] == "true" else "not a git checkout"
+    return Checkout(None, reason=reason)
 
 
 def contains(root: Path, commit: str) -> bool | None:

@@ -1,13 +1,14 @@
 """The live state: everything chapctl owns or depends on, read from the Prefect API in bulk.
 
 A fixed number of requests, independent of the number of projects (one page holds the server's
-limit, 200 by default): version probe, work pools, block schema (by checksum, which embeds the
-block type), block documents of our types (plus one read with secrets, only of managed blocks
-whose environment variable is set, immediately reduced to digests), chapctl's own Prefect
-Variables (the owner's applied commit, block claims, apply locks), this owner's deployments
-(tag `chapctl-owner:<owner>`) or ones named like a desired project (one `or_` filter), and the
-flows involved. Only when a plan may prune: the runs of the deployments no project declares.
-Before an owner's first apply, one more read finds deployments of an owner-less chapctl.
+limit, 200 by default): version probe, work pools, block documents of our types (each embeds its
+schema and block type; only when none uses the schema chapctl registers is that schema read by
+checksum) plus one read with secrets, only of managed blocks whose environment variable is set,
+immediately reduced to digests; chapctl's own Prefect Variables (the owner's applied commit, block
+claims, apply locks), this owner's deployments (tag `chapctl-owner:<owner>`) or ones named like a
+desired project (one `or_` filter), and the flows involved. Only when a plan may prune: the runs
+of the deployments no project declares. Before an owner's first apply, one more read finds
+deployments of an owner-less chapctl.
 
 `Live` is plain JSON-able data so golden planner tests can write it by hand (`live.json`).
 """
@@ -88,8 +89,8 @@ def read_live(api: PrefectAPI, desired: Desired, env: dict[str, str] | None = No
     # PostgreSQL alike (the server serialises 1,000 deployments on one core either way).
     live = Live(server_version=api.server_version())  # first: it turns a wrong URL into one line
     _read_work_pools(api, desired, live)
-    _read_block_types(api, desired, live)
     _read_block_documents(api, desired, live, env)
+    _read_block_types(api, desired, live)
     _read_variables(api, live)
     _read_deployments(api, desired, live)
     if STATE_VARIABLE.format(owner=desired.owner) not in live.variables:
@@ -116,21 +117,27 @@ def _read_work_pools(api: PrefectAPI, desired: Desired, live: Live) -> None:
 def _read_block_types(api: PrefectAPI, desired: Desired, live: Live) -> None:
     for spec in desired.block_types:
         checksum = spec.block_schema["checksum"]
+        if checksum in live.block_schemas and spec.slug in live.block_types:
+            continue  # a block document already showed both (no request)
         try:
             schema = api.get(f"/block_schemas/checksum/{checksum}", params={"version": spec.block_schema["version"]})
         except NotFound:
             schema = None
         if schema is not None and schema.get("block_type"):
             block_type = schema["block_type"]
-            live.block_schemas[checksum] = {
-                "id": schema["id"],
-                "version": schema.get("version"),
-                "block_type_id": schema["block_type_id"],
-            }
+            _know_schema(live, schema)
         else:
             block_type = api.get_or_none(f"/block_types/slug/{spec.slug}")
         if block_type is not None:
             live.block_types[spec.slug] = {k: block_type.get(k) for k in BLOCK_TYPE_FIELDS}
+
+
+def _know_schema(live: Live, schema: dict[str, Any]) -> None:
+    live.block_schemas[schema["checksum"]] = {
+        "id": schema["id"],
+        "version": schema.get("version"),
+        "block_type_id": schema["block_type_id"],
+    }
 
 
 def _read_block_documents(api: PrefectAPI, desired: Desired, live: Live, env: dict[str, str]) -> None:
@@ -144,7 +151,15 @@ def _read_block_documents(api: PrefectAPI, desired: Desired, live: Live, env: di
         "block_documents": {"is_anonymous": {"eq_": False}},
     }
     rows = api.filter_all("/block_documents/filter", {**body, "include_secrets": False})
+    wanted = {bt.block_schema["checksum"]: bt for bt in desired.block_types}
     for r in rows:
+        # Each document embeds its schema and block type: when one uses the schema chapctl
+        # registers, the read of that schema by checksum is not needed.
+        schema, block_type = r.get("block_schema") or {}, r.get("block_type") or {}
+        spec = wanted.get(schema.get("checksum"))
+        if spec is not None and schema.get("version") == spec.block_schema.get("version") and block_type:
+            _know_schema(live, schema)
+            live.block_types[spec.slug] = {k: block_type.get(k) for k in BLOCK_TYPE_FIELDS}
         live.block_documents.append(
             {
                 "id": r["id"],

@@ -171,6 +171,7 @@ def plan(desired: Desired, live: Live, options: PlanOptions | None = None, **fla
     p.actions += _plan_block_documents(ctx, p)
     p.actions += _plan_flows(ctx)
     p.actions += _plan_deployments(ctx, p)
+    p.blockers += _parameter_blockers(ctx, p.actions)
     if live.legacy:
         p.notes.append(
             f"{len(live.legacy)} deployment(s) applied by an earlier chapctl without owners are declared by no "
@@ -634,6 +635,9 @@ def _create_deployment(ctx: _Context, d: DesiredDeployment) -> Action:
         "version": d.fingerprint,
         "schedules": [s.api_body() for s in d.schedules],
     }
+    # Left out on purpose: the server's default is the same `true`, and naming it makes the server
+    # re-check the schema itself on every create (see compiler/reconcile/parameters.py).
+    post.pop("enforce_parameter_schema")
     changes = []
     for k, v in body.items():
         if k == "parameters":
@@ -650,6 +654,25 @@ def _create_deployment(ctx: _Context, d: DesiredDeployment) -> Action:
         requests=[Request("POST", "/deployments/", post)],
         project=d.name,
     )
+
+
+def _parameter_blockers(ctx: _Context, actions: list[Action]) -> list[str]:
+    """Parameters that would be written but do not fit their flow's schema (only written ones:
+    a no-op checks nothing)."""
+    written = {a.project for a in actions if a.kind == "deployment" and a.op in (CREATE, UPDATE)
+               and any("parameters" in (r.body or {}) or "parameter_openapi_schema" in (r.body or {})
+                       for r in a.requests)}
+    if not written:
+        return []
+    from compiler.reconcile.parameters import parameter_problems
+
+    out = []
+    for d in ctx.desired.deployments:
+        if d.name in written:
+            out += [f"projects/{d.name}.yaml: {problem}; its parameters (rendered from templates/) and the "
+                    f"signature of {d.entrypoint} disagree: fix one of them, then run `chapctl compile`"
+                    for problem in parameter_problems(d)]
+    return out
 
 
 def _update_deployment(ctx: _Context, d: DesiredDeployment, live: dict[str, Any], adopting: str | None) -> list[Action]:

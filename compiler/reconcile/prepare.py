@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.constants import STATE_VARIABLE
+from compiler.errors import UserError
 from compiler.reconcile import gitinfo
 from compiler.reconcile.client import PrefectAPI
 from compiler.reconcile.desired import Desired, load_desired
@@ -45,15 +46,34 @@ class Prepared:
 def prepare(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
             options: PlanOptions | None = None, adopt: bool = False, fresh_check: bool = True,
             desired: Desired | None = None, checkout: gitinfo.Checkout | None = None) -> Prepared:
-    """Freshness check, desired state, live state, pure diff, applied-commit guard."""
+    """Desired state, live state, freshness check, pure diff, applied-commit guard.
+
+    The server is read while this process checks the artifacts' freshness and asks git for the
+    checkout: the reads are the only part bound by someone else's CPU, so they start first. Reads
+    have no effect on the server; stale artifacts still stop everything before any write (and a
+    broken artifact is reported by the freshness check, which says how to fix it)."""
     env = with_secrets(env)
     options = options or PlanOptions(adopt=adopt)
-    if fresh_check:
-        ensure_fresh(root)
     if desired is None:
-        desired = load_desired(root, env)
-    live = read_live(api, desired, dict(env))
-    checkout = checkout if checkout is not None else gitinfo.checkout(root)
+        try:
+            desired = load_desired(root, env)
+        except UserError:
+            if fresh_check:
+                ensure_fresh(root)  # the clearer error: which artifact is stale and why
+            raise
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chapctl-read") as pool:
+        reading = pool.submit(read_live, api, desired, dict(env))
+        try:
+            if fresh_check:
+                ensure_fresh(root)
+            checkout = checkout if checkout is not None else gitinfo.checkout(root)
+        except BaseException:
+            reading.cancel()
+            _ = reading.exception()  # let the reads finish; this error is the one to report
+            raise
+        live = reading.result()
     return Prepared(root, desired, live, plan(desired, live, options), commit_guard(root, desired.owner, live, checkout))
 
 

@@ -58,9 +58,9 @@ def _zone(name: str):
 
 
 def installed_prefect() -> str:
-    from importlib.metadata import version
+    from compiler.installed import version
 
-    return version("prefect")
+    return version("prefect") or "unknown"
 
 
 def semantics_note(server_version: str | None) -> str | None:

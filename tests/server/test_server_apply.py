@@ -359,7 +359,7 @@ def test_server_down_is_one_clear_line(chapctl, make_repo):
     assert proc.returncode == 1 and "PREFECT_API_URL is not set" in proc.stderr
 
 
-def test_stale_artifacts_are_refused_before_any_request(chapctl, make_repo):
+def test_stale_artifacts_are_refused_before_any_write(chapctl, make_repo):
     repo = make_repo(THREE[:1])
     (repo.root / "projects" / "laos-malaria.yaml").write_text(
         json.dumps(project("laos-malaria", model_id=99)))

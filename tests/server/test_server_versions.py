@@ -55,6 +55,8 @@ def test_apply_is_idempotent_and_reverts_drift(old, make_repo, old_server):
     repo = make_repo(THREE)
     result = old.apply(repo)
     assert result.counts()["created"] >= 6
+    # creates leave `enforce_parameter_schema` to the server's default (compiler/reconcile/parameters.py)
+    assert all(d["enforce_parameter_schema"] is True for d in all_deployments(old_server))
     reference = normalized_state(old_server)
     assert old.cli(repo, "apply", "--format", "json").returncode == 0
     assert json.loads(old.cli(repo, "apply", "--format", "json").stdout)["writes"] == 0
