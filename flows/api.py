@@ -178,11 +178,16 @@ class ChapApi(_Service):
             raise self._unexpected("POST", path, "no job 'id'")
         return job_id
 
-    def jobs(self) -> list[dict[str, Any]]:
-        jobs = self._call("GET", "/v1/jobs")
+    def job(self, job_id: str) -> dict[str, Any]:
+        """One job's description (status, result, error). `?ids=` asks for just this job: the bare
+        listing returns every job the server tracks, and would grow with the server's history."""
+        jobs = self._call("GET", "/v1/jobs", params={"ids": job_id})
         if not isinstance(jobs, list):
             raise self._unexpected("GET", "/v1/jobs", "not a list")
-        return [job for job in jobs if isinstance(job, dict)]
+        job = next((job for job in jobs if isinstance(job, dict) and job.get("id") == job_id), None)
+        if job is None:
+            raise self._unexpected("GET", f"/v1/jobs?ids={job_id}", "the job is not listed")
+        return job
 
     def job_status(self, job_id: str) -> str:
         path = f"/v1/jobs/{job_id}"

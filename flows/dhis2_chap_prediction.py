@@ -5,7 +5,7 @@ Sequence: check DHIS2 and chap-core answer, list CHAP prediction setups, then fo
 setup (isolated: one failing does not stop the next) resolve its end period, fetch DHIS2
 analytics and org-unit geometry, submit the prediction, wait for the job and read the result.
 A markdown report artifact is written in every outcome, and the run ends Failed whenever
-something failed, so operators can alert on run state. Environment settings: see run_config.
+something failed or a forecast lost org units, so operators can alert on run state. Environment settings: see run_config.
 """
 
 from __future__ import annotations
@@ -181,6 +181,10 @@ def _predict(setup: PredictionSetup, outcome: SetupOutcome, step: _StepTracker, 
     outcome.prediction_id = result.prediction_id
     outcome.prediction_values = result.values
     outcome.predicted_periods = result.periods
+    outcome.org_units_predicted = result.org_units
+    if outcome.settle().org_units_lost:
+        get_run_logger().error("setup %s: the forecast is missing org units %s", setup.id,
+                               ", ".join(outcome.org_units_lost))
 
 
 def _prepare_request(setup: PredictionSetup, outcome: SetupOutcome, step: _StepTracker, end: EndSpec,
@@ -201,6 +205,10 @@ def _prepare_request(setup: PredictionSetup, outcome: SetupOutcome, step: _StepT
     # looking for futures when they are passed to the next task.
     body = step(steps.build_prediction_request, setup, outcome.input_periods, quote(rows), quote(geometry.geojson))
     outcome.observations = len(body["providedData"])
+    sent = {row["orgUnit"] for row in body["providedData"]}
+    with_geometry = {feature["id"] for feature in geometry.geojson["features"]}
+    outcome.org_units_sent = [ou for ou in setup.org_units if ou in sent]
+    outcome.org_units_without_geometry = [ou for ou in outcome.org_units_sent if ou not in with_geometry]
     return body
 
 

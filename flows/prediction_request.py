@@ -112,6 +112,12 @@ def prediction_request(setup: PredictionSetup, start: str, end: str,
     if not provided:
         # chap-core would answer 422 "provided_data cannot be empty"; saying why is kinder.
         raise NoDataError(f"DHIS2 returned no usable values for {start}..{end}: nothing to send to chap")
+    check_covariates(setup, start, end, provided)
+    if not geojson["features"]:
+        # chap-core accepts the request and its job fails with "No data in dataset".
+        raise NoDataError(f"none of the setup's {len(setup.org_units)} org units has a geometry in DHIS2: chap-core "
+                          "cannot forecast without one (its job would fail with 'No data in dataset'); add "
+                          "geometries to the org units in DHIS2 or choose other org units in the setup")
     return {
         "name": request_name(setup, start, end),
         "geojson": geojson,
@@ -119,3 +125,20 @@ def prediction_request(setup: PredictionSetup, start: str, end: str,
         "nPeriods": periods.N_PERIODS[setup.period_type],
         "type": "forecasting",
     }
+
+
+def check_covariates(setup: PredictionSetup, start: str, end: str, provided: list[dict[str, Any]]) -> None:
+    """Every covariate of the setup, the target included, must have values to send.
+
+    chap-core checks only the features a request contains: a covariate with no rows at all is not
+    an error there, and the model runs without it -- a forecast that looks fine and is not. A
+    missing target is refused with a 422. Both are stopped here, naming the covariate."""
+    sent = {row["featureName"] for row in provided}
+    missing = [f"{source.covariate} ({source.data_element_id})" for source in setup.covariate_sources
+               if source.covariate not in sent]
+    if missing:
+        raise NoDataError(
+            f"DHIS2 returned no values for {start}..{end} for covariate(s) {', '.join(missing)}: chap-core would "
+            "forecast without them (or refuse a missing target). Check the data elements and the analytics "
+            "tables in DHIS2, or choose an end period that has data."
+        )

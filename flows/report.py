@@ -11,7 +11,7 @@ from flows.api import Rejection
 from flows.periods import PeriodError
 from flows.setups import SetupItem
 
-SUCCEEDED, FAILED, SKIPPED = "succeeded", "failed", "skipped"
+SUCCEEDED, INCOMPLETE, FAILED, SKIPPED = "succeeded", "incomplete", "failed", "skipped"
 _INLINE_LIMIT = 200
 
 
@@ -48,6 +48,9 @@ class SetupOutcome:
     org_units: int | None = None
     org_units_with_geometry: int | None = None
     org_units_not_found: list[str] = field(default_factory=list)
+    org_units_sent: list[str] = field(default_factory=list)  # with at least one value in the request
+    org_units_without_geometry: list[str] = field(default_factory=list)  # sent, but chap-core drops them
+    org_units_predicted: list[str] | None = None  # in the forecast chap-core stored
     job_id: str | None = None
     prediction_id: int | None = None
     prediction_values: int | None = None
@@ -62,6 +65,21 @@ class SetupOutcome:
     def fail(self, step: str, error: str, rejections: list[Rejection] | None = None) -> SetupOutcome:
         self.status, self.step, self.error = FAILED, step, error
         self.rejections = rejections or []
+        return self
+
+    @property
+    def org_units_lost(self) -> list[str]:
+        """Org units sent to chap-core that its forecast does not cover (dropped silently by chap-core:
+        no geometry, or rejected for missing values while other org units were kept)."""
+        if self.org_units_predicted is None:
+            return []
+        predicted = set(self.org_units_predicted)
+        return [ou for ou in self.org_units_sent if ou not in predicted]
+
+    def settle(self) -> SetupOutcome:
+        """After a successful prediction: incomplete when the forecast lost org units."""
+        if self.org_units_lost:
+            self.status = INCOMPLETE
         return self
 
     def skip(self, reason: str) -> SetupOutcome:
@@ -108,17 +126,23 @@ class RunReport:
     @property
     def failed(self) -> bool:
         """True when operators should be alerted: anything failed or nothing could be done."""
-        return self._run_problem() is not None or self.count(FAILED) > 0
+        return self._run_problem() is not None or self.count(FAILED) + self.count(INCOMPLETE) > 0
 
     @property
     def headline(self) -> str:
         problem = self._run_problem()
         if problem:
             return f"FAILED -- {problem}"
-        ran = self.count(SUCCEEDED) + self.count(FAILED)
+        ran = self.count(SUCCEEDED) + self.count(INCOMPLETE) + self.count(FAILED)
         skipped = f", {self.count(SKIPPED)} skipped" if self.count(SKIPPED) else ""
+        incomplete = self.count(INCOMPLETE)
         if self.count(FAILED):
-            return f"FAILED -- {self.count(FAILED)} of {ran} prediction setups failed{skipped}"
+            also = f", {incomplete} incomplete" if incomplete else ""
+            return f"FAILED -- {self.count(FAILED)} of {ran} prediction setups failed{also}{skipped}"
+        if incomplete:
+            # A forecast that silently lost org units is not a success: the run ends Failed.
+            return (f"FAILED -- {incomplete} of {ran} prediction setups incomplete: org units missing from "
+                    f"the forecast{skipped}")
         if ran == 0:
             return "NOTHING RUN -- every selected prediction setup is disabled in CHAP (scheduleEnabled=false)"
         return f"SUCCEEDED -- {ran} of {ran} prediction setups succeeded{skipped}"
@@ -131,7 +155,9 @@ class RunReport:
             "setups": [
                 {"id": o.setup_id, "name": o.name, "status": o.status, "step": o.step, "error": o.error,
                  "end_period": o.end_period, "job_id": o.job_id, "prediction_id": o.prediction_id,
-                 "prediction_values": o.prediction_values}
+                 "prediction_values": o.prediction_values, "org_units_sent": len(o.org_units_sent),
+                 "org_units_predicted": None if o.org_units_predicted is None else len(o.org_units_predicted),
+                 "org_units_lost": o.org_units_lost}
                 for o in self.outcomes
             ],
         }
@@ -199,12 +225,26 @@ def _fact_lines(o: SetupOutcome) -> list[str]:
 
 
 def _org_unit_text(o: SetupOutcome) -> str | None:
+    """`3 in the setup; sent 3 (2 with geometry); predicted 2; missing from the forecast: ouX (no
+    geometry in DHIS2)` -- counts of what was sent, rejected and predicted."""
     if o.org_units is None:
         return None
-    text = f"{o.org_units} ({o.org_units_with_geometry} with geometry"
+    parts = [f"{o.org_units} in the setup"]
     if o.org_units_not_found:
-        text += "; not found in DHIS2: " + ", ".join(o.org_units_not_found)
-    return text + ")"
+        parts.append("not found in DHIS2: " + ", ".join(o.org_units_not_found))
+    if o.org_units_sent:
+        parts.append(f"sent {len(o.org_units_sent)} ({o.org_units_with_geometry} with geometry)")
+    else:
+        parts.append(f"{o.org_units_with_geometry} with geometry")
+    if o.org_units_predicted is not None:
+        parts.append(f"predicted {len(o.org_units_predicted)}")
+    if o.org_units_lost:
+        no_geometry = set(o.org_units_without_geometry)
+        rejected = [ou for ou in o.org_units_lost if ou not in no_geometry]
+        why = [f"{ou} (no geometry in DHIS2)" for ou in o.org_units_lost if ou in no_geometry]
+        why += [f"{ou} (rejected by chap-core: incomplete covariates)" for ou in rejected]
+        parts.append(f"rejected {len(rejected)}; missing from the forecast: " + ", ".join(why))
+    return "; ".join(parts)
 
 
 def _outcome_lines(o: SetupOutcome) -> list[str]:
@@ -213,6 +253,9 @@ def _outcome_lines(o: SetupOutcome) -> list[str]:
         lines.append(f"- **Status:** SKIPPED -- {o.skip_reason}")
     elif o.status == FAILED:
         lines.append(f"- **Status:** FAILED at {code(o.step or '?')}")
+    elif o.status == INCOMPLETE:
+        lines.append(f"- **Status:** INCOMPLETE -- the forecast covers {len(o.org_units_predicted or [])} of the "
+                     f"{len(o.org_units_sent)} org units sent")
     else:
         lines.append("- **Status:** SUCCEEDED")
     type_text = f"{o.period_type}, " if o.period_type else ""
@@ -269,7 +312,9 @@ def _body_lines(report: RunReport) -> list[str]:
                         f"Could not list prediction setups: {code(report.listing_error)}", ""]
     if report.selection_error:
         return lines + ["## Prediction setups", "", f"**NOTHING SELECTED** -- {code(report.selection_error)}", ""]
-    counts = f"{report.count(SUCCEEDED)} succeeded, {report.count(FAILED)} failed, {report.count(SKIPPED)} skipped"
+    incomplete = f"{report.count(INCOMPLETE)} incomplete, " if report.count(INCOMPLETE) else ""
+    counts = (f"{report.count(SUCCEEDED)} succeeded, {incomplete}{report.count(FAILED)} failed, "
+              f"{report.count(SKIPPED)} skipped")
     lines += [f"## Prediction setups ({counts})", ""]
     for outcome in report.outcomes:
         lines += _outcome_lines(outcome)

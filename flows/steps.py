@@ -15,7 +15,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import periods
-from flows.api import ChapApi, Dhis2Api
+from flows.api import ChapApi, Dhis2Api, ServiceError, error_text
 from flows.prediction_request import calculated_end_period, feature_collection, observations, prediction_request
 from flows.run_config import EndSpec, RunSettings
 from flows.setups import PredictionSetup, SetupItem, parse_setup
@@ -43,6 +43,7 @@ class PredictionResult:
     prediction_id: int
     values: int
     periods: list[str]
+    org_units: list[str] = field(default_factory=list)  # the org units the forecast covers
 
 
 @task(name="check_dhis2", **_STEP)
@@ -107,17 +108,21 @@ def build_prediction_request(setup: PredictionSetup, input_periods: list[str], r
 
 @task(name="run_prediction_setup", task_run_name="run_prediction_setup [setup {setup.id}]", **_STEP)
 def run_prediction_setup(chap: ChapApi, setup: PredictionSetup, body: dict[str, Any]) -> str:
-    job_id = chap.run_setup(setup.id, body)
+    try:
+        job_id = chap.run_setup(setup.id, body)
+    except ServiceError as exc:
+        raise _explained_refusal(exc, setup) from None
     get_run_logger().info("chap accepted setup %s as job %s", setup.id, job_id)
     return job_id
 
 
 @task(name="wait_for_prediction", task_run_name="wait_for_prediction [job {job_id}]", **_STEP)
 def wait_for_prediction(chap: ChapApi, job_id: str, settings: RunSettings) -> str:
-    """Poll the job until it ends; only SUCCESS counts. A timeout leaves the job running in CHAP."""
+    """Poll the job until it ends; only SUCCESS counts. A timeout leaves the job running in CHAP.
+
+    Each poll reads only this job's status (`GET /v1/jobs/{id}`, 404 for a job chap does not
+    know); a job that ended otherwise is read once more for the `error` chap-core recorded."""
     logger = get_run_logger()
-    if not any(job.get("id") == job_id for job in chap.jobs()):
-        raise JobError(f"job {job_id} is not listed by chap GET /v1/jobs")
     deadline = time.monotonic() + settings.job_timeout
     previous = None
     while True:
@@ -132,30 +137,46 @@ def wait_for_prediction(chap: ChapApi, job_id: str, settings: RunSettings) -> st
                                "(CHAP_SCHEDULER_PREDICTION_TIMEOUT_SECONDS); it keeps running in chap-core")
         time.sleep(settings.poll_interval)
     if status.upper() != "SUCCESS":
-        raise JobError(f"job {job_id} ended with status {status!r}")
+        error = chap.job(job_id).get("error")
+        reason = f": {error}" if isinstance(error, str) and error.strip() else " (chap-core recorded no error text)"
+        raise JobError(f"job {job_id} ended with status {status!r}{reason}")
     return status
 
 
 @task(name="fetch_prediction_result", task_run_name="fetch_prediction_result [job {job_id}]", **_STEP)
 def fetch_prediction_result(chap: ChapApi, job_id: str, period_type: str) -> PredictionResult:
-    prediction_id = _prediction_id(chap.jobs(), job_id)
+    prediction_id = _prediction_id(chap.job(job_id), job_id)
     entries = chap.prediction_entries(prediction_id)
     if not entries:
         raise JobError(f"prediction {prediction_id} (job {job_id}) has no prediction entries")
     found = {str(entry.get("period")) for entry in entries if entry.get("period") is not None}
-    return PredictionResult(prediction_id, len(entries), _sorted_periods(found, period_type))
+    org_units = sorted({str(entry["orgUnit"]) for entry in entries if entry.get("orgUnit") is not None})
+    return PredictionResult(prediction_id, len(entries), _sorted_periods(found, period_type), org_units)
 
 
-def _prediction_id(jobs: list[dict[str, Any]], job_id: str) -> int:
-    job = next((job for job in jobs if job.get("id") == job_id), None)
-    if job is None:
-        raise JobError(f"job {job_id} is no longer listed by chap GET /v1/jobs")
+def _prediction_id(job: dict[str, Any], job_id: str) -> int:
     result = job.get("result")
     try:
         # chap-core stores the prediction id as a JSON-encoded string such as "42"
         return int(str(result).strip().strip('"'))
     except ValueError:
         raise JobError(f"job {job_id} has no prediction id (result={result!r})") from None
+
+
+def _explained_refusal(exc: ServiceError, setup: PredictionSetup) -> Exception:
+    """chap-core's refusals that only the setup's owner can fix, said in words; others unchanged
+    (a missing-values 400 keeps its detail: the report lists the rejected org units from it)."""
+    text = error_text(exc.detail) if exc.detail is not None else ""
+    if exc.status == 422 and "target column" in text:
+        return JobError(f"chap-core refused setup {setup.id}: {text}. The request carries no values for the "
+                        "target its backtest was trained on: check that data element in DHIS2 and the setup's "
+                        "covariate sources")
+    if exc.status == 400 and "future-weather provider" in text:
+        return JobError(f"chap-core refused setup {setup.id}: its backtest used a future-weather provider that reads "
+                        "the forecast window's own observations, so it cannot forecast ahead. Re-run the backtest "
+                        "with a forecasting provider in CHAP and save it as the setup again. (chap-core: "
+                        f"{text})")
+    return exc
 
 
 def _sorted_periods(ids: set[str], period_type: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""`python -m tests.fake_dhis2 [--host H] [--port P] [--username U] [--password X] [--today D]`
+"""`python -m tests.fake_dhis2 [--host H] [--port P] [--username U] [--password X] [--today D] [--chap-url URL]`
 
 Prints the base URL on the first line of stdout once listening, then serves until interrupted.
 """
@@ -21,12 +21,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--password", default=DEFAULT_PASSWORD)
     parser.add_argument("--today", type=date.fromisoformat, default=None,
                         help="date the fake treats as today (default: the real date)")
+    parser.add_argument("--chap-url", default=None,
+                        help="forward the chap route to this chap-core (default: the built-in fake chap)")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with FakeDhis2Server(args.username, args.password, args.today, args.host, args.port) as server:
+    with FakeDhis2Server(args.username, args.password, args.today, args.host, args.port, args.chap_url) as server:
         print(server.url, flush=True)
         stop.wait()
 

@@ -2,6 +2,10 @@
 
 Every non-admin request needs HTTP Basic auth with the configured login, is recorded (method,
 path, query pairs, JSON body, user, answered status) and can be answered by an injected fault.
+
+With `state.chap_url` set, the route forwards to that chap-core instead of the built-in one, as
+DHIS2's route does: `/api/routes/chap/run/<path>?<query>` goes to `<chap_url>/<path>?<query>`
+with the same method and body, and chap-core's status and body come back unchanged.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import re
 from datetime import date
 from typing import Any, Callable
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -88,7 +93,7 @@ def _chap(state: FakeState, method: str, path: str, query: Query, body: Any) -> 
     if method == "POST" and (match := re.fullmatch(r"/v1/crud/prediction-setups/(\d+)/run", path)):
         return state.run_setup(int(match[1]), body)
     if method == "GET" and path == "/v1/jobs":
-        return 200, state.public_jobs()
+        return 200, state.public_jobs([v for k, v in query if k == "ids"])
     if method == "GET" and (match := re.fullmatch(r"/v1/jobs/([^/]+)", path)):
         return state.job_status(match[1])
     if method == "GET" and (match := re.fullmatch(r"/v1/analytics/prediction-entry/(\d+)", path)):
@@ -179,7 +184,38 @@ def _answer(state: FakeState, request: Request, body: Any) -> Answer:
     return _dispatch(state, method, path, list(request.query_params.multi_items()), body)
 
 
+def _forwarded(state: FakeState, request: Request) -> str | None:
+    """The chap-core URL a request goes to, when the route forwards to a real one and the request
+    passed DHIS2's own checks (login, injected faults, route code)."""
+    route = _ROUTE.match(request.url.path)
+    if state.chap_url is None or route is None or route["code"] not in ROUTE_CODES:
+        return None
+    if _user(request) != (state.username, state.password):
+        return None
+    if state.take_http_error(request.method, request.url.path, consume=False) is not None:
+        return None
+    return state.chap_url.rstrip("/") + (route["sub"] or "/")
+
+
+async def _forward(client: httpx.AsyncClient, url: str, request: Request) -> httpx.Response:
+    raw = await request.body()
+    headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "accept")}
+    return await client.request(request.method, url, params=list(request.query_params.multi_items()),
+                                content=raw or None, headers=headers)
+
+
 def create_app(state: FakeState) -> Starlette:
+    # chap-core jobs can take a while to accept a request (it validates the whole dataset).
+    client = httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=5.0))
+
+    def record(request: Request, body: Any, status: int) -> None:
+        user = _user(request)
+        state.requests.append({
+            "method": request.method, "path": request.url.path,
+            "query": [list(pair) for pair in request.query_params.multi_items()],
+            "json": body, "user": user[0] if user else None, "status": status,
+        })
+
     async def endpoint(request: Request) -> Response:
         body = await _body(request)
         path = request.url.path
@@ -188,13 +224,23 @@ def create_app(state: FakeState) -> Starlette:
                 status, payload = _admin(state, request.method, path, body)
             return JSONResponse(payload, status_code=status)
         with state.lock:
+            target = _forwarded(state, request)
+        if target is not None:
+            try:
+                answer = await _forward(client, target, request)
+            except httpx.HTTPError as exc:  # DHIS2 answers 502 when the route's target is down
+                status, payload = 502, dhis2_error(502, f"Route target not reachable: {type(exc).__name__}")
+            else:
+                with state.lock:
+                    record(request, body, answer.status_code)
+                media = answer.headers.get("content-type", "application/json")
+                return Response(answer.content, status_code=answer.status_code, media_type=media)
+            with state.lock:
+                record(request, body, status)
+            return JSONResponse(payload, status_code=status)
+        with state.lock:
             status, payload = _answer(state, request, body)
-            user = _user(request)
-            state.requests.append({
-                "method": request.method, "path": path,
-                "query": [list(pair) for pair in request.query_params.multi_items()],
-                "json": body, "user": user[0] if user else None, "status": status,
-            })
+            record(request, body, status)
         headers = {"WWW-Authenticate": 'Basic realm="DHIS2"'} if status == 401 else None
         return JSONResponse(payload, status_code=status, headers=headers)
 

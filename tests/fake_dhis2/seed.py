@@ -2,7 +2,8 @@
 
 - Prediction setups 3 (monthly, model 12), 5 (weekly, model 7) and 8 (monthly, model 12,
   `scheduleEnabled: false`), listed in that order.
-- Org units with a Polygon, a MultiPolygon, a Point, and one district without geometry or code.
+- Org units with a Polygon, a MultiPolygon, a Point, and one district without geometry or code
+  (`ouDist004`, in no setup: chap-core would leave it out of a forecast silently).
 - Data elements whose values exist from a first period up to the last *complete* period
   before the fake's "today" (so "today" decides what data exists, as in a real instance).
 """
@@ -26,7 +27,7 @@ DHIS2_INFO = {
 }
 
 CHAP_INFO = {
-    "chap_core_version": "2.1.0",
+    "chap_core_version": "2.5.1",
     "python_version": "3.13.1",
     "server_date": "2026-03-10T08:15:02.123456+00:00",
     "server_time_zone_id": "Etc/UTC",
@@ -35,6 +36,7 @@ CHAP_INFO = {
 }
 
 _POLYGON = {"type": "Polygon", "coordinates": [[[30.1, -1.9], [30.2, -1.9], [30.2, -2.0], [30.1, -1.9]]]}
+_SOUTH = {"type": "Polygon", "coordinates": [[[30.1, -2.0], [30.2, -2.0], [30.2, -2.1], [30.1, -2.0]]]}
 _MULTI = {"type": "MultiPolygon", "coordinates": [[[[30.3, -1.9], [30.4, -1.9], [30.4, -2.0], [30.3, -1.9]]]]}
 
 ORG_UNITS = {
@@ -42,9 +44,11 @@ ORG_UNITS = {
                    "geometry": _POLYGON},
     "ouDist001": {"id": "ouDist001", "displayName": "North District", "code": "ND01", "level": 2,
                   "parent": {"id": "ouProv0001"}, "geometry": _POLYGON},
-    "ouDist002": {"id": "ouDist002", "displayName": "South District", "level": 2, "parent": {"id": "ouProv0001"}},
+    "ouDist002": {"id": "ouDist002", "displayName": "South District", "level": 2, "parent": {"id": "ouProv0001"},
+                  "geometry": _SOUTH},
     "ouDist003": {"id": "ouDist003", "displayName": "East District", "level": 2,
                   "parent": {"id": "ouProv0001"}, "geometry": _MULTI},
+    "ouDist004": {"id": "ouDist004", "displayName": "West District", "level": 2, "parent": {"id": "ouProv0001"}},
     "ouHC000001": {"id": "ouHC000001", "displayName": "Lakeside Health Centre", "code": "LHC1", "level": 3,
                    "parent": {"id": "ouDist001"}, "geometry": {"type": "Point", "coordinates": [30.15, -1.95]}},
 }

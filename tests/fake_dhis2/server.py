@@ -20,9 +20,10 @@ class FakeDhis2Server:
     """A real HTTP server for the fake; `port=0` picks a free port. Use as a context manager."""
 
     def __init__(self, username: str = DEFAULT_USERNAME, password: str = DEFAULT_PASSWORD,
-                 today: date | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+                 today: date | None = None, host: str = "127.0.0.1", port: int = 0,
+                 chap_url: str | None = None) -> None:
         self.username, self.password = username, password
-        self.state = FakeState(username, password, today)
+        self.state = FakeState(username, password, today, chap_url)
         config = uvicorn.Config(create_app(self.state), host=host, port=port, log_level="warning",
                                 lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)

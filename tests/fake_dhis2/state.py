@@ -11,6 +11,10 @@ Faults (set over HTTP with `POST /__fake__/faults`, merged into the current ones
   setup goes through, one per `GET /v1/jobs/{id}`; the last one repeats (so `["PENDING"]` never
   finishes). Default `["PENDING", "STARTED", "SUCCESS"]`.
 - `job_results`: `{"3": null}` -- override the `result` a successful job reports in `/v1/jobs`.
+- `job_errors`: `{"3": "ValueError: ..."}` -- the `error` a job that ends FAILURE reports in
+  `/v1/jobs` (default: a generic message, as chap-core always records one).
+- `future_weather_leak`: `[3]` -- these setups' backtests used a future-weather provider that
+  reads the forecast window's own observations: chap-core refuses to run them (400).
 - `odd_rows`: true -- analytics answers also carry a short row, an empty value, a
   non-numeric value and a data element nobody asked for, as real instances sometimes do.
 """
@@ -21,7 +25,7 @@ import fnmatch
 import threading
 import uuid
 import zlib
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
 
 from tests.fake_dhis2 import periods, seed
@@ -30,6 +34,8 @@ DEFAULT_JOB_STATUSES = ["PENDING", "STARTED", "SUCCESS"]
 TRANSIENT = {"PENDING", "STARTED", "RUNNING", "QUEUED", "PROCESSING", "RETRY"}
 RUN_KEYS = {"name", "geojson", "providedData", "nPeriods", "type"}
 TARGET_FEATURE = "disease_cases"  # chap-core does not check the target for gaps
+DEFAULT_JOB_ERROR = "RuntimeError: the model failed (injected by the fake)"
+NO_GEOMETRY_ERROR = "No data in dataset"  # a job whose request has no geometry at all
 
 
 def dhis2_error(status: int, message: str) -> dict[str, Any]:
@@ -51,9 +57,11 @@ def _valid_observation(row: Any) -> bool:
 
 
 class FakeState:
-    def __init__(self, username: str, password: str, today: date | None = None) -> None:
+    def __init__(self, username: str, password: str, today: date | None = None,
+                 chap_url: str | None = None) -> None:
         self.username = username
         self.password = password
+        self.chap_url = chap_url  # forward the chap route to this chap-core (None: the built-in fake)
         self.lock = threading.RLock()
         self.reset(today)
 
@@ -74,8 +82,9 @@ class FakeState:
         with self.lock:
             self.faults.update(faults)
 
-    def take_http_error(self, method: str, path: str) -> dict[str, Any] | None:
-        """The first matching `http_errors` rule, consuming one of its `times`."""
+    def take_http_error(self, method: str, path: str, consume: bool = True) -> dict[str, Any] | None:
+        """The first matching `http_errors` rule, consuming one of its `times` (unless `consume`
+        is false: a look only)."""
         with self.lock:
             for rule in self.faults.get("http_errors", []):
                 if rule.get("method", "*") not in ("*", method) or not fnmatch.fnmatchcase(path, rule["path"]):
@@ -83,7 +92,8 @@ class FakeState:
                 if rule.get("times") is not None:
                     if rule["times"] <= 0:
                         continue
-                    rule["times"] -= 1
+                    if consume:
+                        rule["times"] -= 1
                 return rule
         return None
 
@@ -160,19 +170,34 @@ class FakeState:
     # ------------------------------------------------------------------ CHAP
 
     def run_setup(self, setup_id: int, body: Any) -> tuple[int, Any]:
+        """chap-core 2.5.1's checks, in its order: body shape (422), archived model (409), empty data
+        (422), target present (422), missing values of the covariates *present* (400 when every org
+        unit is rejected; a partial rejection is only logged), future-weather provider (400)."""
         if setup_id not in self.setups:
             return 404, {"detail": f"PredictionSetup {setup_id} not found"}
         problem = self._invalid_run_body(body)
         if problem:
             return 422, problem
-        if self.setups[setup_id].get("archived"):
-            return 409, {"detail": f"Configured model '{self.setups[setup_id]['configuredModel']['name']}' is archived"}
-        rejected, org_units = self._missing_values(setup_id, body["providedData"])
-        if rejected and {r["orgUnit"] for r in rejected} >= org_units:
+        setup = self.setups[setup_id]
+        if setup.get("archived"):
+            return 409, {"detail": f"Configured model '{setup['configuredModel']['name']}' is archived"}
+        if not body["providedData"]:
+            return 422, {"detail": "provided_data cannot be empty"}
+        target = setup["configuredModel"]["modelTemplate"].get("target", TARGET_FEATURE)
+        if target not in {row["featureName"] for row in body["providedData"]}:
+            return 422, {"detail": f"Dataset has no target column {target!r}"}
+        rejected, org_units = self._missing_values(target, body["providedData"])
+        if {r["orgUnit"] for r in rejected} >= org_units:
             return 400, {"detail": {"message": "All regions rejected due to missing values", "imported_count": 0,
                                     "rejected": rejected}}
         self.rejection_log.extend(rejected)  # partial rejections are only logged by chap-core
-        return 200, {"id": self._create_job(setup_id, body)}
+        if setup_id in self.faults.get("future_weather_leak", []):
+            return 400, {"detail": f"Prediction setup {setup_id} was evaluated with the 'observed' future-weather "
+                                   "provider, which reads the forecast window's own observations and so cannot "
+                                   "forecast ahead. Re-run the backtest with a forecasting provider before running "
+                                   "predictions from it."}
+        kept = org_units - {r["orgUnit"] for r in rejected}
+        return 200, {"id": self._create_job(setup_id, body, kept)}
 
     def _invalid_run_body(self, body: Any) -> Any:
         if not isinstance(body, dict):
@@ -186,52 +211,57 @@ class FakeState:
             return [{"type": "greater_than", "loc": ["body", "nPeriods"], "msg": "Input should be greater than 0"}]
         if not isinstance(body.get("geojson"), dict) or not isinstance(body.get("providedData"), list):
             return [{"type": "missing", "loc": ["body", "geojson/providedData"], "msg": "Field required"}]
-        if not body["providedData"]:
-            return {"detail": "provided_data cannot be empty"}
         for index, row in enumerate(body["providedData"]):
             if not _valid_observation(row):
                 return [{"type": "value_error", "loc": ["body", "providedData", index], "msg": "Invalid observation"}]
         return None
 
-    def _missing_values(self, setup_id: int, provided: list[dict]) -> tuple[list[dict], set[str]]:
-        """chap-core's check: every covariate (target aside) needs a value in every period the
-        request covers, per org unit."""
+    def _missing_values(self, target: str, provided: list[dict]) -> tuple[list[dict], set[str]]:
+        """chap-core's check: every covariate *in the request* (the target aside) needs a value in
+        every period the request covers, per org unit; only the first incomplete covariate of an
+        org unit is reported. A covariate with no rows at all is not checked (nor used)."""
         seen = {(row["featureName"], row["orgUnit"], periods.chap_id(periods.parse(row["period"]))) for row in provided}
         all_periods = sorted({p for _, _, p in seen}, key=lambda p: periods.parse(p)[1])
         org_units = {ou for _, ou, _ in seen}
-        covariates = [s["covariate"] for s in self.setups[setup_id]["covariateSources"]]
+        covariates = sorted({feature for feature, _, _ in seen} - {target, TARGET_FEATURE})
         rejected = []
-        for covariate in covariates:
-            if covariate == TARGET_FEATURE:
-                continue
-            for org_unit in sorted(org_units):
+        for org_unit in sorted(org_units):
+            for covariate in covariates:
                 gaps = [p for p in all_periods if (covariate, org_unit, p) not in seen]
                 if gaps:
                     rejected.append({"reason": "Missing value for some/all time periods", "orgUnit": org_unit,
                                      "featureName": covariate, "timePeriods": gaps})
+                    break
         return rejected, org_units
 
-    def _create_job(self, setup_id: int, body: dict[str, Any]) -> str:
+    def _create_job(self, setup_id: int, body: dict[str, Any], kept: set[str]) -> str:
         script = self.faults.get("job_statuses", {})
         statuses = list(script.get(str(setup_id)) or script.get("*") or DEFAULT_JOB_STATUSES)
+        # chap-core forecasts the org units that passed its check *and* have a feature in the
+        # GeoJSON; the others vanish silently. With no geometry at all the job fails.
+        with_geometry = {f.get("id") for f in body["geojson"].get("features", []) if isinstance(f, dict)}
+        forecast_units = sorted(kept & with_geometry)
+        error = None
+        if not forecast_units:
+            statuses, error = [statuses[0], "FAILURE"], NO_GEOMETRY_ERROR
         job_id = str(uuid.uuid4())
         prediction_id = self.next_prediction_id
         self.next_prediction_id += 1
-        self.predictions[prediction_id] = self._forecast(body)
+        self.predictions[prediction_id] = self._forecast(body, forecast_units)
         self.jobs.insert(0, {
             "id": job_id, "type": "create_prediction", "name": body.get("name"), "status": statuses[0],
-            "start_time": datetime.now(timezone.utc).isoformat(), "end_time": None, "result": None,
+            # chap-core writes naive local timestamps
+            "start_time": datetime.now().isoformat(), "end_time": None, "result": None, "error": None,
             "prediction_setup_id": setup_id, "_statuses": statuses, "_polls": 0,
-            "_prediction_id": prediction_id,
+            "_prediction_id": prediction_id, "_error": error,
         })
         return job_id
 
-    def _forecast(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        """Entries for nPeriods periods after the last period sent, per org unit sent."""
+    def _forecast(self, body: dict[str, Any], org_units: list[str]) -> list[dict[str, Any]]:
+        """Entries for nPeriods periods after the last period sent, per org unit forecast."""
         provided = body["providedData"]
         last = max((periods.parse(row["period"]) for row in provided), key=lambda p: p[1])
         future = [periods.step(last, n) for n in range(1, body.get("nPeriods", 3) + 1)]
-        org_units = sorted({row["orgUnit"] for row in provided})
         return [{"orgUnit": ou, "period": periods.chap_id(p)} for p in future for ou in org_units]
 
     def job_status(self, job_id: str) -> tuple[int, Any]:
@@ -242,8 +272,11 @@ class FakeState:
             job["_polls"] += 1
             job["status"] = job["_statuses"][min(job["_polls"] - 1, len(job["_statuses"]) - 1)]
             if job["status"] not in TRANSIENT and job["end_time"] is None:
-                job["end_time"] = datetime.now(timezone.utc).isoformat()
-                if job["status"] == "SUCCESS":
+                job["end_time"] = datetime.now().isoformat()
+                if job["status"] != "SUCCESS":
+                    errors = self.faults.get("job_errors", {})
+                    job["error"] = job["_error"] or errors.get(str(job["prediction_setup_id"]), DEFAULT_JOB_ERROR)
+                else:
                     overrides = self.faults.get("job_results", {})
                     key = str(job["prediction_setup_id"])
                     job["result"] = overrides[key] if key in overrides else str(job["_prediction_id"])
@@ -252,8 +285,10 @@ class FakeState:
     def _job(self, job_id: str) -> dict[str, Any] | None:
         return next((job for job in self.jobs if job["id"] == job_id), None)
 
-    def public_jobs(self) -> list[dict[str, Any]]:
-        return [{k: v for k, v in job.items() if not k.startswith("_")} for job in self.jobs]
+    def public_jobs(self, ids: list[str] | None = None) -> list[dict[str, Any]]:
+        """`GET /v1/jobs[?ids=...]`: every tracked job, newest first, or just the ones named."""
+        return [{k: v for k, v in job.items() if not k.startswith("_")} for job in self.jobs
+                if not ids or job["id"] in ids]
 
     def prediction_entries(self, prediction_id: int, quantiles: list[str]) -> tuple[int, Any]:
         if not quantiles:

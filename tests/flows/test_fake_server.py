@@ -62,13 +62,15 @@ def test_weekly_analytics_periods_are_unpadded_like_dhis2(api: httpx.Client) -> 
 
 
 def test_org_units_with_and_without_geometry(api: httpx.Client) -> None:
-    units = api.get("/api/organisationUnits", params={"filter": "id:in:[ouDist001,ouDist002]",
+    units = api.get("/api/organisationUnits", params={"filter": "id:in:[ouDist001,ouDist004]",
                                                       "paging": "false"}).json()["organisationUnits"]
-    assert [(u["id"], "geometry" in u) for u in units] == [("ouDist001", True), ("ouDist002", False)]
+    assert [(u["id"], "geometry" in u) for u in units] == [("ouDist001", True), ("ouDist004", False)]
 
 
 def test_a_job_goes_pending_started_success_and_yields_entries(api: httpx.Client) -> None:
-    body = {"name": "t", "geojson": {"type": "FeatureCollection", "features": []}, "nPeriods": 2,
+    feature = {"type": "Feature", "id": "ouDist001", "geometry": {"type": "Point", "coordinates": [30.1, -1.9]},
+               "properties": {"id": "ouDist001"}}
+    body = {"name": "t", "geojson": {"type": "FeatureCollection", "features": [feature]}, "nPeriods": 2,
             "type": "forecasting",
             "providedData": [{"featureName": "disease_cases", "orgUnit": "ouDist001", "period": "2026W9", "value": 3.0},
                              {"featureName": "rainfall", "orgUnit": "ouDist001", "period": "2026W9", "value": 1.5}]}
@@ -76,8 +78,10 @@ def test_a_job_goes_pending_started_success_and_yields_entries(api: httpx.Client
 
     polls = [api.get(f"{CHAP}/v1/jobs/{job_id}").json() for _ in range(4)]
     assert polls == ["PENDING", "STARTED", "SUCCESS", "SUCCESS"]
-    [job] = api.get(CHAP + "/v1/jobs").json()
-    assert (job["id"], job["status"], job["result"], job["prediction_setup_id"]) == (job_id, "SUCCESS", "42", 5)
+    [job] = api.get(CHAP + "/v1/jobs", params={"ids": job_id}).json()
+    assert (job["id"], job["status"], job["result"], job["prediction_setup_id"], job["error"]) == \
+        (job_id, "SUCCESS", "42", 5, None)
+    assert api.get(CHAP + "/v1/jobs", params={"ids": "another"}).json() == []
     entries = api.get(CHAP + "/v1/analytics/prediction-entry/42", params=[("quantiles", "0.5")]).json()
     assert [(e["period"], e["quantile"]) for e in entries] == [("2026W10", 0.5), ("2026W11", 0.5)]
 

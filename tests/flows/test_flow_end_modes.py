@@ -73,12 +73,12 @@ def test_monthly_request_body(fake: FakeAdmin, run_flow) -> None:
     assert all(isinstance(row["value"], float) for row in provided)
     features = body["geojson"]["features"]
     assert body["geojson"]["type"] == "FeatureCollection"
-    assert [f["id"] for f in features] == ["ouDist001", "ouDist003"]  # ouDist002 has no geometry
+    assert [f["id"] for f in features] == ["ouDist001", "ouDist002", "ouDist003"]
     assert features[0]["properties"] == {"id": "ouDist001", "level": 2, "displayName": "North District",
                                          "code": "ND01", "parent": "ouProv0001", "parentGraph": "ouProv0001"}
-    assert features[1]["properties"] == {"id": "ouDist003", "level": 2, "displayName": "East District",
+    assert features[2]["properties"] == {"id": "ouDist003", "level": 2, "displayName": "East District",
                                          "parent": "ouProv0001", "parentGraph": "ouProv0001"}
-    assert features[1]["geometry"]["type"] == "MultiPolygon"
+    assert features[2]["geometry"]["type"] == "MultiPolygon"
     [org_units] = fake.requests("/api/organisationUnits")
     assert dict(map(tuple, org_units["query"])) == {
         "filter": "id:in:[ouDist001,ouDist002,ouDist003]",

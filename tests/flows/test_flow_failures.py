@@ -117,7 +117,7 @@ def test_a_5xx_on_post_run_is_not_retried_and_only_that_setup_fails(fake: FakeAd
         "- **Input periods:** 202301..202602 (38 periods)",
         "- **Analytics rows fetched:** 342",
         "- **Values sent to chap:** 342",
-        "- **Org units:** 3 (2 with geometry)",
+        "- **Org units:** 3 in the setup; sent 3 (3 with geometry)",
     ]
     assert_weekly_setup_succeeded(run)
     assert "## Prediction setups (1 succeeded, 1 failed, 1 skipped)" in run.lines
@@ -145,32 +145,114 @@ def test_covariate_without_data_fails_the_probe(fake: FakeAdmin, run_flow) -> No
 
 
 def test_missing_values_in_every_org_unit_are_rejected_with_400(fake: FakeAdmin, run_flow) -> None:
-    fake.faults(data_gaps=[{"dataElement": "deRain001"},
-                           {"dataElement": "deTemp001", "periods": ["202512", "202601"]}])
+    # As chap-core 2.5.1: only the first incomplete covariate of each org unit is reported.
+    fake.faults(data_gaps=[{"dataElement": "deTemp001", "periods": ["202512", "202601"]},
+                           {"dataElement": "deRain001", "periods": ["202510"]}])
 
     run = run_flow(**OFFSET_1, configured_model_id=12)
 
     assert statuses(fake, RUN_3) == [400]
-    assert run.section("Malaria monthly")[:6] == [
+    assert run.section("Malaria monthly")[:5] == [
         "- **Status:** FAILED at `run_prediction_setup`",
         "- **Setup:** 3 (month, configured model 12)",
         "- **Error:** `chap POST /v1/crud/prediction-setups/3/run -> HTTP 400: "
         "All regions rejected due to missing values`",
         "- **Rejected for missing values:**",
         "  - `mean_temperature`: 3 org units, periods 202512, 202601 -- Missing value for some/all time periods",
-        "  - `rainfall`: 3 org units, periods 202301..202602 (38 periods) -- Missing value for some/all time periods",
     ]
     assert run.state.name == "Failed"
 
 
-def test_missing_values_in_some_org_units_are_accepted(fake: FakeAdmin, run_flow) -> None:
+@pytest.mark.parametrize("end", [OFFSET_1, dict(end_mode="fixed", end_date=date(2026, 2, 15))])
+def test_a_covariate_without_data_fails_its_setup_before_submit(fake: FakeAdmin, run_flow, end) -> None:
+    """chap-core checks only the features a request holds: without this check the model would run
+    without rainfall and the run would end Completed with a degraded forecast."""
+    fake.faults(data_gaps=[{"dataElement": "deRain001"}])
+
+    run = run_flow(**end, configured_model_id=12)
+
+    assert run.field("Malaria monthly", "Status") == "FAILED at `build_prediction_request`"
+    assert ("DHIS2 returned no values for 202301..202602 for covariate(s) rainfall (deRain001): chap-core would "
+            "forecast without them (or refuse a missing target). Check the data elements and the analytics tables "
+            "in DHIS2, or choose an end period that has data.") in run.report
+    assert fake.requests(RUN_3) == []
+    assert run.state.name == "Failed"
+
+
+def test_org_units_rejected_in_a_partial_rejection_make_the_setup_incomplete(fake: FakeAdmin, run_flow) -> None:
     fake.faults(data_gaps=[{"dataElement": "deRain001", "orgUnits": ["ouDist002"], "periods": ["202511"]}])
 
     run = run_flow(**OFFSET_1, configured_model_id=12)
 
-    assert run.state.name == "Completed"
+    assert statuses(fake, RUN_3) == [200]
     assert [(r["orgUnit"], r["featureName"], r["timePeriods"]) for r in fake.state()["rejections"]] == \
         [("ouDist002", "rainfall", ["202511"])]
+    assert run.field("Malaria monthly", "Status") == "INCOMPLETE -- the forecast covers 2 of the 3 org units sent"
+    assert run.field("Malaria monthly", "Org units") == (
+        "3 in the setup; sent 3 (3 with geometry); predicted 2; rejected 1; missing from the forecast: "
+        "ouDist002 (rejected by chap-core: incomplete covariates)")
+    assert run.state.name == "Failed"
+    assert run.state.message == ("FAILED -- 1 of 1 prediction setups incomplete: org units missing from the forecast, "
+                                 "1 skipped")
+
+
+def test_an_org_unit_without_geometry_makes_the_setup_incomplete(fake: FakeAdmin, run_flow) -> None:
+    fake.patch_setup(3, orgUnits=["ouDist001", "ouDist004"])
+
+    run = run_flow(**OFFSET_1, configured_model_id=12)
+
+    assert run.field("Malaria monthly", "Status") == "INCOMPLETE -- the forecast covers 1 of the 2 org units sent"
+    assert run.field("Malaria monthly", "Org units") == (
+        "2 in the setup; sent 2 (1 with geometry); predicted 1; rejected 0; missing from the forecast: "
+        "ouDist004 (no geometry in DHIS2)")
+    assert run.state.name == "Failed"
+
+
+def test_no_geometry_at_all_fails_before_submit(fake: FakeAdmin, run_flow) -> None:
+    fake.patch_setup(3, orgUnits=["ouDist004"])
+
+    run = run_flow(**OFFSET_1, configured_model_id=12)
+
+    assert run.field("Malaria monthly", "Status") == "FAILED at `build_prediction_request`"
+    assert "none of the setup's 1 org units has a geometry in DHIS2" in run.report
+    assert fake.requests(RUN_3) == []
+
+
+def test_a_missing_target_column_is_a_clear_setup_failure(fake: FakeAdmin, run_flow) -> None:
+    # The setup maps no data element to the backtest's target: chap-core answers 422.
+    fake.patch_setup(3, covariateSources=[{"covariate": "rainfall", "dataElementId": "deRain001"},
+                                          {"covariate": "mean_temperature", "dataElementId": "deTemp001"}])
+
+    run = run_flow(**OFFSET_1, configured_model_id=12)
+
+    assert statuses(fake, RUN_3) == [422]
+    assert ("chap-core refused setup 3: Dataset has no target column 'disease_cases'. The request carries no values "
+            "for the target its backtest was trained on: check that data element in DHIS2 and the setup's covariate "
+            "sources") in run.report
+    assert run.state.name == "Failed"
+
+
+def test_a_future_weather_provider_that_leaks_is_a_clear_setup_failure(fake: FakeAdmin, run_flow) -> None:
+    fake.faults(future_weather_leak=[3])
+
+    run = run_flow(**OFFSET_1, configured_model_id=12)
+
+    assert statuses(fake, RUN_3) == [400]
+    assert ("chap-core refused setup 3: its backtest used a future-weather provider that reads the forecast "
+            "window's own observations, so it cannot forecast ahead. Re-run the backtest") in run.report
+    assert run.state.name == "Failed"
+
+
+def test_polling_reads_only_our_job(fake: FakeAdmin, run_flow) -> None:
+    """chap-core's bare `GET /v1/jobs` reads every job it tracks; the flow polls `/v1/jobs/{id}` and
+    lists with `?ids=` once per job, for its result."""
+    run = run_flow(**OFFSET_1)
+
+    assert run.state.name == "Completed"
+    jobs = sorted(job["id"] for job in fake.state()["jobs"])
+    listings = [r["query"] for r in fake.requests(CHAP + "/v1/jobs")]
+    assert sorted(value for query in listings for key, value in query if key == "ids") == jobs
+    assert all(query for query in listings)
 
 
 @pytest.mark.parametrize(("patch", "step", "error"), [
@@ -223,7 +305,7 @@ def test_a_failed_job_fails_its_setup(fake: FakeAdmin, run_flow) -> None:
     assert run.section("Malaria monthly")[:3] == [
         "- **Status:** FAILED at `wait_for_prediction`",
         "- **Setup:** 3 (month, configured model 12)",
-        f"- **Error:** `job {job} ended with status 'FAILURE'`",
+        f"- **Error:** `job {job} ended with status 'FAILURE': RuntimeError: the model failed (injected by the fake)`",
     ]
     assert run.field("Malaria monthly", "Job") == f"`{job}`"
     assert statuses(fake, CHAP + f"/v1/jobs/{job}") == [200, 200, 200]
