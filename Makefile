@@ -54,8 +54,9 @@ compile: setup ## Regenerate prefect.yaml, blocks/ and schema/ (commit the resul
 check: setup ## Fail if committed artifacts are stale
 	$(CHAPCTL) compile --check
 
-lock-test-envs: $(UV) ## Re-pin the other Prefect release the suite runs a server from (tests/server/envs)
+lock-test-envs: $(UV) ## Re-pin the suite's other environments: a Prefect release (tests/server/envs), chap-core (tests/chap_real/envs)
 	for f in tests/server/envs/*.in; do $(UV) pip compile --quiet --python-version 3.11 --generate-hashes --no-header "$$f" -o "$${f%.in}.txt"; done
+	$(UV) pip compile --quiet --python-version 3.13 --generate-hashes --no-header tests/chap_real/envs/chap-core.in -o tests/chap_real/envs/chap-core.txt
 
 bench: setup ## Run the benchmarks under bench/
 	$(UV) run --frozen --no-sync python bench/compile.py

@@ -95,10 +95,12 @@ class Worker:
     log_path: Path
 
     @classmethod
-    def start(cls, pool: str, env: dict[str, str], cwd: Path, log_path: Path) -> Worker:
+    def start(cls, pool: str, env: dict[str, str], cwd: Path, log_path: Path, *,
+              extra_args: tuple[str, ...] = ()) -> Worker:
+        """`extra_args` go to `prefect worker start` (e.g. `--name`, `--limit`)."""
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process"],
+                [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process", *extra_args],
                 env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
