@@ -27,7 +27,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.server.server_envs import REPO, _uv
+from tests.server.server_envs import REPO, _uv, build_env
 
 PINS = Path(__file__).resolve().parent / "envs" / "chap-core.txt"
 CACHE = REPO / ".cache" / "chap-env"
@@ -75,12 +75,7 @@ def chap_python() -> Path:
     python = home / "bin" / "python"
     if (home / ".complete").is_file() and python.is_file():
         return python
-    shutil.rmtree(home, ignore_errors=True)
-    home.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "VIRTUAL_ENV": str(home)}
-    _run([_uv(), "venv", "--quiet", "--python", interpreter, str(home)], "creating the chap-core environment", env=env)
-    _run([_uv(), "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python), "-r", str(PINS)],
-         "installing chap-core", env=env)
+    build_env(home, interpreter, PINS, "the chap-core environment")
     (site_packages,) = home.glob("lib/python3.*/site-packages")
     seed_list = site_packages / "config" / "configured_models" / "default.yaml"
     seed_list.parent.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,25 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def stop_leader_then_group(proc: subprocess.Popen | None, graceful: int = signal.SIGTERM,
+                           grace: float = 10.0) -> None:
+    """Stop a process started with `start_new_session=True`: `graceful` to the leader (a daemon
+    that shuts its children down itself), then SIGKILL to its whole group if it lingers."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.kill(proc.pid, graceful)
+        proc.wait(timeout=grace)
+        return
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -30,6 +30,22 @@ def _uv() -> str:
     raise RuntimeError("uv is needed to build the Prefect test environments: run `make setup` first")
 
 
+def build_env(home: Path, interpreter: str, pins: Path, what: str) -> Path:
+    """A fresh virtual environment at `home` from `interpreter` with exactly `pins` installed
+    (bytecode compiled); its python. The caller writes `home/.complete` once its own steps are done."""
+    shutil.rmtree(home, ignore_errors=True)
+    home.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "VIRTUAL_ENV": str(home)}
+    python = home / "bin" / "python"
+    for command in ([_uv(), "venv", "--quiet", "--python", interpreter, str(home)],
+                    [_uv(), "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python), "-r", str(pins)]):
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            raise RuntimeError(f"building {what} failed: {' '.join(command[:3])}: "
+                               + (proc.stderr.strip().splitlines() or ["(no output)"])[-1])
+    return python
+
+
 def prefect_binary(version: str) -> Path:
     pins = ENVS / f"prefect-{version}.txt"
     if not pins.is_file():
@@ -39,14 +55,6 @@ def prefect_binary(version: str) -> Path:
     binary = home / "bin" / "prefect"
     if (home / ".complete").is_file() and binary.is_file():
         return binary
-    shutil.rmtree(home, ignore_errors=True)
-    home.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "VIRTUAL_ENV": str(home)}
-    for command in ([_uv(), "venv", "--quiet", "--python", sys.executable, str(home)],
-                    [_uv(), "pip", "install", "--quiet", "--python", str(home / "bin" / "python"), "-r", str(pins)]):
-        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-        if proc.returncode != 0:
-            raise RuntimeError(f"building the Prefect {version} environment failed: {' '.join(command[:3])}: "
-                               + (proc.stderr.strip().splitlines() or ["(no output)"])[-1])
+    build_env(home, sys.executable, pins, f"the Prefect {version} environment")
     (home / ".complete").write_text(version)
     return binary

@@ -18,12 +18,13 @@ stopped by its PID, then its group; never by name.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.e2e.stack import stop_leader_then_group
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "chapctl topology test", "GIT_AUTHOR_EMAIL": "topology@example.org",
            "GIT_COMMITTER_NAME": "chapctl topology test", "GIT_COMMITTER_EMAIL": "topology@example.org",
@@ -102,19 +103,7 @@ class GitDaemon:
 
     def stop(self) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-            return
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # still alive: the daemon and its upload-packs
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
+        stop_leader_then_group(proc)  # SIGKILL to the group reaches its upload-packs too
 
     def __enter__(self) -> GitDaemon:
         return self

@@ -37,6 +37,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.e2e.stack import stop_leader_then_group
+
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache" / "nginx"
 DOC = REPO / "docs" / "operations.md"
@@ -362,21 +364,8 @@ class NginxProxy:
         """SIGQUIT to the master (graceful: workers finish, websocket tunnels are closed and
         logged), then SIGKILL to the process group if it lingers."""
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.kill(proc.pid, signal.SIGQUIT)  # worker_shutdown_timeout bounds open websocket tunnels
-            proc.wait(timeout=15)
-            return
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the master is still alive: its group is ours
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
+        # worker_shutdown_timeout bounds open websocket tunnels
+        stop_leader_then_group(proc, signal.SIGQUIT, grace=15)
 
     def __enter__(self) -> NginxProxy:
         return self
