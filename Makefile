@@ -18,7 +18,7 @@ CHAPCTL := .venv/bin/chapctl
 PY := .venv/bin/python
 export CHAPCTL_FLOWS_DIR ?= $(CURDIR)
 
-.PHONY: help setup run demo-plan test validate compile check bench lock-test-envs start-server start-fake start-worker plan apply \
+.PHONY: help setup run demo-plan test validate compile check bench lock-test-envs start-server start-chap start-fake start-worker plan apply \
 	status stop stop-pool clean distclean
 
 help: ## List the targets
@@ -34,10 +34,11 @@ setup: $(UV) ## Create .venv from the lock file (exactly the pinned versions)
 	@# .pyc (PYTHONDONTWRITEBYTECODE) would otherwise recompile them on every plan.
 	$(PY) -m compileall -q compiler flows
 
-run: setup ## The whole system locally: server, fake DHIS2, apply the examples, a worker, one real run
+run: setup ## The whole system locally: server, fake DHIS2, apply the examples, a worker, one real run (CHAP=real: a real chap-core)
 	$(CHAPCTL) validate
 	$(CHAPCTL) compile --check
 	$(PY) scripts/stack.py start-server
+	if [ "$(CHAP)" = real ]; then $(PY) scripts/stack.py start-chap; fi
 	$(PY) scripts/stack.py start-fake
 	$(PY) scripts/demo.py
 
@@ -64,13 +65,17 @@ bench: setup ## Run the benchmarks under bench/
 
 demo-plan: setup ## What `make run` would change on the local stack (after you edit projects/)
 	$(PY) scripts/stack.py start-server
+	if [ "$(CHAP)" = real ]; then $(PY) scripts/stack.py start-chap; fi
 	$(PY) scripts/stack.py start-fake
 	$(PY) scripts/demo.py plan
 
 start-server: setup ## Start the local Prefect server (nothing when PREFECT_API_URL names a remote one)
 	$(PY) scripts/stack.py start-server
 
-start-fake: setup ## Start the fake DHIS2+CHAP server (demo data)
+start-chap: setup ## Start a real chap-core 2.5.1 with seeded setups (for CHAP=real; needs a Python >= 3.13)
+	$(PY) scripts/stack.py start-chap
+
+start-fake: setup ## Start the fake DHIS2+CHAP server (demo data; CHAP=real: its chap route forwards to start-chap's)
 	$(PY) scripts/stack.py start-fake
 
 start-worker: setup ## Start a process worker for WORK_POOL (default chap)

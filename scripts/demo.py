@@ -5,7 +5,10 @@ Steps (the server and the fake DHIS2+CHAP are already up, see scripts/stack.py):
 1. Copy the example projects to `.local/demo/` with every managed block's base_url pointed at the
    fake DHIS2 (the committed examples name real-looking hosts) and the owner `demo` (so that
    `make apply` of the real projects against this server is refused, not silently mixed in),
-   and compile them there.
+   and compile them there. With CHAP=real, every project runs the real chap-core's seeded monthly
+   setup: its `model_id` becomes that setup's configured model id (chap-core's own number) and
+   `prediction_setup_id` names it (the seeded weekly setup's fixed start is beyond the flow's
+   120-period cap on today's date).
 2. Create the one block the examples say is "managed elsewhere", as its owner would.
 3. `chapctl apply` (demo passwords come from the environment, as in production).
 4. Start the worker, trigger one run of one project, wait for it, print its final state (with the
@@ -81,6 +84,14 @@ def chapctl_root(*args: str, quiet: bool = False) -> None:
 
 def prepare_demo_repo() -> None:
     """The examples with base_url -> the fake server; everything else exactly as committed."""
+    real_setup = None
+    if stack.chap_mode() == "real":
+        state = stack.chap_state()
+        if state is None:
+            raise SystemExit("error: CHAP=real but no chap-core is running: `python scripts/stack.py start-chap`")
+        real_setup = state["setups"]["monthly"]
+        print(f"CHAP=real: every demo project runs setup {real_setup['id']} ({real_setup['name']!r}, configured "
+              f"model {real_setup['configured_model_id']}) of the real chap-core at {state['url']}", flush=True)
     if DEMO.exists():
         shutil.rmtree(DEMO)
     shutil.copytree(ROOT / "templates", DEMO / "templates")
@@ -90,6 +101,10 @@ def prepare_demo_repo() -> None:
         text = re.sub(r"^(\s*base_url:\s*).*$", rf"\g<1>{stack.fake_url()}", path.read_text(), flags=re.M)
         text = re.sub(r"^(\s*username:\s*).*$", rf"\g<1>{os.environ.get('DEMO_DHIS2_USERNAME', 'chap-bot')}",
                       text, flags=re.M)
+        if real_setup and path.name != "_defaults.yaml":
+            text = re.sub(r"^prediction_setup_id:.*\n", "", text, flags=re.M)
+            text = re.sub(r"^model_id:.*$", f"model_id: {real_setup['configured_model_id']}\n"
+                          f"prediction_setup_id: {real_setup['id']}", text, flags=re.M)
         if path.name == "_defaults.yaml":
             text = re.sub(r"^owner:.*\n", "", text, flags=re.M) + f"owner: {DEMO_OWNER}\n"
         (DEMO / "projects" / path.name).write_text(text)
@@ -173,7 +188,8 @@ def trigger_and_wait() -> None:
 def what_keeps_running() -> None:
     print("\nStill running (until `make stop`; `make clean` also deletes .local/):")
     for name, what in (("server", f"Prefect server {stack.local_api_url()}"), ("worker", "process worker"),
-                       ("fake-dhis2", f"fake DHIS2+CHAP {stack.fake_url()}")):
+                       ("fake-dhis2", f"fake DHIS2+CHAP {stack.fake_url()}"),
+                       ("chap-core", f"real chap-core {(stack.chap_state() or {}).get('url', '')}")):
         pid = stack.pid_of(name)
         if pid:
             print(f"  {what} (pid {pid}, log .local/logs/{name}.log)")

@@ -1,6 +1,7 @@
-"""The local stack, by PID files: a Prefect server, a process worker, and the fake DHIS2+CHAP server.
+"""The local stack, by PID files: a Prefect server, a process worker, the fake DHIS2+CHAP server, and
+optionally a real chap-core behind the fake's `chap` route (CHAP=real).
 
-    python scripts/stack.py start-server | start-worker | start-fake | stop [NAME...] | status | clean
+    python scripts/stack.py start-server | start-worker | start-chap | start-fake | stop [NAME...] | status | clean
 
 Everything lives under `.local/` in the repository (Prefect's SQLite database under
 `.local/prefect`, never the user's home), so `make clean` removes it all. Starting something that is
@@ -9,7 +10,9 @@ process group and are stopped by PID (group), never by name.
 
 Environment (see template.env): PREFECT_PORT (4200), PREFECT_API_URL (a remote server: nothing is
 started), PREFECT_API_DATABASE_CONNECTION_URL (PostgreSQL), WORK_POOL (chap), FAKE_DHIS2_PORT (18080),
-DEMO_DHIS2_USERNAME/DEMO_DHIS2_PASSWORD.
+DEMO_DHIS2_USERNAME/DEMO_DHIS2_PASSWORD, CHAP (`fake`, the default: the fake's built-in chap-core;
+`real`: chap-core 2.5.1 from the package registry, run by `start-chap` in its own environment, needs a
+Python >= 3.13 on the machine; the fake's route forwards to it as DHIS2's route does).
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
 PIDS, LOGS = LOCAL / "pids", LOCAL / "logs"
 BIN = Path(sys.executable).parent
-NAMES = ("worker", "server", "fake-dhis2")  # stop order: consumers first
+NAMES = ("worker", "server", "fake-dhis2", "chap-core")  # stop order: consumers first
+CHAP_STATE = LOCAL / "chap-core.json"  # written by `python -m tests.chap_real serve` once seeded
+GRACE = {"chap-core": 45.0}  # it stops its worker, API and Redis itself on SIGTERM
 
 
 def port() -> int:
@@ -52,6 +57,23 @@ def prefect_env() -> dict[str, str]:
     env = {**os.environ, "PREFECT_HOME": str(LOCAL / "prefect"), "PREFECT_API_URL": api_url(),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": api_url()}
     return env
+
+
+def chap_mode() -> str:
+    mode = os.environ.get("CHAP", "") or "fake"
+    if mode not in ("fake", "real"):
+        raise SystemExit(f"error: CHAP={mode!r}: choose CHAP=fake (the fake's built-in chap-core, the default) "
+                         "or CHAP=real (a real chap-core 2.5.1)")
+    return mode
+
+
+def chap_state() -> dict | None:
+    """The running real chap-core's URL and seeded setups, or None."""
+    if not pid_of("chap-core") or not CHAP_STATE.is_file():
+        return None
+    import json
+
+    return json.loads(CHAP_STATE.read_text())
 
 
 def fake_url() -> str:
@@ -85,7 +107,7 @@ def stop(name: str) -> bool:
     (PIDS / f"{name}.pid").unlink(missing_ok=True)
     if pid is None:
         return False
-    for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+    for sig, wait in ((signal.SIGTERM, GRACE.get(name, 15.0)), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pid, sig)
         except ProcessLookupError:
@@ -153,13 +175,49 @@ def start_worker() -> None:
     print(f"process worker started for pool {pool!r} (pid {pid}, log .local/logs/worker.log)")
 
 
-def start_fake() -> None:
-    if pid_of("fake-dhis2"):
-        print(f"fake DHIS2+CHAP already running: {fake_url()} (pid {pid_of('fake-dhis2')})")
+def start_chap() -> None:
+    """A real chap-core (CHAP=real): its environment built once (about a minute, cached in
+    .cache/chap-env/), started and seeded in .local/chap-core/ (about 30 s)."""
+    if chap_state():
+        print(f"chap-core already running: {chap_state()['url']} (pid {pid_of('chap-core')})")
         return
+    stop("chap-core")  # a stale one that never got ready
+    print("starting a real chap-core 2.5.1 (the first time builds its environment: about a minute)...", flush=True)
+    pid = spawn("chap-core", [sys.executable, "-m", "tests.chap_real", "serve", "--home", str(LOCAL / "chap-core"),
+                              "--state-file", str(CHAP_STATE)], {**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + float(os.environ.get("CHAP_START_TIMEOUT", "900"))
+    while not CHAP_STATE.is_file():
+        if pid_of("chap-core") is None or time.monotonic() > deadline:
+            stop("chap-core")
+            tail = (LOGS / "chap-core.log").read_text(errors="replace")[-3000:]
+            raise SystemExit(f"error: chap-core did not start; last lines of .local/logs/chap-core.log:\n{tail}")
+        time.sleep(0.5)
+    state = chap_state() or {}
+    print(f"chap-core started: {state.get('url')} (pid {pid}, log .local/logs/chap-core.log, "
+          f"its processes' logs in .local/chap-core/)")
+
+
+def start_fake() -> None:
+    chap_url = None
+    if chap_mode() == "real":
+        state = chap_state()
+        if state is None:
+            raise SystemExit("error: CHAP=real but no chap-core is running: `python scripts/stack.py start-chap` first")
+        chap_url = state["url"]
+    mode_file = PIDS / "fake-dhis2.chap"
+    if pid_of("fake-dhis2"):
+        running = mode_file.read_text() if mode_file.is_file() else ""
+        if running == (chap_url or ""):
+            print(f"fake DHIS2+CHAP already running: {fake_url()} (pid {pid_of('fake-dhis2')})")
+            return
+        stop("fake-dhis2")  # it forwards elsewhere (CHAP changed): start it again
     argv = [sys.executable, "-m", "tests.fake_dhis2", "--port", fake_url().rsplit(":", 1)[1],
             "--username", os.environ.get("DEMO_DHIS2_USERNAME", "chap-bot"),
             "--password", os.environ.get("DEMO_DHIS2_PASSWORD", "demo-password")]
+    if chap_url:
+        argv += ["--chap-url", chap_url]
+    PIDS.mkdir(parents=True, exist_ok=True)
+    mode_file.write_text(chap_url or "")
     pid = spawn("fake-dhis2", argv, {**os.environ, "PYTHONPATH": str(ROOT)})
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -170,7 +228,8 @@ def start_fake() -> None:
             time.sleep(0.2)
     else:
         raise SystemExit("error: the fake DHIS2 server did not start; see .local/logs/fake-dhis2.log")
-    print(f"fake DHIS2+CHAP started: {fake_url()} (pid {pid})")
+    print(f"fake DHIS2+CHAP started: {fake_url()} (pid {pid})"
+          + (f"; its chap route forwards to the real chap-core at {chap_url}" if chap_url else ""))
 
 
 def check_target() -> None:
@@ -206,7 +265,7 @@ def clean() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["start-server", "start-worker", "start-fake", "stop", "status",
+    parser.add_argument("command", choices=["start-server", "start-worker", "start-chap", "start-fake", "stop", "status",
                                             "clean", "api-url", "check-target"])
     parser.add_argument("names", nargs="*", help=f"with stop: some of {', '.join(NAMES)} (default all)")
     args = parser.parse_args()
@@ -216,7 +275,8 @@ def main() -> None:
     if args.command == "api-url":
         print(api_url())
         return
-    {"start-server": start_server, "start-worker": start_worker, "start-fake": start_fake, "status": status,
+    {"start-server": start_server, "start-worker": start_worker, "start-chap": start_chap, "start-fake": start_fake,
+     "status": status,
      "clean": clean, "stop": lambda: stop_many(args.names), "check-target": check_target}[args.command]()
 
 

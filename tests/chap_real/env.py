@@ -27,7 +27,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.server.server_envs import REPO, _uv, build_env
+from tests.server.server_envs import REPO, _uv, cached_env
 
 PINS = Path(__file__).resolve().parent / "envs" / "chap-core.txt"
 CACHE = REPO / ".cache" / "chap-env"
@@ -71,17 +71,14 @@ def chap_python() -> Path:
     interpreter = find_python313()
     version = _run([interpreter, "-c", "import sys; print(sys.version)"], "asking the interpreter its version")
     key = hashlib.sha256(PINS.read_bytes() + version.encode()).hexdigest()[:16]
-    home = CACHE / f"chap-core-{key}"
-    python = home / "bin" / "python"
-    if (home / ".complete").is_file() and python.is_file():
-        return python
-    build_env(home, interpreter, PINS, "the chap-core environment")
-    (site_packages,) = home.glob("lib/python3.*/site-packages")
+    return cached_env(CACHE / f"chap-core-{key}", interpreter, PINS, "the chap-core environment", _no_model_downloads)
+
+
+def _no_model_downloads(python: Path) -> None:
+    (site_packages,) = python.parents[1].glob("lib/python3.*/site-packages")
     seed_list = site_packages / "config" / "configured_models" / "default.yaml"
     seed_list.parent.mkdir(parents=True, exist_ok=True)
     seed_list.write_text("# written by tests/chap_real/env.py: no models fetched from GitHub\n[]\n")
-    (home / ".complete").write_text(version)
-    return python
 
 
 def redis_server_binary(python: Path) -> str:

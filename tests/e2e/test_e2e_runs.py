@@ -23,7 +23,6 @@ CHAP = "/api/routes/chap/run"
 RUN_TIMEOUT = 240.0  # a run is a new interpreter importing Prefect; generous on a busy 2-core box
 SCHEDULER_TIMEOUT = 90.0  # the scheduler loop runs every 2 s: runs exist within seconds of apply
 SCHEDULE_TIMEOUT = 240.0  # the next minute boundary, then the run itself
-WEEKS_2025 = [f"2025W{w:02d}" for w in range(1, 53)]  # 2025 has 52 ISO weeks
 
 
 def report_lines(report: dict) -> list[str]:
@@ -92,7 +91,7 @@ def test_triggered_run_completes_with_its_report_and_prediction(stack: Stack, ap
     assert "### `Dengue weekly` -- auto-regressive-weekly" in lines
     assert field(lines, "Status") == "SUCCEEDED"
     assert field(lines, "End period") == "2026W10"
-    assert field(lines, "Values sent to chap") == "248"
+    assert field(lines, "Values sent to chap") == "456"
 
     # What the fake DHIS2+CHAP received: one prediction POST for setup 5, as the chap-bot user.
     posts = stack.fake.admin.requests(CHAP + "/v1/crud/prediction-setups/*/run", method="POST")
@@ -101,12 +100,12 @@ def test_triggered_run_completes_with_its_report_and_prediction(stack: Stack, ap
         (CHAP + "/v1/crud/prediction-setups/5/run", USERNAME, 200)]
     body = mine[0]["json"]
     assert sorted(body) == ["geojson", "nPeriods", "name", "providedData", "type"]
-    assert body["name"] == "Dengue weekly (auto-regressive-weekly) 2025W01-2026W10"
+    assert body["name"] == "Dengue weekly (auto-regressive-weekly) 2024W01-2026W10"
     assert (body["nPeriods"], body["type"]) == (12, "forecasting")
-    # DHIS2 writes weeks unpadded and the flow passes them on as written: 62 weeks x 2 covariates x 2 org units
-    weeks = [w.replace("W0", "W") for w in WEEKS_2025 + [f"2026W{w:02d}" for w in range(1, 11)]]
+    # DHIS2 writes weeks unpadded and the flow passes them on as written: 114 weeks x 2 covariates x 2 org units
+    weeks = [f"{year}W{w}" for year in (2024, 2025) for w in range(1, 53)] + [f"2026W{w}" for w in range(1, 11)]
     assert sorted({row["period"] for row in body["providedData"]}) == sorted(weeks)
-    assert len(body["providedData"]) == 62 * 2 * 2
+    assert len(body["providedData"]) == 114 * 2 * 2
     assert {row["featureName"] for row in body["providedData"]} == {"disease_cases", "rainfall"}
     assert [f["id"] for f in body["geojson"]["features"]] == ["ouDist001", "ouDist003"]
     # ... and the job the report names is the fake's job for setup 5, with its prediction id.

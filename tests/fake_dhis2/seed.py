@@ -1,7 +1,7 @@
 """Seed data: a small, realistic DHIS2 instance with a CHAP server behind its `chap` route.
 
-- Prediction setups 3 (monthly, model 12), 5 (weekly, model 7) and 8 (monthly, model 12,
-  `scheduleEnabled: false`), listed in that order.
+- Prediction setups 3 (monthly, model 12), 5 (weekly, model 7, its start moving with "today":
+  `weekly_start`) and 8 (monthly, model 12, `scheduleEnabled: false`), listed in that order.
 - Org units with a Polygon, a MultiPolygon, a Point, and one district without geometry or code
   (`ouDist004`, in no setup: chap-core would leave it out of a forecast silently).
 - Data elements whose values exist from a first period up to the last *complete* period
@@ -113,11 +113,24 @@ _WEEKLY = {"id": 6, "name": "auto-regressive-weekly", "displayName": "Auto-regre
 _MONTHLY_COVARIATES = [("disease_cases", "deCase001"), ("rainfall", "deRain001"), ("mean_temperature", "deTemp001")]
 
 
-def prediction_setups() -> dict[int, dict]:
+WEEKLY_HISTORY = 114  # weeks: two whole years for chap-core 2.5.1 (104), within the flow's cap (120)
+
+
+def weekly_start(today: date) -> str:
+    """Setup 5's start: 114 weeks before the fake's current week, but not before its data begins
+    (2024W01). A weekly setup with a fixed start works for only 16 weeks between chap-core's
+    two-year rule and the flow's 120-period cap, so the fake's moves with its today: 2024W01 on
+    the tests' 2026-03-10, recent enough on the real date for `make run`'s scheduled runs."""
+    first = periods.parse(DATA_ELEMENTS["deCaseW01"].first_period)
+    start = max(first, periods.step(periods.current("week", today), -WEEKLY_HISTORY), key=lambda p: p[1])
+    return periods.chap_id(start)
+
+
+def prediction_setups(today: date) -> dict[int, dict]:
     setups = [
         _setup(3, "Malaria monthly", 12, "chapkit-ewars-model", _EWARS, "month", "202301",
                ["ouDist001", "ouDist002", "ouDist003"], _MONTHLY_COVARIATES, True),
-        _setup(5, "Dengue weekly", 7, "auto-regressive-weekly", _WEEKLY, "week", "2025W01",
+        _setup(5, "Dengue weekly", 7, "auto-regressive-weekly", _WEEKLY, "week", weekly_start(today),
                ["ouDist001", "ouDist003"], [("disease_cases", "deCaseW01"), ("rainfall", "deRainW01")], True),
         _setup(8, "Malaria monthly (north pilot)", 12, "chapkit-ewars-model", _EWARS, "month", "202401",
                ["ouDist001"], _MONTHLY_COVARIATES, False),

@@ -35,7 +35,8 @@ TRANSIENT = {"PENDING", "STARTED", "RUNNING", "QUEUED", "PROCESSING", "RETRY"}
 RUN_KEYS = {"name", "geojson", "providedData", "nPeriods", "type"}
 TARGET_FEATURE = "disease_cases"  # chap-core does not check the target for gaps
 DEFAULT_JOB_ERROR = "RuntimeError: the model failed (injected by the fake)"
-NO_GEOMETRY_ERROR = "No data in dataset"  # a job whose request has no geometry at all
+NO_GEOMETRY_ERROR = "No data in dataset DataSet({})"  # a job whose request has no geometry at all (chap-core's words)
+SHORT_HISTORY_ERROR = "Training data must cover at least two whole years"  # chap_core.validators
 
 
 def dhis2_error(status: int, message: str) -> dict[str, Any]:
@@ -70,7 +71,7 @@ class FakeState:
     def reset(self, today: date | None = None) -> None:
         with self.lock:
             self.today = today or date.today()
-            self.setups = seed.prediction_setups()
+            self.setups = seed.prediction_setups(self.today)
             self.jobs: list[dict[str, Any]] = []  # newest first, as chap-core lists them
             self.predictions: dict[int, list[dict[str, Any]]] = {}
             self.next_prediction_id = 42
@@ -177,7 +178,7 @@ class FakeState:
             return 404, {"detail": f"PredictionSetup {setup_id} not found"}
         problem = self._invalid_run_body(body)
         if problem:
-            return 422, problem
+            return 422, {"detail": problem}
         setup = self.setups[setup_id]
         if setup.get("archived"):
             return 409, {"detail": f"Configured model '{setup['configuredModel']['name']}' is archived"}
@@ -218,10 +219,14 @@ class FakeState:
 
     def _missing_values(self, target: str, provided: list[dict]) -> tuple[list[dict], set[str]]:
         """chap-core's check: every covariate *in the request* (the target aside) needs a value in
-        every period the request covers, per org unit; only the first incomplete covariate of an
-        org unit is reported. A covariate with no rows at all is not checked (nor used)."""
+        every period from the first to the last one sent (a period nobody sent is a hole too), per
+        org unit; only the first incomplete covariate of an org unit is reported. A covariate with
+        no rows at all is not checked (nor used)."""
         seen = {(row["featureName"], row["orgUnit"], periods.chap_id(periods.parse(row["period"]))) for row in provided}
-        all_periods = sorted({p for _, _, p in seen}, key=lambda p: periods.parse(p)[1])
+        sent = sorted({periods.parse(p) for _, _, p in seen}, key=lambda p: p[1])
+        all_periods = [periods.chap_id(sent[0])]
+        while all_periods[-1] != periods.chap_id(sent[-1]):
+            all_periods.append(periods.chap_id(periods.step(periods.parse(all_periods[-1]), 1)))
         org_units = {ou for _, ou, _ in seen}
         covariates = sorted({feature for feature, _, _ in seen} - {target, TARGET_FEATURE})
         rejected = []
@@ -241,9 +246,9 @@ class FakeState:
         # GeoJSON; the others vanish silently. With no geometry at all the job fails.
         with_geometry = {f.get("id") for f in body["geojson"].get("features", []) if isinstance(f, dict)}
         forecast_units = sorted(kept & with_geometry)
-        error = None
-        if not forecast_units:
-            statuses, error = [statuses[0], "FAILURE"], NO_GEOMETRY_ERROR
+        error = NO_GEOMETRY_ERROR if not forecast_units else self._short_history(body["providedData"])
+        if error:
+            statuses = [statuses[0], "FAILURE"]
         job_id = str(uuid.uuid4())
         prediction_id = self.next_prediction_id
         self.next_prediction_id += 1
@@ -256,6 +261,16 @@ class FakeState:
             "_prediction_id": prediction_id, "_error": error,
         })
         return job_id
+
+    @staticmethod
+    def _short_history(provided: list[dict[str, Any]]) -> str | None:
+        """chap-core's `validate_training_data`: the data must span two whole years, from the first
+        day of the first period sent to the first day after the last one (202301..202412 passes)."""
+        sent = [periods.parse(row["period"]) for row in provided]
+        first, last = min(sent, key=lambda p: p[1]), max(sent, key=lambda p: p[1])
+        start, end = first[1], periods.step(last, 1)[1]
+        two_years_on = start.replace(year=start.year + 2, day=min(start.day, 28) if start.month == 2 else start.day)
+        return SHORT_HISTORY_ERROR if end < two_years_on else None
 
     def _forecast(self, body: dict[str, Any], org_units: list[str]) -> list[dict[str, Any]]:
         """Entries for nPeriods periods after the last period sent, per org unit forecast."""
@@ -292,7 +307,7 @@ class FakeState:
 
     def prediction_entries(self, prediction_id: int, quantiles: list[str]) -> tuple[int, Any]:
         if not quantiles:
-            return 422, [{"type": "missing", "loc": ["query", "quantiles"], "msg": "Field required"}]
+            return 422, {"detail": [{"type": "missing", "loc": ["query", "quantiles"], "msg": "Field required"}]}
         if prediction_id not in self.predictions:
             return 404, {"detail": "Prediction not found"}
         entries = []

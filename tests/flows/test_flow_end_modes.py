@@ -16,7 +16,7 @@ from tests.flows.helpers import dimension, dimension_names, months, weeks
 MONTHLY_DX = ["deCase001", "deRain001", "deTemp001"]
 WEEKLY_DX = ["deCaseW01", "deRainW01"]
 RUN_PATH = "/api/routes/chap/run/v1/crud/prediction-setups/{}/run"
-WEEKS_IN = {2025: 52, 2026: 53, 2027: 52}
+WEEKS_IN = {2024: 52, 2025: 52, 2026: 53, 2027: 52}
 
 
 def analytics_calls(fake: FakeAdmin, dx: list[str]) -> list[dict[str, Any]]:
@@ -40,7 +40,7 @@ def test_calculated_mode_probes_then_fetches_the_full_range(fake: FakeAdmin, run
     assert dimension(monthly_fetch, "pe") == months("202301", "202602")
     weekly_probe, weekly_fetch = analytics_calls(fake, WEEKLY_DX)
     assert dimension(weekly_probe, "pe") == ["LAST_52_WEEKS"]
-    assert dimension(weekly_fetch, "pe") == weeks("2025W01", "2026W10", WEEKS_IN)
+    assert dimension(weekly_fetch, "pe") == weeks("2024W01", "2026W10", WEEKS_IN)
     assert run.field("Malaria monthly", "End period") == "202602"
     assert run.field("Dengue weekly", "End period") == "2026W10"
 
@@ -107,9 +107,9 @@ def test_fixed_mode_uses_the_period_containing_end_date(fake: FakeAdmin, run_flo
     assert run.field("Malaria monthly", "End period") == "202512"
     assert run.field("Dengue weekly", "End period") == "2026W01"
     assert dimension(analytics_calls(fake, MONTHLY_DX)[0], "pe") == months("202301", "202512")
-    assert dimension(analytics_calls(fake, WEEKLY_DX)[0], "pe") == weeks("2025W01", "2026W01", WEEKS_IN)
+    assert dimension(analytics_calls(fake, WEEKLY_DX)[0], "pe") == weeks("2024W01", "2026W01", WEEKS_IN)
     assert len(analytics_calls(fake, MONTHLY_DX)) == 1  # no probe outside calculated mode
-    assert run_body(fake, 5)["name"] == "Dengue weekly (auto-regressive-weekly) 2025W01-2026W01"
+    assert run_body(fake, 5)["name"] == "Dengue weekly (auto-regressive-weekly) 2024W01-2026W01"
 
 
 def test_offset_mode_counts_back_from_the_current_period(fake: FakeAdmin, run_flow) -> None:
@@ -118,11 +118,12 @@ def test_offset_mode_counts_back_from_the_current_period(fake: FakeAdmin, run_fl
     assert run.state.name == "Completed"
     assert run.field("Malaria monthly", "End period") == "202601"
     assert run.field("Dengue weekly", "End period") == "2026W09"
-    assert dimension(analytics_calls(fake, WEEKLY_DX)[0], "pe") == weeks("2025W01", "2026W09", WEEKS_IN)
+    assert dimension(analytics_calls(fake, WEEKLY_DX)[0], "pe") == weeks("2024W01", "2026W09", WEEKS_IN)
 
 
 def test_weekly_calculated_across_a_53_week_year(fake: FakeAdmin, use_today, run_flow) -> None:
     use_today(date(2027, 1, 12))  # 2027W02: the last complete week is 2027W01, after 2026W53
+    fake.patch_setup(5, startPeriod="2025W01")  # within the flow's 120-week cap
 
     run = run_flow(configured_model_id=7)
 
@@ -142,6 +143,7 @@ def test_weekly_calculated_across_a_53_week_year(fake: FakeAdmin, use_today, run
 
 def test_weekly_fixed_end_in_week_53(fake: FakeAdmin, use_today, run_flow) -> None:
     use_today(date(2027, 1, 12))
+    fake.patch_setup(5, startPeriod="2025W01")  # within the flow's 120-week cap
 
     run = run_flow(end_mode="fixed", end_date=date(2026, 12, 31), prediction_setup_id=5)
 
@@ -153,6 +155,7 @@ def test_weekly_fixed_end_in_week_53(fake: FakeAdmin, use_today, run_flow) -> No
 
 def test_weekly_offset_across_the_year_boundary(fake: FakeAdmin, use_today, run_flow) -> None:
     use_today(date(2027, 1, 5))  # 2027W01; one week back is 2026W53
+    fake.patch_setup(5, startPeriod="2025W01")  # within the flow's 120-week cap
 
     run = run_flow(end_mode="offset", end_period_offset=1, configured_model_id=7)
 

@@ -70,9 +70,37 @@ def test_demo_refuses_a_hand_edited_prefect_yaml(tmp_path, monkeypatch, capsys):
 
 
 def test_run_ends_by_saying_what_keeps_running_and_how_to_stop_it(monkeypatch, capsys):
-    monkeypatch.setattr(stack, "pid_of", lambda name: {"server": 11, "worker": 12, "fake-dhis2": 13}[name])
+    monkeypatch.setattr(stack, "pid_of", lambda name: {"server": 11, "worker": 12, "fake-dhis2": 13}.get(name))
     demo.what_keeps_running()
     out = capsys.readouterr().out
     assert "Still running (until `make stop`; `make clean` also deletes .local/):" in out
     assert "Prefect server http://127.0.0.1:4200/api (pid 11" in out and "process worker (pid 12" in out
     assert "fake DHIS2+CHAP http://127.0.0.1:18080 (pid 13" in out
+    assert "chap-core" not in out
+
+    # CHAP=real: the real chap-core keeps running too, and `make stop` stops it
+    monkeypatch.setattr(stack, "pid_of", lambda name: {"server": 11, "worker": 12, "fake-dhis2": 13,
+                                                       "chap-core": 14}.get(name))
+    monkeypatch.setattr(stack, "chap_state", lambda: {"url": "http://127.0.0.1:45678"})
+    demo.what_keeps_running()
+    assert "real chap-core http://127.0.0.1:45678 (pid 14" in capsys.readouterr().out
+    assert "chap-core" in stack.NAMES
+
+
+@pytest.mark.parametrize("value", ["Real", "chap-core", "1"])
+def test_an_unknown_chap_mode_is_refused(monkeypatch, value):
+    monkeypatch.setenv("CHAP", value)
+    with pytest.raises(SystemExit) as err:
+        stack.chap_mode()
+    assert f"CHAP={value!r}" in str(err.value) and "CHAP=fake" in str(err.value) and "CHAP=real" in str(err.value)
+
+
+def test_chap_real_without_a_running_chap_core_is_refused_before_the_fake_starts(monkeypatch, tmp_path):
+    monkeypatch.setenv("CHAP", "real")
+    monkeypatch.setattr(stack, "PIDS", tmp_path / "pids")
+    spawned = []
+    monkeypatch.setattr(stack, "spawn", lambda *a: spawned.append(a))
+    with pytest.raises(SystemExit) as err:
+        stack.start_fake()
+    assert "no chap-core is running" in str(err.value) and "start-chap" in str(err.value)
+    assert spawned == []

@@ -10,12 +10,14 @@ builds a new one. uv is the one `make` bootstrapped (`$UV`), else the one on PAT
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parents[2]
 ENVS = Path(__file__).resolve().parent / "envs"
@@ -28,6 +30,25 @@ def _uv() -> str:
         if candidate and (Path(candidate).is_file() or shutil.which(candidate)):
             return candidate
     raise RuntimeError("uv is needed to build the Prefect test environments: run `make setup` first")
+
+
+def cached_env(home: Path, interpreter: str, pins: Path, what: str,
+               finish: Callable[[Path], None] | None = None) -> Path:
+    """The python of the environment at `home`, built first (then `finish(python)`, then marked
+    complete) when it is missing or unfinished; under an exclusive lock, so that concurrent callers
+    wait for one build instead of deleting each other's half-built environment."""
+    python = home / "bin" / "python"
+    if (home / ".complete").is_file() and python.is_file():
+        return python
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with open(home.parent / f"{home.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not ((home / ".complete").is_file() and python.is_file()):  # another process built it meanwhile
+            build_env(home, interpreter, pins, what)
+            if finish:
+                finish(python)
+            (home / ".complete").write_text(what)
+    return python
 
 
 def build_env(home: Path, interpreter: str, pins: Path, what: str) -> Path:
@@ -51,10 +72,5 @@ def prefect_binary(version: str) -> Path:
     if not pins.is_file():
         raise RuntimeError(f"no pinned environment for Prefect {version}: {pins} is missing")
     key = hashlib.sha256(pins.read_bytes() + sys.version.encode()).hexdigest()[:16]
-    home = CACHE / f"prefect-{version}-{key}"
-    binary = home / "bin" / "prefect"
-    if (home / ".complete").is_file() and binary.is_file():
-        return binary
-    build_env(home, sys.executable, pins, f"the Prefect {version} environment")
-    (home / ".complete").write_text(version)
-    return binary
+    python = cached_env(CACHE / f"prefect-{version}-{key}", sys.executable, pins, f"the Prefect {version} environment")
+    return python.parent / "prefect"
