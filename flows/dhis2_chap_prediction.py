@@ -6,6 +6,8 @@ setup (isolated: one failing does not stop the next) resolve its end period, fet
 analytics and org-unit geometry, submit the prediction, wait for the job and read the result.
 A markdown report artifact is written in every outcome, and the run ends Failed whenever
 something failed or a forecast lost org units, so operators can alert on run state. Environment settings: see run_config.
+With `chap_concurrency_limit`, each setup holds one slot of that Prefect global concurrency limit
+from submitting its prediction until its result is read (see chap_slot).
 """
 
 from __future__ import annotations
@@ -31,16 +33,21 @@ from prefect.utilities.annotations import quote  # noqa: E402
 from flows import steps  # noqa: E402
 from flows.api import ChapApi, Dhis2Api, ServiceError, missing_value_rejections  # noqa: E402
 from flows.blocks import Dhis2Credentials  # noqa: E402
+from flows.chap_slot import SlotError, chap_slot  # noqa: E402
 from flows.periods import PeriodError  # noqa: E402
 from flows.prediction_request import NoDataError  # noqa: E402
-from flows.report import RunReport, ServiceCheck, SetupOutcome, render  # noqa: E402
-from flows.run_config import ConfigError, EndSpec, RunSettings, check_end, read_settings, report_key  # noqa: E402
+from flows.report import LimitCheck, RunReport, ServiceCheck, SetupOutcome, render  # noqa: E402
+from flows.run_config import (ConfigError, EndSpec, RunSettings, check_end, check_limit_name, read_settings,  # noqa: E402
+                              report_key)
 from flows.setups import PredictionSetup, Selection, SetupItem, select_setups  # noqa: E402
 
 REPORT_DESCRIPTION = "CHAP prediction run report"
 
 # Errors whose message is already written for operators; anything else is shown with its type.
-_EXPLAINED = (ServiceError, ConfigError, PeriodError, NoDataError, steps.JobError, TimeoutError)
+_EXPLAINED = (ServiceError, ConfigError, PeriodError, NoDataError, steps.JobError, TimeoutError, SlotError)
+
+# Not a task: the slot is held around the three CHAP steps that follow it.
+ACQUIRE_SLOT_STEP = "acquire_chap_slot"
 
 
 @flow(name="dhis2-chap-prediction", description="Fetch DHIS2 data, run CHAP predictions, report the outcome.")
@@ -51,6 +58,7 @@ def dhis2_chap_prediction(
     end_period_offset: int | None = None,
     configured_model_id: int | None = None,
     prediction_setup_id: int | None = None,
+    chap_concurrency_limit: str | None = None,
 ) -> State:
     """Run CHAP predictions for the prediction setups of one DHIS2 instance.
 
@@ -63,10 +71,15 @@ def dhis2_chap_prediction(
         end_period_offset: Required with end_mode `offset` (0 = the current period), not allowed otherwise.
         configured_model_id: Run only the setups whose CHAP configured model has this id.
         prediction_setup_id: Run only this prediction setup, even if its CHAP schedule is disabled.
+        chap_concurrency_limit: Name of a Prefect global concurrency limit (chapctl creates one per
+            DHIS2 instance). Each setup holds one slot of it from submitting its prediction until
+            the job's result is read, waiting for a free slot up to CHAP_SLOT_TIMEOUT_SECONDS.
+            A limit that does not exist fails the run. Leave it out for no limit.
     """
     report = _new_report(credentials, configured_model_id, prediction_setup_id)
     try:
-        _run(report, credentials, end_mode, end_date, end_period_offset, configured_model_id, prediction_setup_id)
+        _run(report, credentials, end_mode, end_date, end_period_offset, configured_model_id, prediction_setup_id,
+             chap_concurrency_limit)
     except Exception as exc:  # the report must still be written; the exception is re-raised below
         report.internal_error = f"{type(exc).__name__}: {exc}"
         raise
@@ -105,9 +118,11 @@ def _describe_selection(configured_model_id: int | None, prediction_setup_id: in
 
 
 def _run(report: RunReport, credentials: Dhis2Credentials, end_mode: str, end_date: date | None,
-         end_period_offset: int | None, configured_model_id: int | None, prediction_setup_id: int | None) -> None:
+         end_period_offset: int | None, configured_model_id: int | None, prediction_setup_id: int | None,
+         limit: str | None) -> None:
     try:
         end = check_end(end_mode, end_date, end_period_offset)
+        limit = check_limit_name(limit)
         settings = read_settings(os.environ, date.today())
     except ConfigError as exc:
         report.config_error = str(exc)
@@ -117,21 +132,26 @@ def _run(report: RunReport, credentials: Dhis2Credentials, end_mode: str, end_da
     logger = get_run_logger()
     with credentials.dhis2_client(logger=logger) as dhis2_http, credentials.chap_client(logger=logger) as chap_http:
         dhis2, chap = Dhis2Api(dhis2_http), ChapApi(chap_http)
-        selection = _reach_and_select(report, dhis2, chap, configured_model_id, prediction_setup_id)
+        selection = _reach_and_select(report, dhis2, chap, configured_model_id, prediction_setup_id, limit)
         if selection is None:
             return
         for item in selection.chosen:
-            report.outcomes.append(_run_setup(item, selection, end, settings, dhis2, chap))
+            report.outcomes.append(_run_setup(item, selection, end, settings, dhis2, chap, limit))
 
 
 def _reach_and_select(report: RunReport, dhis2: Dhis2Api, chap: ChapApi, configured_model_id: int | None,
-                      prediction_setup_id: int | None) -> Selection | None:
-    """Check both services and choose setups; None (with the reason in the report) stops the run."""
+                      prediction_setup_id: int | None, limit: str | None) -> Selection | None:
+    """Check both services (and the CHAP concurrency limit, when there is one) and choose setups;
+    None (with the reason in the report) stops the run."""
     for attribute, check, api in (("dhis2", steps.check_dhis2, dhis2), ("chap", steps.check_chap, chap)):
         try:
             setattr(report, attribute, ServiceCheck(True, check(api)))
         except Exception as exc:
             setattr(report, attribute, ServiceCheck(False, _describe(exc), getattr(exc, "status", None)))
+            return None
+    if limit is not None:
+        report.chap_limit = _check_limit(limit)
+        if not report.chap_limit.usable:
             return None
     try:
         items = steps.list_prediction_setups(chap)
@@ -143,6 +163,17 @@ def _reach_and_select(report: RunReport, dhis2: Dhis2Api, chap: ChapApi, configu
         report.selection_error = selection.error
         return None
     return selection
+
+
+def _check_limit(limit: str) -> LimitCheck:
+    """Before any DHIS2 data is fetched: a run whose limit is missing would fail every setup."""
+    try:
+        return steps.check_chap_limit(limit)
+    except SlotError as exc:
+        return LimitCheck(limit, False, "MISSING" if exc.missing else "NOT USABLE", str(exc))
+    except Exception as exc:
+        return LimitCheck(limit, False, "NOT USABLE", f"could not read the CHAP concurrency limit {limit!r} from "
+                                                      f"the Prefect server: {_describe(exc)}")
 
 
 class _StepTracker:
@@ -157,7 +188,7 @@ class _StepTracker:
 
 
 def _run_setup(item: SetupItem, selection: Selection, end: EndSpec, settings: RunSettings,
-               dhis2: Dhis2Api, chap: ChapApi) -> SetupOutcome:
+               dhis2: Dhis2Api, chap: ChapApi, limit: str | None) -> SetupOutcome:
     outcome = SetupOutcome.for_item(item)
     if item.setup is None:
         return outcome.fail("list_prediction_setups", item.invalid or "invalid prediction setup")
@@ -165,7 +196,7 @@ def _run_setup(item: SetupItem, selection: Selection, end: EndSpec, settings: Ru
         return outcome.skip("scheduleEnabled is false in CHAP")
     step = _StepTracker()
     try:
-        _predict(item.setup, outcome, step, end, settings, dhis2, chap)
+        _predict(item.setup, outcome, step, end, settings, dhis2, chap, limit)
     except Exception as exc:  # isolation: record this setup's failure and go on with the next
         get_run_logger().error("setup %s failed at %s: %s", item.raw_id, step.current, _describe(exc))
         outcome.fail(step.current, _describe(exc), missing_value_rejections(exc))
@@ -173,11 +204,18 @@ def _run_setup(item: SetupItem, selection: Selection, end: EndSpec, settings: Ru
 
 
 def _predict(setup: PredictionSetup, outcome: SetupOutcome, step: _StepTracker, end: EndSpec,
-             settings: RunSettings, dhis2: Dhis2Api, chap: ChapApi) -> None:
+             settings: RunSettings, dhis2: Dhis2Api, chap: ChapApi, limit: str | None) -> None:
     body = _prepare_request(setup, outcome, step, end, settings, dhis2)
-    outcome.job_id = step(steps.run_prediction_setup, chap, setup, quote(body))
-    step(steps.wait_for_prediction, chap, outcome.job_id, settings)
-    result = step(steps.fetch_prediction_result, chap, outcome.job_id, setup.period_type)
+    if limit is not None:
+        step.current = ACQUIRE_SLOT_STEP
+    # chap-core's memory is what the limit protects: hold the slot from the POST until the job
+    # has ended and its result is read. With no limit this makes no request at all.
+    with chap_slot(limit, settings.slot_timeout, get_run_logger()) as slot:
+        if slot is not None:
+            outcome.slot_limit, outcome.slot_wait = slot.limit, slot.waited
+        outcome.job_id = step(steps.run_prediction_setup, chap, setup, quote(body))
+        step(steps.wait_for_prediction, chap, outcome.job_id, settings)
+        result = step(steps.fetch_prediction_result, chap, outcome.job_id, setup.period_type)
     outcome.prediction_id = result.prediction_id
     outcome.prediction_values = result.values
     outcome.predicted_periods = result.periods

@@ -27,6 +27,16 @@ class ServiceCheck:
         return not self.reachable and self.status in (401, 403)
 
 
+@dataclass(frozen=True)
+class LimitCheck:
+    """The CHAP concurrency limit as the run found it (only when `chap_concurrency_limit` is set)."""
+
+    name: str
+    usable: bool
+    word: str  # READY, INACTIVE, MISSING or NOT USABLE
+    text: str  # for a usable limit its size; otherwise the problem, naming the limit
+
+
 @dataclass
 class SetupOutcome:
     """What happened to one setup; optional facts are filled in as its steps succeed."""
@@ -55,6 +65,8 @@ class SetupOutcome:
     prediction_id: int | None = None
     prediction_values: int | None = None
     predicted_periods: list[str] = field(default_factory=list)
+    slot_limit: str | None = None  # the CHAP concurrency limit whose slot the setup held
+    slot_wait: float | None = None  # seconds it waited for that slot
 
     @classmethod
     def for_item(cls, item: SetupItem) -> SetupOutcome:
@@ -100,6 +112,7 @@ class RunReport:
     config_error: str | None = None
     dhis2: ServiceCheck | None = None
     chap: ServiceCheck | None = None
+    chap_limit: LimitCheck | None = None
     listing_error: str | None = None
     selection_error: str | None = None
     internal_error: str | None = None
@@ -117,6 +130,7 @@ class RunReport:
              "username and password of the credentials block"),
             (self.dhis2 and not self.dhis2.reachable, "DHIS2 is not reachable"),
             (self.chap and not self.chap.reachable, "chap-core is not reachable"),
+            (self.chap_limit and not self.chap_limit.usable, self.chap_limit.text if self.chap_limit else ""),
             (self.listing_error, f"could not list prediction setups: {self.listing_error}"),
             (self.selection_error, f"no prediction setup selected: {self.selection_error}"),
             (self.internal_error, "the flow itself failed"),
@@ -157,7 +171,8 @@ class RunReport:
                  "end_period": o.end_period, "job_id": o.job_id, "prediction_id": o.prediction_id,
                  "prediction_values": o.prediction_values, "org_units_sent": len(o.org_units_sent),
                  "org_units_predicted": None if o.org_units_predicted is None else len(o.org_units_predicted),
-                 "org_units_lost": o.org_units_lost}
+                 "org_units_lost": o.org_units_lost,
+                 **({"chap_slot_wait_seconds": round(o.slot_wait, 1)} if o.slot_wait is not None else {})}
                 for o in self.outcomes
             ],
         }
@@ -216,12 +231,20 @@ def _fact_lines(o: SetupOutcome) -> list[str]:
         ("Analytics rows fetched", f"{o.analytics_rows:,}" if o.analytics_rows is not None else None),
         ("Values sent to chap", f"{o.observations:,}" if o.observations is not None else None),
         ("Org units", _org_unit_text(o)),
+        ("Waited for CHAP slot", _slot_wait_text(o)),
         ("Job", code(o.job_id) if o.job_id else None),
         ("Prediction", o.prediction_id),
         ("Prediction values returned", f"{o.prediction_values:,}" if o.prediction_values is not None else None),
         ("Predicted periods", period_list(o.predicted_periods, 6) if o.predicted_periods else None),
     ]
     return [f"- **{label}:** {value}" for label, value in facts if value is not None]
+
+
+def _slot_wait_text(o: SetupOutcome) -> str | None:
+    """Shown only when the setup really waited (a second or more) for a slot of the CHAP limit."""
+    if o.slot_wait is None or o.slot_wait < 1:
+        return None
+    return f"{o.slot_wait:.0f} s (limit {code(o.slot_limit or '?')})"
 
 
 def _org_unit_text(o: SetupOutcome) -> str | None:
@@ -306,6 +329,12 @@ def _body_lines(report: RunReport) -> list[str]:
             return lines
         lines += _service_lines(title, check)
         if not check.reachable:
+            return lines
+    if report.chap_limit:
+        limit = report.chap_limit
+        text = f"{code(limit.name)}: {limit.text}" if limit.usable else limit.text  # the text names the limit
+        lines += ["## CHAP concurrency limit", "", f"**{limit.word}** -- {text}", ""]
+        if not limit.usable:
             return lines
     if report.listing_error:
         return lines + ["## Prediction setups", "",

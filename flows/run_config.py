@@ -5,6 +5,8 @@ Environment variables (all optional):
   Lets tests and back-fills pin "today" without changing the deployment's parameters.
 - `CHAP_SCHEDULER_PREDICTION_TIMEOUT_SECONDS` — how long to wait for a CHAP job (default 3600).
 - `CHAP_SCHEDULER_POLL_INTERVAL_SECONDS` — pause between job status checks (default 5).
+- `CHAP_SLOT_TIMEOUT_SECONDS` — with `chap_concurrency_limit`, how long one setup waits for a slot
+  of that limit before it fails without submitting anything (default: the prediction timeout).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Mapping
 TODAY_ENV = "CHAP_TODAY"
 TIMEOUT_ENV = "CHAP_SCHEDULER_PREDICTION_TIMEOUT_SECONDS"
 POLL_INTERVAL_ENV = "CHAP_SCHEDULER_POLL_INTERVAL_SECONDS"
+SLOT_TIMEOUT_ENV = "CHAP_SLOT_TIMEOUT_SECONDS"
 DEFAULT_TIMEOUT_SECONDS = 3600.0
 DEFAULT_POLL_INTERVAL_SECONDS = 5.0
 
@@ -49,6 +52,7 @@ class RunSettings:
     today_from_env: bool
     job_timeout: float
     poll_interval: float
+    slot_timeout: float  # how long a setup waits for a slot of the CHAP concurrency limit
 
 
 def check_end(mode: str, end_date: date | None, offset: int | None) -> EndSpec:
@@ -68,6 +72,15 @@ def check_end(mode: str, end_date: date | None, offset: int | None) -> EndSpec:
     if mode not in ("calculated", "fixed", "offset"):
         raise ConfigError(f"end_mode must be calculated, fixed or offset, got {mode!r}")
     return EndSpec(mode=mode, end_date=end_date, offset=offset)
+
+
+def check_limit_name(name: str | None) -> str | None:
+    """The CHAP concurrency limit's name as given; a blank name is refused rather than read as
+    "no limit", so a typo in a deployment never silently turns the protection off."""
+    if name is not None and not name.strip():
+        raise ConfigError(f"chap_concurrency_limit must be the name of a Prefect global concurrency limit, "
+                          f"got {name!r}; leave it out for no limit")
+    return name
 
 
 def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -91,11 +104,13 @@ def read_settings(environ: Mapping[str, str], clock_today: date) -> RunSettings:
             today = date.fromisoformat(text)
         except ValueError:
             raise ConfigError(f"{TODAY_ENV} must be a date like 2026-03-10, got {text!r}") from None
+    job_timeout = _seconds(environ, TIMEOUT_ENV, DEFAULT_TIMEOUT_SECONDS)
     return RunSettings(
         today=today,
         today_from_env=bool(text),
-        job_timeout=_seconds(environ, TIMEOUT_ENV, DEFAULT_TIMEOUT_SECONDS),
+        job_timeout=job_timeout,
         poll_interval=_seconds(environ, POLL_INTERVAL_ENV, DEFAULT_POLL_INTERVAL_SECONDS),
+        slot_timeout=_seconds(environ, SLOT_TIMEOUT_ENV, job_timeout),
     )
 
 

@@ -16,7 +16,9 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import periods
 from flows.api import ChapApi, Dhis2Api, ServiceError, error_text
+from flows.chap_slot import read_limit
 from flows.prediction_request import calculated_end_period, feature_collection, observations, prediction_request
+from flows.report import LimitCheck
 from flows.run_config import EndSpec, RunSettings
 from flows.setups import PredictionSetup, SetupItem, parse_setup
 
@@ -56,6 +58,12 @@ def check_dhis2(dhis2: Dhis2Api) -> str:
 def check_chap(chap: ChapApi) -> str:
     info = chap.system_info()
     return f"chap-core {info['chap_core_version']} (python {info['python_version']})"
+
+
+@task(name="check_chap_limit", **_STEP)
+def check_chap_limit(limit: str) -> LimitCheck:
+    """The CHAP concurrency limit exists and can be used (`chap_slot.SlotError` otherwise)."""
+    return read_limit(limit)
 
 
 @task(name="list_prediction_setups", **_STEP)

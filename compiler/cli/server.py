@@ -17,7 +17,10 @@ import click
 from compiler.constants import DEFAULT_WORKERS
 from compiler.cli.common import console, find_repo, output_option, print_lines, root_option, run_guarded
 
-adopt_option = click.option("--adopt", is_flag=True, help="Take over unmanaged deployments whose name a project uses.")
+adopt_option = click.option(
+    "--adopt", is_flag=True,
+    help="Take over unmanaged deployments whose name a project uses, and pause (never delete) the hand-made "
+         "schedules projects replace (`replaces:`, see `chapctl import`).")
 delete_all_option = click.option(
     "--allow-delete-all", is_flag=True,
     help="Allow a plan that deletes every deployment of this owner (e.g. an emptied projects/).")

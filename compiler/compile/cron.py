@@ -51,6 +51,12 @@ def expand(expression: str) -> tuple | None:
     return _EXPANSIONS[expression]
 
 
+def fires(expression: str, start, day_or: bool = True):
+    """Prefect's vendored croniter over naive wall-clock times from `start` (naive too), as
+    Prefect's CronSchedule drives it; `get_next`/`get_prev(datetime)` step through the fires."""
+    return _croniter_module().croniter(MACRO_CRONS.get(expression.lower(), expression), start, day_or=day_or)
+
+
 def remember(expression: str, expansion: tuple | None) -> None:
     """Adopt an expansion computed in another process (see compiler.parallel)."""
     _EXPANSIONS.setdefault(expression, expansion)

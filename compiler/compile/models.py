@@ -15,7 +15,21 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from compiler.constants import DEFAULT_OWNER, OWNER_PATTERN
 
 NAME_PATTERN = r"^[a-z0-9-]{1,63}$"
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+# "<flow name>/<deployment name>" as Prefect names a deployment (`prefect deployment run F/D`).
+DEPLOYMENT_REF_PATTERN = r"^[^/\s][^/]*/[^/]*[^/\s]$"
 ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+DURATION_PATTERN = r"^[1-9][0-9]{0,4}[smhd]$"  # 90s, 30m, 2h, 1d
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str) -> int:
+    """Seconds of a duration matching DURATION_PATTERN (`30m` -> 1800)."""
+    return int(text[:-1]) * _DURATION_UNITS[text[-1]]
+
+
+SINGLE_SCHEDULE_SLUG = "chapctl-cron"  # the slug of a project's `schedule:` (kept when it becomes `schedules:`)
 DEFAULT_WORK_POOL = "default"
 DEFAULT_TIMEZONE = "UTC"
 
@@ -78,6 +92,91 @@ class Schedule(_Strict):
         default=True,
         description="false keeps the schedule on the server but paused.",
         examples=[True],
+    )
+
+
+class ScheduleParameters(_Strict):
+    """Flow parameters a schedule's runs use instead of the project's. Override the end mode as a
+    whole (`end_mode` with its `end_period_offset` or `end_date`), the setup, or both."""
+
+
+    end_mode: Literal["calculated", "fixed", "offset"] | None = Field(
+        default=None, description="End mode of this schedule's runs (see the project's `end_mode`).",
+        examples=["fixed"])
+    end_period_offset: int | None = Field(
+        default=None, ge=0, description="With end_mode offset: periods back from the current one.", examples=[0])
+    end_date: dt.date | None = Field(
+        default=None, strict=False, description="With end_mode fixed: the ISO date whose period ends the data.",
+        examples=["2026-06-30"])
+    prediction_setup_id: int | None = Field(
+        default=None, ge=1, description="Run only this CHAP prediction setup.", examples=[3])
+
+
+class ScheduleEntry(Schedule):
+    """One of a project's schedules (`schedules:`), named by a slug that keeps its identity on the
+    server across edits: changing its cron or parameters updates that schedule in place."""
+
+    slug: str = Field(
+        pattern=SLUG_PATTERN,
+        description="Stable name of this schedule, unique in the project (1-63 characters of a-z, 0-9 and "
+        "'-'). Renaming it replaces the schedule on the server.",
+        examples=["weekly"],
+    )
+    parameters: ScheduleParameters | None = Field(
+        default=None,
+        description="Flow parameters this schedule's runs use instead of the project's.",
+        examples=[{"end_mode": "offset", "end_period_offset": 0}],
+    )
+
+
+class Alerts(_Strict):
+    """Who hears about this project's runs, and when. Compiled to Prefect automations owned by
+    this repository's owner."""
+
+    notify: list[str] = Field(
+        min_length=1,
+        description="Notification targets declared in `_defaults.yaml` under `notifications`.",
+        examples=[["ops-webhook"]],
+    )
+    failed: bool = Field(
+        default=True, description="Notify when a run ends Failed or Crashed.", examples=[True])
+    missed: str | None = Field(
+        default=None,
+        pattern=DURATION_PATTERN,
+        description="Notify when a scheduled run has not started this long after Prefect marked it Late "
+        "(a number with s, m, h or d); off when absent.",
+        examples=["30m"],
+    )
+
+
+class Limits(_Strict):
+    """How many runs of this project may run at once (a Prefect deployment concurrency limit)."""
+
+    concurrency: int = Field(ge=1, description="Most runs of this project at once.", examples=[1])
+    collision_strategy: Literal["ENQUEUE", "CANCEL_NEW"] = Field(
+        default="ENQUEUE",
+        description="What happens to a run over the limit: ENQUEUE waits for a slot, CANCEL_NEW cancels it.",
+        examples=["ENQUEUE"],
+    )
+
+
+class Replaces(_Strict):
+    """A hand-made schedule this project takes over (written by `chapctl import`). With
+    `apply --adopt` the schedule is paused, never deleted, in the same apply that creates this
+    project's deployment, so that no run happens twice and none is lost; without `--adopt` a plan
+    that would leave both active is refused. When `deployment` is this project's own deployment
+    (a deployment made by `prefect deploy`, adopted in place), the schedule is kept and becomes
+    the project's schedule instead."""
+
+    deployment: str = Field(
+        pattern=DEPLOYMENT_REF_PATTERN,
+        description="The deployment holding the schedule, as `<flow name>/<deployment name>`.",
+        examples=["dhis2-chap-prediction/chap-scheduler"],
+    )
+    schedule_id: str = Field(
+        pattern=UUID_PATTERN,
+        description="Id of the schedule on the Prefect server (lowercase UUID).",
+        examples=["0b7e5f5c-8d1e-4a51-9a43-0c7c1b0e9f11"],
     )
 
 
@@ -170,6 +269,25 @@ class Project(_Strict):
         description="Optional cron schedule; without it the project runs only when triggered.",
         examples=[{"cron": "0 6 * * 1", "timezone": "Asia/Vientiane", "active": True}],
     )
+    schedules: list[ScheduleEntry] | None = Field(
+        default=None,
+        min_length=1,
+        description="Several schedules, each with a slug and optional parameter overrides; instead of "
+        "`schedule`.",
+        examples=[[{"slug": "weekly", "cron": "0 6 * * 1"},
+                   {"slug": "monthly-fixed", "cron": "0 5 2 * *",
+                    "parameters": {"end_mode": "fixed", "end_date": "2026-06-30"}}]],
+    )
+    alerts: Alerts | None = Field(
+        default=None,
+        description="Notifications on failed, crashed or missed runs; default from `_defaults.yaml`.",
+        examples=[{"notify": ["ops-webhook"], "failed": True, "missed": "30m"}],
+    )
+    limits: Limits | None = Field(
+        default=None,
+        description="A concurrency limit on this project's runs.",
+        examples=[{"concurrency": 1, "collision_strategy": "ENQUEUE"}],
+    )
     tags: list[str] = Field(
         default_factory=list,
         description="Extra Prefect tags; `managed-by:chapctl` is always added.",
@@ -181,6 +299,73 @@ class Project(_Strict):
         description="Prefect work pool; default from _defaults.yaml, else `default`.",
         examples=["default"],
     )
+    replaces: Replaces | None = Field(
+        default=None,
+        description="A hand-made schedule this project takes over (see `chapctl import`): `apply --adopt` "
+        "pauses it in the same apply that creates this project's deployment.",
+        examples=[{"deployment": "dhis2-chap-prediction/chap-scheduler",
+                   "schedule_id": "0b7e5f5c-8d1e-4a51-9a43-0c7c1b0e9f11"}],
+    )
+
+    @property
+    def schedule_entries(self) -> tuple[ScheduleEntry, ...]:
+        """Every schedule, `schedule:` read as one entry with the slug `chapctl-cron`."""
+        if self.schedules is not None:
+            return tuple(self.schedules)
+        if self.schedule is None:
+            return ()
+        return (ScheduleEntry(slug=SINGLE_SCHEDULE_SLUG, cron=self.schedule.cron, timezone=self.schedule.timezone,
+                              active=self.schedule.active),)
+
+
+class WebhookTarget(_Strict):
+    url_env: str = Field(
+        pattern=ENV_PATTERN,
+        description="Environment variable holding the webhook URL at apply time (it is a secret: it may "
+        "carry a token). chapctl POSTs JSON {\"subject\", \"body\"} to it.",
+        examples=["OPS_WEBHOOK_URL"],
+    )
+
+
+class SlackTarget(_Strict):
+    url_env: str = Field(
+        pattern=ENV_PATTERN, description="Environment variable holding the Slack incoming-webhook URL.",
+        examples=["SLACK_WEBHOOK_URL"])
+
+
+class EmailTarget(_Strict):
+    to: list[str] = Field(
+        min_length=1, description="Recipients.", examples=[["chap-ops@example.org"]])
+    sender: str = Field(
+        pattern=r"^[^@\s]+@[^@\s]+$", description="Sender address (verified with SendGrid).",
+        examples=["prefect@example.org"])
+    api_key_env: str = Field(
+        pattern=ENV_PATTERN, description="Environment variable holding the SendGrid API key.",
+        examples=["SENDGRID_API_KEY"])
+
+
+class Notification(_Strict):
+    """A notification target, declared once in `_defaults.yaml` and named by projects' `alerts`:
+    exactly one of `webhook`, `slack` or `email`. Its secret comes from an environment variable at
+    apply time, like passwords; chapctl manages the Prefect notification block."""
+
+    webhook: WebhookTarget | None = Field(default=None, description="Any HTTP endpoint (a Custom Webhook block).",
+                                          examples=[{"url_env": "OPS_WEBHOOK_URL"}])
+    slack: SlackTarget | None = Field(default=None, description="A Slack incoming webhook.",
+                                      examples=[{"url_env": "SLACK_WEBHOOK_URL"}])
+    email: EmailTarget | None = Field(default=None, description="E-mail through SendGrid.",
+                                      examples=[{"to": ["chap-ops@example.org"], "sender": "prefect@example.org",
+                                                 "api_key_env": "SENDGRID_API_KEY"}])
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Notification":
+        if sum(x is not None for x in (self.webhook, self.slack, self.email)) != 1:
+            raise ValueError("a notification needs exactly one of `webhook`, `slack` or `email`")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "webhook" if self.webhook else "slack" if self.slack else "email"
 
 
 class GitSource(_Strict):
@@ -258,4 +443,20 @@ class Defaults(_Strict):
         default_factory=LoadWarnings,
         description="Hot-spot thresholds for the schedule report.",
         examples=[{"per_instance": 3, "overall": 10}],
+    )
+    notifications: dict[str, Notification] = Field(
+        default_factory=dict,
+        description="Notification targets by name (a-z, 0-9, '-'), for `alerts.notify`.",
+        examples=[{"ops-webhook": {"webhook": {"url_env": "OPS_WEBHOOK_URL"}}}],
+    )
+    alerts: Alerts | None = Field(
+        default=None,
+        description="Alerts of every project that sets none of its own.",
+        examples=[{"notify": ["ops-webhook"], "failed": True, "missed": "1h"}],
+    )
+    instance_limits: dict[str, int] = Field(
+        default_factory=dict,
+        description="Most runs at once doing CHAP work against one DHIS2 instance, by credentials block name: "
+        "a Prefect global concurrency limit that every project using that block holds around its CHAP job.",
+        examples=[{"laos-dhis2": 1}],
     )

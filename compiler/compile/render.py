@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 
 from compiler.constants import BLOCK_TYPE_SLUG, MANAGED_TAG, OWNER_TAG_PREFIX, owner_tag
-from compiler.compile.models import Defaults, Project
+from compiler.compile.models import Alerts, Defaults, Project, ScheduleParameters, duration_seconds
 from compiler.review.schedules import HOT_COLOUR, REFERENCE_YEAR, SCALE, WEEKDAYS, ScheduleReport, schedule_report
 from compiler.compile.schema import render_schemas
 from compiler.compile.validate import ValidatedRepo
@@ -35,6 +35,38 @@ class ScheduleSpec:
     timezone: str
     active: bool
     slug: str = SCHEDULE_SLUG
+    parameters: tuple[tuple[str, Any], ...] = ()  # flow parameters this schedule's runs override
+
+
+@dataclass(frozen=True)
+class AlertSpec:
+    """One Prefect automation of a project: `failed` (a run ended Failed or Crashed) or `missed`
+    (a run still not started `grace_seconds` after Prefect marked it Late)."""
+
+    kind: str
+    notify: tuple[tuple[str, str], ...]  # (block type slug, block name) of each notification target
+    grace_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class NotificationSpec:
+    """A managed notification block (`notifications:` in _defaults.yaml)."""
+
+    name: str
+    type_slug: str
+    data: tuple[tuple[str, Any], ...]  # non-secret fields; values are scalars, lists or flat mappings
+    secret_env: tuple[tuple[str, str], ...]  # (field path, environment variable)
+    used_by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConcurrencyLimitSpec:
+    """A Prefect global concurrency limit for one DHIS2 instance (`instance_limits:`)."""
+
+    name: str
+    limit: int
+    block: str
+    used_by: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -45,7 +77,10 @@ class DeploymentSpec:
     tags: tuple[str, ...]
     work_pool: str
     parameters: tuple[tuple[str, Any], ...]
-    schedule: ScheduleSpec | None
+    schedules: tuple[ScheduleSpec, ...]
+    replaces: tuple[tuple[str, str], ...] | None = None  # (("deployment", …), ("schedule_id", …))
+    concurrency: tuple[int, str] | None = None  # (limit, collision strategy)
+    alerts: tuple[AlertSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,15 +108,21 @@ class Artifacts:
 
 def render(validated: ValidatedRepo, templates_dir: Path, review: ScheduleReport | None = None) -> Artifacts:
     env = _environment(templates_dir)
-    deployments = [deployment_spec(v.project, validated.defaults) for v in validated.projects]
-    blocks = block_specs([v.project for v in validated.projects])
+    projects = [v.project for v in validated.projects]
+    deployments = [deployment_spec(project, validated.defaults) for project in projects]
+    blocks = block_specs(projects)
     files = {
         PREFECT_YAML: env.get_template("prefect.yaml.j2").render(
-            owner=validated.defaults.owner, pull=pull_steps(validated.defaults), deployments=deployments
+            owner=validated.defaults.owner, pull=pull_steps(validated.defaults), deployments=deployments,
+            limits=concurrency_limit_specs(projects, validated.defaults),
         ),
         **{
             f"{BLOCKS_DIR}/{block.name}.yaml": env.get_template("block.yaml.j2").render(block=block)
             for block in blocks
+        },
+        **{
+            f"{BLOCKS_DIR}/notification-{spec.name}.yaml": env.get_template("notification.yaml.j2").render(block=spec)
+            for spec in notification_specs(projects, validated.defaults)
         },
         **render_schemas(),
         **render_schedule_review(review or schedule_report(validated), templates_dir),
@@ -132,25 +173,27 @@ def render_schedule_review(report: ScheduleReport, templates_dir: Path) -> dict[
 
 
 def deployment_spec(project: Project, defaults: Defaults) -> DeploymentSpec:
-    schedule = None
-    if project.schedule is not None:
-        schedule = ScheduleSpec(
-            cron=project.schedule.cron,
-            timezone=project.schedule.timezone or defaults.timezone,
-            active=project.schedule.active,
-        )
+    schedules = tuple(
+        ScheduleSpec(cron=e.cron, timezone=e.timezone or defaults.timezone, active=e.active, slug=e.slug,
+                     parameters=schedule_parameters(e.parameters))
+        for e in project.schedule_entries
+    )
     return DeploymentSpec(
         name=project.name,
         entrypoint=ENTRYPOINT,
         description=project.description,
         tags=_tags(defaults.tags, project.tags, defaults.owner),
         work_pool=project.work_pool or defaults.work_pool,
-        parameters=flow_parameters(project),
-        schedule=schedule,
+        parameters=flow_parameters(project, defaults),
+        schedules=schedules,
+        replaces=(("deployment", project.replaces.deployment), ("schedule_id", project.replaces.schedule_id))
+        if project.replaces is not None else None,
+        concurrency=(project.limits.concurrency, project.limits.collision_strategy) if project.limits else None,
+        alerts=alert_specs(project, defaults),
     )
 
 
-def flow_parameters(project: Project) -> tuple[tuple[str, Any], ...]:
+def flow_parameters(project: Project, defaults: Defaults | None = None) -> tuple[tuple[str, Any], ...]:
     """The flow's parameters in a fixed order; the credentials block is a reference, never values."""
     params: list[tuple[str, Any]] = [
         ("credentials", "{{ prefect.blocks.%s.%s }}" % (BLOCK_TYPE_SLUG, project.credentials.block)),
@@ -163,7 +206,87 @@ def flow_parameters(project: Project) -> tuple[tuple[str, Any], ...]:
         params.append(("end_period_offset", project.end_period_offset))
     if project.prediction_setup_id is not None:
         params.append(("prediction_setup_id", project.prediction_setup_id))
+    if defaults is not None and project.credentials.block in defaults.instance_limits:
+        params.append(("chap_concurrency_limit", instance_limit_name(defaults.owner, project.credentials.block)))
     return tuple(params)
+
+
+def schedule_parameters(params: ScheduleParameters | None) -> tuple[tuple[str, Any], ...]:
+    """A schedule's overrides as flow parameters. An end mode is overridden whole: the other
+    mode's value is sent as null, so the project's own (merged in by Prefect) cannot linger."""
+    if params is None:
+        return ()
+    out: list[tuple[str, Any]] = []
+    if params.end_mode is not None:
+        out.append(("end_mode", params.end_mode))
+        out.append(("end_date", params.end_date.isoformat() if params.end_date else None))
+        out.append(("end_period_offset", params.end_period_offset))
+    else:
+        if params.end_date is not None:
+            out.append(("end_date", params.end_date.isoformat()))
+        if params.end_period_offset is not None:
+            out.append(("end_period_offset", params.end_period_offset))
+    if params.prediction_setup_id is not None:
+        out.append(("prediction_setup_id", params.prediction_setup_id))
+    return tuple(out)
+
+
+NOTIFICATION_TYPES = {"webhook": "custom-webhook", "slack": "slack-webhook", "email": "sendgrid-email"}
+def instance_limit_name(owner: str, block: str) -> str:
+    """The global concurrency limit of one DHIS2 instance: chapctl owns the names it prefixes."""
+    return f"chapctl-{owner}--{block}"
+
+
+def effective_alerts(project: Project, defaults: Defaults) -> Alerts | None:
+    return project.alerts if project.alerts is not None else defaults.alerts
+
+
+def alert_specs(project: Project, defaults: Defaults) -> tuple[AlertSpec, ...]:
+    alerts = effective_alerts(project, defaults)
+    if alerts is None:
+        return ()
+    targets = tuple((NOTIFICATION_TYPES[defaults.notifications[n].kind], n) for n in alerts.notify
+                    if n in defaults.notifications)
+    specs = []
+    if alerts.failed:
+        specs.append(AlertSpec("failed", targets))
+    if alerts.missed is not None:
+        specs.append(AlertSpec("missed", targets, duration_seconds(alerts.missed)))
+    return tuple(specs)
+
+
+def notification_specs(projects: list[Project], defaults: Defaults) -> list[NotificationSpec]:
+    """One managed block per declared notification target (named by a project or not)."""
+    users: dict[str, list[str]] = {name: [] for name in defaults.notifications}
+    for project in projects:
+        alerts = effective_alerts(project, defaults)
+        for name in alerts.notify if alerts else ():
+            if name in users:
+                users[name].append(project.name)
+    specs = []
+    for name, target in sorted(defaults.notifications.items()):
+        if target.webhook is not None:
+            data = (("name", name), ("url", "{{url}}"), ("method", "POST"),
+                    ("json_data", (("subject", "{{subject}}"), ("body", "{{body}}"))))
+            secrets = (("secrets.url", target.webhook.url_env),)
+        elif target.slack is not None:
+            data, secrets = (), (("url", target.slack.url_env),)
+        else:
+            data = (("sender_email", target.email.sender), ("to_emails", tuple(target.email.to)))
+            secrets = (("api_key", target.email.api_key_env),)
+        specs.append(NotificationSpec(name, NOTIFICATION_TYPES[target.kind], data, secrets,
+                                      tuple(sorted(set(users[name])))))
+    return specs
+
+
+def concurrency_limit_specs(projects: list[Project], defaults: Defaults) -> list[ConcurrencyLimitSpec]:
+    users: dict[str, list[str]] = {}
+    for project in projects:
+        if project.credentials.block in defaults.instance_limits:
+            users.setdefault(project.credentials.block, []).append(project.name)
+    return [ConcurrencyLimitSpec(instance_limit_name(defaults.owner, block), limit, block,
+                                 tuple(sorted(users.get(block, ()))))
+            for block, limit in sorted(defaults.instance_limits.items()) if block in users]
 
 
 def block_specs(projects: list[Project]) -> list[BlockSpec]:

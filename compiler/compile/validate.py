@@ -7,11 +7,12 @@ name, cross-file uniqueness, secrets) run in Python with messages written for pe
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
@@ -24,7 +25,7 @@ from compiler.compile.cron import remember as remember_cron
 from compiler.compile.diagnostics import Diagnostic, dotted_path
 from compiler.compile.load import LoadedRepo, SourceFile
 from compiler.compile.timezones import timezones
-from compiler.compile.models import Defaults, Project
+from compiler.compile.models import Defaults, Project, duration_seconds
 from compiler.compile.parallel import map_split
 
 _SECRET_KEY = re.compile(r"(^|[_-])(pass(word|wd|phrase)?|secret|token|api[_-]?key|private[_-]?key|pat|auth)$", re.I)
@@ -62,17 +63,21 @@ class ValidatedRepo:
 def validate(loaded: LoadedRepo) -> ValidatedRepo:
     diagnostics = list(loaded.diagnostics)
     defaults = _validate_defaults(loaded.defaults, diagnostics)
+    # Invalid defaults are replaced by the built-in ones: then a project naming a notification
+    # target declared there is not reported again (the defaults' own errors say what to fix).
+    defaults_ok = loaded.defaults is None or not any(
+        d.file == loaded.defaults.path and d.severity == "error" for d in diagnostics)
     valid: list[ValidProject] = []  # every project that has the right shape, for cross-file checks
 
-    def check(source: SourceFile) -> tuple[Project | None, list[Diagnostic], tuple | None]:
+    def check(source: SourceFile) -> tuple[Project | None, list[Diagnostic], list[tuple]]:
         problems: list[Diagnostic] = []
-        project = _validate_project(source, defaults, problems)
-        cron = project.schedule.cron if project is not None and project.schedule else None
-        return project, problems, (cron, cron_expansion(cron)) if cron else None
+        project = _validate_project(source, defaults, problems, defaults_ok)
+        crons = sorted({e.cron for e in project.schedule_entries}) if project is not None else []
+        return project, problems, [(cron, cron_expansion(cron)) for cron in crons]
 
-    for source, (project, problems, expansion) in zip(loaded.projects, map_split(check, loaded.projects)):
+    for source, (project, problems, expansions) in zip(loaded.projects, map_split(check, loaded.projects)):
         diagnostics.extend(problems)
-        if expansion is not None:  # computed in a forked child: keep it for the schedule review
+        for expansion in expansions:  # computed in a forked child: keep it for the schedule review
             remember_cron(*expansion)
         if project is not None:
             valid.append(ValidProject(source, project))
@@ -83,6 +88,8 @@ def validate(loaded: LoadedRepo) -> ValidatedRepo:
             severity="warning"))
     _check_unique_names(valid, diagnostics)
     _check_shared_blocks(valid, diagnostics)
+    _check_replaced_once(valid, diagnostics)
+    _check_instance_limits_used(loaded, defaults, diagnostics)
     valid.sort(key=lambda v: v.project.name)
     return ValidatedRepo(defaults, loaded.defaults, tuple(valid), tuple(diagnostics))
 
@@ -101,10 +108,14 @@ def _validate_defaults(source: SourceFile | None, out: list[Diagnostic]) -> Defa
     defaults = _model_check(source, data, Defaults, out)
     if defaults is not None:
         _check_reserved_tags(source, defaults.tags, out)
+        _check_defaults_names(source, defaults, out)
+        if defaults.alerts is not None:
+            _check_alerts(source, defaults.alerts, defaults, out)
     return defaults if defaults is not None else Defaults()
 
 
-def _validate_project(source: SourceFile, defaults: Defaults, out: list[Diagnostic]) -> Project | None:
+def _validate_project(source: SourceFile, defaults: Defaults, out: list[Diagnostic],
+                      defaults_ok: bool = True) -> Project | None:
     data = _without_secrets(source, out)
     project = _model_check(source, data, Project, out)
     if project is None:
@@ -114,6 +125,8 @@ def _validate_project(source: SourceFile, defaults: Defaults, out: list[Diagnost
     _check_end_mode(source, project, out)
     _check_credentials(source, project, out)
     _check_schedule(source, project, defaults, out)
+    if project.alerts is not None:
+        _check_alerts(source, project.alerts, defaults, out, targets_known=defaults_ok)
     _check_reserved_tags(source, project.tags, out)
     return project
 
@@ -198,16 +211,101 @@ def _check_reserved_tags(source: SourceFile, tags: list[str], out: list[Diagnost
 
 
 def _check_schedule(source: SourceFile, project: Project, defaults: Defaults, out: list[Diagnostic]) -> None:
-    if project.schedule is None:
-        return
-    problem = cron_problem(project.schedule.cron)
-    if problem:
-        _emit(out, source, ("schedule", "cron"), problem,
-              "five fields: minute hour day-of-month month day-of-week, e.g. \"0 6 * * 1\" (06:00 every Monday)")
-    if project.schedule.timezone is not None:
-        tz_problem = _timezone_problem(project.schedule.timezone)
-        if tz_problem:
-            _emit(out, source, ("schedule", "timezone"), *tz_problem)
+    if project.schedule is not None and project.schedules is not None:
+        _emit(out, source, ("schedules",), "a project has either `schedule` or `schedules`, not both",
+              "move the `schedule` into `schedules` as an entry with `slug: chapctl-cron` (that keeps its id on "
+              "the server), or remove one", key=True)
+    entries = [(("schedule",), project.schedule)] if project.schedules is None and project.schedule else \
+        [(("schedules", i), entry) for i, entry in enumerate(project.schedules or [])]
+    seen: dict[str, int] = {}
+    for where, entry in entries:
+        problem = cron_problem(entry.cron)
+        if problem:
+            _emit(out, source, (*where, "cron"), problem,
+                  "five fields: minute hour day-of-month month day-of-week, e.g. \"0 6 * * 1\" (06:00 every Monday)")
+        if entry.timezone is not None:
+            tz_problem = _timezone_problem(entry.timezone)
+            if tz_problem:
+                _emit(out, source, (*where, "timezone"), *tz_problem)
+        if where[0] != "schedules":
+            continue
+        first = seen.setdefault(entry.slug, where[1])
+        if first != where[1]:
+            line, _ = source.position(("schedules", first, "slug"))
+            _emit(out, source, (*where, "slug"), f"slug {entry.slug!r} is already used by the schedule on line {line}",
+                  "each schedule of a project needs its own slug; rename one")
+        if entry.parameters is not None and not entry.parameters.model_fields_set:
+            _emit(out, source, (*where, "parameters"), "parameters overrides nothing",
+                  "remove it, or give end_mode (with end_period_offset or end_date) or prediction_setup_id")
+        elif entry.parameters is not None:
+            _check_schedule_end_mode(source, project, where, entry.parameters, out)
+
+
+def _check_schedule_end_mode(source: SourceFile, project: Project, where: tuple, params, out: list[Diagnostic]) -> None:
+    """A schedule's end-mode override is whole: `end_mode` with what it needs, or only the value
+    that the project's own end mode takes."""
+    given = source.data
+    for key in where + ("parameters",):
+        given = given[key] if isinstance(given, (dict, list)) else {}
+    mode = params.end_mode or project.end_mode
+    for field, wanted in (("end_period_offset", "offset"), ("end_date", "fixed")):
+        if field in given and mode != wanted:
+            _emit(out, source, (*where, "parameters", field),
+                  f"{field} is only allowed with end_mode: {wanted} (this schedule's end_mode is {mode})",
+                  f"remove {field}, or set `end_mode: {wanted}` in this schedule's parameters", key=True)
+        elif params.end_mode == wanted and field not in given:
+            example = "end_period_offset: 1" if field == "end_period_offset" else "end_date: 2026-06-30"
+            _emit(out, source, (*where, "parameters", "end_mode"), f"end_mode {wanted} requires {field}",
+                  f"add `{example}` to this schedule's parameters")
+
+
+def _check_alerts(source: SourceFile, alerts, defaults: Defaults, out: list[Diagnostic], *,
+                  targets_known: bool = True) -> None:
+    known = sorted(defaults.notifications)
+    for index, name in enumerate(alerts.notify):
+        if targets_known and name not in defaults.notifications:
+            hint = _did_you_mean(name, known) if known else \
+                "declare it in projects/_defaults.yaml, e.g. `notifications: {ops-webhook: {webhook: {url_env: " \
+                "OPS_WEBHOOK_URL}}}`"
+            _emit(out, source, ("alerts", "notify", index), f"unknown notification target {name!r}", hint)
+    if alerts.missed is not None and duration_seconds(alerts.missed) < 10:
+        _emit(out, source, ("alerts", "missed"), f"missed: {alerts.missed} is shorter than Prefect allows (10 s)",
+              "Prefect evaluates a missed run after at least 10 seconds; use e.g. `missed: 30m`")
+    if not alerts.failed and alerts.missed is None:
+        _emit(out, source, ("alerts",), "these alerts never notify anyone (failed: false and no missed)",
+              "set `failed: true` or `missed: 30m`, or remove `alerts`", key=True)
+
+
+_NAME = re.compile(r"^[a-z0-9-]{1,63}$")
+
+
+
+def _check_defaults_names(source: SourceFile, defaults: Defaults, out: list[Diagnostic]) -> None:
+    for name in defaults.notifications:
+        if not _NAME.match(name):
+            _emit(out, source, ("notifications", name), f"notification name {name!r} has the wrong form",
+                  "use 1-63 characters of lowercase a-z, 0-9 and '-', e.g. ops-webhook", key=True)
+    for block, limit in defaults.instance_limits.items():
+        if not _NAME.match(block):
+            _emit(out, source, ("instance_limits", block), f"{block!r} is not a credentials block name",
+                  "use the `credentials.block` of the projects it limits, e.g. laos-dhis2", key=True)
+        if limit < 1:
+            _emit(out, source, ("instance_limits", block), f"must be at least 1, got {limit}",
+                  "the most runs doing CHAP work at once against this instance, e.g. 1")
+
+
+def _check_instance_limits_used(loaded: LoadedRepo, defaults: Defaults, out: list[Diagnostic]) -> None:
+    source = loaded.defaults
+    used = set()  # from every project file, valid or not: an invalid one still names its block
+    for project in loaded.projects:
+        creds = project.data.get("credentials") if isinstance(project.data, dict) else None
+        if isinstance(creds, dict) and isinstance(creds.get("block"), str):
+            used.add(creds["block"])
+    for block in defaults.instance_limits:
+        if source is not None and block not in used and _NAME.match(block):
+            found = _diagnostic(source, ("instance_limits", block), f"no project uses the credentials block {block!r}",
+                                _did_you_mean(block, sorted(used)) if used else "remove it", key=True)
+            out.append(dataclasses.replace(found, severity="warning"))
 
 
 def _timezone_problem(name: str) -> tuple[str, str] | None:
@@ -251,6 +349,21 @@ def _check_shared_blocks(valid: list[ValidProject], out: list[Diagnostic]) -> No
                       f"block {creds.block!r} is also defined by {first.source.path}:{line} with a different {field}",
                       f"projects sharing a block must agree on base_url, username and password_env; "
                       f"make {item.source.path} and {first.source.path} match, or use another block name")
+
+
+def _check_replaced_once(valid: list[ValidProject], out: list[Diagnostic]) -> None:
+    """A hand-made schedule is taken over by one project: two successors would both run."""
+    seen: dict[str, ValidProject] = {}
+    for item in sorted(valid, key=lambda v: v.source.path):
+        replaces = item.project.replaces
+        if replaces is None:
+            continue
+        first = seen.setdefault(replaces.schedule_id, item)
+        if first is not item:
+            line, _ = first.source.position(("replaces", "schedule_id"))
+            _emit(out, item.source, ("replaces", "schedule_id"),
+                  f"schedule {replaces.schedule_id} is already replaced by {first.source.path}:{line}",
+                  "one project takes over a hand-made schedule; remove `replaces` from one of them")
 
 
 # --- model errors as diagnostics ----------------------------------------------------------
@@ -315,6 +428,11 @@ def _describe(error: dict, source: SourceFile, model: type[BaseModel]) -> Diagno
     if kind.startswith("date_"):
         return _diagnostic(source, path, f"{shown} is not a valid date",
                            "write an ISO date: YYYY-MM-DD, e.g. 2026-06-30")
+    if kind == "too_short":
+        return _diagnostic(source, path, f"must list at least {context.get('min_length', 1)} item(s)", hint)
+    if kind == "value_error" and len(path) == 2 and path[0] == "notifications":
+        return _diagnostic(source, path, "a notification needs exactly one of `webhook`, `slack` or `email`",
+                           "e.g. `webhook: {url_env: OPS_WEBHOOK_URL}`", key=True)
     if kind == "value_error" and path and path[-1] == "source":
         return _diagnostic(source, path, "source needs exactly one of `git` or `directory_env`",
                            "e.g. `source: {directory_env: CHAPCTL_FLOWS_DIR}`")
@@ -323,15 +441,24 @@ def _describe(error: dict, source: SourceFile, model: type[BaseModel]) -> Diagno
 
 
 def _field_info(model: type[BaseModel], path: tuple) -> tuple[type[BaseModel] | None, FieldInfo | None]:
-    """The model owning the last field of `path`, and that field's info (for examples)."""
+    """The model owning the last field of `path`, and that field's info (for examples). A key of
+    a mapping of models (`notifications.<name>`) or an index of a list of them is stepped over."""
     owner: type[BaseModel] | None = model
     info: FieldInfo | None = None
+    keyed = False  # the previous field is a mapping or list of models: this part is a key or index
     for index, part in enumerate(path):
+        if keyed:
+            keyed = False
+            if index == len(path) - 1:
+                return None, None
+            continue
         if owner is None or not isinstance(part, str) or part not in owner.model_fields:
             return (owner if index == len(path) - 1 else None), info
         info = owner.model_fields[part]
         if index < len(path) - 1:
             owner = _nested_model(info.annotation)
+            keyed = get_origin(info.annotation) in (dict, list) or any(
+                get_origin(a) in (dict, list) for a in get_args(info.annotation))
     return owner, info
 
 
@@ -385,6 +512,11 @@ _PATTERN_HINTS = {
     "never the password itself",
     "directory_env": "the NAME of an environment variable, e.g. CHAPCTL_FLOWS_DIR",
     "repository": "a git URL, e.g. https://github.com/example/chap-projects.git",
+    "deployment": "<flow name>/<deployment name>, e.g. dhis2-chap-prediction/chap-scheduler",
+    "slug": "1-63 characters of lowercase a-z, 0-9 and '-', starting with a letter or digit, e.g. monthly-fixed",
+    "missed": "a number and a unit: s, m, h or d, e.g. 30m",
+    "schedule_id": "the schedule's id on the Prefect server, a lowercase UUID such as "
+    "0b7e5f5c-8d1e-4a51-9a43-0c7c1b0e9f11",
 }
 
 

@@ -29,7 +29,8 @@ from compiler.errors import ApplyFailed, ApplyRefused, Conflict, NotFound, Serve
 from compiler.jsontree import leaves, map_leaves
 from compiler.reconcile import gitinfo
 from compiler.reconcile.client import PrefectAPI
-from compiler.reconcile.plan import CREATE, DELETE, NOOP, UPDATE, Action, Placeholder, Plan, PlanOptions, SecretFromEnv
+from compiler.reconcile.plan import (CREATE, DELETE, HANDOVER, NOOP, UPDATE, Action, AsRead, Placeholder, Plan,
+                                     PlanOptions, ResourceId, SecretFromEnv)
 from compiler.reconcile.prepare import Prepared, prepare, recorded_state
 from compiler.reconcile.secrets import with_secrets
 
@@ -164,6 +165,13 @@ def _record_commit(api: PrefectAPI, prepared: Prepared) -> None:
     value = {"owner": owner, "commit": prepared.guard.head or previous.get("commit"),
              "applied_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
              "by": holder_description()}
+    # The optional kinds this owner has after this apply (or still has, until one converges): the
+    # next plan reads them even when the projects no longer declare any, to prune them.
+    desired, live = prepared.desired, prepared.live
+    manages = ({"automations"} if any(d.alerts for d in desired.deployments) or live.automations else set()) | (
+        {"concurrency_limits"} if desired.concurrency_limits or live.concurrency_limits else set())
+    if manages:
+        value["manages"] = sorted(manages)
     existing = prepared.live.variables.get(name)
     if existing is not None:
         try:
@@ -186,7 +194,8 @@ def _record_commit(api: PrefectAPI, prepared: Prepared) -> None:
 # `workers`. Block documents stay one chain: Prefect 3.9.1 on PostgreSQL answers 409 "data
 # integrity conflict" to block documents created at the same moment. On a server that answers
 # 503 "database is locked" (SQLite: one writer at a time) the rest goes one write at a time.
-_STAGES = (("work_pool", "block_type", "block_schema"), ("block_document",), ("flow",), ("deployment", "schedule"))
+_STAGES = (("work_pool", "block_type", "block_schema", "concurrency_limit"), ("block_document",), ("flow",),
+           ("deployment", "schedule"), ("automation",))
 def stages(p: Plan) -> list[list[list[Action]]]:
     """The plan's writes as stages of independent chains of actions (see above)."""
     out: list[list[list[Action]]] = []
@@ -223,7 +232,13 @@ def execute(p: Plan, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
                     before_write()
                 response = None
                 for req in action.requests:
-                    response = _send(api, action, req.method, req.path, _resolve(req.body, ids, env), result)
+                    path, body = _resolve_path(req.path, ids), _resolve(req.body, ids, env)
+                    if req.method == HANDOVER:  # a step of apply's own (reads and deletes), not one request
+                        from compiler.reconcile import handover
+
+                        handover.finish(api, path, body)
+                        continue
+                    response = _send(api, action, req.method, path, body, result)
                 if action.provides and isinstance(response, dict) and "id" in response:  # the last request's
                     ids[action.provides] = response["id"]
             except UserError as exc:
@@ -328,16 +343,31 @@ def _check_env(p: Plan, env: Mapping[str, str], api: PrefectAPI) -> None:
         raise ApplyRefused(f"environment variable(s) {', '.join(sorted(missing))} not set; nothing was written")
 
 
+def _resolve_path(path: str | tuple[Any, ...], ids: Mapping[Placeholder, str]) -> str:
+    if isinstance(path, str):
+        return path
+    for part in path:
+        if isinstance(part, Placeholder) and part not in ids:
+            raise RuntimeError(f"plan order bug: {part} used before it was created")
+    return "".join(part if isinstance(part, str) else ids[part] for part in path)
+
+
 def _resolve(value: Any, ids: Mapping[Placeholder, str], env: Mapping[str, str]) -> Any:
     """Replace placeholder objects; strings, however they look, are sent exactly as compiled."""
 
     def leaf(v: Any) -> Any:
         if isinstance(v, SecretFromEnv):
             return env[v.var]
+        if isinstance(v, AsRead):
+            return v.value
         if isinstance(v, Placeholder):
             if v not in ids:
                 raise RuntimeError(f"plan order bug: {v} used before it was created")
             return ids[v]
+        if isinstance(v, ResourceId):
+            if v.placeholder not in ids:
+                raise RuntimeError(f"plan order bug: {v.placeholder} used before it was created")
+            return v.prefix + ids[v.placeholder]
         return v
 
     return map_leaves(value, leaf)

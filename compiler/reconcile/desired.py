@@ -46,6 +46,7 @@ class DesiredSchedule:
     timezone: str | None
     active: bool
     day_or: bool = True
+    parameters: dict[str, Any] = field(default_factory=dict)  # flow parameters this schedule overrides
 
     def api_body(self) -> dict[str, Any]:
         """The whole schedule, always: a partial update would reset `parameters` (docs/design.md §5)."""
@@ -53,9 +54,41 @@ class DesiredSchedule:
             "schedule": {"cron": self.cron, "timezone": self.timezone, "day_or": self.day_or},
             "active": self.active,
             "slug": self.slug,
-            "parameters": {},
+            "parameters": dict(self.parameters),
             "max_scheduled_runs": None,
         }
+
+
+@dataclass(frozen=True)
+class DesiredAlert:
+    """A Prefect automation of one project (`chapctl.alerts` of its deployment in prefect.yaml)."""
+
+    kind: str  # failed | missed
+    notify: tuple[BlockRef, ...]
+    grace_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class DesiredConcurrencyLimit:
+    """A global concurrency limit this owner manages (`chapctl.concurrency_limits`)."""
+
+    name: str
+    limit: int
+    block: str
+    used_by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Replaces:
+    """A hand-made schedule a project takes over (`replaces:` in its project file)."""
+
+    flow_name: str
+    deployment_name: str
+    schedule_id: str
+
+    @property
+    def deployment(self) -> str:
+        return f"{self.flow_name}/{self.deployment_name}"
 
 
 @dataclass
@@ -72,6 +105,15 @@ class DesiredDeployment:
     pull_template: list[dict[str, Any]]  # as written in prefect.yaml, `{{ $VAR }}` unresolved
     parameter_openapi_schema: dict[str, Any]
     fingerprint: str = ""
+    replaces: Replaces | None = None
+    concurrency: tuple[int, str] | None = None  # (limit, collision strategy)
+    alerts: tuple[DesiredAlert, ...] = ()
+
+    @property
+    def replaces_in_place(self) -> bool:
+        """True when the replaced schedule is on this project's own deployment (adopted in place)."""
+        return self.replaces is not None and (self.replaces.flow_name, self.replaces.deployment_name) == (
+            self.flow_name, self.name)
 
     def block_refs(self) -> list[BlockRef]:
         return [v for v in self.parameters.values() if isinstance(v, BlockRef)]
@@ -105,6 +147,7 @@ class Desired:
     flows: list[str]
     process_base_job_template: dict[str, Any]
     missing_env: list[str] = field(default_factory=list)  # unset variables apply needs (pull steps)
+    concurrency_limits: list[DesiredConcurrencyLimit] = field(default_factory=list)
 
     @property
     def owner_tag(self) -> str:
@@ -180,12 +223,16 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
                         timezone=s.get("timezone") or "UTC",
                         active=bool(s.get("active", True)),
                         day_or=bool(s.get("day_or", True)),
+                        parameters=dict(s.get("parameters") or {}),
                     )
                     for s in raw.get("schedules") or []
                 ],
                 pull_steps=None if unset else pull_steps,
                 pull_template=pull_template,
                 parameter_openapi_schema=flow.parameter_openapi_schema,
+                replaces=_replaces(raw),
+                concurrency=_concurrency(raw),
+                alerts=_alerts(raw),
             )
         )
     for d in deployments:
@@ -211,6 +258,10 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
         flows=sorted({d.flow_name for d in deployments}),
         process_base_job_template=facts.process_base_job_template if facts is not None else {},
         missing_env=missing_env,
+        concurrency_limits=[
+            DesiredConcurrencyLimit(str(c["name"]), int(c["limit"]), str(c["block"]), tuple(c.get("used_by") or ()))
+            for c in (doc.get("chapctl") or {}).get("concurrency_limits") or []
+        ],
     )
 
 
@@ -225,6 +276,31 @@ def _load_block(path: Path, env: Mapping[str, str], cache: Path | None) -> Desir
         secret_digests={f: (secret_digest(env[v]) if env.get(v) else None) for f, v in secret_env.items()},
         used_by=list(raw.get("used_by") or []),
     )
+
+
+def _concurrency(raw: dict[str, Any]) -> tuple[int, str] | None:
+    spec = raw.get("concurrency_limit")
+    if spec is None:
+        return None
+    if isinstance(spec, int):  # prefect.yaml's short form
+        return spec, "ENQUEUE"
+    return int(spec["limit"]), str(spec.get("collision_strategy") or "ENQUEUE")
+
+
+def _alerts(raw: dict[str, Any]) -> tuple[DesiredAlert, ...]:
+    return tuple(
+        DesiredAlert(str(a["kind"]), tuple(BlockRef(str(n["block_type_slug"]), str(n["name"])) for n in a["notify"]),
+                     a.get("grace_seconds"))
+        for a in (raw.get("chapctl") or {}).get("alerts") or []
+    )
+
+
+def _replaces(raw: dict[str, Any]) -> Replaces | None:
+    spec = ((raw.get("chapctl") or {}).get("replaces")) or None
+    if not spec:
+        return None
+    flow, _, name = str(spec["deployment"]).partition("/")
+    return Replaces(flow, name, str(spec["schedule_id"]))
 
 
 def _parse_param(value: Any) -> Any:
@@ -297,5 +373,11 @@ def fingerprint(d: DesiredDeployment, blocks: Mapping[str, DesiredBlock], owner:
             if ref.name in blocks
         },
     }
+    if d.replaces is not None:  # only when set: fingerprints of projects without it stay as they were
+        spec["replaces"] = {"deployment": d.replaces.deployment, "schedule_id": d.replaces.schedule_id}
+    if d.concurrency is not None:
+        spec["concurrency"] = list(d.concurrency)
+    if d.alerts:
+        spec["alerts"] = [[a.kind, [f"{r.slug}/{r.name}" for r in a.notify], a.grace_seconds] for a in d.alerts]
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
     return f"{FINGERPRINT_PREFIX}{owner}:{digest[:16]}"

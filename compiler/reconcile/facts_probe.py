@@ -46,6 +46,7 @@ def probe(root: str, entrypoints: list[str], slugs: list[str]) -> dict[str, Any]
 
     for info in pkgutil.walk_packages(flows.__path__, "flows."):
         importlib.import_module(info.name)
+    import prefect.blocks.notifications  # noqa: F401 (Prefect's own notification blocks, for `alerts`)
     found: dict[str, type] = {}
     for cls in _subclasses(Block):
         try:
@@ -55,7 +56,7 @@ def probe(root: str, entrypoints: list[str], slugs: list[str]) -> dict[str, Any]
     for slug in slugs:
         cls = found.get(slug)
         if cls is None:
-            return {"error": f"no Block class with slug {slug!r} in flows/"}
+            return {"error": f"no Block class with slug {slug!r} in flows/ or Prefect's notification blocks"}
         block_type = cls._to_block_type()
         schema = cls._to_block_schema(block_type_id=block_type.id)
         out["block_types"][slug] = {

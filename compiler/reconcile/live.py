@@ -6,7 +6,8 @@ schema and block type; only when none uses the schema chapctl registers is that 
 checksum) plus one read with secrets, only of managed blocks whose environment variable is set,
 immediately reduced to digests; chapctl's own Prefect Variables (the owner's applied commit, block
 claims, apply locks), this owner's deployments (tag `chapctl-owner:<owner>`) or ones named like a
-desired project (one `or_` filter), and the flows involved. Only when a plan may prune: the runs
+desired project or like a deployment whose schedule a project replaces (one `or_` filter), and
+the flows involved. Only when a plan may prune: the runs
 of the deployments no project declares. Before an owner's first apply, one more read finds
 deployments of an owner-less chapctl.
 
@@ -64,6 +65,11 @@ class Live:
     runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # names of owner-less (earlier chapctl) deployments no project declares; read before a first apply
     legacy: list[str] = field(default_factory=list)
+    # this owner's automations (tag `chapctl-owner:<owner>`), AUTOMATION_FIELDS; and its global
+    # concurrency limits (names `chapctl-<owner>--…`) {id, name, limit, active}. Read only when the
+    # projects declare some or the owner's last apply recorded that it manages some (`manages`).
+    automations: list[dict[str, Any]] = field(default_factory=list)
+    concurrency_limits: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Live:
@@ -96,7 +102,46 @@ def read_live(api: PrefectAPI, desired: Desired, env: dict[str, str] | None = No
     if STATE_VARIABLE.format(owner=desired.owner) not in live.variables:
         _read_legacy(api, desired, live)
     _read_open_runs(api, desired, live)
+    manages = managed_kinds(desired, live)
+    if "automations" in manages:
+        _read_automations(api, desired, live)
+    if "concurrency_limits" in manages:
+        _read_concurrency_limits(api, desired, live)
     return live
+
+
+def managed_kinds(desired: Desired, live: Live) -> set[str]:
+    """The optional kinds of object this owner has (or will have) on the server: what the projects
+    declare, plus what the last apply recorded (so that dropping the last alert still prunes it)."""
+    var = live.variables.get(STATE_VARIABLE.format(owner=desired.owner)) or {}
+    recorded = (var.get("value") or {}).get("manages") if isinstance(var.get("value"), dict) else None
+    kinds = {k for k in recorded or [] if isinstance(k, str)}
+    if any(d.alerts for d in desired.deployments):
+        kinds.add("automations")
+    if desired.concurrency_limits:
+        kinds.add("concurrency_limits")
+    return kinds
+
+
+AUTOMATION_FIELDS = ("id", "name", "description", "enabled", "tags", "trigger", "actions", "actions_on_trigger",
+                     "actions_on_resolve", "updated")
+
+
+def _read_automations(api: PrefectAPI, desired: Desired, live: Live) -> None:
+    rows = api.filter_all("/automations/filter", {"sort": "NAME_ASC"})
+    live.automations = [{k: r.get(k) for k in AUTOMATION_FIELDS} for r in rows
+                        if desired.owner_tag in (r.get("tags") or [])]
+
+
+def concurrency_limit_prefix(owner: str) -> str:
+    return f"chapctl-{owner}--"
+
+
+def _read_concurrency_limits(api: PrefectAPI, desired: Desired, live: Live) -> None:
+    prefix = concurrency_limit_prefix(desired.owner)
+    rows = api.filter_all("/v2/concurrency_limits/filter", {})
+    live.concurrency_limits = [{k: r.get(k) for k in ("id", "name", "limit", "active", "slot_decay_per_second")}
+                               for r in rows if str(r.get("name", "")).startswith(prefix)]
 
 
 def _read_variables(api: PrefectAPI, live: Live) -> None:
@@ -179,7 +224,7 @@ def _read_block_documents(api: PrefectAPI, desired: Desired, live: Live, env: di
     checkable = [n for n in checkable if n in existing]
     if not checkable:
         return
-    secret_fields = {bt.slug: bt.secret_fields for bt in desired.block_types}
+    wanted_fields = {(b.slug, b.name): list(b.secret_env) for b in desired.blocks}
     body["block_documents"]["name"] = {"any_": checkable}
     for r in api.filter_all("/block_documents/filter", {**body, "include_secrets": True}):
         slug = (r.get("block_type") or {}).get("slug")
@@ -187,14 +232,20 @@ def _read_block_documents(api: PrefectAPI, desired: Desired, live: Live, env: di
         if doc is None:
             continue
         data = r.get("data") or {}
-        doc["secret_digests"] = {
-            f: (secret_digest(str(data[f])) if data.get(f) is not None else None) for f in secret_fields.get(slug, [])
-        }
+        digests = {}
+        for f in wanted_fields.get((slug, r["name"]), []):  # a field path: `password`, `secrets.url`
+            value: Any = data
+            for key in f.split("."):
+                value = value.get(key) if isinstance(value, dict) else None
+            digests[f] = secret_digest(str(value)) if value is not None else None
+        doc["secret_digests"] = digests
 
 
 def _read_deployments(api: PrefectAPI, desired: Desired, live: Live) -> None:
-    # Only this owner's deployments, and any deployment a project's name would clash with.
-    names = [d.name for d in desired.deployments]
+    # Only this owner's deployments, any deployment a project's name would clash with, and the
+    # hand-made deployments whose schedules projects replace (`replaces:`), in the same request.
+    names = sorted({d.name for d in desired.deployments}
+                   | {d.replaces.deployment_name for d in desired.deployments if d.replaces is not None})
     flt: dict[str, Any] = {"tags": {"any_": [desired.owner_tag]}}
     if names:
         flt = {"operator": "or_", "tags": {"any_": [desired.owner_tag]}, "name": {"any_": names}}
@@ -210,6 +261,10 @@ def _read_deployments(api: PrefectAPI, desired: Desired, live: Live) -> None:
         d = {k: r.get(k) for k in DEPLOYMENT_FIELDS}
         d["flow_name"] = names_by_id.get(r["flow_id"])
         d["schedules"] = [{k: s.get(k) for k in SCHEDULE_FIELDS} for s in r.get("schedules") or []]
+        limit = r.get("global_concurrency_limit") or {}
+        if limit.get("limit") is not None:  # the deployment's own concurrency limit (`limits:`)
+            d["concurrency_limit"] = limit["limit"]
+            d["collision_strategy"] = (r.get("concurrency_options") or {}).get("collision_strategy") or "ENQUEUE"
         live.deployments.append(d)
 
 

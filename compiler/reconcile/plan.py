@@ -16,6 +16,12 @@ so project values reach the server exactly as compiled. Secrets never appear her
 Ownership: only the owner's deployments are updated or pruned (`compiler.ownership`); a
 deployment or block of another owner with a name this owner wants is a blocker naming that owner.
 A plan that would delete every deployment of the owner is a blocker unless allowed.
+
+Hand-made schedules a project replaces (`replaces:`, written by `chapctl import`): with --adopt,
+the chain that creates the project's deployment also schedules its runs, pauses the old schedule
+(whole body, `active: false`; never deleted) and ends with a HANDOVER step (`compiler.reconcile.
+handover`) so that no run happens twice and none is lost; without --adopt, an active replaced
+schedule is a blocker. A schedule replaced on the project's own deployment is taken over in place.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.constants import MANAGED_TAG
-from compiler.reconcile.desired import BlockRef, Desired, DesiredBlock, DesiredDeployment
+from compiler.reconcile.desired import BlockRef, Desired, DesiredAlert, DesiredBlock, DesiredDeployment
 from compiler.jsontree import map_leaves
 from compiler.reconcile.ownership import LEGACY, claim_name, deployment_owner
 from compiler.reconcile.live import Live, prune_candidates
@@ -56,13 +62,57 @@ class SecretFromEnv:
         return {"$secret_from_env": self.var}
 
 
+@dataclass(frozen=True, eq=False)
+class AsRead:
+    """A value read from the server and written back unchanged: the parameters of a hand-made
+    schedule that apply pauses (a partial PATCH would reset them). Shown with every value that is
+    neither a block reference nor a plain scalar hidden: a hand-made schedule may pin inline
+    credentials."""
+
+    value: Any
+
+    def to_json(self) -> Any:
+        def shown(v: Any) -> Any:
+            if isinstance(v, dict) and set(v) == {"$ref"}:
+                return v
+            return SECRET_HIDDEN if isinstance(v, (dict, list)) else v
+
+        return {k: shown(v) for k, v in self.value.items()} if isinstance(self.value, dict) else SECRET_HIDDEN
+
+
+@dataclass(frozen=True)
+class ResourceId:
+    """An event resource id naming an object created earlier in the same apply:
+    `prefect.deployment.<id>` of a deployment that does not exist yet."""
+
+    prefix: str
+    placeholder: Placeholder
+
+    def to_json(self) -> dict[str, str]:
+        return {"$id_of": f"{self.placeholder.kind}:{self.placeholder.key}", "prefix": self.prefix}
+
+
 def ref(kind: str, key: str) -> Placeholder:
     return Placeholder(kind, key)
 
 
 def encode(value: Any) -> Any:
     """A request body as JSON for display: placeholders as {"$id_of": …}, {"$secret_from_env": …}."""
-    return map_leaves(value, lambda v: v.to_json() if isinstance(v, (Placeholder, SecretFromEnv)) else v)
+    return map_leaves(value, lambda v: v.to_json() if isinstance(v, (Placeholder, SecretFromEnv, AsRead, ResourceId))
+                      else v)
+
+
+# A step apply performs itself, with reads and deletes, after a hand-made schedule is paused or
+# taken over in place (compiler/reconcile/handover.py). Its "path" names the schedule.
+HANDOVER = "HANDOVER"
+
+
+def path_text(path: str | tuple[Any, ...]) -> str:
+    """A request path for display; a path that holds the id of an object created earlier in the
+    same apply names it as `{id of deployment:<name>}`."""
+    if isinstance(path, str):
+        return path
+    return "".join(part if isinstance(part, str) else f"{{id of {part.kind}:{part.key}}}" for part in path)
 
 
 @dataclass(frozen=True)
@@ -88,12 +138,12 @@ class Change:
 
 @dataclass
 class Request:
-    method: str
-    path: str
+    method: str  # an HTTP method, or HANDOVER (a step apply performs itself)
+    path: str | tuple[Any, ...]  # a tuple when it holds a Placeholder (the id of an object created earlier)
     body: Any = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"method": self.method, "path": self.path, "body": encode(self.body)}
+        return {"method": self.method, "path": path_text(self.path), "body": encode(self.body)}
 
 
 @dataclass
@@ -108,6 +158,7 @@ class Action:
     provides: Placeholder | None = None  # placeholder this action's (last) response id fills
     project: str | None = None  # the project (deployment name) this object belongs to
     quiet: bool = False  # a bookkeeping write (the fingerprint alone): counted apart, not shown as a row
+    handover: bool = False  # a hand-made schedule a project replaces (shown after that project's deployment)
 
     @property
     def writes(self) -> bool:
@@ -121,6 +172,8 @@ class Action:
             d["project"] = self.project
         if self.quiet:
             d["quiet"] = True
+        if self.handover:
+            d["handover"] = True
         if self.changes:
             d["changes"] = [c.to_json() for c in self.changes]
         if include_requests and self.requests:
@@ -170,7 +223,9 @@ def plan(desired: Desired, live: Live, options: PlanOptions | None = None, **fla
     p.actions += _plan_block_types(ctx)
     p.actions += _plan_block_documents(ctx, p)
     p.actions += _plan_flows(ctx)
+    p.actions += _plan_concurrency_limits(ctx)
     p.actions += _plan_deployments(ctx, p)
+    p.actions += _plan_automations(ctx)
     p.blockers += _parameter_blockers(ctx, p.actions)
     if live.legacy:
         p.notes.append(
@@ -391,7 +446,8 @@ def _plan_managed_block(ctx: _Context, p: Plan, block: DesiredBlock) -> Action:
                 "(a repository secret of that name in CI; an exported variable elsewhere)"
             )
         data = dict(block.data)
-        data.update({f: SecretFromEnv(v) for f, v in block.secret_env.items()})
+        for f, v in block.secret_env.items():
+            _set_path(data, f, SecretFromEnv(v))
         changes = [Change(k, None, v) for k, v in block.data.items()]
         changes += [Change(f, None, f"set from ${v}", secret=True) for f, v in block.secret_env.items()]
         changes.append(Change("owner", None, ctx.owner))
@@ -429,7 +485,7 @@ def _plan_managed_block(ctx: _Context, p: Plan, block: DesiredBlock) -> Action:
             notes.append(f"{f} not checked (${var} unset)")
         elif mine != theirs:
             changes.append(Change(f, "changed", f"from ${var}", secret=True))
-            patch[f] = SecretFromEnv(var)
+            _set_path(patch, f, SecretFromEnv(var))
         else:
             notes.append(f"{f} unchanged")
     body: dict[str, Any] = {"merge_existing_data": True}
@@ -465,6 +521,14 @@ def _plan_managed_block(ctx: _Context, p: Plan, block: DesiredBlock) -> Action:
         requests=claiming + ([Request("PATCH", f"/block_documents/{live['id']}", body)] if writes_block else []),
         project=project,
     )
+
+
+def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    """`secrets.url` sets data["secrets"]["url"]: a secret inside a block's SecretDict field."""
+    *parents, leaf = path.split(".")
+    for key in parents:
+        data = data.setdefault(key, {})
+    data[leaf] = value
 
 
 def _plan_flows(ctx: _Context) -> list[Action]:
@@ -511,6 +575,8 @@ def _desired_body(ctx: _Context, d: DesiredDeployment) -> dict[str, Any]:
         "enforce_parameter_schema": True,
         "job_variables": {},
         "paused": False,
+        **({"concurrency_limit": d.concurrency[0], "concurrency_options": {"collision_strategy": d.concurrency[1]}}
+           if d.concurrency else {}),
     }
 
 
@@ -520,14 +586,18 @@ def _plan_deployments(ctx: _Context, p: Plan) -> list[Action]:
         live = ctx.live_by_key.get((d.flow_name, d.name))
         if live is None:
             actions.append(_create_deployment(ctx, d))
+            actions += _plan_replaced(ctx, p, d, None)
             continue
         owner = deployment_owner(live)
         if owner == ctx.owner:
             actions += _update_deployment(ctx, d, live, adopting=None)
+            actions += _plan_replaced(ctx, p, d, live)
         elif owner == LEGACY:  # an owner-less chapctl applied it: this owner takes it over, ids kept
             actions += _update_deployment(ctx, d, live, adopting="applied by an earlier chapctl without owners")
+            actions += _plan_replaced(ctx, p, d, live)
         elif owner is None and ctx.options.adopt:
             actions += _update_deployment(ctx, d, live, adopting="adopting an unmanaged deployment (--adopt)")
+            actions += _plan_replaced(ctx, p, d, live)
         elif owner is None:
             p.blockers.append(
                 f"deployment {d.flow_name}/{d.name} exists on the server but is not managed by chapctl "
@@ -559,6 +629,85 @@ def _plan_deployments(ctx: _Context, p: Plan) -> list[Action]:
             if note not in p.notes:  # once per block
                 p.notes.append(note)
     return actions
+
+
+# -- hand-made schedules that projects replace (`replaces:`, written by `chapctl import`) ----------
+def _plan_replaced(ctx: _Context, p: Plan, d: DesiredDeployment, successor: dict[str, Any] | None) -> list[Action]:
+    """The hand-made schedule `d` takes over, on another deployment: paused (never deleted) with
+    --adopt, in the same chain that creates `d`, after `d`'s runs are scheduled; refused without
+    --adopt while it is active (both would run). A schedule taken over in place (a deployment
+    adopted under its own name) is handled by `_plan_schedules` instead."""
+    r = d.replaces
+    if r is None or d.replaces_in_place:
+        return []
+    old = ctx.live_by_key.get((r.flow_name, r.deployment_name))
+    where = f"projects/{d.name}.yaml"
+    if old is None:
+        p.notes.append(f"{where} replaces schedule {r.schedule_id} of deployment {r.deployment}, which is not on "
+                       f"the server: nothing to pause (`replaces:` may go from {where})")
+        return []
+    owner = deployment_owner(old)
+    if owner is not None:
+        whose = f"chapctl owner {owner!r}" if owner else "an earlier chapctl"
+        p.blockers.append(f"{where} replaces schedule {r.schedule_id} of deployment {r.deployment}, which is managed "
+                          f"by {whose}; `replaces` takes over hand-made schedules only: remove it from {where}")
+        return []
+    sched = next((s for s in old.get("schedules") or [] if s.get("id") == r.schedule_id), None)
+    if sched is None:
+        p.notes.append(f"schedule {r.schedule_id} of deployment {r.deployment}, which {where} replaces, is no longer "
+                       f"on the server: nothing to pause (`replaces:` may go from {where})")
+        return []
+    name = f"{r.deployment}/{sched.get('slug') or r.schedule_id}"
+    if sched.get("active") is False:
+        return [Action("schedule", name, NOOP, f"paused; replaced by project {d.name}", project=d.name,
+                       handover=True)]
+    if not ctx.options.adopt:
+        both = "every forecast would run twice" if successor is None else \
+            f"project {d.name} is on the server too: every forecast runs twice"
+        p.blockers.append(
+            f"{where} replaces schedule {r.schedule_id} of the hand-made deployment {r.deployment}, which is still "
+            f"active: {both}. Re-run with --adopt: apply then pauses it (never deletes it)"
+            + (f" in the same apply that creates {d.name}" if successor is None else "")
+        )
+        return []
+    successor_id: str | Placeholder = successor["id"] if successor else ref("deployment", d.name)
+    replaced = {x.replaces.schedule_id for x in ctx.desired.deployments if x.replaces is not None}
+    # Active schedules of the old deployment that no project replaces: their runs go with the pause too.
+    others = [s for s in old.get("schedules") or [] if s.get("id") not in replaced and s.get("active") is not False]
+    pause: dict[str, Any] = {"schedule": sched.get("schedule"), "active": False,
+                             "parameters": AsRead(sched.get("parameters") or {})}
+    for key in ("slug", "max_scheduled_runs"):  # unchanged; a PATCH without them keeps them
+        if sched.get(key) is not None:
+            pause[key] = sched[key]
+    requests = []
+    if any(s.active for s in d.schedules):  # the successor's runs exist before the old ones go
+        requests.append(Request("POST", ("/deployments/", successor_id, "/schedule"), {}))
+    requests += [
+        Request("PATCH", f"/deployments/{old['id']}/schedules/{r.schedule_id}", pause),
+        Request(HANDOVER, f"/deployments/{old['id']}/schedules/{r.schedule_id}",
+                {"successor_id": successor_id, "reschedule": bool(others)}),
+    ]
+    changes = [
+        Change("active", True, False),
+        Change("future runs", "deleted by Prefect with the pause",
+               f"project {d.name}'s runs take over from the same moment (a run time on both keeps one run)"),
+        Change("kept", None, "its id, cron, time zone and parameters: paused, not deleted (resume it in the UI "
+                             "to roll back)"),
+    ]
+    if others:
+        changes.append(Change("its deployment's other active schedules", f"{len(others)}, replaced by no project",
+                              "their runs are re-created at once (Prefect deletes them with any schedule change)"))
+    if not old.get("work_pool_name"):
+        note = (f"deployment {r.deployment} has no work pool (made by flow.serve()): its runs go to the process "
+                "serving it. Stop that process once all its schedules are handed over")
+        if others:
+            note += (f"; its {len(others)} active schedule(s) that no project replaces run only while that process "
+                     "runs")
+        if note not in p.notes:
+            p.notes.append(note)
+    return [Action("schedule", name, UPDATE,
+                   f"replaced by project {d.name}: paused (not deleted) in this apply, after {d.name}'s runs "
+                   "are scheduled (--adopt)", changes=changes, requests=requests, project=d.name, handover=True)]
 
 
 # In-flight runs and the state a cancellation moves them to (what the Prefect UI's cancel does:
@@ -626,6 +775,166 @@ def _block_still_used(ctx: _Context, block: dict[str, Any]) -> bool:
     return key in ctx.managed_blocks or any((r.slug, r.name) == key for d in ctx.desired.deployments for r in d.block_refs())
 
 
+def _plan_concurrency_limits(ctx: _Context) -> list[Action]:
+    """The global concurrency limits of DHIS2 instances (`instance_limits:`): created, their limit
+    kept, and deleted when no project names the instance any more. Only limits whose name carries
+    this owner's prefix are touched."""
+    live = {c["name"]: c for c in ctx.live.concurrency_limits}
+    actions = []
+    for want in ctx.desired.concurrency_limits:
+        users = ", ".join(want.used_by)
+        have = live.pop(want.name, None)
+        body = {"name": want.name, "limit": want.limit, "active": True}
+        if have is None:
+            actions.append(Action("concurrency_limit", want.name, CREATE,
+                                  f"DHIS2 instance {want.block}: runs of {users} share it",
+                                  changes=[Change("limit", None, want.limit)],
+                                  requests=[Request("POST", "/v2/concurrency_limits/", body)]))
+            continue
+        changes = [Change(k, have.get(k), v) for k, v in (("limit", want.limit), ("active", True)) if have.get(k) != v]
+        if changes:
+            actions.append(Action("concurrency_limit", want.name, UPDATE,
+                                  "changed on the server since the last apply" if all(
+                                      ctx.deployment_in_sync(u) for u in want.used_by) else "instance_limits changed",
+                                  drift=all(ctx.deployment_in_sync(u) for u in want.used_by),
+                                  changes=changes,
+                                  requests=[Request("PATCH", f"/v2/concurrency_limits/{have['id']}",
+                                                    {"limit": want.limit, "active": True})]))
+        else:
+            actions.append(Action("concurrency_limit", want.name, NOOP, f"up to date (used by {users})"))
+    for name, have in sorted(live.items()):
+        actions.append(Action("concurrency_limit", name, DELETE, "no project uses this DHIS2 instance limit any more",
+                              changes=[Change("limit", have.get("limit"), None)],
+                              requests=[Request("DELETE", f"/v2/concurrency_limits/{have['id']}")]))
+    return actions
+
+
+ALERT_TAG_PREFIX = "chapctl-alert:"
+# The run's page, when the server knows its UI's address (PREFECT_UI_URL): else nothing, not "None".
+_UI_LINK = "{% if flow_run|ui_url %}\n{{ flow_run|ui_url }}{% endif %}"
+
+
+def automation_body(ctx: _Context, d: DesiredDeployment, alert: DesiredAlert) -> dict[str, Any]:
+    """The Prefect automation of one alert of one project: an event trigger on the flow runs of
+    its deployment (matched by id: a deployment re-created by apply gets the automation updated),
+    one send-notification action per target. Not owned by the deployment (`owner_resource`):
+    `prefect deploy` and `flow.serve()` delete the automations a deployment owns."""
+    deployment_id = (ctx.live_by_key.get((d.flow_name, d.name)) or {}).get("id") or ref("deployment", d.name)
+    related = {"prefect.resource.id": ("prefect.deployment.", deployment_id), "prefect.resource.role": "deployment"}
+    if alert.kind == "failed":
+        trigger = {"type": "event", "posture": "Reactive", "expect": ["prefect.flow-run.Crashed", "prefect.flow-run.Failed"],
+                   "after": [], "for_each": [], "match": {"prefect.resource.id": "prefect.flow-run.*"},
+                   "match_related": related, "threshold": 1, "within": 0.0}
+        subject = f"chap project {d.name}: run {{{{ flow_run.name }}}} {{{{ flow_run.state.name }}}}"
+        body = (f"Project {d.name}: flow run {{{{ flow_run.name }}}} ({{{{ flow_run.id }}}}) ended "
+                "{{ flow_run.state.name }}: {{ flow_run.state.message }}" + _UI_LINK)
+    else:
+        trigger = {"type": "event", "posture": "Proactive", "after": ["prefect.flow-run.Late"],
+                   "expect": ["prefect.flow-run.Cancelled", "prefect.flow-run.Pending", "prefect.flow-run.Running"],
+                   "for_each": ["prefect.resource.id"], "match": {"prefect.resource.id": "prefect.flow-run.*"},
+                   "match_related": related, "threshold": 1, "within": float(alert.grace_seconds or 0)}
+        subject = f"chap project {d.name}: a scheduled run did not start"
+        body = (f"Project {d.name}: flow run {{{{ flow_run.name }}}} ({{{{ flow_run.id }}}}) has not started "
+                f"{alert.grace_seconds} s after it was marked Late." + _UI_LINK)
+    return {
+        "name": f"chapctl {d.name}: {alert.kind} run",
+        "description": f"Managed by chapctl (owner {ctx.owner}) from projects/{d.name}.yaml `alerts`; edits are reverted.",
+        "enabled": True,
+        "tags": [MANAGED_TAG, ctx.desired.owner_tag, f"{ALERT_TAG_PREFIX}{d.name}/{alert.kind}"],
+        "trigger": trigger,
+        "actions": [{"type": "send-notification", "block_document_id": ctx.block_id(r.slug, r.name),
+                     "subject": subject, "body": body} for r in alert.notify],
+        "actions_on_trigger": [],
+        "actions_on_resolve": [],
+    }
+
+
+def _automation_view(body: dict[str, Any]) -> dict[str, Any]:
+    """What an automation says, comparable between the plan's body and the server's answer: the
+    trigger's fields as chapctl writes them (the server adds its own), ids as text."""
+    trigger = body.get("trigger") or {}
+    keys = ("type", "posture", "expect", "after", "for_each", "match", "match_related", "threshold", "within")
+    view_trigger = {k: trigger.get(k) for k in keys}
+    for k in ("expect", "after", "for_each"):
+        view_trigger[k] = sorted(view_trigger[k] or [])
+    related = dict(view_trigger.get("match_related") or {})
+    rid = related.get("prefect.resource.id")
+    if isinstance(rid, tuple):
+        related["prefect.resource.id"] = rid[0] + (rid[1] if isinstance(rid[1], str) else f"<{rid[1].key}>")
+    view_trigger["match_related"] = related
+    if view_trigger["within"] is not None:
+        view_trigger["within"] = float(view_trigger["within"])
+    actions = [{k: a.get(k) for k in ("type", "block_document_id", "subject", "body")} for a in body.get("actions") or []]
+    for a in actions:
+        if isinstance(a["block_document_id"], Placeholder):
+            a["block_document_id"] = f"<{a['block_document_id'].key}>"
+    return {"name": body.get("name"), "description": body.get("description"), "enabled": body.get("enabled"),
+            "tags": sorted(body.get("tags") or []), "trigger": view_trigger, "actions": actions,
+            "actions_on_trigger": body.get("actions_on_trigger") or [],
+            "actions_on_resolve": body.get("actions_on_resolve") or []}
+
+
+def _with_ids(body: dict[str, Any]) -> dict[str, Any]:
+    """The body as sent: the deployment id spliced into its resource id (a placeholder for a
+    deployment created in the same apply becomes ("prefect.deployment.", placeholder))."""
+    related = dict(body["trigger"]["match_related"])
+    prefix, dep = related["prefect.resource.id"]
+    related["prefect.resource.id"] = prefix + dep if isinstance(dep, str) else ResourceId(prefix, dep)
+    return {**body, "trigger": {**body["trigger"], "match_related": related}}
+
+
+def _plan_automations(ctx: _Context) -> list[Action]:
+    """One automation per alert of every project; this owner's others are deleted (an alert or a
+    project removed). Never touches an automation without this owner's tag."""
+    live_by_tag: dict[str, dict[str, Any]] = {}
+    extra: list[dict[str, Any]] = []
+    for a in ctx.live.automations:
+        tag = next((t for t in a.get("tags") or [] if t.startswith(ALERT_TAG_PREFIX)), None)
+        if tag is None or tag in live_by_tag:
+            extra.append(a)
+        else:
+            live_by_tag[tag] = a
+    actions = []
+    for d in ctx.desired.deployments:
+        for alert in d.alerts:
+            body = automation_body(ctx, d, alert)
+            tag = f"{ALERT_TAG_PREFIX}{d.name}/{alert.kind}"
+            name = f"{d.name}/{alert.kind}"
+            have = live_by_tag.pop(tag, None)
+            targets = ", ".join(r.name for r in alert.notify)
+            if have is None:
+                actions.append(Action("automation", name, CREATE,
+                                      f"alert on {alert.kind} runs, to {targets}",
+                                      changes=[Change("notify", None, targets)] + (
+                                          [Change("grace", None, f"{alert.grace_seconds} s after Late")]
+                                          if alert.grace_seconds is not None else []),
+                                      requests=[Request("POST", "/automations/", _with_ids(body))], project=d.name))
+                continue
+            mine, theirs = _automation_view(body), _automation_view(have)
+            changed = sorted(k for k in mine if mine[k] != theirs[k])
+            if not changed:
+                actions.append(Action("automation", name, NOOP, "up to date", project=d.name))
+                continue
+            drift = ctx.deployment_in_sync(d.name)
+            actions.append(Action(
+                "automation", name, UPDATE,
+                "changed on the server since the last apply; apply reverts it" if drift else "alerts changed",
+                drift=drift, changes=[Change(k, _short(theirs[k]), _short(mine[k])) for k in changed],
+                requests=[Request("PUT", f"/automations/{have['id']}", _with_ids(body))], project=d.name))
+    for a in sorted(list(live_by_tag.values()) + extra, key=lambda a: a.get("name") or ""):
+        tag = next((t for t in a.get("tags") or [] if t.startswith(ALERT_TAG_PREFIX)), "")
+        actions.append(Action("automation", tag.removeprefix(ALERT_TAG_PREFIX) or a.get("name") or a["id"], DELETE,
+                              "its project or alert is gone" if a not in extra else "a duplicate of this owner's alert",
+                              changes=[Change("automation", a.get("name"), None)],
+                              requests=[Request("DELETE", f"/automations/{a['id']}")]))
+    return actions
+
+
+def _short(value: Any) -> Any:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return value if len(text) <= 80 else text[:77] + "..."
+
+
 def _create_deployment(ctx: _Context, d: DesiredDeployment) -> Action:
     body = _desired_body(ctx, d)
     post = {
@@ -652,6 +961,7 @@ def _create_deployment(ctx: _Context, d: DesiredDeployment) -> Action:
         f"new project {d.name}",
         changes=changes,
         requests=[Request("POST", "/deployments/", post)],
+        provides=ref("deployment", d.name),
         project=d.name,
     )
 
@@ -695,6 +1005,14 @@ def _update_deployment(ctx: _Context, d: DesiredDeployment, live: dict[str, Any]
             changes.append(Change(key, "(previous schema)", "(schema of flows/ today)"))
         else:
             changes.append(Change(key, before, after))
+    have = (live["concurrency_limit"], live.get("collision_strategy") or "ENQUEUE") \
+        if live.get("concurrency_limit") is not None else None
+    if have != d.concurrency:
+        patch["concurrency_limit"] = d.concurrency[0] if d.concurrency else None
+        if d.concurrency:
+            patch["concurrency_options"] = {"collision_strategy": d.concurrency[1]}
+        show = lambda c: f"{c[0]} at a time ({c[1]})" if c else None  # noqa: E731
+        changes.append(Change("concurrency_limit", show(have), show(d.concurrency)))
     if in_sync and changes and all(c.field == "pull_steps" for c in changes):
         in_sync = False  # same repository, different machine: not drift
         reason = "pull steps resolve differently in this environment"
@@ -708,6 +1026,16 @@ def _update_deployment(ctx: _Context, d: DesiredDeployment, live: dict[str, Any]
         reason = f"projects/{d.name}.yaml (or flows/, or the environment) changed"
     if patch or live.get("version") != d.fingerprint:
         patch["version"] = d.fingerprint
+        requests = [Request("PATCH", f"/deployments/{live['id']}", patch)]
+        taken = taken_in_place(d, live) if adopting else None
+        if taken is not None:
+            # Prefect deletes the future runs of a deployment and of a schedule when either is
+            # updated; the schedule kept its id, so re-scheduling from the moment it was taken over
+            # restores them, and a run kept (due at that moment) is not made twice.
+            requests.append(Request(HANDOVER, f"/deployments/{live['id']}/schedules/{taken['id']}",
+                                    {"successor_id": None, "reschedule": True}))
+            changes.append(Change("scheduled runs", "deleted by Prefect with the update",
+                                  "re-created at once from the moment of the takeover (none twice, none lost)"))
         if not changes:  # a write with nothing for a reviewer to see: reporters fold it into one line
             reason = "record the fingerprint of the applied spec (no visible change)"
         actions.append(
@@ -718,7 +1046,7 @@ def _update_deployment(ctx: _Context, d: DesiredDeployment, live: dict[str, Any]
                 reason,
                 drift=in_sync and bool(changes),
                 changes=changes,
-                requests=[Request("PATCH", f"/deployments/{live['id']}", patch)],
+                requests=requests,
                 project=d.name,
                 quiet=not changes,
             )
@@ -729,12 +1057,28 @@ def _update_deployment(ctx: _Context, d: DesiredDeployment, live: dict[str, Any]
     return actions
 
 
+def taken_in_place(d: DesiredDeployment, live: dict[str, Any]) -> dict[str, Any] | None:
+    """The live schedule `d` takes over in place (`replaces:` naming its own deployment, made by
+    `prefect deploy`), while it does not carry the project's slug yet; None otherwise."""
+    if not d.replaces_in_place or not d.schedules:
+        return None
+    slugs = {s.get("slug") for s in live.get("schedules") or []}
+    if d.schedules[0].slug in slugs:
+        return None  # taken over already (or the project's schedule exists): matched by slug
+    return next((s for s in live.get("schedules") or [] if s.get("id") == d.replaces.schedule_id), None)
+
+
 def _plan_schedules(ctx: _Context, d: DesiredDeployment, live: dict[str, Any], drift: bool) -> list[Action]:
     dep_id = live["id"]
     live_by_slug = {s["slug"]: s for s in live.get("schedules") or [] if s.get("slug")}
+    taken = taken_in_place(d, live)
+    if taken is not None:  # kept with its id (its runs keep their idempotency keys): PATCHed, slug included
+        live_by_slug[d.schedules[0].slug] = taken
     wanted = {s.slug for s in d.schedules}
     deletes, updates, creates = [], [], []
     for s in live.get("schedules") or []:
+        if s is taken:
+            continue
         if s.get("slug") not in wanted:
             deletes.append(
                 Action(
@@ -769,12 +1113,16 @@ def _plan_schedules(ctx: _Context, d: DesiredDeployment, live: dict[str, Any], d
         changes = _schedule_changes(current, body)
         if changes:
             paused = any(c.field == "active" and c.before is False for c in changes)
+            reason = ("paused on the server" if paused else "edited on the server") if drift else "schedule changed in the project"
+            if current is taken:
+                reason = (f"taken over in place from the hand-made schedule {taken['id']} (its id and runs are kept; "
+                          "projects/" + d.name + ".yaml `replaces` it)")
             updates.append(
                 Action(
                     "schedule",
                     name,
                     UPDATE,
-                    ("paused on the server" if paused else "edited on the server") if drift else "schedule changed in the project",
+                    reason,
                     drift=drift,
                     changes=changes,
                     requests=[Request("PATCH", f"/deployments/{dep_id}/schedules/{current['id']}", body)],
@@ -788,6 +1136,8 @@ def _plan_schedules(ctx: _Context, d: DesiredDeployment, live: dict[str, Any], d
 
 def _schedule_changes(current: dict[str, Any], body: dict[str, Any]) -> list[Change]:
     changes = []
+    if current.get("slug") != body["slug"]:  # only a schedule taken over in place: others match by slug
+        changes.append(Change("slug", current.get("slug"), body["slug"]))
     cur_sched = current.get("schedule") or {}
     for key in ("cron", "timezone", "day_or"):
         if cur_sched.get(key) != body["schedule"][key]:
@@ -845,4 +1195,7 @@ def _show_schedule(s: dict[str, Any]) -> str:
         text = f"cron {sched.get('cron')!r} {sched.get('timezone') or 'UTC'}{english}"
     else:
         text = json.dumps(sched, sort_keys=True)
+    params = s.get("parameters") or {}
+    if params:
+        text += " with " + ", ".join(f"{k}={'null' if v is None else v}" for k, v in params.items())
     return text + ("" if s.get("active", True) else " (paused)")

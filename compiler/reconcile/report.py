@@ -28,8 +28,10 @@ GROUPS = (
     ("block_schema", "Block type"),
     ("block_document", "Block documents"),
     ("flow", "Flows"),
+    ("concurrency_limit", "Concurrency limits (per DHIS2 instance)"),
     ("deployment", "Deployments"),
     ("schedule", "Deployments"),
+    ("automation", "Alerts (Prefect automations)"),
 )
 SIGN = {CREATE: "+", UPDATE: "~", DELETE: "-", NOOP: "="}
 STYLE = {CREATE: "green", UPDATE: "yellow", DELETE: "red", NOOP: "dim"}
@@ -93,7 +95,8 @@ def previewed_schedules(plan: Plan) -> list[tuple[Action, str, dict[str, Any]]]:
         for r in a.requests:
             if a.kind == "schedule" and r.method in ("POST", "PATCH"):
                 bodies = r.body if isinstance(r.body, list) else [r.body]
-                out += [(a, a.name, b) for b in bodies if isinstance(b, dict) and "schedule" in b]
+                out += [(a, a.name, b) for b in bodies
+                        if isinstance(b, dict) and "cron" in (b.get("schedule") or {})]  # a paused hand-made one may not be
             elif a.kind == "deployment" and a.op == CREATE and r.method == "POST" and isinstance(r.body, dict):
                 for b in r.body.get("schedules") or []:
                     out.append((a, f"{a.name}/{b.get('slug') or 'schedule'}", b))
@@ -173,9 +176,9 @@ def _grouped(actions: list[Action]) -> list[tuple[str, list[Action]]]:
             groups[title] = []
             order.append(title)
         groups[title].append(a)
-    for title in groups:  # schedules next to their deployment, projects in name order
-        if title == "Deployments":
-            groups[title].sort(key=lambda a: (a.project or a.name, a.kind != "schedule"))
+    for title in groups:  # schedules next to their deployment, projects in name order; a hand-made
+        if title == "Deployments":  # schedule a project replaces comes after that project's deployment
+            groups[title].sort(key=lambda a: (a.project or a.name, 2 if a.handover else int(a.kind != "schedule")))
     return [(t, groups[t]) for t in order]
 
 

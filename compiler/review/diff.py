@@ -19,7 +19,7 @@ from typing import Any
 from compiler.errors import UserError
 from compiler.compile.load import PROJECTS_DIR, load_repo
 from compiler.compile.models import Project
-from compiler.compile.render import deployment_spec
+from compiler.compile.render import SCHEDULE_SLUG, deployment_spec
 from compiler.review.schedules import describe
 from compiler.compile.validate import ValidatedRepo, validate
 
@@ -87,13 +87,15 @@ def semantic_diff(root: Path, base: str | None = None, head: str | None = None,
         kind = "added" if a is None else "removed" if b is None else "changed"
         fields = tuple(FieldChange(k, (a or {}).get(k), (b or {}).get(k))
                        for k in sorted((a or {}).keys() | (b or {}).keys()) if (a or {}).get(k) != (b or {}).get(k))
-        schedule_moved = any(f.field.startswith("schedule.") for f in fields)
+        # The next runs of the first schedule that moved (`schedule.` for `schedule:`, `schedule.<slug>.`
+        # for an entry of `schedules:`), before and after.
+        moved = next((_schedule_prefix(f.field) for f in fields if f.field.startswith("schedule.")), None)
         if kind == "removed":
             fields = ()  # every field "→ (none)" says nothing; its last schedule is shown below
         changes.append(ProjectChange(
             name, kind, fields,
-            _schedule_side(a, start) if schedule_moved else None,
-            _schedule_side(b, start) if schedule_moved else None,
+            _schedule_side(a, start, moved) if moved else None,
+            _schedule_side(b, start, moved) if moved else None,
         ))
     unchanged = sum(1 for name in old.keys() & new.keys() if old[name] == new[name])
     secrets_before, secrets_after = _secrets(before), _secrets(after)
@@ -179,21 +181,37 @@ def _flatten(project: Project, repo: ValidatedRepo) -> dict[str, Any]:
     for key, value in spec.parameters:
         if key != "credentials":
             flat[f"parameters.{key}"] = value
-    if spec.schedule is not None:
-        flat.update({"schedule.cron": spec.schedule.cron, "schedule.timezone": spec.schedule.timezone,
-                     "schedule.active": spec.schedule.active})
+    for schedule in spec.schedules:
+        prefix = "schedule." if schedule.slug == SCHEDULE_SLUG else f"schedule.{schedule.slug}."
+        flat.update({prefix + "cron": schedule.cron, prefix + "timezone": schedule.timezone,
+                     prefix + "active": schedule.active})
+        flat.update({f"{prefix}parameters.{k}": v for k, v in schedule.parameters})
+    if spec.concurrency is not None:
+        flat.update({"limits.concurrency": spec.concurrency[0], "limits.collision_strategy": spec.concurrency[1]})
+    for alert in spec.alerts:
+        flat[f"alerts.{alert.kind}"] = ", ".join(name for _, name in alert.notify) + (
+            f" (after {alert.grace_seconds} s late)" if alert.grace_seconds is not None else "")
+    if project.replaces is not None:
+        flat.update({"replaces.deployment": project.replaces.deployment,
+                     "replaces.schedule_id": project.replaces.schedule_id})
     return {k: v for k, v in flat.items() if v is not None}
 
 
-def _schedule_side(flat: dict[str, Any] | None, start: dt.datetime) -> ScheduleSide | None:
-    if not flat or "schedule.cron" not in flat:
+def _schedule_prefix(field: str) -> str:
+    """`schedule.` of `schedule.cron`, `schedule.weekly.` of `schedule.weekly.parameters.end_mode`."""
+    parts = field.split(".")
+    return "schedule." if parts[1] in ("cron", "timezone", "active", "parameters") else f"schedule.{parts[1]}."
+
+
+def _schedule_side(flat: dict[str, Any] | None, start: dt.datetime, prefix: str = "schedule.") -> ScheduleSide | None:
+    if not flat or prefix + "cron" not in flat:
         return None
     from compiler.review.preview import schedule_runs
 
     from compiler.review.schedules import utc_texts
 
-    cron, zone = flat["schedule.cron"], flat["schedule.timezone"]
-    return ScheduleSide(cron, zone, flat["schedule.active"], describe(cron), utc_texts(cron, zone),
+    cron, zone = flat[prefix + "cron"], flat[prefix + "timezone"]
+    return ScheduleSide(cron, zone, flat[prefix + "active"], describe(cron), utc_texts(cron, zone),
                         tuple(schedule_runs(cron, zone, PREVIEW_RUNS, start)))
 
 

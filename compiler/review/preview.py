@@ -28,13 +28,13 @@ class Preview:
 def next_runs(validated: ValidatedRepo, count: int, start: dt.datetime | None = None,
               only: str | None = None) -> list[Preview]:
     """Previews of every scheduled project (or just `only`), starting at `start` (default now)."""
-    projects = [v.project for v in validated.projects if v.project.schedule is not None]
+    projects = [v.project for v in validated.projects if v.project.schedule_entries]
     if only is not None:
         projects = [p for p in projects if p.name == only]
         if not projects:
             known = ", ".join(v.project.name for v in validated.projects) or "none"
             raise UserError(f"no scheduled project named {only!r} (projects: {known})")
-    return [_preview(p, validated.defaults.timezone, count, start) for p in projects]
+    return [_preview(p, e, validated.defaults.timezone, count, start) for p in projects for e in p.schedule_entries]
 
 
 def schedule_runs(cron: str, timezone: str, count: int, start: dt.datetime | None = None) -> list[dt.datetime]:
@@ -45,10 +45,12 @@ def schedule_runs(cron: str, timezone: str, count: int, start: dt.datetime | Non
     return [dt.datetime.fromtimestamp(d.timestamp(), tz=dt.timezone.utc).astimezone(_zone(timezone)) for d in dates]
 
 
-def _preview(project: Project, default_zone: str, count: int, start: dt.datetime | None) -> Preview:
-    zone = project.schedule.timezone or default_zone
-    runs = schedule_runs(project.schedule.cron, zone, count, start)
-    return Preview(project.name, project.schedule.cron, zone, project.schedule.active, tuple(runs))
+def _preview(project: Project, entry, default_zone: str, count: int, start: dt.datetime | None) -> Preview:
+    from compiler.review.schedules import schedule_label
+
+    zone = entry.timezone or default_zone
+    runs = schedule_runs(entry.cron, zone, count, start)
+    return Preview(schedule_label(project.name, entry.slug), entry.cron, zone, entry.active, tuple(runs))
 
 
 def _zone(name: str):

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from compiler.compile.cron import MACRO_CRONS, describe, expand
-from compiler.compile.models import Defaults, Project
+from compiler.compile.models import SINGLE_SCHEDULE_SLUG, Defaults, Project, ScheduleEntry
 from compiler.compile.parallel import map_split
 from compiler.compile.validate import ValidatedRepo
 
@@ -96,15 +96,19 @@ class ScheduleReport:
     hotspots: tuple[Hotspot, ...]
     per_instance_limit: int
     overall_limit: int
+    # Concurrency limits that protect CHAP: (DHIS2 instance, limit, projects) from `instance_limits`,
+    # (project, limit, collision strategy) from a project's `limits`.
+    instance_limits: tuple[tuple[str, int, tuple[str, ...]], ...] = ()
+    project_limits: tuple[tuple[str, int, str], ...] = ()
 
 
 def schedule_report(validated: ValidatedRepo) -> ScheduleReport:
     defaults = validated.defaults
-    scheduled = [v.project for v in validated.projects if v.project.schedule is not None]
-    zones = sorted({_zone(p, defaults) for p in scheduled})
+    scheduled = [(v.project, entry) for v in validated.projects for entry in v.project.schedule_entries]
+    zones = sorted({_zone(entry, defaults) for _, entry in scheduled})
     regimes = _regimes(tuple(zones))
-    # Rows and weekly patterns per project in one pass (split over two processes when large).
-    computed = map_split(lambda p: _row(p, defaults, regimes), scheduled)
+    # Rows and weekly patterns per schedule in one pass (split over two processes when large).
+    computed = map_split(lambda pe: _row(pe[0], pe[1], defaults, regimes), scheduled)
     rows = tuple(computed)
     active = [row for row in rows if row.active]
     limits = defaults.load_warnings
@@ -114,13 +118,19 @@ def schedule_report(validated: ValidatedRepo) -> ScheduleReport:
     cells, hotspots = load.summarise(limits.per_instance, limits.overall)
     return ScheduleReport(
         rows=rows,
-        unscheduled=tuple(v.project.name for v in validated.projects if v.project.schedule is None),
+        unscheduled=tuple(v.project.name for v in validated.projects if not v.project.schedule_entries),
         cells=cells,
         dated=tuple(sorted(f"{row.project}: {row.local} ({row.timezone})" for row in active
                            if _weekly_minutes(row.cron) is None)),
         hotspots=hotspots,
         per_instance_limit=limits.per_instance,
         overall_limit=limits.overall,
+        instance_limits=tuple(
+            (block, limit, tuple(sorted(v.project.name for v in validated.projects
+                                        if v.project.credentials.block == block)))
+            for block, limit in sorted(defaults.instance_limits.items())),
+        project_limits=tuple((v.project.name, v.project.limits.concurrency, v.project.limits.collision_strategy)
+                             for v in validated.projects if v.project.limits is not None),
     )
 
 
@@ -136,18 +146,23 @@ def instance_of(project: Project) -> str:
 # --- per project -------------------------------------------------------------------------------
 
 
-def _zone(project: Project, defaults: Defaults) -> str:
-    return project.schedule.timezone or defaults.timezone
+def _zone(entry: ScheduleEntry, defaults: Defaults) -> str:
+    return entry.timezone or defaults.timezone
 
 
-def _row(project: Project, defaults: Defaults, regimes: tuple[Regime, ...]) -> ScheduleRow:
-    zone = _zone(project, defaults)
-    cron = project.schedule.cron
+def schedule_label(project: str, slug: str) -> str:
+    """How people see one schedule: the project's name, and the slug of an entry of `schedules:`."""
+    return project if slug == SINGLE_SCHEDULE_SLUG else f"{project} [{slug}]"
+
+
+def _row(project: Project, entry: ScheduleEntry, defaults: Defaults, regimes: tuple[Regime, ...]) -> ScheduleRow:
+    zone = _zone(entry, defaults)
+    cron = entry.cron
     return ScheduleRow(
-        project=project.name,
+        project=schedule_label(project.name, entry.slug),
         cron=cron,
         timezone=zone,
-        active=project.schedule.active,
+        active=entry.active,
         local=describe(cron),
         utc=_utc_descriptions(cron, zone, regimes),
         instance=instance_of(project),

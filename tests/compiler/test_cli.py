@@ -126,7 +126,7 @@ def test_compile_refuses_to_discard_a_hand_edit_and_names_the_project_to_edit(re
 
 def test_one_output_option_on_every_verb_with_the_old_spellings_as_aliases(repo_factory):
     repo = repo_factory({"projects/one.yaml": valid_project("one")})
-    for verb in ("validate", "compile", "schedule", "diff", "plan", "apply"):
+    for verb in ("validate", "compile", "schedule", "diff", "plan", "apply", "status"):
         assert "--format" in invoke(verb, "--help").stdout, verb
     as_format = invoke("validate", "--root", str(repo), "--format", "json")
     assert as_format.exit_code == 0

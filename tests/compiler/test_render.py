@@ -131,3 +131,33 @@ def test_output_is_byte_identical_across_file_order_locale_and_hash_seed(tmp_pat
 def test_yaml_scalar_keeps_booleans_and_integers_apart():
     # 1 == True in Python: a cache keyed by value alone would render `active: 1`.
     assert [yaml_scalar(v) for v in (1, True, 0, False, 1, True)] == ["1", "true", "0", "false", "1", "true"]
+
+
+def test_replaces_is_carried_to_prefect_yaml_for_chapctl_and_ignored_by_prefect(repo_factory):
+    from prefect.cli.deploy._config import _load_deploy_configs_and_actions
+    from rich.console import Console
+
+    sid = "2ffd4ea1-2489-44ea-a6d8-42d70da2c4a5"
+    project = valid_project("imported") + (
+        f"replaces:\n  deployment: dhis2-chap-prediction/chap-scheduler\n  schedule_id: {sid}\n")
+    repo = compile_repo_with(repo_factory, {"projects/imported.yaml": project, "projects/plain.yaml": valid_project("plain")})
+    loaded = pyyaml.safe_load((repo / "prefect.yaml").read_text())
+    by_name = {d["name"]: d for d in loaded["deployments"]}
+    assert by_name["imported"]["chapctl"] == {
+        "replaces": {"deployment": "dhis2-chap-prediction/chap-scheduler", "schedule_id": sid}}
+    assert "chapctl" not in by_name["plain"]
+    console = Console(file=io.StringIO(), width=200)
+    configs, _ = _load_deploy_configs_and_actions(repo / "prefect.yaml", console=console)
+    assert console.file.getvalue() == "" and [c["name"] for c in configs] == ["imported", "plain"]
+
+    import json
+
+    from compiler.reconcile.desired import Replaces, fingerprint, load_desired
+    from compiler.reconcile.facts import Facts
+
+    facts = Facts.from_json(json.loads((REPO / "tests/plan_golden/facts.json").read_text()))
+    desired = {d.name: d for d in load_desired(repo, {"CHAPCTL_FLOWS_DIR": "/x"}, facts=facts).deployments}
+    assert desired["imported"].replaces == Replaces("dhis2-chap-prediction", "chap-scheduler", sid)
+    assert desired["plain"].replaces is None and not desired["imported"].replaces_in_place
+    without = fingerprint(desired["imported"].__class__(**{**desired["imported"].__dict__, "replaces": None}), {}, "x")
+    assert fingerprint(desired["imported"], {}, "x") != without  # the fingerprint covers it

@@ -26,6 +26,9 @@ SERVER_SETTINGS = {
     "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
     # An every-minute cron would otherwise get an hour (60 runs) inserted ahead.
     "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS": "3",
+    # A run waiting for a slot of a global concurrency limit retries after the server's Retry-After,
+    # up to 30 s by default: the CHAP-limit test's runs queue behind each other's 2 s jobs.
+    "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS": "0.5",
 }
 WORKER_SETTINGS = {
     "PREFECT_WORKER_QUERY_SECONDS": "1",  # default 10

@@ -4,13 +4,17 @@ DHIS2+CHAP server — triggered by hand, started by Prefect's scheduler, and wit
 The three projects share one fake server; each is told apart by what it asks CHAP for (setup 5
 for the triggered project, setup 3 for the scheduled one, nothing past the 401 for the wrong
 password), so the every-minute scheduled runs cannot disturb the other tests' expectations.
+The CHAP concurrency limit test adds a deployment of its own (created through the API) and
+setups 31-34, and reads only the fake's jobs its own reports name.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -202,3 +206,108 @@ def server_errors(stack: Stack, lines: int = 12) -> str:
     log = stack.server.log_path.read_text(errors="replace").splitlines()
     errors = [line for line in log if "Error" in line or "ERROR" in line]
     return "\n".join(errors[-lines:]) or "(none logged)"
+
+
+# ------------------------------------------------------------------ the CHAP concurrency limit
+
+CHAP_LIMIT = "chap-e2e-dhis2"  # any name: how chapctl names the limit of a DHIS2 instance is not tested here
+LIMIT_SETUPS = (31, 32, 33, 34)  # copies of the monthly setup 3: nothing else in this module selects them
+# Each of their CHAP jobs runs this long (the fake's `job_seconds`; ~20 polls of 0.2 s): longer than
+# the spread of the runs' starts (each is a new process importing Prefect on a busy box, 3-7 s
+# apart), so that without the limit some of them must overlap.
+JOB_SECONDS = 4.0
+
+
+def test_a_chap_limit_of_one_serialises_four_concurrent_runs(stack: Stack, api: Api) -> None:
+    """Four runs started together, each with one setup and the same global concurrency limit of 1:
+    all complete, and chap-core never has two of their jobs at once. The same four runs without
+    the limit do overlap (the control: the check can fail), and a run naming a limit that does
+    not exist fails, saying so."""
+    deployment_id = limit_deployment(api)
+    seed = next(s for s in stack.fake.admin.state()["setups"] if s["id"] == 3)
+    for setup_id in LIMIT_SETUPS:
+        stack.fake.admin.put_setup({**seed, "id": setup_id, "name": f"Malaria monthly copy {setup_id}"})
+    stack.fake.admin.faults(job_seconds={str(setup_id): JOB_SECONDS for setup_id in LIMIT_SETUPS})
+    api._ok(api.c.post("/v2/concurrency_limits/", json={"name": CHAP_LIMIT, "limit": 1, "active": True}))
+
+    started = time.monotonic()
+    limited = run_together(api, stack, deployment_id, [(s, CHAP_LIMIT) for s in LIMIT_SETUPS])
+    limited_seconds = time.monotonic() - started
+    started = time.monotonic()
+    control = run_together(api, stack, deployment_id, [(s, None) for s in LIMIT_SETUPS] + [(31, "chap-e2e-missing")])
+    control_seconds = time.monotonic() - started
+    missing = control.pop()
+
+    for run, lines in limited + control:
+        assert run["state"]["message"] == "SUCCEEDED -- 1 of 1 prediction setups succeeded", \
+            (run["state"], stack.worker.log_tail())
+    intervals = stack.fake.admin.job_concurrency()["intervals"]
+    with_limit = [i for i in intervals if i["job"] in job_ids(limited)]
+    without = [i for i in intervals if i["job"] in job_ids(control)]
+    assert len(with_limit) == len(without) == 4
+    assert all(i["end"] - i["start"] >= JOB_SECONDS for i in with_limit + without)
+    ordered = sorted(with_limit, key=lambda i: i["start"])
+    assert all(later["start"] > earlier["end"] for earlier, later in pairwise(ordered)), ordered
+    assert peak(with_limit) == 1
+    assert peak(without) > 1, f"the control runs did not overlap, so the test proves nothing: {without}"
+    # The runs that queued say how long they waited (16 s of jobs cannot fit beside the ~5 s
+    # between the four runs' starts without someone waiting).
+    waits = [wait_seconds(lines) for _, lines in limited]
+    assert any(w is not None for w in waits), waits
+    assert api._ok(api.c.get(f"/v2/concurrency_limits/{CHAP_LIMIT}"))["active_slots"] == 0  # all given back
+
+    text = ("the CHAP concurrency limit 'chap-e2e-missing' does not exist on the Prefect server; run `chapctl apply` "
+            "to create it")
+    run, lines = missing
+    assert (run["state"]["type"], run["state"]["message"]) == ("FAILED", f"FAILED -- {text}")
+    assert lines[-3:] == ["## CHAP concurrency limit", "", f"**MISSING** -- {text}"]
+    print(f"\nCHAP limit: 4 limited runs {limited_seconds:.1f} s (waits {waits}), 4 control runs and the missing "
+          f"limit {control_seconds:.1f} s")
+
+
+def limit_deployment(api: Api) -> str:
+    """A deployment like the triggered project's (flow, pool, pull step, credentials block, the
+    parameter schema chapctl stored), whose runs name their setup and limit as parameters:
+    project files cannot name a CHAP limit yet, so it is created through the API."""
+    triggered = api.deployment(TRIGGERED)
+    body = {key: triggered[key] for key in ("flow_id", "entrypoint", "pull_steps", "work_pool_name",
+                                            "parameter_openapi_schema")}
+    body.update(name="e2e-chap-limit", parameters={"credentials": triggered["parameters"]["credentials"],
+                                                   "end_mode": "offset", "end_period_offset": 1})
+    return api._ok(api.c.post("/deployments/", json=body))["id"]
+
+
+def run_together(api: Api, stack: Stack, deployment_id: str,
+                 runs: list[tuple[int, str | None]]) -> list[tuple[dict, list[str]]]:
+    """Create one run per (setup, limit) at once, wait for all; each final run with its report."""
+    created = []
+    for setup_id, limit in runs:
+        parameters = {"prediction_setup_id": setup_id, **({"chap_concurrency_limit": limit} if limit else {})}
+        created.append(api._ok(api.c.post(f"/deployments/{deployment_id}/create_flow_run",
+                                          json={"parameters": parameters})))
+    finished = [api.wait_terminal(run["id"], RUN_TIMEOUT, stack.worker) for run in created]
+    return [(run, report_lines(only_report(api, run, "chap-report-e2e-chap-limit"))) for run in finished]
+
+
+def job_ids(runs: list[tuple[dict, list[str]]]) -> set[str]:
+    return {field(lines, "Job").strip("`") for _, lines in runs if any(line.startswith("- **Job:**") for line in lines)}
+
+
+def wait_seconds(lines: list[str]) -> int | None:
+    found = [line for line in lines if line.startswith("- **Waited for CHAP slot:** ")]
+    if not found:
+        return None
+    match = re.fullmatch(rf"- \*\*Waited for CHAP slot:\*\* (\d+) s \(limit `{CHAP_LIMIT}`\)", found[0])
+    assert match, found
+    return int(match[1])
+
+
+def peak(intervals: list[dict]) -> int:
+    """The most intervals open at one time (an interval ending exactly when another starts does not overlap)."""
+    events = sorted([(i["start"], 1) for i in intervals] + [(i["end"], -1) for i in intervals],
+                    key=lambda e: (e[0], e[1]))
+    most = current = 0
+    for _, change in events:
+        current += change
+        most = max(most, current)
+    return most

@@ -48,3 +48,8 @@ class FakeAdmin:
 
     def state(self) -> dict[str, Any]:
         return self._call("GET", "/state")
+
+    def job_concurrency(self) -> dict[str, Any]:
+        """CHAP jobs active now, the peak active at once, and each job's interval
+        (`{"job", "setup", "start", "end"}`, Unix seconds; see `tests.fake_dhis2.state`)."""
+        return self.state()["job_concurrency"]

@@ -125,7 +125,8 @@ def _admin(state: FakeState, method: str, path: str, body: Any) -> Answer:
         ("GET", "/requests"): lambda: (200, state.requests),
         ("DELETE", "/requests"): lambda: (state.requests.clear(), (200, []))[1],
         ("GET", "/state"): lambda: (200, {"today": state.today.isoformat(), "setups": list(state.setups.values()),
-                                         "jobs": state.public_jobs(), "rejections": state.rejection_log}),
+                                         "jobs": state.public_jobs(), "rejections": state.rejection_log,
+                                         "job_concurrency": state.job_concurrency()}),
         ("POST", "/setups"): lambda: _put_setup(state, body),
     }
     if (method, action) in handlers:

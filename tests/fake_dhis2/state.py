@@ -10,6 +10,10 @@ Faults (set over HTTP with `POST /__fake__/faults`, merged into the current ones
 - `job_statuses`: `{"3": ["PENDING", "FAILURE"], "*": [...]}` -- statuses a new job for that
   setup goes through, one per `GET /v1/jobs/{id}`; the last one repeats (so `["PENDING"]` never
   finishes). Default `["PENDING", "STARTED", "SUCCESS"]`.
+- `job_seconds`: `{"3": 2.5, "*": ...}` -- a job for that setup does not end before this many
+  seconds after its `/run`: until then a poll that would report a final status reports the
+  last transient status before it again (`STARTED` if there is none). Makes jobs take a known
+  time whatever the flow's poll interval.
 - `job_results`: `{"3": null}` -- override the `result` a successful job reports in `/v1/jobs`.
 - `job_errors`: `{"3": "ValueError: ..."}` -- the `error` a job that ends FAILURE reports in
   `/v1/jobs` (default: a generic message, as chap-core always records one).
@@ -17,12 +21,18 @@ Faults (set over HTTP with `POST /__fake__/faults`, merged into the current ones
   reads the forecast window's own observations: chap-core refuses to run them (400).
 - `odd_rows`: true -- analytics answers also carry a short row, an empty value, a
   non-numeric value and a data element nobody asked for, as real instances sometimes do.
+
+Job concurrency (what a CHAP concurrency limit must bound): a job is *active* from its `/run`
+POST until the first poll (`GET /v1/jobs/{id}`) that reports it final. `job_concurrency()` gives
+the number active now, the peak number active at once, and one interval per job (`job`, `setup`,
+`start`, `end`: Unix times in seconds; `end` null while active). `reset` clears them.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import threading
+import time
 import uuid
 import zlib
 from datetime import date, datetime
@@ -78,6 +88,8 @@ class FakeState:
             self.faults: dict[str, Any] = {}
             self.requests: list[dict[str, Any]] = []
             self.rejection_log: list[dict[str, Any]] = []
+            self.job_intervals: list[dict[str, Any]] = []  # oldest first
+            self.peak_active_jobs = 0
 
     def set_faults(self, faults: dict[str, Any]) -> None:
         with self.lock:
@@ -97,6 +109,11 @@ class FakeState:
                         rule["times"] -= 1
                 return rule
         return None
+
+    def job_concurrency(self) -> dict[str, Any]:
+        with self.lock:
+            return {"active": sum(1 for i in self.job_intervals if i["end"] is None),
+                    "peak": self.peak_active_jobs, "intervals": [dict(i) for i in self.job_intervals]}
 
     # ------------------------------------------------------------------ DHIS2
 
@@ -250,6 +267,11 @@ class FakeState:
         if error:
             statuses = [statuses[0], "FAILURE"]
         job_id = str(uuid.uuid4())
+        seconds = self.faults.get("job_seconds", {})
+        min_seconds = seconds.get(str(setup_id), seconds.get("*", 0))
+        started = time.time()
+        self.job_intervals.append({"job": job_id, "setup": setup_id, "start": started, "end": None})
+        self.peak_active_jobs = max(self.peak_active_jobs, self.job_concurrency()["active"])
         prediction_id = self.next_prediction_id
         self.next_prediction_id += 1
         self.predictions[prediction_id] = self._forecast(body, forecast_units)
@@ -258,7 +280,7 @@ class FakeState:
             # chap-core writes naive local timestamps
             "start_time": datetime.now().isoformat(), "end_time": None, "result": None, "error": None,
             "prediction_setup_id": setup_id, "_statuses": statuses, "_polls": 0,
-            "_prediction_id": prediction_id, "_error": error,
+            "_prediction_id": prediction_id, "_error": error, "_done_after": time.monotonic() + float(min_seconds or 0),
         })
         return job_id
 
@@ -285,9 +307,15 @@ class FakeState:
             if job is None:
                 return 404, {"detail": f"Job '{job_id}' not found"}
             job["_polls"] += 1
-            job["status"] = job["_statuses"][min(job["_polls"] - 1, len(job["_statuses"]) - 1)]
+            index = min(job["_polls"] - 1, len(job["_statuses"]) - 1)
+            job["status"] = job["_statuses"][index]
+            if job["status"] not in TRANSIENT and job["end_time"] is None and time.monotonic() < job["_done_after"]:
+                job["_polls"] -= 1  # not done yet (`job_seconds`): the same poll again next time
+                job["status"] = next((s for s in reversed(job["_statuses"][:index]) if s in TRANSIENT), "STARTED")
             if job["status"] not in TRANSIENT and job["end_time"] is None:
                 job["end_time"] = datetime.now().isoformat()
+                interval = next(i for i in self.job_intervals if i["job"] == job_id)
+                interval["end"] = time.time()
                 if job["status"] != "SUCCESS":
                     errors = self.faults.get("job_errors", {})
                     job["error"] = job["_error"] or errors.get(str(job["prediction_setup_id"]), DEFAULT_JOB_ERROR)

@@ -30,6 +30,9 @@ def prefect_api() -> str:
         # ~5x slower. Flow runs, their states and artifacts (all the tests read) do not need them.
         env.setenv("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
         env.setenv("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED", "false")
+        # A run waiting for a slot of a global concurrency limit retries after the server's
+        # Retry-After, up to 30 s by default; the CHAP-limit tests wait for slots held for ~1 s.
+        env.setenv("PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS", "0.5")
         # Heartbeats only detect crashed runs of long-lived workers; in-process test runs pay
         # up to a second per run joining the heartbeat thread, so turn them off here.
         with prefect_test_harness(server_startup_timeout=120), \

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from flows.run_config import ConfigError, check_end, read_settings, report_key
+from flows.run_config import ConfigError, check_end, check_limit_name, read_settings, report_key
 
 D = date(2026, 6, 30)
 
@@ -40,15 +40,30 @@ def test_mode_value_mismatches(mode: str, end_date: date | None, offset: int | N
 
 def test_settings_defaults() -> None:
     settings = read_settings({}, date(2026, 3, 10))
-    assert (settings.today, settings.today_from_env, settings.job_timeout, settings.poll_interval) == \
-        (date(2026, 3, 10), False, 3600.0, 5.0)
+    assert (settings.today, settings.today_from_env, settings.job_timeout, settings.poll_interval,
+            settings.slot_timeout) == (date(2026, 3, 10), False, 3600.0, 5.0, 3600.0)
 
 
 def test_settings_from_environment() -> None:
     settings = read_settings({"CHAP_TODAY": "2027-01-02", "CHAP_SCHEDULER_PREDICTION_TIMEOUT_SECONDS": "1.5",
                               "CHAP_SCHEDULER_POLL_INTERVAL_SECONDS": "0.2"}, date(2026, 3, 10))
-    assert (settings.today, settings.today_from_env, settings.job_timeout, settings.poll_interval) == \
-        (date(2027, 1, 2), True, 1.5, 0.2)
+    assert (settings.today, settings.today_from_env, settings.job_timeout, settings.poll_interval,
+            settings.slot_timeout) == (date(2027, 1, 2), True, 1.5, 0.2, 1.5)  # the slot wait follows the job timeout
+    assert read_settings({"CHAP_SCHEDULER_PREDICTION_TIMEOUT_SECONDS": "90", "CHAP_SLOT_TIMEOUT_SECONDS": "600"},
+                         date(2026, 3, 10)).slot_timeout == 600.0
+
+
+@pytest.mark.parametrize("name", [None, "chap-laos", "chap laos 1"])
+def test_limit_names(name: str | None) -> None:
+    assert check_limit_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+def test_blank_limit_name_is_refused(name: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        check_limit_name(name)
+    assert str(error.value) == (f"chap_concurrency_limit must be the name of a Prefect global concurrency limit, "
+                                f"got {name!r}; leave it out for no limit")
 
 
 @pytest.mark.parametrize(("environ", "message"), [
@@ -57,6 +72,7 @@ def test_settings_from_environment() -> None:
      "CHAP_SCHEDULER_PREDICTION_TIMEOUT_SECONDS must be a number of seconds, got 'soon'"),
     ({"CHAP_SCHEDULER_POLL_INTERVAL_SECONDS": "0"},
      "CHAP_SCHEDULER_POLL_INTERVAL_SECONDS must be more than 0 seconds, got '0'"),
+    ({"CHAP_SLOT_TIMEOUT_SECONDS": "-5"}, "CHAP_SLOT_TIMEOUT_SECONDS must be more than 0 seconds, got '-5'"),
 ])
 def test_bad_settings(environ: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as error:

@@ -126,7 +126,10 @@ def test_parameter_schema() -> None:
     assert schema["properties"]["end_mode"]["enum"] == ["calculated", "fixed", "offset"]
     assert schema["properties"]["end_mode"]["default"] == "calculated"
     assert list(schema["properties"]) == ["credentials", "end_mode", "end_date", "end_period_offset",
-                                          "configured_model_id", "prediction_setup_id"]
+                                          "configured_model_id", "prediction_setup_id", "chap_concurrency_limit"]
+    limit = schema["properties"]["chap_concurrency_limit"]
+    assert (limit["anyOf"], limit["default"]) == ([{"type": "string"}, {"type": "null"}], None)
+    assert "global concurrency limit" in limit["description"]
     assert schema["properties"]["end_date"]["anyOf"][0] == {"format": "date", "type": "string"}
     assert all(schema["properties"][name].get("description") for name in schema["properties"])
 

@@ -80,17 +80,19 @@ def compile_projects(projects: list[dict[str, Any]], into: Path, cache: Path) ->
     return repo
 
 
-def capture(server: Server, desired_dir: Path, env: dict[str, str], facts: Facts) -> dict[str, Any]:
+def capture(server: Server, desired_dir: Path, env: dict[str, str], facts: Facts,
+            ids: dict[str, str] | None = None) -> dict[str, Any]:
     desired = load_desired(desired_dir, env, facts=facts)
     with PrefectAPI(ApiSettings.from_env(server.prefect.client_env())) as api:
         live = read_live(api, desired, env)
-    return stabilise(asdict(live))
+    return stabilise(asdict(live), ids)
 
 
-def stabilise(doc: dict[str, Any]) -> dict[str, Any]:
-    """Stable ids (in order of first appearance), timestamps and run names; nothing else moves."""
+def stabilise(doc: dict[str, Any], ids: dict[str, str] | None = None) -> dict[str, Any]:
+    """Stable ids (in order of first appearance), timestamps and run names; nothing else moves.
+    `ids` receives the mapping (raw id -> stable id), for desired files that name a live id."""
     text = json.dumps(doc, sort_keys=True)
-    ids: dict[str, str] = {}
+    ids = {} if ids is None else ids
     text = UUID.sub(lambda m: ids.setdefault(m.group(0), f"00000000-0000-4000-8000-{len(ids) + 1:012d}"), text)
     doc = json.loads(text)
     for b in doc["block_documents"]:
@@ -110,11 +112,13 @@ def stabilise(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def write_case(server: Server, work: Path, facts: Facts, name: str, projects: list[dict[str, Any]], *,
+def write_case(server: Server, work: Path, facts: Facts, name: str,
+               projects: list[dict[str, Any]] | Callable[[Server], list[dict[str, Any]]], *,
                base: list[dict[str, Any]] | None = None, env: dict[str, str] | None = None,
                options: dict[str, Any] | None = None, mutate: Mutation | None = None) -> None:
     """`base` (default: `projects`; [] for an empty server) applied for real, then `mutate`, then
-    the live state read for the desired state of `projects`."""
+    the live state read for the desired state of `projects` (a function of the server when they
+    name live ids: a schedule they replace)."""
     env = ENV if env is None else env
     server.prefect.wipe(registrations=True)
     base = projects if base is None else base
@@ -124,6 +128,8 @@ def write_case(server: Server, work: Path, facts: Facts, name: str, projects: li
             apply(base_repo.root, api, env=ENV, options=ApplyOptions(lock_timeout=5))
     if mutate:
         mutate(server)
+    if callable(projects):
+        projects = projects(server)
     case = CASES / name
     shutil.rmtree(case, ignore_errors=True)
     repo = compile_projects(projects, work / f"{name}-desired", work / "warm")
@@ -131,7 +137,10 @@ def write_case(server: Server, work: Path, facts: Facts, name: str, projects: li
     shutil.copy(repo.root / "prefect.yaml", case / "desired" / "prefect.yaml")
     if (repo.root / "blocks").is_dir():
         shutil.copytree(repo.root / "blocks", case / "desired" / "blocks")
-    live = capture(server, case / "desired", env, facts)
+    ids: dict[str, str] = {}
+    live = capture(server, case / "desired", env, facts, ids)
+    for path in (case / "desired").rglob("*.yaml"):  # live ids the projects name, stabilised alike
+        path.write_text(UUID.sub(lambda m: ids.get(m.group(0), m.group(0)), path.read_text()))
     (case / "live.json").write_text(json.dumps(live, indent=1, sort_keys=True) + "\n")
     (case / "env.json").write_text(json.dumps(env, indent=1, sort_keys=True) + "\n")
     if options:
@@ -216,6 +225,28 @@ def interrupted(s: Server) -> None:
     s.patch(f"/deployments/{lm['id']}", {"version": "chapctl:default:0000000000000000"})
 
 
+def chap_scheduler(s: Server) -> None:
+    """A deployment made the chap-scheduler way next to the applied projects: by flow.serve() (no
+    work pool), its cron schedules added in the UI with parameters pinning a block and an end mode."""
+    lm = s.deployment("laos-malaria")
+    block = s.post("/block_documents/filter", {"block_documents": {"name": {"any_": ["laos-dhis2"]}}})[0]
+    pinned = {"credentials": {"$ref": {"block_document_id": block["id"]}}, "end_mode": "offset",
+              "end_period_offset": 1, "configured_model_id": 12}
+    s.post("/deployments/", {"name": "chap-scheduler", "flow_id": lm["flow_id"], "schedules": [
+        {"schedule": {"cron": "0 6 * * 3", "timezone": "Asia/Vientiane"}, "active": True, "parameters": pinned},
+        {"schedule": {"interval": 3600}, "active": True,
+         "parameters": {**pinned, "credentials": {"base_url": "https://x", "username": "u",
+                                                  "password": "golden-canary-inline"}}}]})
+
+
+def replacing(s: Server) -> list[dict[str, Any]]:
+    """BASE and a project that replaces the hand-made cron schedule of chap-scheduler."""
+    cron = next(x for x in s.deployment("chap-scheduler")["schedules"] if "cron" in x["schedule"])
+    return copy.deepcopy(BASE) + [project("laos-wednesday", "laos-dhis2", model_id=12, cron="0 6 * * 3",
+                                          replaces={"deployment": "dhis2-chap-prediction/chap-scheduler",
+                                                    "schedule_id": cron["id"]})]
+
+
 def refresh_facts(work: Path) -> Facts:
     repo = Repo.create(work / "warm", BASE[:1], DEFAULTS)
     facts = load_facts(repo.root, [ENTRYPOINT], [BLOCK_TYPE_SLUG])
@@ -263,6 +294,9 @@ def main() -> None:
                                   tags=["<<chapctl:env:PREFECT_API_AUTH_STRING>>", "<<chapctl:flow:x>>"])
             case("placeholder_lookalikes_are_plain_text", injected, base=BASE)
             case("fingerprint_only_after_interrupted_apply", BASE, mutate=interrupted)
+            case("replaced_schedule_refused_while_active", replacing, base=BASE, mutate=chap_scheduler)
+            case("replaced_schedule_paused_with_adopt", replacing, base=BASE, mutate=chap_scheduler,
+                 options={"adopt": True})
             long_text = copy.deepcopy(BASE)
             long_text[0] = project("laos-malaria", "laos-dhis2", model_id=12, cron="0 6 * * 1",
                                    description="Weekly malaria forecast for the Lao PDR from the national HMIS, "

@@ -242,7 +242,8 @@ class PrefectServer:
 
     # -- test helpers ----------------------------------------------------------------------------
     def wipe(self, keep_work_pools: tuple[str, ...] = (), *, registrations: bool = False) -> None:
-        """Delete every deployment, block document, variable and work pool so the next test starts clean.
+        """Delete every deployment, block document, variable, automation, global concurrency limit and
+        work pool so the next test starts clean.
         Flows, block types and block schemas stay (they are shared, registration is idempotent),
         unless `registrations`: then chapctl's block type (with its schemas) and flow go too, as
         on a server chapctl never saw."""
@@ -265,6 +266,10 @@ class PrefectServer:
                     break
                 for v in rows:
                     c.delete(f"/variables/{v['id']}")
+            for automation in c.post("/automations/filter", json={"limit": 200}).json():
+                c.delete(f"/automations/{automation['id']}")
+            for limit in c.post("/v2/concurrency_limits/filter", json={"limit": 200}).json():
+                c.delete(f"/v2/concurrency_limits/{limit['id']}")
             for wp in c.post("/work_pools/filter", json={"limit": 200}).json():
                 if wp["name"] not in keep_work_pools and not wp["name"].startswith("default-agent"):
                     c.delete(f"/work_pools/{wp['name']}")

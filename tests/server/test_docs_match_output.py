@@ -24,23 +24,8 @@ def quoted(name: str) -> list[str]:
 
 
 def test_readme_walkthrough_plan_output_is_verbatim(chapctl, clean_server, tmp_path, warm_cache):
-    root = tmp_path / "repo"
-    for name in ("projects", "templates", "flows", "schema"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(warm_cache / ".chapctl", root / ".chapctl")
-    defaults = root / "projects" / "_defaults.yaml"
-    defaults.write_text(defaults.read_text() + "owner: demo\n")  # as scripts/demo.py does
-    repo = Repo(root)
-    env = dict(chapctl.env, CHAPCTL_FLOWS_DIR=str(root))
-    # The project whose block is "managed elsewhere" waits until that block exists (the demo makes it).
-    external = root / "projects" / "sierra-leone-malaria.yaml"
-    kept = external.read_text()
-    external.unlink()
-    repo.compile()
-    assert chapctl.cli(repo, "apply", env=env).returncode == 0
-    _create_external_block(clean_server)
-    external.write_text(kept)
-    repo.compile()
+    repo, env = apply_examples(chapctl, clean_server, tmp_path / "repo", warm_cache, owner="demo")  # as scripts/demo.py
+    root = repo.root
     assert chapctl.cli(repo, "apply", env=env).returncode == 0
     # The README's step: copy laos-malaria to my-malaria and edit name, model_id and cron.
     text = (root / "projects" / "laos-malaria.yaml").read_text()
@@ -52,6 +37,30 @@ def test_readme_walkthrough_plan_output_is_verbatim(chapctl, clean_server, tmp_p
     printed = proc.stdout.replace(clean_server.api_url, "http://127.0.0.1:4200/api").splitlines()
     missing = [line for line in quoted("demo-plan") if line not in printed]
     assert not missing, "README lines not in the output:\n" + "\n".join(missing) + "\n--- output:\n" + proc.stdout
+
+
+def apply_examples(chapctl, server, root: Path, warm_cache: Path, owner: str | None = None,
+) -> tuple[Repo, dict[str, str]]:
+    """The repository's example projects, copied to `root` and applied to `server` as the README
+    walkthroughs do: the project whose block is "managed elsewhere" waits until that block exists
+    (created here, as its owner would)."""
+    for name in ("projects", "templates", "flows", "schema"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(warm_cache / ".chapctl", root / ".chapctl")
+    if owner:
+        defaults = root / "projects" / "_defaults.yaml"
+        defaults.write_text(defaults.read_text() + f"owner: {owner}\n")
+    repo = Repo(root)
+    env = dict(chapctl.env, CHAPCTL_FLOWS_DIR=str(root))
+    external = root / "projects" / "sierra-leone-malaria.yaml"
+    kept = external.read_text()
+    external.unlink()
+    repo.compile()
+    assert chapctl.cli(repo, "apply", env=env).returncode == 0
+    _create_external_block(server)
+    external.write_text(kept)
+    repo.compile()
+    return repo, env
 
 
 def _create_external_block(server) -> None:

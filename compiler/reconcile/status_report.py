@@ -1,0 +1,186 @@
+"""Renderers of a `StatusReport` (compiler.reconcile.status): aligned text lines for the terminal
+(`(style, text)` pairs the CLI prints with rich), JSON (stable keys, ISO 8601 UTC times) and
+Markdown (a table for a pull-request comment or a status page). Pure; no rich import here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from compiler.reconcile.status import EXIT_OUT_OF_SYNC, EXIT_UNHEALTHY, ProjectStatus, Run, StatusReport, span
+
+HEALTH_STYLE = {"healthy": "green", "failing": "bold red", "late": "bold red", "never_run": "", "unknown": "yellow"}
+HEALTH_ICON = {"healthy": ":white_check_mark:", "failing": ":x:", "late": ":alarm_clock:",
+               "never_run": ":white_circle:", "unknown": ":grey_question:"}
+SYNC_SIGN = {"in_sync": "=", "changed": "~", "drift": "~", "not_applied": "+", "conflict": "!"}
+COLUMNS = ("PROJECT", "HEALTH", "SYNC", "SCHEDULE", "LAST RUN", "STARTED (UTC)", "TOOK", "NEXT RUN (UTC)", "FAILS")
+
+
+def words(value: str) -> str:
+    """`never_run` -> `never run`: JSON keeps identifiers, people read words."""
+    return value.replace("_", " ")
+
+
+def _when(t: dt.datetime | None) -> str:
+    return "—" if t is None else f"{t.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M}"
+
+
+def _schedule(p: ProjectStatus) -> str:
+    return {"not_applied": "—", "deployment_paused": "paused (deployment)"}.get(p.schedule, p.schedule)
+
+
+def _took(run: Run | None, now: dt.datetime) -> str:
+    took = run.duration(now) if run else None
+    if took is None:
+        return "—"
+    return span(took) + ("" if run.end else " so far")
+
+
+def _next(p: ProjectStatus) -> str:
+    if p.next_run is not None:
+        return _when(p.next_run.scheduled)
+    return "none" if p.schedule == "active" else "—"
+
+
+def _cells(p: ProjectStatus, now: dt.datetime) -> list[str]:
+    last = p.last_run
+    return [p.name, words(p.health), words(p.sync), _schedule(p), last.state_name if last else "never",
+            _when((last.start or last.expected_start) if last else None), _took(last, now),
+            _next(p), str(p.failures_in_a_row)]
+
+
+def summary_text(report: StatusReport) -> str:
+    counts = report.counts()
+    health = ", ".join(f"{n} {words(h)}" for h, n in counts["health"].items() if n)
+    sync = ", ".join(f"{n} {words(s)}" for s, n in counts["sync"].items() if n)
+    return f"{len(report.projects)} project(s): {health or 'none'}; {sync or 'none'}"
+
+
+def verdict(report: StatusReport) -> str:
+    code = report.exit_code
+    if code == EXIT_UNHEALTHY:
+        return f"exit {code}: {len(report.unhealthy)} project(s) failing or late"
+    if code == EXIT_OUT_OF_SYNC:
+        return f"exit {code}: {len(report.out_of_sync)} project(s) not in sync (--require-sync)"
+    return "exit 0: no project failing or late"
+
+
+def _applied(report: StatusReport) -> str | None:
+    """`last apply of commit 1a2b3c4d5e6f at … by …`, from the record apply keeps on the server."""
+    a = report.applied
+    if not a:
+        return None
+    text = "last apply" + (f" of commit {str(a['commit'])[:12]}" if a.get("commit") else " (outside git)")
+    if a.get("applied_at"):
+        text += f" at {a['applied_at']}"
+    if a.get("by"):
+        text += f" by {a['by']}"
+    if report.head and report.head != a.get("commit"):
+        text += f"; this checkout is at {report.head[:12]}"
+    return text
+
+
+def _options(report: StatusReport) -> str:
+    o = report.options
+    return f"grace {span(o.grace)}, lookback {span(o.lookback)}, {report.requests} requests"
+
+
+def details(p: ProjectStatus, report: StatusReport, *, links: bool = True) -> list[tuple[str, str, str | None]]:
+    """What to look at for one project, problems first: (style, text, the run to open or None).
+    `links`: also the last run of a project that is not failing (the text table has no link column)."""
+    now, out = report.generated_at, []
+    if p.health == "failing":
+        since = ("since the last Completed run" if p.completed_in_lookback
+                 else f"(no Completed run in the last {span(report.options.lookback)})")
+        last = p.last_run if p.last_run is not None and p.last_run.state_type in ("FAILED", "CRASHED") else None
+        out.append(("red", f"failing: {p.failures_in_a_row} failed run(s) in a row {since}",
+                    last.url if last else None))
+    if p.late is not None:
+        out.append(("red", f"late: {p.late.reason(now)}", p.late.run.url if p.late.run else None))
+    if p.sync != "in_sync":
+        out.append(("yellow", f"{words(p.sync)}: {p.sync_detail}", None))
+    out += [("yellow", hint, None) for hint in p.hints]
+    if links and p.last_run is not None and p.health != "failing":
+        out.append(("dim", f"last run {p.last_run.name} ({p.last_run.state_name}):", p.last_run.url))
+    return out
+
+
+# -- text -----------------------------------------------------------------------------------------
+def status_lines(report: StatusReport) -> list[tuple[str, str]]:
+    now = report.generated_at
+    out: list[tuple[str, str]] = [(
+        "bold", f"Prefect {report.server_version} at {report.url} — owner {report.owner!r} — "
+                f"{len(report.projects)} project(s) — {now:%Y-%m-%d %H:%M} UTC")]
+    applied = _applied(report)
+    if applied:
+        out.append(("dim", applied))
+    if not report.projects:
+        out.append(("", "No projects."))
+    else:
+        table = [list(COLUMNS)] + [_cells(p, now) for p in report.projects]
+        widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
+
+        def line(cells: list[str]) -> str:
+            return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+        out.append(("bold", line(table[0])))
+        for p, cells in zip(report.projects, table[1:]):
+            out.append((HEALTH_STYLE[p.health], line(cells)))
+            for style, text, url in details(p, report):
+                if url and text.endswith(":"):  # a link line
+                    out.append((style, f"    {text} {url}"))
+                else:
+                    out += [(style, f"    {text}")] + ([("dim", f"      {url}")] if url else [])
+    for note in report.notes:
+        out.append(("cyan", f"note: {note}"))
+    style = "bold red" if report.exit_code == EXIT_UNHEALTHY else "bold yellow" if report.exit_code else "bold green"
+    out.append((style, f"{summary_text(report)} ({_options(report)}) — {verdict(report)}."))
+    return out
+
+
+# -- JSON -----------------------------------------------------------------------------------------
+def status_json(report: StatusReport) -> str:
+    return json.dumps(report.to_json(), indent=2)
+
+
+# -- Markdown -------------------------------------------------------------------------------------
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _schedule_md(p: ProjectStatus) -> str:
+    text = _schedule(p)
+    crons = [f"`{_md(s['cron'])}` {_md(s['timezone'])}" for s in p.schedules if s.get("cron")]
+    return f"{text} {', '.join(crons)}" if crons and p.schedule != "none" else text
+
+
+def _run_md(run: Run | None) -> str:
+    return "never" if run is None else f"[{_md(run.state_name)}]({run.url})"
+
+
+def status_markdown(report: StatusReport) -> str:
+    now = report.generated_at
+    lines = ["### chapctl status", "",
+             f"Prefect {report.server_version} at `{report.url}` — owner `{report.owner}` — {now:%Y-%m-%d %H:%M} UTC"]
+    applied = _applied(report)
+    if applied:
+        lines[-1] += f" — {_md(applied)}"
+    icon = ":x:" if report.exit_code == EXIT_UNHEALTHY else ":warning:" if report.exit_code else ":white_check_mark:"
+    lines += ["", f"{icon} **{summary_text(report)}** ({_options(report)}) — {verdict(report)}", ""]
+    if report.projects:
+        lines += ["| Project | Health | Sync | Schedule | Last run | Started (UTC) | Took | Next run (UTC) | "
+                  "Failures in a row |", "|---|---|---|---|---|---|---|---|---|"]
+        for p in report.projects:
+            cells = _cells(p, now)
+            lines.append(f"| `{_md(p.name)}` | {HEALTH_ICON[p.health]} {cells[1]} | {SYNC_SIGN[p.sync]} {cells[2]} | "
+                         f"{_schedule_md(p)} | {_run_md(p.last_run)} | {cells[5]} | {cells[6]} | {cells[7]} | "
+                         f"{cells[8]} |")
+        lines.append("")
+        problems = [f"- `{_md(p.name)}` {_md(text)}" + (f" ([run]({url}))" if url else "")
+                    for p in report.projects for _style, text, url in details(p, report, links=False)]
+        if problems:
+            lines += problems + [""]
+    for note in report.notes:
+        lines.append(f"> {_md(note)}")
+    return "\n".join(lines).rstrip() + "\n"
+

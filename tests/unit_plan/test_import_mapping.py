@@ -1,0 +1,216 @@
+"""`chapctl import`'s mapping, without a server: `map_server` is a pure function of what was read
+(`ServerState`, secrets already dropped by `read_server`) and of the repository (`RepoState`).
+The end to end run against a real server is tests/server/test_import.py."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from compiler.compile.load import load_repo
+from compiler.compile.validate import validate
+from compiler.reconcile import importer
+from compiler.reconcile.importer import RepoState, ServerState, cadence, instance_of_block, instance_of_url, map_server
+
+ROOT = Path(__file__).resolve().parents[2]
+CANARY = "canary-Pw-unit-9d2e"
+LAOS, RWANDA = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
+
+
+def sid(n: int) -> str:
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+def ui_schedule(n: int, cron: str, zone: str | None, params: dict, active: bool = True, **extra) -> dict:
+    return {"id": sid(n), "schedule": {"cron": cron, "timezone": zone, "day_or": True, **extra}, "active": active,
+            "slug": None, "parameters": importer._safe_parameters(params), "max_scheduled_runs": None,
+            "created": f"2026-01-01T00:00:{n:02d}Z"}
+
+
+def ref(block_id: str) -> dict:
+    return {"$ref": {"block_document_id": block_id}}
+
+
+def served(schedules: list[dict], name: str = "chap-scheduler", params: dict | None = None) -> dict:
+    return {"id": sid(900), "name": name, "work_pool_name": None, "paused": False, "tags": [], "version": "abc",
+            "description": "Fetch DHIS2 data", "parameters": importer._safe_parameters(params or {}),
+            "pull_steps": [], "schedules": schedules}
+
+
+def state(*deployments: dict) -> ServerState:
+    blocks = {LAOS: {"name": "laos-dhis2", "slug": "chap-dhis2-credentials", "anonymous": False},
+              RWANDA: {"name": "rwanda-dhis2", "slug": "chap-dhis2-credentials", "anonymous": False}}
+    return ServerState("http://prefect/api", "3.9.1", list(deployments), blocks, {"laos-dhis2", "rwanda-dhis2"})
+
+
+def repo(**kw) -> RepoState:
+    base = dict(project_names=set(), replaced={}, blocks=set(), defaults_exist=False, work_pool="default",
+                timezone="UTC")
+    base.update(kw)
+    return RepoState(**base)
+
+
+def load(text: str) -> dict:
+    return YAML(typ="safe", pure=True).load(text)
+
+
+SERVED = served([
+    ui_schedule(1, "0 6 * * 1", "Asia/Vientiane", {"credentials": ref(LAOS), "end_mode": "offset",
+                                                   "end_period_offset": 1, "configured_model_id": 12}),
+    ui_schedule(2, "0 6 * * 4", "Asia/Vientiane", {"credentials": ref(LAOS), "end_mode": "offset",
+                                                   "end_period_offset": 1, "configured_model_id": 12}),
+    ui_schedule(3, "0 4 * * 2", None, {"credentials": ref(RWANDA), "configured_model_id": 3,
+                                       "end_mode": "fixed", "end_date": "2026-06-30"}, active=False),
+    {**ui_schedule(4, "x", "UTC", {"credentials": ref(RWANDA), "configured_model_id": 3}),
+     "schedule": {"interval": 3600.0, "anchor_date": "2026-01-01T00:00:00Z", "timezone": "UTC"}},
+    ui_schedule(5, "0 5 * * 1", "UTC", {"credentials": ref(RWANDA), "configured_model_id": 3, "retries": 3}),
+    ui_schedule(6, "0 5 * * 1", "UTC", {"credentials": ref(RWANDA)}),
+    ui_schedule(7, "0 5 * * 1", "UTC", {"credentials": ref(RWANDA), "configured_model_id": 4}, day_or=False),
+], params={"end_mode": "calculated"})
+
+PLAIN = {"id": sid(901), "name": "sl-malaria", "work_pool_name": "chap-pool", "paused": False, "tags": ["sl"],
+         "version": None, "description": None,
+         "parameters": importer._safe_parameters({"credentials": {"base_url": "https://dhis2.sl.example.org/",
+                                                                  "username": "chap-bot", "password": CANARY},
+                                                  "configured_model_id": 5}),
+         "pull_steps": importer._safe_pull_steps([{"prefect.deployments.steps.git_clone": {
+             "repository": "https://github.com/example/chap.git", "branch": "prod"}}]),
+         "schedules": [ui_schedule(8, "0 3 * * 3", "Africa/Freetown", {}),
+                       {**ui_schedule(9, "x", "UTC", {}), "schedule": {"rrule": "FREQ=DAILY"}}]}
+
+
+def test_the_parameters_import_maps_are_the_flows():
+    tree = ast.parse((ROOT / "flows/dhis2_chap_prediction.py").read_text())
+    flow = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "dhis2_chap_prediction")
+    signature = [a.arg for a in flow.args.args]
+    assert [p for p in signature if p in importer.FLOW_PARAMETERS] == list(importer.FLOW_PARAMETERS)
+
+
+def test_secrets_are_dropped_as_they_are_read():
+    safe = importer._safe_deployment({"id": "x", "name": "d", "parameters": {
+        "credentials": {"base_url": "https://h", "username": "u", "password": CANARY}, "api_token": CANARY},
+        "schedules": [{"id": "s", "parameters": {"credentials": {"password": CANARY}, "whatever": [CANARY]}}]})
+    assert CANARY not in repr(safe)
+    assert safe["parameters"]["credentials"] == {"inline": True, "base_url": "https://h", "username": "u",
+                                                 "has_password": True}
+
+
+def test_served_schedules_become_projects_with_unique_readable_names():
+    result = map_server(state(SERVED), repo())
+    names = [p.name for p in result.projects]
+    # Same instance and model: the cron's cadence tells them apart.
+    assert names == ["laos-model-12-mon-0600", "laos-model-12-thu-0600", "rwanda-model-3"]
+    monday = load(result.files["projects/laos-model-12-mon-0600.yaml"])
+    assert monday == {
+        "name": "laos-model-12-mon-0600", "description": f"Imported from schedule {sid(1)} of "
+        "dhis2-chap-prediction/chap-scheduler", "credentials": {"block": "laos-dhis2"}, "model_id": 12,
+        "end_mode": "offset", "end_period_offset": 1,
+        "schedule": {"cron": "0 6 * * 1", "timezone": "Asia/Vientiane", "active": True},
+        "replaces": {"deployment": "dhis2-chap-prediction/chap-scheduler", "schedule_id": sid(1)}}
+    rwanda = load(result.files["projects/rwanda-model-3.yaml"])
+    assert rwanda["schedule"] == {"cron": "0 4 * * 2", "timezone": "UTC", "active": False}  # paused stays paused
+    assert str(rwanda["end_date"]) == "2026-06-30" and rwanda["end_mode"] == "fixed"
+    text = result.files["projects/laos-model-12-mon-0600.yaml"]
+    assert f"# block document {LAOS}, in the schedule's parameters" in text
+    assert f"# schedule {sid(1)}" in text
+    assert "projects/_defaults.yaml" in result.files
+
+
+def test_what_cannot_be_mapped_is_reported_with_its_id():
+    result = map_server(state(SERVED), repo())
+    unmapped = {f.id: f.message for f in result.of_kind("unmapped")}
+    assert set(unmapped) == {sid(4), sid(5), sid(6), sid(7)}
+    assert "interval schedule (every 3600 s)" in unmapped[sid(4)]
+    assert "parameter(s) a project cannot hold: retries" in unmapped[sid(5)]
+    assert "no configured_model_id" in unmapped[sid(6)]
+    assert "day_or is false" in unmapped[sid(7)]
+    (serve,) = result.of_kind("serve")
+    assert "stop that process" in serve.message and "4 schedule(s) of it were not imported" in serve.message
+
+
+def test_inline_credentials_become_a_managed_block_and_a_variable_to_set():
+    result = map_server(state(PLAIN), repo())
+    (project,) = result.projects
+    assert project.name == "sl-malaria" and project.in_place
+    data = load(result.files["projects/sl-malaria.yaml"])
+    assert data["credentials"] == {"block": "sl-dhis2", "base_url": "https://dhis2.sl.example.org",
+                                   "username": "chap-bot", "password_env": "SL_DHIS2_PASSWORD"}
+    assert data["work_pool"] == "chap-pool" and data["tags"] == ["sl"]
+    assert data["replaces"] == {"deployment": "dhis2-chap-prediction/sl-malaria", "schedule_id": sid(8)}
+    (secret,) = result.of_kind("secret")
+    assert secret.variable == "SL_DHIS2_PASSWORD"
+    (rrule,) = result.of_kind("unmapped")
+    assert rrule.id == sid(9) and "deletes it" in rrule.message
+    defaults = load(result.files["projects/_defaults.yaml"])
+    assert defaults["source"] == {"git": {"repository": "https://github.com/example/chap.git", "branch": "prod"}}
+    assert CANARY not in repr(result.to_json())
+
+
+def test_output_validates_and_is_deterministic(tmp_path):
+    first = map_server(state(SERVED, PLAIN), repo())
+    shuffled = copy.deepcopy(state(SERVED, PLAIN))
+    random.Random(7).shuffle(shuffled.deployments)
+    assert map_server(shuffled, repo()).files == first.files
+    (tmp_path / "projects").mkdir()
+    for path, text in first.files.items():
+        (tmp_path / path).write_text(text)
+    validated = validate(load_repo(tmp_path))
+    assert [d for d in validated.diagnostics if d.severity == "error"] == []
+    assert len(validated.projects) == 4
+
+
+def test_names_avoid_the_repository_and_the_server_and_imports_are_not_repeated():
+    taken = repo(project_names={"laos-model-12-mon-0600", "sl-malaria"}, replaced={sid(2): "projects/x.yaml"},
+                 defaults_exist=True)
+    other = served([], name="rwanda-model-3")
+    result = map_server(state(SERVED, PLAIN, other), taken)
+    names = {p.name for p in result.projects}
+    assert names == {"laos-model-12", "rwanda-model-3-tue-0400"}
+    kept = {f.object: f.message for f in result.of_kind("kept")}
+    assert "already imported: projects/x.yaml replaces it" in kept[f"schedule {sid(2)} of deployment "
+                                                                    "dhis2-chap-prediction/chap-scheduler"]
+    assert "left alone" in kept["deployment dhis2-chap-prediction/sl-malaria"]
+    assert "projects/_defaults.yaml" not in result.files
+
+
+def test_deployments_chapctl_manages_are_not_imported():
+    mine = {**PLAIN, "tags": ["managed-by:chapctl", "chapctl-owner:default"], "version": "chapctl:default:0123456789abcdef"}
+    result = map_server(state(mine), repo())
+    assert result.projects == [] and result.files == {}
+    assert "not imported: sl-malaria" in result.of_kind("kept")[0].message
+
+
+@pytest.mark.parametrize("cron, word", [("0 6 * * 1", "mon-0600"), ("30 5 2 * *", "day2-0530"),
+                                        ("0 6 * * *", "daily-0600"), ("@weekly", "weekly"),
+                                        ("0 6 * * 1-5", "montofri-0600"), ("*/5 * * * *", "hourly")])
+def test_cadence_words(cron, word):
+    assert cadence(cron) == word
+
+
+def test_instances():
+    assert instance_of_block("laos-dhis2") == "laos"
+    assert instance_of_block("dhis2-kenya-credentials") == "kenya"
+    assert instance_of_url("https://dhis2.la.example.org/dhis") == "la"
+    assert instance_of_url("https://hmis.moh.gov.rw") == "moh"
+    assert instance_of_url("http://127.0.0.1:8080") == "127-0-0-1"
+
+
+def test_import_never_overwrites_and_dry_run_writes_nothing(tmp_path, monkeypatch):
+    root = tmp_path / "repo"
+    (root / "projects").mkdir(parents=True)
+    shutil.copytree(ROOT / "templates", root / "templates")
+    monkeypatch.setattr(importer, "read_server", lambda api: state(SERVED))
+    result = importer.import_server(None, root, importer.ImportOptions(dry_run=True))
+    assert result.files and not result.written and list((root / "projects").iterdir()) == []
+    (root / "projects/rwanda-model-3.yaml").write_text("# mine\n")  # appears between the read and the write
+    monkeypatch.setattr(importer, "read_repo", lambda root: repo())
+    result = importer.import_server(None, root)
+    assert (root / "projects/rwanda-model-3.yaml").read_text() == "# mine\n"
+    assert any(f.object == "projects/rwanda-model-3.yaml" and "left alone" in f.message for f in result.findings)
+    assert (root / "projects/laos-model-12-mon-0600.yaml").exists()
