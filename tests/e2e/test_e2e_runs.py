@@ -267,8 +267,9 @@ def test_a_chap_limit_of_one_serialises_four_concurrent_runs(stack: Stack, api: 
 
 def limit_deployment(api: Api) -> str:
     """A deployment like the triggered project's (flow, pool, pull step, credentials block, the
-    parameter schema chapctl stored), whose runs name their setup and limit as parameters:
-    project files cannot name a CHAP limit yet, so it is created through the API."""
+    parameter schema chapctl stored), whose runs name their setup and limit as parameters, so that
+    one deployment can run limited and unlimited side by side (the control); projects name theirs
+    through `instance_limits:`, proven in tests/e2e/test_alerts_and_limits.py."""
     triggered = api.deployment(TRIGGERED)
     body = {key: triggered[key] for key in ("flow_id", "entrypoint", "pull_steps", "work_pool_name",
                                             "parameter_openapi_schema")}
