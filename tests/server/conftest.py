@@ -182,3 +182,33 @@ def normalized_state(server: PrefectServer) -> dict[str, Any]:
         for w in c.post("/work_pools/filter", json={"limit": 200}).json():
             out["work_pools"][w["name"]] = w["type"]
     return out
+
+
+def assert_kills_converge(chapctl: Chapctl, repo: Repo, setup, state) -> int:
+    """Apply once after `setup()` for the reference `state()`; then for every k, `setup()` again,
+    kill an apply after its k-th write (the server committed them, the client died), re-run it and
+    require the same state with nothing left to change. Returns the number of writes."""
+
+    class Killed(BaseException):
+        pass
+
+    setup()
+    chapctl.apply(repo)  # on a server that never saw chapctl: registers the block types, which stay
+    setup()
+    chapctl.apply(repo)
+    reference = state()
+    total = chapctl.last_stats.writes
+    for k in range(1, total):
+        setup()
+
+        def on_write(method: str, path: str, k=k, seen=[0]) -> None:
+            seen[0] += 1
+            if seen[0] >= k:
+                raise Killed()
+
+        with pytest.raises(Killed):
+            chapctl.apply(repo, on_write=on_write)
+        chapctl.apply(repo)
+        assert state() == reference, f"diverged after a kill at write {k}"
+        assert not chapctl.plan(repo).has_changes
+    return total

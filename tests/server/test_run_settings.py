@@ -223,10 +223,7 @@ def test_plan_output_names_alerts_and_limits(chapctl, make_repo, clean_server):
 
 def test_a_killed_apply_of_alerts_limits_and_schedules_converges(chapctl, make_repo, clean_server):
     """Kill after k writes for every k (the server committed them, the client died); re-run."""
-    from tests.server.conftest import normalized_state
-
-    class Killed(BaseException):
-        pass
+    from tests.server.conftest import assert_kills_converge, normalized_state
 
     limited = {**two_schedules(), "limits": {"concurrency": 1}}
     repo = make_repo([limited, project("laos-malaria")], {**DEFAULTS, "instance_limits": {"laos-dhis2": 1}})
@@ -238,24 +235,7 @@ def test_a_killed_apply_of_alerts_limits_and_schedules_converges(chapctl, make_r
                                for n, r in concurrency_limits(clean_server).items())  # a deployment's own: by id
         return out
 
-    chapctl.apply(repo)  # registers the block types: later applies (after a wipe) find them
-    clean_server.wipe()
-    chapctl.apply(repo)
-    reference = state()
-    total = chapctl.last_stats.writes
-    for k in range(1, total):
-        clean_server.wipe()
-
-        def on_write(method: str, path: str, k=k, seen=[0]) -> None:
-            seen[0] += 1
-            if seen[0] >= k:
-                raise Killed()
-
-        with pytest.raises(Killed):
-            chapctl.apply(repo, on_write=on_write)
-        chapctl.apply(repo)
-        assert state() == reference, f"diverged after a kill at write {k}"
-        assert not chapctl.plan(repo).has_changes
+    assert assert_kills_converge(chapctl, repo, clean_server.wipe, state) >= 10
 
 
 def json_of(value: Any) -> str:

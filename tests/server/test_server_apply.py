@@ -13,6 +13,7 @@ from tests.server.conftest import (
     all_deployments,
     block_documents,
     deployment,
+    assert_kills_converge,
     normalized_state,
     updated_stamps,
 )
@@ -297,9 +298,6 @@ def test_password_never_leaks(chapctl, make_repo, clean_server):
 def test_killed_apply_converges(chapctl, make_repo, clean_server, scenario):
     """Kill after k writes (the server committed them, the client died) for every k; re-run."""
 
-    class Killed(BaseException):
-        pass
-
     start = THREE if scenario == "first" else THREE
     target_projects = THREE if scenario == "first" else [
         project("laos-malaria", "laos-dhis2", model_id=13, cron="0 8 * * 1"),
@@ -323,24 +321,7 @@ def test_killed_apply_converges(chapctl, make_repo, clean_server, scenario):
                 repo.write_project(doc, compile=False)
             repo.compile()
 
-    setup()
-    chapctl.apply(repo)
-    reference = normalized_state(clean_server)
-    total = chapctl.last_stats.writes
-    assert total >= 3
-    for k in range(1, total):
-        setup()
-
-        def on_write(method: str, path: str, k=k, seen=[0]) -> None:
-            seen[0] += 1
-            if seen[0] >= k:
-                raise Killed()
-
-        with pytest.raises(Killed):
-            chapctl.apply(repo, on_write=on_write)
-        chapctl.apply(repo)
-        assert normalized_state(clean_server) == reference, f"diverged after a kill at write {k}"
-        assert not chapctl.plan(repo).has_changes
+    assert assert_kills_converge(chapctl, repo, setup, lambda: normalized_state(clean_server)) >= 3
 
 
 def test_server_down_is_one_clear_line(chapctl, make_repo):
