@@ -912,6 +912,13 @@ def _plan_automations(ctx: _Context) -> list[Action]:
                 continue
             mine, theirs = _automation_view(body), _automation_view(have)
             changed = sorted(k for k in mine if mine[k] != theirs[k])
+            changes = []
+            for k in changed:  # the trigger field by field: a reviewer sees `trigger.within: 60 → 1800`
+                if k == "trigger":
+                    changes += [Change(f"trigger.{t}", _short(theirs[k].get(t)), _short(mine[k].get(t)))
+                                for t in sorted(mine[k]) if mine[k].get(t) != theirs[k].get(t)]
+                else:
+                    changes.append(Change(k, _short(theirs[k]), _short(mine[k])))
             if not changed:
                 actions.append(Action("automation", name, NOOP, "up to date", project=d.name))
                 continue
@@ -919,7 +926,7 @@ def _plan_automations(ctx: _Context) -> list[Action]:
             actions.append(Action(
                 "automation", name, UPDATE,
                 "changed on the server since the last apply; apply reverts it" if drift else "alerts changed",
-                drift=drift, changes=[Change(k, _short(theirs[k]), _short(mine[k])) for k in changed],
+                drift=drift, changes=changes,
                 requests=[Request("PUT", f"/automations/{have['id']}", _with_ids(body))], project=d.name))
     for a in sorted(list(live_by_tag.values()) + extra, key=lambda a: a.get("name") or ""):
         tag = next((t for t in a.get("tags") or [] if t.startswith(ALERT_TAG_PREFIX)), "")

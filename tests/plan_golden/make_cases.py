@@ -75,8 +75,9 @@ class Server:
         return self.http.post("/variables/filter", json={}).json()
 
 
-def compile_projects(projects: list[dict[str, Any]], into: Path, cache: Path) -> Repo:
-    repo = Repo.create(into, projects, DEFAULTS, cache_from=cache)
+def compile_projects(projects: list[dict[str, Any]], into: Path, cache: Path,
+                     defaults: dict[str, Any] | None = None) -> Repo:
+    repo = Repo.create(into, projects, defaults or DEFAULTS, cache_from=cache)
     return repo
 
 
@@ -109,30 +110,37 @@ def stabilise(doc: dict[str, Any], ids: dict[str, str] | None = None) -> dict[st
     for runs in doc["runs"].values():
         for index, run in enumerate(runs, 1):
             run["name"] = f"run-{index}"
+    for a in doc["automations"]:
+        a["updated"] = "2026-01-01T00:00:00Z"
+    for kind in ("automations", "concurrency_limits"):  # read only when a case has some
+        if not doc[kind]:
+            del doc[kind]
     return doc
 
 
 def write_case(server: Server, work: Path, facts: Facts, name: str,
                projects: list[dict[str, Any]] | Callable[[Server], list[dict[str, Any]]], *,
                base: list[dict[str, Any]] | None = None, env: dict[str, str] | None = None,
-               options: dict[str, Any] | None = None, mutate: Mutation | None = None) -> None:
+               options: dict[str, Any] | None = None, mutate: Mutation | None = None,
+               defaults: dict[str, Any] | None = None) -> None:
     """`base` (default: `projects`; [] for an empty server) applied for real, then `mutate`, then
     the live state read for the desired state of `projects` (a function of the server when they
     name live ids: a schedule they replace)."""
     env = ENV if env is None else env
     server.prefect.wipe(registrations=True)
+    base_defaults = defaults if base is None else None  # a different base: applied with the plain defaults
     base = projects if base is None else base
     if base:
-        base_repo = compile_projects(base, work / f"{name}-base", work / "warm")
+        base_repo = compile_projects(base, work / f"{name}-base", work / "warm", base_defaults)
         with PrefectAPI(ApiSettings.from_env(server.prefect.client_env())) as api:
-            apply(base_repo.root, api, env=ENV, options=ApplyOptions(lock_timeout=5))
+            apply(base_repo.root, api, env={**env, **ENV}, options=ApplyOptions(lock_timeout=5))
     if mutate:
         mutate(server)
     if callable(projects):
         projects = projects(server)
     case = CASES / name
     shutil.rmtree(case, ignore_errors=True)
-    repo = compile_projects(projects, work / f"{name}-desired", work / "warm")
+    repo = compile_projects(projects, work / f"{name}-desired", work / "warm", defaults)
     (case / "desired").mkdir(parents=True)
     shutil.copy(repo.root / "prefect.yaml", case / "desired" / "prefect.yaml")
     if (repo.root / "blocks").is_dir():
@@ -247,9 +255,35 @@ def replacing(s: Server) -> list[dict[str, Any]]:
                                                     "schedule_id": cron["id"]})]
 
 
+# Issue 15: several schedules, alerts (automations + a notification block), limits.
+RUN_SETTINGS_DEFAULTS = {**DEFAULTS, "notifications": {"ops-webhook": {"webhook": {"url_env": "OPS_WEBHOOK_URL"}}},
+                         "alerts": {"notify": ["ops-webhook"], "missed": "30m"}, "instance_limits": {"laos-dhis2": 1}}
+RUN_SETTINGS_ENV = {**ENV, "OPS_WEBHOOK_URL": "http://hooks.example.org/hook/golden-canary-hook"}
+
+
+def run_settings_projects() -> list[dict[str, Any]]:
+    projects = copy.deepcopy(BASE)
+    projects[1] = project("laos-dengue", "laos-dhis2", model_id=7, cron=None, limits={"concurrency": 1},
+                          schedules=[{"slug": "monthly", "cron": "30 5 2 * *"},
+                                     {"slug": "mid-year", "cron": "0 5 2 7 *",
+                                      "parameters": {"end_mode": "fixed", "end_date": "2026-06-30"}}])
+    return projects
+
+
+def automation_edited(s: Server) -> None:
+    """An alert disabled and its grace changed in the UI."""
+    for a in s.http.post("/automations/filter", json={}).json():
+        if "chapctl-alert:laos-malaria/missed" in a["tags"]:
+            body = {k: a[k] for k in ("name", "description", "enabled", "tags", "trigger", "actions",
+                                      "actions_on_trigger", "actions_on_resolve")}
+            body["enabled"] = False
+            body["trigger"] = {**body["trigger"], "within": 60}
+            s.http.put(f"/automations/{a['id']}", json=body).raise_for_status()
+
+
 def refresh_facts(work: Path) -> Facts:
     repo = Repo.create(work / "warm", BASE[:1], DEFAULTS)
-    facts = load_facts(repo.root, [ENTRYPOINT], [BLOCK_TYPE_SLUG])
+    facts = load_facts(repo.root, [ENTRYPOINT], [BLOCK_TYPE_SLUG, "custom-webhook"])
     (HERE / "facts.json").write_text(json.dumps(asdict(facts), indent=1, sort_keys=True) + "\n")
     return facts
 
@@ -297,6 +331,10 @@ def main() -> None:
             case("replaced_schedule_refused_while_active", replacing, base=BASE, mutate=chap_scheduler)
             case("replaced_schedule_paused_with_adopt", replacing, base=BASE, mutate=chap_scheduler,
                  options={"adopt": True})
+            case("run_settings_added", run_settings_projects(), base=BASE, env=RUN_SETTINGS_ENV,
+                 defaults=RUN_SETTINGS_DEFAULTS)
+            case("automation_edited_in_ui_is_reverted", run_settings_projects(), env=RUN_SETTINGS_ENV,
+                 defaults=RUN_SETTINGS_DEFAULTS, mutate=automation_edited)
             long_text = copy.deepcopy(BASE)
             long_text[0] = project("laos-malaria", "laos-dhis2", model_id=12, cron="0 6 * * 1",
                                    description="Weekly malaria forecast for the Lao PDR from the national HMIS, "
