@@ -13,42 +13,41 @@ import threading
 import time
 from typing import Any
 
-import httpx
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.chap_slot import SlotError, chap_slot
 from tests.fake_dhis2 import FakeAdmin
+from tests.server.prefect_server import retrying_client
 
 CHAP = "/api/routes/chap/run"
 RUN_POSTS = CHAP + "/v1/crud/prediction-setups/*/run"
 WEEKLY = dict(end_mode="offset", end_period_offset=1, configured_model_id=7)  # setup 5 only
+HTTP = retrying_client()  # the test server is on SQLite: it answers 503 while its database is locked
 
 
 def create_limit(api: str, name: str, limit: int = 1, active: bool = True) -> dict[str, Any]:
-    response = httpx.post(f"{api}/v2/concurrency_limits/", json={"name": name, "limit": limit, "active": active},
-                          timeout=30)
+    response = HTTP.post(f"{api}/v2/concurrency_limits/", json={"name": name, "limit": limit, "active": active})
     assert response.status_code == 201, response.text
     return response.json()
 
 
 def read_limit(api: str, name: str) -> dict[str, Any]:
-    response = httpx.get(f"{api}/v2/concurrency_limits/{name}", timeout=30)
+    response = HTTP.get(f"{api}/v2/concurrency_limits/{name}")
     response.raise_for_status()
     return response.json()
 
 
 def take_slot(api: str, name: str) -> str:
     """Hold a slot the way another flow run would; returns the lease id."""
-    response = httpx.post(f"{api}/v2/concurrency_limits/increment-with-lease",
-                          json={"names": [name], "slots": 1, "mode": "concurrency", "lease_duration": 60}, timeout=30)
+    response = HTTP.post(f"{api}/v2/concurrency_limits/increment-with-lease",
+                         json={"names": [name], "slots": 1, "mode": "concurrency", "lease_duration": 60})
     response.raise_for_status()
     return response.json()["lease_id"]
 
 
 def release_slot(api: str, lease_id: str) -> None:
-    httpx.post(f"{api}/v2/concurrency_limits/decrement-with-lease", json={"lease_id": lease_id},
-               timeout=30).raise_for_status()
+    HTTP.post(f"{api}/v2/concurrency_limits/decrement-with-lease", json={"lease_id": lease_id}).raise_for_status()
 
 
 def test_a_missing_limit_fails_the_run_before_any_data_is_fetched(fake: FakeAdmin, run_flow) -> None:

@@ -117,6 +117,11 @@ class _RetryOn503(httpx.HTTPTransport):
         return super().handle_request(request)
 
 
+def retrying_client(**kwargs: object) -> httpx.Client:
+    """An HTTP client that retries the 503 a SQLite-backed server answers while its database is locked."""
+    return httpx.Client(transport=_RetryOn503(), **{"timeout": 30, **kwargs})
+
+
 @dataclass
 class PrefectServer:
     home: Path
