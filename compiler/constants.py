@@ -15,6 +15,7 @@ VARIABLE_PREFIX = "chapctl-"
 LOCK_VARIABLE = "chapctl-lock--{owner}"  # the apply lock of one owner
 STATE_VARIABLE = "chapctl-state--{owner}"  # the git commit an owner last applied
 CLAIM_VARIABLE = "chapctl-block--{slug}--{name}"  # which owner manages a block document
+INSTANCE_LIMIT = "chapctl-{owner}--{block}"  # the global concurrency limit of one DHIS2 instance
 
 
 def owner_tag(owner: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import jinja2
 
-from compiler.constants import BLOCK_TYPE_SLUG, MANAGED_TAG, OWNER_TAG_PREFIX, owner_tag
+from compiler.constants import BLOCK_TYPE_SLUG, INSTANCE_LIMIT, MANAGED_TAG, OWNER_TAG_PREFIX, owner_tag
 from compiler.compile.models import Alerts, Defaults, Project, ScheduleParameters, duration_seconds
 from compiler.review.schedules import HOT_COLOUR, REFERENCE_YEAR, SCALE, WEEKDAYS, ScheduleReport, schedule_report
 from compiler.compile.schema import render_schemas
@@ -234,7 +234,7 @@ def schedule_parameters(params: ScheduleParameters | None) -> tuple[tuple[str, A
 NOTIFICATION_TYPES = {"webhook": "custom-webhook", "slack": "slack-webhook", "email": "sendgrid-email"}
 def instance_limit_name(owner: str, block: str) -> str:
     """The global concurrency limit of one DHIS2 instance: chapctl owns the names it prefixes."""
-    return f"chapctl-{owner}--{block}"
+    return INSTANCE_LIMIT.format(owner=owner, block=block)
 
 
 def effective_alerts(project: Project, defaults: Defaults) -> Alerts | None:

@@ -25,7 +25,7 @@ from compiler.compile.cron import remember as remember_cron
 from compiler.compile.diagnostics import Diagnostic, dotted_path
 from compiler.compile.load import LoadedRepo, SourceFile
 from compiler.compile.timezones import timezones
-from compiler.compile.models import Defaults, Project, duration_seconds
+from compiler.compile.models import NAME_PATTERN, Defaults, Project, duration_seconds
 from compiler.compile.parallel import map_split
 
 _SECRET_KEY = re.compile(r"(^|[_-])(pass(word|wd|phrase)?|secret|token|api[_-]?key|private[_-]?key|pat|auth)$", re.I)
@@ -276,7 +276,7 @@ def _check_alerts(source: SourceFile, alerts, defaults: Defaults, out: list[Diag
               "set `failed: true` or `missed: 30m`, or remove `alerts`", key=True)
 
 
-_NAME = re.compile(r"^[a-z0-9-]{1,63}$")
+_NAME = re.compile(NAME_PATTERN)
 
 
 

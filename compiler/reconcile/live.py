@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler.constants import MANAGED_TAG, STATE_VARIABLE, VARIABLE_PREFIX
+from compiler.constants import INSTANCE_LIMIT, MANAGED_TAG, STATE_VARIABLE, VARIABLE_PREFIX
 from compiler.reconcile.desired import Desired, secret_digest
 from compiler.errors import NotFound
 from compiler.reconcile.ownership import LEGACY, deployment_owner
@@ -133,12 +133,8 @@ def _read_automations(api: PrefectAPI, desired: Desired, live: Live) -> None:
                         if desired.owner_tag in (r.get("tags") or [])]
 
 
-def concurrency_limit_prefix(owner: str) -> str:
-    return f"chapctl-{owner}--"
-
-
 def _read_concurrency_limits(api: PrefectAPI, desired: Desired, live: Live) -> None:
-    prefix = concurrency_limit_prefix(desired.owner)
+    prefix = INSTANCE_LIMIT.format(owner=desired.owner, block="")
     rows = api.filter_all("/v2/concurrency_limits/filter", {})
     live.concurrency_limits = [{k: r.get(k) for k in ("id", "name", "limit", "active", "slot_decay_per_second")}
                                for r in rows if str(r.get("name", "")).startswith(prefix)]

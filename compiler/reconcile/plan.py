@@ -793,10 +793,10 @@ def _plan_concurrency_limits(ctx: _Context) -> list[Action]:
             continue
         changes = [Change(k, have.get(k), v) for k, v in (("limit", want.limit), ("active", True)) if have.get(k) != v]
         if changes:
+            drift = all(ctx.deployment_in_sync(u) for u in want.used_by)
             actions.append(Action("concurrency_limit", want.name, UPDATE,
-                                  "changed on the server since the last apply" if all(
-                                      ctx.deployment_in_sync(u) for u in want.used_by) else "instance_limits changed",
-                                  drift=all(ctx.deployment_in_sync(u) for u in want.used_by),
+                                  "changed on the server since the last apply" if drift else "instance_limits changed",
+                                  drift=drift,
                                   changes=changes,
                                   requests=[Request("PATCH", f"/v2/concurrency_limits/{have['id']}",
                                                     {"limit": want.limit, "active": True})]))
@@ -819,8 +819,9 @@ def automation_body(ctx: _Context, d: DesiredDeployment, alert: DesiredAlert) ->
     its deployment (matched by id: a deployment re-created by apply gets the automation updated),
     one send-notification action per target. Not owned by the deployment (`owner_resource`):
     `prefect deploy` and `flow.serve()` delete the automations a deployment owns."""
-    deployment_id = (ctx.live_by_key.get((d.flow_name, d.name)) or {}).get("id") or ref("deployment", d.name)
-    related = {"prefect.resource.id": ("prefect.deployment.", deployment_id), "prefect.resource.role": "deployment"}
+    live_id = (ctx.live_by_key.get((d.flow_name, d.name)) or {}).get("id")
+    resource = f"prefect.deployment.{live_id}" if live_id else ResourceId("prefect.deployment.", ref("deployment", d.name))
+    related = {"prefect.resource.id": resource, "prefect.resource.role": "deployment"}
     if alert.kind == "failed":
         trigger = {"type": "event", "posture": "Reactive", "expect": ["prefect.flow-run.Crashed", "prefect.flow-run.Failed"],
                    "after": [], "for_each": [], "match": {"prefect.resource.id": "prefect.flow-run.*"},
@@ -859,8 +860,8 @@ def _automation_view(body: dict[str, Any]) -> dict[str, Any]:
         view_trigger[k] = sorted(view_trigger[k] or [])
     related = dict(view_trigger.get("match_related") or {})
     rid = related.get("prefect.resource.id")
-    if isinstance(rid, tuple):
-        related["prefect.resource.id"] = rid[0] + (rid[1] if isinstance(rid[1], str) else f"<{rid[1].key}>")
+    if isinstance(rid, ResourceId):
+        related["prefect.resource.id"] = f"{rid.prefix}<{rid.placeholder.key}>"
     view_trigger["match_related"] = related
     if view_trigger["within"] is not None:
         view_trigger["within"] = float(view_trigger["within"])
@@ -872,15 +873,6 @@ def _automation_view(body: dict[str, Any]) -> dict[str, Any]:
             "tags": sorted(body.get("tags") or []), "trigger": view_trigger, "actions": actions,
             "actions_on_trigger": body.get("actions_on_trigger") or [],
             "actions_on_resolve": body.get("actions_on_resolve") or []}
-
-
-def _with_ids(body: dict[str, Any]) -> dict[str, Any]:
-    """The body as sent: the deployment id spliced into its resource id (a placeholder for a
-    deployment created in the same apply becomes ("prefect.deployment.", placeholder))."""
-    related = dict(body["trigger"]["match_related"])
-    prefix, dep = related["prefect.resource.id"]
-    related["prefect.resource.id"] = prefix + dep if isinstance(dep, str) else ResourceId(prefix, dep)
-    return {**body, "trigger": {**body["trigger"], "match_related": related}}
 
 
 def _plan_automations(ctx: _Context) -> list[Action]:
@@ -908,7 +900,7 @@ def _plan_automations(ctx: _Context) -> list[Action]:
                                       changes=[Change("notify", None, targets)] + (
                                           [Change("grace", None, f"{alert.grace_seconds} s after Late")]
                                           if alert.grace_seconds is not None else []),
-                                      requests=[Request("POST", "/automations/", _with_ids(body))], project=d.name))
+                                      requests=[Request("POST", "/automations/", body)], project=d.name))
                 continue
             mine, theirs = _automation_view(body), _automation_view(have)
             changed = sorted(k for k in mine if mine[k] != theirs[k])
@@ -927,7 +919,7 @@ def _plan_automations(ctx: _Context) -> list[Action]:
                 "automation", name, UPDATE,
                 "changed on the server since the last apply; apply reverts it" if drift else "alerts changed",
                 drift=drift, changes=changes,
-                requests=[Request("PUT", f"/automations/{have['id']}", _with_ids(body))], project=d.name))
+                requests=[Request("PUT", f"/automations/{have['id']}", body)], project=d.name))
     for a in sorted(list(live_by_tag.values()) + extra, key=lambda a: a.get("name") or ""):
         tag = next((t for t in a.get("tags") or [] if t.startswith(ALERT_TAG_PREFIX)), "")
         actions.append(Action("automation", tag.removeprefix(ALERT_TAG_PREFIX) or a.get("name") or a["id"], DELETE,
