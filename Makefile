@@ -18,7 +18,14 @@ CHAPCTL := .venv/bin/chapctl
 PY := .venv/bin/python
 export CHAPCTL_FLOWS_DIR ?= $(CURDIR)
 
-.PHONY: help setup run demo-plan test validate compile check bench lock-test-envs start-server start-chap start-fake start-worker plan apply \
+# The suite's parallel workers (pytest-xdist); each starts its own servers, the groups in tests/lanes.py
+# keep a one-of-a-kind server (SQLite, auth, the real chap-core) on one worker. Three on two cores: the
+# tests spend much of their time waiting for servers and flow-run processes (measured: 6.5 min with
+# three, 7.7 with two).
+TEST_WORKERS ?= 3
+PYTEST := $(UV) run --frozen --no-sync pytest -n $(TEST_WORKERS) --dist loadgroup
+
+.PHONY: help setup run demo-plan test test-fast coverage validate compile check bench lock-test-envs start-server start-chap start-fake start-worker plan apply \
 	status stop stop-pool clean distclean
 
 help: ## List the targets
@@ -42,9 +49,15 @@ run: setup ## The whole system locally: server, fake DHIS2, apply the examples, 
 	$(PY) scripts/stack.py start-fake
 	$(PY) scripts/demo.py
 
-test: setup ## Run the whole test suite (artifacts must be fresh first)
+test: setup ## Run the whole test suite, every lane and the slow sweeps (what CI runs; artifacts must be fresh)
 	$(CHAPCTL) compile --check
-	$(UV) run --frozen --no-sync pytest
+	$(PYTEST) -m "slow or not slow"
+
+test-fast: setup ## The pure lane only: no server, no process (the edit loop, well under a minute)
+	$(PYTEST) -m pure
+
+coverage: setup ## Branch coverage of compiler/ and flows/ over the whole suite, measured in the test processes
+	$(PYTEST) -m "slow or not slow" -p no:cacheprovider --cov=compiler --cov=flows --cov-branch --cov-report=term:skip-covered
 
 validate: setup ## Check every project file
 	$(CHAPCTL) validate
@@ -104,5 +117,6 @@ clean: ## Stop everything and remove local state (.local/: server database, logs
 	-[ -x $(PY) ] && $(PY) scripts/stack.py clean
 	rm -rf .local .pytest_cache .chapctl
 
-distclean: clean ## Also remove the environments (.venv, .tools)
+distclean: clean ## Also remove the environments (.venv, .tools) and the suite's cache (tests/cachedir.py)
+	-[ -x $(PY) ] && rm -rf "$$($(PY) -c 'from tests.cachedir import CACHE_ROOT; print(CACHE_ROOT)')"
 	rm -rf .venv .tools

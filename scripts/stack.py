@@ -177,7 +177,7 @@ def start_worker() -> None:
 
 def start_chap() -> None:
     """A real chap-core (CHAP=real): its environment built once (about a minute, cached in
-    .cache/chap-env/), started and seeded in .local/chap-core/ (about 30 s)."""
+    <test cache>/chap-env/), started and seeded in .local/chap-core/ (about 30 s)."""
     if chap_state():
         print(f"chap-core already running: {chap_state()['url']} (pid {pid_of('chap-core')})")
         return

@@ -1,6 +1,7 @@
-"""Session-wide reporting (which server backends this run covers, said at the start and the end)
-and the session's one real chap-core 2.5.1 (`real_chap`, tests/chap_real/): defined here so that
-tests/chap_real and tests/topology share a single instance.
+"""The lanes plugin (tests/lanes.py: every test's lane, enforced; xdist groups), session-wide
+reporting (which server backends this run covers, said at the start and the end) and the session's
+one real chap-core 2.5.1 (`real_chap`, tests/chap_real/): defined here so that tests/chap_real and
+tests/topology share a single instance (the xdist group `chap` keeps them on one worker).
 
 Provisioning that fails (no Python 3.13, the environment build, a process that does not come
 up, a seeding job that fails) fails the tests that use it, with the reason; it never skips them.
@@ -11,6 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
+from tests.lanes import lane
+
+pytest_plugins = ["tests.lanes", "pytester"]
 
 
 def pytest_report_header(config):
@@ -27,6 +32,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 @pytest.fixture(scope="session")
+@lane("chap", group="chap")
 def real_chap(tmp_path_factory) -> Iterator["ChapCore"]:  # noqa: F821 (imported inside: lazily)
     """A started chap-core: `.url` (the REST API's base URL), `.setups` ({"monthly", "weekly"} -> Setup)."""
     from tests.chap_real.chap import ChapCore

@@ -3,7 +3,8 @@
     with ChapCore.start(tmp_dir) as chap:
         httpx.get(f"{chap.url}/v1/jobs")     # chap.url: the REST API's base URL (no /v1)
 
-The same three processes as chap-core's compose.yml, each in its own process group on loopback,
+The same three processes as chap-core's compose.yml, each in its own process group on loopback
+(tests/processes.py),
 stopped by killing those groups (never by name), also when the start fails:
 
 * `redis-server` on a free port, without persistence: the Celery broker and result backend, and
@@ -25,17 +26,15 @@ chap-core loads the first `.env` above its installed sources (this repository's,
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from tests import processes
 from tests.chap_real.env import chap_python, redis_server_binary
-from tests.server.prefect_server import free_port
+from tests.processes import free_port
 
 API = ("from chap_core.database.database import create_db_and_tables; create_db_and_tables(); import uvicorn; "
        "uvicorn.run('chap_core.rest_api.app:app', host='127.0.0.1', port={port}, log_level='info')")
@@ -46,7 +45,7 @@ class ChapCore:
     home: Path
     port: int
     redis_port: int
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    processes: dict[str, processes.Process] = field(default_factory=dict)
     setups: dict = field(default_factory=dict)  # filled by tests/chap_real/seed.py:seed_setups
 
     @property
@@ -88,27 +87,16 @@ class ChapCore:
         return env
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
-        with (self.home / f"{name}.log").open("ab") as log:
-            self.processes[name] = subprocess.Popen(
-                command, env=env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,  # own process group: stop() kills it and its children
-            )
+        self.processes[name] = processes.spawn(f"chap-core's {name}", command, env=env, cwd=self.home,
+                                               log_path=self.home / f"{name}.log", grace=15)
 
     def _check_alive(self) -> None:
-        for name, proc in self.processes.items():
-            if proc.poll() is not None:
-                raise RuntimeError(f"chap-core's {name} exited with {proc.returncode}:\n{self.log_tails()}")
+        for proc in self.processes.values():
+            if not proc.running:
+                raise RuntimeError(f"{proc.name} exited with {proc.returncode}:\n{self.log_tails()}")
 
     def _wait_for_port(self, port: int, name: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self._check_alive()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"chap-core's {name} not listening after {timeout:.0f}s:\n{self.log_tails()}")
+        self.processes[name].wait_ready(processes.port_open(port), timeout)
 
     def _wait_ready(self, timeout: float) -> None:
         """`/health/ready` checks the database, Redis and a Celery ping to the worker."""
@@ -138,18 +126,8 @@ class ChapCore:
         """SIGTERM each process group (the worker first: it finishes its job), SIGKILL after 15 s."""
         for name in ("worker", "api", "redis"):
             proc = self.processes.pop(name, None)
-            if proc is None or proc.poll() is not None:
-                continue
-            for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    proc.wait(timeout=wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
+            if proc is not None:
+                proc.stop()
 
     def __enter__(self) -> ChapCore:
         return self

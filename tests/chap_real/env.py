@@ -1,6 +1,6 @@
 """chap-core 2.5.1 in its own environment, built once with uv and cached.
 
-    python = chap_python()            # .cache/chap-env/chap-core-<hash>/bin/python
+    python = chap_python()            # <test cache>/chap-env/chap-core-<hash>/bin/python
     redis = redis_server_binary(python)
 
 * chap-core needs Python >= 3.13 (the suite runs on 3.11): `find_python313()` looks for one with
@@ -27,10 +27,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from tests.cachedir import CACHE_ROOT
 from tests.server.server_envs import REPO, _uv, cached_env
 
 PINS = Path(__file__).resolve().parent / "envs" / "chap-core.txt"
-CACHE = REPO / ".cache" / "chap-env"
+CACHE = CACHE_ROOT / "chap-env"
 MIN_PYTHON = (3, 13)
 REDIS_FALLBACK = "redis-server==6.0.9"
 

@@ -27,6 +27,7 @@ from flows.prediction_request import feature_collection, prediction_request
 from flows.setups import parse_setup
 from tests.chap_real import seed
 from tests.fake_dhis2.server import FakeDhis2Server
+from tests.lanes import lane
 
 pytestmark = [pytest.mark.chap, pytest.mark.timeout(900)]
 
@@ -55,6 +56,7 @@ class Backend:
 
 
 @pytest.fixture(scope="module")
+@lane("chap", group="chap")
 def leaky_setup(real_chap) -> int:
     """A setup of the real chap-core promoted from a backtest with the 'observed' weather provider."""
     with httpx.Client(base_url=real_chap.url, timeout=60) as client:
@@ -66,6 +68,7 @@ def leaky_setup(real_chap) -> int:
 
 
 @pytest.fixture(scope="module", params=["fake", "real"])
+@lane("chap", group="chap")
 def backend(request) -> Backend:
     if request.param == "real":
         real_chap = request.getfixturevalue("real_chap")

@@ -22,6 +22,7 @@ from tests.e2e.scenario import (PASSWORD, PASSWORD_ENV, POOL, SERVER_SETTINGS, T
                                 Stack, clean_env, e2e_projects)
 from tests.e2e.stack import BIN, Api, Worker
 from tests.fake_dhis2 import FakeDhis2Server
+from tests.lanes import lane
 from tests.server.prefect_server import PrefectServer, backends
 from tests.server.repo import Repo
 
@@ -38,7 +39,7 @@ def _quiesce(api: Api, worker: Worker, timeout: float = 120.0) -> None:
         for deployment in api.c.post("/deployments/filter", json={"limit": 200}).json():
             api.c.delete(f"/deployments/{deployment['id']}")
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and worker.process.poll() is None:
+        while time.monotonic() < deadline and worker.running:
             if not api.runs_in_states(["PENDING", "RUNNING", "CANCELLING"]):
                 return
             time.sleep(0.5)
@@ -50,7 +51,7 @@ def _wait_worker_online(api: Api, worker: Worker, timeout: float = 90.0) -> None
     """Fail fast (with the worker's log) when the worker does not come up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert worker.process.poll() is None, f"the worker exited at once:\n{worker.log_tail()}"
+        assert worker.running, f"the worker exited at once:\n{worker.log_tail()}"
         workers = api.c.post(f"/work_pools/{POOL}/workers/filter", json={}).json()
         if any(w["status"] == "ONLINE" for w in workers):
             return
@@ -59,6 +60,7 @@ def _wait_worker_online(api: Api, worker: Worker, timeout: float = 90.0) -> None
 
 
 @pytest.fixture(scope="module")
+@lane("e2e", group="e2e-runs")
 def stack(tmp_path_factory) -> Stack:
     tmp = tmp_path_factory.mktemp("e2e")
     with ExitStack() as cleanup:

@@ -22,11 +22,13 @@ import pytest
 from tests.e2e.scenario import PASSWORD, PASSWORD_ENV, POOL, SERVER_SETTINGS, TODAY, USERNAME, WORKER_SETTINGS, clean_env
 from tests.e2e.stack import BIN, Api, Worker
 from tests.fake_dhis2 import FakeDhis2Server
+from tests.lanes import lane
+from tests.processes import wait_until
 from tests.server.prefect_server import PrefectServer, backends
 from tests.server.repo import Repo, project
 from tests.server.webhook_receiver import WebhookReceiver
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 OK_A, OK_B, FAILS, MISSED = "alert-ok-a", "alert-ok-b", "alert-fails", "alert-missed"
 IDLE_POOL = "no-worker-here"  # a pool no worker polls: a run of it never starts
@@ -47,6 +49,7 @@ def _chapctl(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Completed
 
 
 @pytest.fixture(scope="module")
+@lane("e2e", group="e2e-alerts")
 def stack(tmp_path_factory) -> AlertStack:
     tmp = tmp_path_factory.mktemp("alerts")
     with ExitStack() as cleanup:
@@ -96,17 +99,37 @@ def notifications_about(stack: AlertStack, name: str) -> list[dict]:
     return [r for r in stack.hook.received() if f"chap project {name}:" in (r["json"] or {}).get("subject", "")]
 
 
+def automation_ids(stack: AlertStack, name: str) -> set[str]:
+    """The automations chapctl made for project `name` (tagged `chapctl-alert:<project>/<kind>`)."""
+    rows = stack.api._ok(stack.api.c.post("/automations/filter", json={}))
+    return {a["id"] for a in rows if any(t.startswith(f"chapctl-alert:{name}/") for t in a.get("tags", []))}
+
+
+def triggered(stack: AlertStack, automation: set[str]) -> list[dict]:
+    """The persisted `prefect.automation.triggered` events of these automations."""
+    page = stack.api._ok(stack.api.c.post("/events/filter", json={"limit": 50, "filter": {
+        "event": {"name": ["prefect.automation.triggered"]},
+        "resource": {"id": [f"prefect.automation.{i}" for i in automation]},
+        "occurred": {"since": (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).isoformat()}}}))
+    return page["events"]
+
+
 def test_a_failed_run_is_notified_and_a_successful_one_is_not(stack):
-    failing = stack.api.trigger(stack.api.deployment(FAILS)["id"])
+    # The successful run ends first, the failing one starts after it: the server's triggers service
+    # reads events in the order they came, so when the failure's automation has fired (and its
+    # event is stored), the success's Completed event was judged before it. No fixed wait.
     ok = stack.api.trigger(stack.api.deployment(OK_A)["id"])
-    assert stack.api.wait_terminal(failing["id"], 180, stack.worker)["state"]["type"] == "FAILED"
     assert stack.api.wait_terminal(ok["id"], 180, stack.worker)["state"]["type"] == "COMPLETED"
+    failing = stack.api.trigger(stack.api.deployment(FAILS)["id"])
+    assert stack.api.wait_terminal(failing["id"], 180, stack.worker)["state"]["type"] == "FAILED"
 
     message = stack.hook.wait_for(lambda r: failing["id"] in r["text"], timeout=60)["json"]
     assert message["subject"] == f"chap project {FAILS}: run {failing['name']} Failed"
     assert f"Project {FAILS}: flow run {failing['name']} ({failing['id']}) ended Failed" in message["body"]
     assert "None" not in message["body"]  # no UI address on this server: no link, not "None"
-    time.sleep(3)  # the Completed event went through the same triggers by now
+    wait_until(lambda: triggered(stack, automation_ids(stack, FAILS)), "the failure's automation event to be stored",
+               timeout=60, every=0.2)
+    assert triggered(stack, automation_ids(stack, OK_A)) == []
     assert notifications_about(stack, OK_A) == []
 
 

@@ -21,7 +21,7 @@ import pytest
 from tests.e2e.scenario import PASSWORD, POOL, SCHEDULED, TODAY, TRIGGERED, USERNAME, WRONG, WRONG_PASSWORD, Stack
 from tests.e2e.stack import TERMINAL, Api
 
-pytestmark = pytest.mark.server
+pytestmark = pytest.mark.e2e
 
 CHAP = "/api/routes/chap/run"
 RUN_TIMEOUT = 240.0  # a run is a new interpreter importing Prefect; generous on a busy 2-core box
@@ -141,73 +141,6 @@ def test_wrong_password_run_fails_and_reports_the_401(stack: Stack, api: Api) ->
     assert refused == [("GET", "/api/system/info", USERNAME)]  # a 401 is not retried
 
 
-def test_the_scheduler_starts_a_run_that_completes(stack: Stack, api: Api) -> None:
-    deployment = api.deployment(SCHEDULED)
-    [schedule] = deployment["schedules"]
-    cron = stack.projects[SCHEDULED]["schedule"]["cron"]
-    assert (schedule["slug"], schedule["schedule"]["cron"], schedule["schedule"]["timezone"], schedule["active"]) == \
-        ("chapctl-cron", cron, "UTC", True)
-
-    run = wait_for_completed_scheduled_run(api, deployment["id"], stack)
-
-    # Created by the scheduler from this deployment's schedule, not by a client.
-    assert run["created_by"] == {"id": schedule["id"], "type": "SCHEDULE", "display_value": "chapctl-cron"}
-    assert run["auto_scheduled"] is True
-    assert sorted(run["tags"]) == ["auto-scheduled", "chapctl-owner:default", "e2e", "managed-by:chapctl"]
-    assert run["idempotency_key"].startswith(f"scheduled {deployment['id']} {schedule['id']} ")
-    expected = datetime.fromisoformat(run["expected_start_time"])
-    assert (expected.second, expected.microsecond) == (0, 0)  # a minute boundary the cron names
-    assert cron == "* * * * *"
-    # not before its time (Prefect's WaitForScheduledTime rounds the remaining delay to whole seconds)
-    assert datetime.fromisoformat(run["start_time"]) >= expected - timedelta(seconds=1)
-    assert run["parameters"] == {"credentials": credentials_ref(api, "e2e-dhis2"), "configured_model_id": 12,
-                                 "end_mode": "offset", "end_period_offset": 1, "prediction_setup_id": 3}
-
-    assert run["state"]["message"] == "SUCCEEDED -- 1 of 1 prediction setups succeeded"
-    lines = report_lines(only_report(api, run, f"chap-report-{SCHEDULED}"))
-    assert field(lines, "Result") == "SUCCEEDED -- 1 of 1 prediction setups succeeded"
-    assert field(lines, "Project") == SCHEDULED
-    assert field(lines, "Selection") == "configured_model_id=12, prediction_setup_id=3"
-    assert "### `Malaria monthly` -- chapkit-ewars-model" in lines
-    assert field(lines, "End period") == "202602"
-    posts = stack.fake.admin.requests(CHAP + "/v1/crud/prediction-setups/3/run", method="POST")
-    assert posts and all((p["user"], p["status"]) == (USERNAME, 200) for p in posts)
-    assert posts[0]["json"]["name"] == "Malaria monthly (chapkit-ewars-model) 202301-202602"
-
-
-def wait_for_completed_scheduled_run(api: Api, deployment_id: str, stack: Stack) -> dict:
-    """The first run of the deployment to reach a final state; it must be Completed.
-
-    Two phases, so a scheduler that creates nothing fails in a minute with the server's own error
-    instead of after the whole timeout."""
-    runs = poll(lambda: api.flow_runs(deployment_id), SCHEDULER_TIMEOUT)
-    assert runs, ("the scheduler created no run for the deployment within "
-                  f"{SCHEDULER_TIMEOUT:.0f}s; last server errors:\n{server_errors(stack)}")
-    finished = poll(lambda: [r for r in api.flow_runs(deployment_id) if r["state"]["type"] in TERMINAL],
-                    SCHEDULE_TIMEOUT)
-    assert finished, (f"no scheduled run finished within {SCHEDULE_TIMEOUT:.0f}s; runs: "
-                      f"{[(r['name'], r['state']['name']) for r in api.flow_runs(deployment_id)]}\n"
-                      f"{stack.worker.log_tail()}")
-    run = finished[0]
-    assert (run["state"]["type"], run["state"]["name"]) == ("COMPLETED", "Completed"), \
-        f"{run['state']}\n{stack.worker.log_tail()}"
-    return run
-
-
-def poll(read, timeout: float, every: float = 1.0):
-    """`read()` until it returns something truthy or `timeout` seconds pass; its last value."""
-    deadline = time.monotonic() + timeout
-    while not (value := read()) and time.monotonic() < deadline:
-        time.sleep(every)
-    return value
-
-
-def server_errors(stack: Stack, lines: int = 12) -> str:
-    log = stack.server.log_path.read_text(errors="replace").splitlines()
-    errors = [line for line in log if "Error" in line or "ERROR" in line]
-    return "\n".join(errors[-lines:]) or "(none logged)"
-
-
 # ------------------------------------------------------------------ the CHAP concurrency limit
 
 CHAP_LIMIT = "chap-e2e-dhis2"  # any name: how chapctl names the limit of a DHIS2 instance is not tested here
@@ -312,3 +245,72 @@ def peak(intervals: list[dict]) -> int:
         current += change
         most = max(most, current)
     return most
+
+
+# Last in the module: the every-minute schedule has been running since the stack was applied, so its
+# first run has most likely completed by now (the test waits for it either way).
+def test_the_scheduler_starts_a_run_that_completes(stack: Stack, api: Api) -> None:
+    deployment = api.deployment(SCHEDULED)
+    [schedule] = deployment["schedules"]
+    cron = stack.projects[SCHEDULED]["schedule"]["cron"]
+    assert (schedule["slug"], schedule["schedule"]["cron"], schedule["schedule"]["timezone"], schedule["active"]) == \
+        ("chapctl-cron", cron, "UTC", True)
+
+    run = wait_for_completed_scheduled_run(api, deployment["id"], stack)
+
+    # Created by the scheduler from this deployment's schedule, not by a client.
+    assert run["created_by"] == {"id": schedule["id"], "type": "SCHEDULE", "display_value": "chapctl-cron"}
+    assert run["auto_scheduled"] is True
+    assert sorted(run["tags"]) == ["auto-scheduled", "chapctl-owner:default", "e2e", "managed-by:chapctl"]
+    assert run["idempotency_key"].startswith(f"scheduled {deployment['id']} {schedule['id']} ")
+    expected = datetime.fromisoformat(run["expected_start_time"])
+    assert (expected.second, expected.microsecond) == (0, 0)  # a minute boundary the cron names
+    assert cron == "* * * * *"
+    # not before its time (Prefect's WaitForScheduledTime rounds the remaining delay to whole seconds)
+    assert datetime.fromisoformat(run["start_time"]) >= expected - timedelta(seconds=1)
+    assert run["parameters"] == {"credentials": credentials_ref(api, "e2e-dhis2"), "configured_model_id": 12,
+                                 "end_mode": "offset", "end_period_offset": 1, "prediction_setup_id": 3}
+
+    assert run["state"]["message"] == "SUCCEEDED -- 1 of 1 prediction setups succeeded"
+    lines = report_lines(only_report(api, run, f"chap-report-{SCHEDULED}"))
+    assert field(lines, "Result") == "SUCCEEDED -- 1 of 1 prediction setups succeeded"
+    assert field(lines, "Project") == SCHEDULED
+    assert field(lines, "Selection") == "configured_model_id=12, prediction_setup_id=3"
+    assert "### `Malaria monthly` -- chapkit-ewars-model" in lines
+    assert field(lines, "End period") == "202602"
+    posts = stack.fake.admin.requests(CHAP + "/v1/crud/prediction-setups/3/run", method="POST")
+    assert posts and all((p["user"], p["status"]) == (USERNAME, 200) for p in posts)
+    assert posts[0]["json"]["name"] == "Malaria monthly (chapkit-ewars-model) 202301-202602"
+
+
+def wait_for_completed_scheduled_run(api: Api, deployment_id: str, stack: Stack) -> dict:
+    """The first run of the deployment to reach a final state; it must be Completed.
+
+    Two phases, so a scheduler that creates nothing fails in a minute with the server's own error
+    instead of after the whole timeout."""
+    runs = poll(lambda: api.flow_runs(deployment_id), SCHEDULER_TIMEOUT)
+    assert runs, ("the scheduler created no run for the deployment within "
+                  f"{SCHEDULER_TIMEOUT:.0f}s; last server errors:\n{server_errors(stack)}")
+    finished = poll(lambda: [r for r in api.flow_runs(deployment_id) if r["state"]["type"] in TERMINAL],
+                    SCHEDULE_TIMEOUT)
+    assert finished, (f"no scheduled run finished within {SCHEDULE_TIMEOUT:.0f}s; runs: "
+                      f"{[(r['name'], r['state']['name']) for r in api.flow_runs(deployment_id)]}\n"
+                      f"{stack.worker.log_tail()}")
+    run = finished[0]
+    assert (run["state"]["type"], run["state"]["name"]) == ("COMPLETED", "Completed"), \
+        f"{run['state']}\n{stack.worker.log_tail()}"
+    return run
+
+
+def poll(read, timeout: float, every: float = 1.0):
+    """`read()` until it returns something truthy or `timeout` seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while not (value := read()) and time.monotonic() < deadline:
+        time.sleep(every)
+    return value
+
+
+def server_errors(stack: Stack, lines: int = 12) -> str:
+    log = stack.server.log_path.read_text(errors="replace").splitlines()
+    errors = [line for line in log if "Error" in line or "ERROR" in line]
+    return "\n".join(errors[-lines:]) or "(none logged)"

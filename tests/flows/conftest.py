@@ -1,4 +1,4 @@
-"""Fixtures for the prediction flow's tests: a temporary Prefect server, the fake DHIS2+CHAP
+"""Fixtures for the prediction flow's tests: a Prefect server of the session, the fake DHIS2+CHAP
 server, and a helper that runs the flow for real and returns its final state and report.
 
 Nothing here patches the flow: "today", the job timeout and the poll interval are set through
@@ -11,33 +11,45 @@ from datetime import date
 from typing import Any, Callable
 
 import pytest
+from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.blocks import Dhis2Credentials
 from flows.dhis2_chap_prediction import dhis2_chap_prediction
 from tests.fake_dhis2 import FakeAdmin, FakeDhis2Server
+from tests.lanes import lane
+from tests.server.prefect_server import PrefectServer, main_backend
 from tests.flows.helpers import DEFAULT_TODAY, PASSWORD, USERNAME, FlowRun, artifact_of
 
 
+# The server's settings for the flow's tests.
+FLOW_SERVER_SETTINGS = {
+    # The server's task-run recorder and event persister turn every task state change into
+    # database writes that contend with the flow engine's own; on two cores that made each run
+    # ~5x slower. Flow runs, their states and artifacts (all the tests read) do not need them.
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
+    # A run waiting for a slot of a global concurrency limit retries after the server's
+    # Retry-After, up to 30 s by default; the CHAP-limit tests wait for slots held for ~1 s.
+    "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS": "0.5",
+}
+
+
 @pytest.fixture(scope="session")
-def prefect_api() -> str:
-    with pytest.MonkeyPatch.context() as env:
-        # The temporary server's telemetry write races the first requests for the SQLite lock.
-        env.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-        # The server's task-run recorder and event persister turn every task state change into
-        # SQLite writes that contend with the flow engine's own; on two cores that made each run
-        # ~5x slower. Flow runs, their states and artifacts (all the tests read) do not need them.
-        env.setenv("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
-        env.setenv("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED", "false")
-        # A run waiting for a slot of a global concurrency limit retries after the server's
-        # Retry-After, up to 30 s by default; the CHAP-limit tests wait for slots held for ~1 s.
-        env.setenv("PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS", "0.5")
+@lane("flows")
+def prefect_api(tmp_path_factory) -> str:
+    """A Prefect server of the session (per xdist worker) on the main backend, which the flow runs
+    of this process report to (Prefect's settings point at it while the session lasts)."""
+    server = PrefectServer.start(tmp_path_factory.mktemp("prefect-flows"), main_backend(),
+                                 extra_env=FLOW_SERVER_SETTINGS)
+    try:
         # Heartbeats only detect crashed runs of long-lived workers; in-process test runs pay
         # up to a second per run joining the heartbeat thread, so turn them off here.
-        with prefect_test_harness(server_startup_timeout=120), \
-                temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-            yield PREFECT_API_URL.value()
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield server.api_url
+            APILogWorker.drain_all(timeout=5)  # the runs' last logs, while the server still answers
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

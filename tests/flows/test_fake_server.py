@@ -10,7 +10,10 @@ from typing import Iterator
 import httpx
 import pytest
 
+from tests import processes
 from tests.fake_dhis2 import FakeAdmin
+
+pytestmark = pytest.mark.flows
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHAP = "/api/routes/chap/run"
@@ -18,16 +21,12 @@ CHAP = "/api/routes/chap/run"
 
 @pytest.fixture(scope="module")
 def standalone() -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_dhis2", "--port", "0", "--password", "X", "--today", "2026-03-10"],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
-    try:
+    with processes.spawn("the standalone fake", [sys.executable, "-m", "tests.fake_dhis2", "--port", "0", "--password",
+                                                 "X", "--today", "2026-03-10"],
+                         cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True) as process:
         url = process.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture

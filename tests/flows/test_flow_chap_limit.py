@@ -18,12 +18,15 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.chap_slot import SlotError, chap_slot
 from tests.fake_dhis2 import FakeAdmin
+from tests.processes import wait_until
 from tests.server.prefect_server import retrying_client
+
+pytestmark = pytest.mark.flows
 
 CHAP = "/api/routes/chap/run"
 RUN_POSTS = CHAP + "/v1/crud/prediction-setups/*/run"
 WEEKLY = dict(end_mode="offset", end_period_offset=1, configured_model_id=7)  # setup 5 only
-HTTP = retrying_client()  # the test server is on SQLite: it answers 503 while its database is locked
+HTTP = retrying_client()  # a SQLite-backed test server (no PostgreSQL) answers 503 while its database is locked
 
 
 def create_limit(api: str, name: str, limit: int = 1, active: bool = True) -> dict[str, Any]:
@@ -105,15 +108,22 @@ def test_a_setup_waits_for_a_slot_and_the_report_says_how_long(fake: FakeAdmin, 
     released: list[float] = []
 
     def release() -> None:
-        released.append(time.time())
-        release_slot(prefect_api, lease)
+        # ... until the run has read the org units (its last read before it asks for the slot: docs/flow.md,
+        # "Steps"), and 1.5 s more: the run waits that long, however slow it was to get there.
+        try:
+            wait_until(lambda: fake.requests("/api/organisationUnits"), "the run to read the org units",
+                       timeout=120, every=0.05)
+            time.sleep(1.5)
+        finally:
+            released.append(time.time())
+            release_slot(prefect_api, lease)
 
-    timer = threading.Timer(1.5, release)  # ... for 1.5 s
-    timer.start()
+    holder = threading.Thread(target=release)
+    holder.start()
     try:
         run = run_flow(**WEEKLY, chap_concurrency_limit="chap-busy")
     finally:
-        timer.join()
+        holder.join()
 
     assert run.state.message == "SUCCEEDED -- 1 of 1 prediction setups succeeded"
     assert "**READY** -- `chap-busy`: 1 CHAP job at a time (1 in use as the run started)" in run.lines

@@ -8,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from prefect.client.orchestration import get_client
 
 from flows.blocks import Dhis2Credentials
 from tests.fake_dhis2 import FakeAdmin
 from tests.flows.helpers import DEFAULT_TODAY, PASSWORD, USERNAME, artifact_of
+
+pytestmark = pytest.mark.flows
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = "flows/dhis2_chap_prediction.py:dhis2_chap_prediction"

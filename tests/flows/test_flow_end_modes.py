@@ -7,11 +7,15 @@ helpers, not by `flows.periods`.
 
 from __future__ import annotations
 
+import pytest
+
 from datetime import date
 from typing import Any
 
 from tests.fake_dhis2 import FakeAdmin
 from tests.flows.helpers import dimension, dimension_names, months, weeks
+
+pytestmark = pytest.mark.flows
 
 MONTHLY_DX = ["deCase001", "deRain001", "deTemp001"]
 WEEKLY_DX = ["deCaseW01", "deRainW01"]

@@ -14,6 +14,8 @@ from flows.dhis2_chap_prediction import dhis2_chap_prediction
 from tests.fake_dhis2 import FakeAdmin
 from tests.flows.helpers import USERNAME, read_artifacts
 
+pytestmark = pytest.mark.flows
+
 CHAP = "/api/routes/chap/run"
 RUN_3 = CHAP + "/v1/crud/prediction-setups/3/run"
 OFFSET_1 = dict(end_mode="offset", end_period_offset=1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import re
 
 import httpx
@@ -11,6 +13,8 @@ from flows.blocks import Dhis2Credentials
 from flows.dhis2_chap_prediction import dhis2_chap_prediction
 from tests.fake_dhis2 import FakeAdmin
 from tests.flows.helpers import PASSWORD, USERNAME
+
+pytestmark = pytest.mark.flows
 
 
 def test_full_report_of_a_successful_run(fake: FakeAdmin, run_flow, fake_server) -> None:

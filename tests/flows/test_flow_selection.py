@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.fake_dhis2 import FakeAdmin
+
+pytestmark = pytest.mark.flows
 
 RUN_GLOB = "/api/routes/chap/run/v1/crud/prediction-setups/*/run"
 

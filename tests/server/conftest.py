@@ -1,39 +1,99 @@
 """Fixtures for integration tests against a real Prefect server.
 
-One server per backend per session (sqlite always; postgres too when 127.0.0.1:5432 accepts
-connections — the backend list is conditional, nothing is skipped), wiped before each test.
+Servers are shared: one per session (per xdist worker), wiped before each test.
+
+* `server` / `clean_server`: every server test runs on the main backend — PostgreSQL, as production
+  does (SQLite where there is no PostgreSQL and CI is not set: tests/server/prefect_server.py).
+* The tests marked `sqlite` run on a SQLite server instead (`sqlite_server`, one per run: the
+  marker puts them in one xdist group). SQLite keeps what is SQLite's own: the 503 a locked
+  database answers and the sequential fallback it makes apply take, the fault-injection tests
+  (retries behind a proxy, whose timing SQLite's writer lock stresses most), one end-to-end apply
+  (tests/server/test_server_apply.py), and import (a hand-made server is most often a SQLite one).
+  docs/architecture.md says the same.
+* `special_server`: the one server with basic auth (`AUTH_STRING`) and a page limit of
+  `PAGE_LIMIT` instead of Prefect's 200, for the tests of credentials and of paging.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.server.prefect_server import PrefectServer, backends
+from tests.lanes import lane
+from tests.server.prefect_server import PrefectServer, main_backend
 from tests.server.repo import Repo, project
 
 CANARY = "canary-Pw-7f3a9c"  # the password of every test block; must never show up anywhere
 PASSWORDS = {"LAOS_DHIS2_PASSWORD": CANARY + "-laos", "RWANDA_DHIS2_PASSWORD": CANARY + "-rwanda"}
+AUTH_CANARY = CANARY + "-auth-string"
+AUTH_STRING = "admin:" + AUTH_CANARY  # the special server's PREFECT_SERVER_API_AUTH_STRING
+PAGE_LIMIT = 20  # the special server's PREFECT_SERVER_API_DEFAULT_LIMIT
 
 
-@pytest.fixture(scope="session", params=backends())
-def server(request, tmp_path_factory) -> PrefectServer:
-    srv = PrefectServer.start(tmp_path_factory.mktemp(f"prefect-{request.param}"), request.param)
-    request.addfinalizer(srv.stop)
+# The services the status tests wait for, on short loops (Prefect's defaults: 5 s each): the scheduler
+# pass for just-applied deployments, and the one that marks overdue runs Late.
+SERVICE_LOOPS = {"PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS": "1",
+                 "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": "1"}
+
+
+@pytest.fixture(scope="session")
+@lane("server")
+def server(tmp_path_factory) -> PrefectServer:
+    srv = PrefectServer.start(tmp_path_factory.mktemp(f"prefect-{main_backend()}"), main_backend(),
+                              extra_env=SERVICE_LOOPS)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+@lane("server", group="sqlite")
+def sqlite_server(request, tmp_path_factory) -> PrefectServer:
+    if main_backend() == "sqlite":
+        yield request.getfixturevalue("server")
+        return
+    srv = PrefectServer.start(tmp_path_factory.mktemp("prefect-sqlite"), "sqlite")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+@lane("server", group="special")
+def special_server(tmp_path_factory) -> PrefectServer:
+    srv = PrefectServer.start(tmp_path_factory.mktemp("prefect-special"), main_backend(), auth_string=AUTH_STRING,
+                              extra_env={"PREFECT_SERVER_API_DEFAULT_LIMIT": str(PAGE_LIMIT)})
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+@lane("server")
+def clean_server(request) -> PrefectServer:
+    """The main server, or the SQLite one for a test marked `sqlite` (or parametrized indirectly
+    with "sqlite"), wiped."""
+    on_sqlite = getattr(request, "param", None) == "sqlite" or request.node.get_closest_marker("sqlite") is not None
+    srv = request.getfixturevalue("sqlite_server" if on_sqlite else "server")
+    srv.wipe()
     return srv
 
 
 @pytest.fixture
-def clean_server(server: PrefectServer) -> PrefectServer:
-    server.wipe()
-    return server
+def clean_special_server(special_server) -> PrefectServer:
+    special_server.wipe()
+    return special_server
+
+
+# A test that runs on both backends: @ON_BOTH_BACKENDS (the SQLite case joins the group `sqlite`).
+ON_BOTH_BACKENDS = pytest.mark.parametrize(
+    "clean_server", ["main", pytest.param("sqlite", marks=pytest.mark.sqlite)], indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +118,37 @@ def make_repo(tmp_path, warm_cache):
 @pytest.fixture
 def env(clean_server, tmp_path) -> dict[str, str]:
     return {**clean_server.client_env(), "CHAPCTL_FLOWS_DIR": str(tmp_path / "repo"), **PASSWORDS}
+
+
+@contextlib.contextmanager
+def _working_directory(path: Path):
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def run_cli(args: tuple[str, ...] | list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """`chapctl ARGS` in this process (click's runner): the environment is exactly `env` for the
+    Prefect and chapctl settings (this process's PREFECT_* are hidden), the working directory
+    `cwd`. The result looks like a finished process; an exception that escaped the CLI's error
+    boundary becomes exit 1 with its traceback on stderr, where the tests look for one."""
+    from click.testing import CliRunner
+
+    from compiler.cli import app
+
+    overrides: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PREFECT_")}
+    overrides.update(env)
+    with _working_directory(cwd):
+        result = CliRunner().invoke(app, list(args), env=overrides, prog_name="chapctl", catch_exceptions=True)
+    stderr = result.stderr
+    code = result.exit_code
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+        code = 1
+    return subprocess.CompletedProcess(["chapctl", *args], code, result.stdout, stderr)
 
 
 class Chapctl:
@@ -100,6 +191,16 @@ class Chapctl:
                 self.last_stats = api.stats
 
     def cli(self, repo: Repo, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """The CLI's verb in-process (`run_cli`): options, output and exit codes as a user sees them."""
+        full_env = dict(self.env if env is None else env)
+        full_env["PREFECT_HOME"] = str(repo.root / ".prefect-home")  # no stray profile
+        proc = run_cli(args, full_env, repo.root)
+        self.outputs += [proc.stdout, proc.stderr]
+        return proc
+
+    def process(self, repo: Repo, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """The CLI as its own process (`python -m compiler`), where the process boundary is what is
+        tested: signals, exit on a kill, imports, the environment as a shell passes it."""
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
         full_env.update(self.env if env is None else env)
         full_env["PREFECT_HOME"] = str(repo.root / ".prefect-home")  # no stray profile
@@ -184,10 +285,39 @@ def normalized_state(server: PrefectServer) -> dict[str, Any]:
     return out
 
 
-def assert_kills_converge(chapctl: Chapctl, repo: Repo, setup, state) -> int:
-    """Apply once after `setup()` for the reference `state()`; then for every k, `setup()` again,
-    kill an apply after its k-th write (the server committed them, the client died), re-run it and
-    require the same state with nothing left to change. Returns the number of writes."""
+SWEEPS = ["sample", pytest.param("all", marks=pytest.mark.slow)]  # @pytest.mark.parametrize("sweep", SWEEPS)
+
+
+# apply's stages (compiler/reconcile/apply.py `_STAGES`), by the path a write goes to
+_STAGE_OF = {"work_pools": "definitions", "block_types": "definitions", "block_schemas": "definitions",
+             "v2": "definitions", "block_documents": "blocks", "variables": "blocks", "flows": "flows",
+             "deployments": "deployments", "automations": "automations"}
+
+
+def _stage(write: tuple[str, str]) -> str:
+    method, path = write
+    if method == "DELETE" and path.startswith("/deployments/"):
+        return "prune"  # pruned deployments go last, in a stage of their own
+    return _STAGE_OF.get(path.strip("/").split("/")[0], path)
+
+
+def kill_points(writes: list[tuple[str, str]], sweep: str) -> list[int]:
+    """After which writes to kill an apply whose writes are `writes` (method, path), in order.
+    "all": after every write but the last. "sample": after the first, after the last but one, and
+    after the last write of every stage of apply (pools and block types, blocks, flows,
+    deployments, automations, prunes): where a half-made apply hands over to the next stage."""
+    last = len(writes) - 1
+    if sweep == "all":
+        return list(range(1, last + 1))
+    points = {1, last} | {k for k in range(1, len(writes)) if _stage(writes[k]) != _stage(writes[k - 1])}
+    return sorted(p for p in points if 1 <= p <= last)
+
+
+def assert_kills_converge(chapctl: Chapctl, repo: Repo, setup, state, sweep: str = "all") -> int:
+    """Apply once after `setup()` for the reference `state()`; then for each kill point k
+    (`kill_points`), `setup()` again, kill an apply after its k-th write (the server committed
+    them, the client died), re-run it and require the same state with nothing left to change.
+    Returns the number of writes."""
 
     class Killed(BaseException):
         pass
@@ -195,10 +325,12 @@ def assert_kills_converge(chapctl: Chapctl, repo: Repo, setup, state) -> int:
     setup()
     chapctl.apply(repo)  # on a server that never saw chapctl: registers the block types, which stay
     setup()
-    chapctl.apply(repo)
+    writes: list[tuple[str, str]] = []
+    chapctl.apply(repo, on_write=lambda method, path: writes.append((method, path)))
     reference = state()
     total = chapctl.last_stats.writes
-    for k in range(1, total):
+    assert len(writes) == total, (len(writes), total)
+    for k in kill_points(writes, sweep):
         setup()
 
         def on_write(method: str, path: str, k=k, seen=[0]) -> None:
@@ -209,6 +341,6 @@ def assert_kills_converge(chapctl: Chapctl, repo: Repo, setup, state) -> int:
         with pytest.raises(Killed):
             chapctl.apply(repo, on_write=on_write)
         chapctl.apply(repo)
-        assert state() == reference, f"diverged after a kill at write {k}"
+        assert state() == reference, f"diverged after a kill at write {k} of {total} ({writes[k - 1]})"
         assert not chapctl.plan(repo).has_changes
     return total

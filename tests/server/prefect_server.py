@@ -1,39 +1,56 @@
 """Start and stop a real Prefect server for tests and benchmarks (reusable: import it).
 
-    with PrefectServer.start(tmp_dir, backend="sqlite") as server:
+    with PrefectServer.start(tmp_dir, backend="postgres") as server:
         env = server.client_env()            # PREFECT_API_URL (+ auth) for chapctl / prefect CLI
 
-* `prefect server start` as a subprocess in its own process group, on a free loopback port, with
-  a temporary `PREFECT_HOME`; stopped by killing that process group (never by name).
+* `prefect server start` through tests/processes.py (its own process group, stopped by group,
+  never by name), on a free loopback port, with a temporary `PREFECT_HOME`.
 * backend "sqlite": a database file in the temp dir. backend "postgres": a fresh database
-  `chapctl_test_<random>` created with asyncpg on 127.0.0.1:5432 and dropped on stop.
+  `chapctl_test_<random>` on 127.0.0.1:5432, dropped on stop.
+* Either starts from a *template*: a database migrated once by a server of the same Prefect
+  release (and holding the block types it registers), kept in the suite's cache (tests/cachedir.py; SQLite:
+  a file, copied) or in PostgreSQL (`chapctl_tmpl_<release>`, cloned with `CREATE DATABASE …
+  TEMPLATE`). A server then starts in about half the time: no migration, no block registration.
 * `auth_string="user:pass"` sets `PREFECT_SERVER_API_AUTH_STRING` (every path but /health needs it).
 * `extra_env=scheduler_env(...)` tunes the server's scheduler (loop intervals, run counts, horizon).
 * The server's output goes to `<tmp>/server.log`; a start that fails shows its tail.
+
+Which backend a test gets: `main_backend()` (PostgreSQL where there is one, always when `CI` is set)
+for every server test; SQLite for the tests marked `sqlite` (tests/server/conftest.py says which).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
-import signal
+import re
+import shutil
 import socket
-import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 
+from tests import processes
+from tests.cachedir import CACHE_ROOT
+from tests.processes import free_port  # noqa: F401 (re-exported: tests and benches import it from here)
+
 PG_HOST, PG_PORT, PG_USER, PG_ADMIN_DB = "127.0.0.1", 5432, "postgres", "test"
 PREFECT_BIN = Path(sys.executable).with_name("prefect")
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATES = CACHE_ROOT / "prefect-templates"
 
 
 def postgres_available(timeout: float = 0.5) -> bool:
-    """True when 127.0.0.1:5432 accepts TCP connections (decides the backend list, not a skip)."""
+    """True when 127.0.0.1:5432 accepts TCP connections (decides the backend, not a skip)."""
     try:
         with socket.create_connection((PG_HOST, PG_PORT), timeout=timeout):
             return True
@@ -41,32 +58,33 @@ def postgres_available(timeout: float = 0.5) -> bool:
         return False
 
 
-def backends() -> list[str]:
-    """sqlite always; postgres when 127.0.0.1:5432 answers — and always when `CI` is set, so that
-    a CI machine without PostgreSQL fails (PrefectServer.start says why) instead of silently
-    testing less. `CHAPCTL_TEST_BACKENDS=sqlite` narrows the list on purpose."""
-    wanted = os.environ.get("CHAPCTL_TEST_BACKENDS")
+def main_backend() -> str:
+    """The backend of every server test: postgres when 127.0.0.1:5432 answers — and always when `CI`
+    is set, so that a CI machine without PostgreSQL fails (PrefectServer.start says why) instead of
+    silently testing less. `CHAPCTL_TEST_BACKENDS=sqlite` chooses SQLite on purpose."""
+    wanted = [b.strip() for b in os.environ.get("CHAPCTL_TEST_BACKENDS", "").split(",") if b.strip()]
     if wanted:
-        return [b.strip() for b in wanted.split(",") if b.strip()]
-    return ["sqlite", "postgres"] if postgres_available() or os.environ.get("CI") else ["sqlite"]
+        return "postgres" if "postgres" in wanted else wanted[0]
+    return "postgres" if postgres_available() or os.environ.get("CI") else "sqlite"
+
+
+def backends() -> list[str]:
+    """Every backend this run covers: sqlite always (the SQLite-specific tests), and the main one."""
+    return sorted({"sqlite", main_backend()}, key=["sqlite", "postgres"].index)
 
 
 def backends_report() -> str:
     """One line for the test session's header and summary: which backends run, and why not."""
-    chosen = backends()
-    if "postgres" in chosen and not postgres_available():
-        return (f"server backends: {', '.join(chosen)} — PostgreSQL at {PG_HOST}:{PG_PORT} is unreachable and "
+    main = main_backend()
+    if main == "postgres" and not postgres_available():
+        return (f"server backends: postgres, sqlite — PostgreSQL at {PG_HOST}:{PG_PORT} is unreachable and "
                 "CI is set: the postgres tests will fail")
-    if "postgres" not in chosen and not os.environ.get("CHAPCTL_TEST_BACKENDS"):
+    if main == "sqlite" and not os.environ.get("CHAPCTL_TEST_BACKENDS"):
         return (f"server backends: sqlite only — PostgreSQL at {PG_HOST}:{PG_PORT} is unreachable (it is "
                 "required when CI is set)")
-    return f"server backends: {', '.join(chosen)}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    if main == "sqlite":
+        return "server backends: sqlite only (CHAPCTL_TEST_BACKENDS)"
+    return "server backends: postgres (every server test), sqlite (the tests marked sqlite)"
 
 
 def scheduler_env(*, loop_seconds: float = 60, recent_loop_seconds: float = 5, min_runs: int = 3,
@@ -122,6 +140,40 @@ def retrying_client(**kwargs: object) -> httpx.Client:
     return httpx.Client(transport=_RetryOn503(), **{"timeout": 30, **kwargs})
 
 
+def _release_key(prefect_bin: Path | None) -> str:
+    """What a template is keyed by: the Prefect release of the server binary (its migrations and
+    block types)."""
+    if prefect_bin is None or Path(prefect_bin) == PREFECT_BIN:
+        from compiler.installed import version
+
+        name = f"prefect-{version('prefect')}"
+    else:  # another release's cached environment: <test cache>/server-envs/prefect-<version>-<hash>/bin/prefect
+        name = Path(prefect_bin).resolve().parent.parent.name
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+@contextmanager
+def _template_lock(key: str) -> Iterator[None]:
+    """One process at a time builds or clones a template (xdist workers, two suites, a bench)."""
+    TEMPLATES.mkdir(parents=True, exist_ok=True)
+    with (TEMPLATES / f"{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+async def _pg_fetch(sql: str, *args: object) -> list:
+    import asyncpg
+
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
 @dataclass
 class PrefectServer:
     home: Path
@@ -129,8 +181,13 @@ class PrefectServer:
     backend: str
     auth_string: str | None = None
     database: str | None = None
-    process: subprocess.Popen | None = None
+    process: processes.Process | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def page_limit(self) -> int:
+        """The most objects one filter request may ask for (PREFECT_SERVER_API_DEFAULT_LIMIT)."""
+        return int(self.extra_env.get("PREFECT_SERVER_API_DEFAULT_LIMIT", 200))
 
     @property
     def api_url(self) -> str:
@@ -157,87 +214,123 @@ class PrefectServer:
     @classmethod
     def start(cls, home: Path, backend: str = "sqlite", *, auth_string: str | None = None,
               extra_env: dict[str, str] | None = None, timeout: float = 120.0,
-              prefect_bin: Path | None = None) -> PrefectServer:
-        """`prefect_bin`: another Prefect's CLI (tests/server/server_envs.py); default the locked one."""
-        home.mkdir(parents=True, exist_ok=True)
-        server = cls(home=home, port=free_port(), backend=backend, auth_string=auth_string,
-                     extra_env=dict(extra_env or {}))
-        if backend == "sqlite":
-            db_url = f"sqlite+aiosqlite:///{home / 'prefect.db'}"
-        elif backend == "postgres":
-            if not postgres_available():
-                raise RuntimeError(f"PostgreSQL at {PG_HOST}:{PG_PORT} is unreachable; the postgres backend needs it "
-                                   "(required when CI is set; CHAPCTL_TEST_BACKENDS=sqlite runs without it)")
-            server.database = f"chapctl_test_{uuid.uuid4().hex[:12]}"
-            asyncio.run(_pg(f'CREATE DATABASE "{server.database}"'))
-            db_url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{server.database}"
-        else:
+              prefect_bin: Path | None = None, template: bool = True) -> PrefectServer:
+        """`prefect_bin`: another Prefect's CLI (tests/server/server_envs.py); default the locked one.
+        `template=False`: a database migrated by this very start (what `make run` and a first
+        start do)."""
+        if backend not in ("sqlite", "postgres"):
             raise ValueError(f"unknown backend {backend!r}")
+        if backend == "postgres" and not postgres_available():
+            raise RuntimeError(f"PostgreSQL at {PG_HOST}:{PG_PORT} is unreachable; the postgres backend needs it "
+                               "(required when CI is set; CHAPCTL_TEST_BACKENDS=sqlite runs without it)")
+        home.mkdir(parents=True, exist_ok=True)
+        server = cls(home=home, port=processes.free_port(), backend=backend, auth_string=auth_string,
+                     extra_env=dict(extra_env or {}))
+        from_template = template and server._from_template(prefect_bin)
+        env = server._env()
+        if from_template:  # migrated, block types registered: nothing to do at start
+            env.update(PREFECT_API_DATABASE_MIGRATE_ON_START="false", PREFECT_API_BLOCKS_REGISTER_ON_START="false")
+        env.update(server.extra_env)
+        try:
+            server.process = processes.start(
+                f"prefect server ({backend}, port {server.port})",
+                [prefect_bin or PREFECT_BIN, "server", "start", "--host", "127.0.0.1", "--port", str(server.port)],
+                env=env, cwd=home, log_path=server.log_path, ready=processes.http_ok(f"{server.api_url}/health"),
+                timeout=timeout, every=0.1)
+        except BaseException:
+            server._drop_database()
+            raise
+        return server
+
+    def _db_url(self) -> str:
+        if self.backend == "sqlite":
+            return f"sqlite+aiosqlite:///{self.home / 'prefect.db'}"
+        return f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.database}"
+
+    def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
         env.update(
-            PREFECT_HOME=str(home),
-            PREFECT_API_DATABASE_CONNECTION_URL=db_url,
+            PREFECT_HOME=str(self.home),
+            PREFECT_API_DATABASE_CONNECTION_URL=self._db_url(),
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
             PREFECT_UI_ENABLED="false",
             PREFECT_SERVER_LOGGING_LEVEL="WARNING",
             PREFECT_LOGGING_LEVEL="WARNING",
         )
-        if auth_string:
-            env["PREFECT_SERVER_API_AUTH_STRING"] = auth_string
-        env.update(server.extra_env)
-        log = server.log_path.open("ab")
+        if self.auth_string:
+            env["PREFECT_SERVER_API_AUTH_STRING"] = self.auth_string
+        return env
+
+    def _from_template(self, prefect_bin: Path | None) -> bool:
+        """Lay this server's database from the release's template, building the template first
+        when there is none. True when it did."""
+        key = _release_key(prefect_bin)
+        with _template_lock(key):
+            if self.backend == "sqlite":
+                template = TEMPLATES / key / "prefect.db"
+                if not template.is_file():
+                    self._build_template(prefect_bin, TEMPLATES / key, template)
+                shutil.copyfile(template, self.home / "prefect.db")
+                return True
+            name = f"chapctl_tmpl_{key}"[:63]
+            if not asyncio.run(_pg_fetch("SELECT 1 FROM pg_database WHERE datname = $1", name)):
+                self._build_template(prefect_bin, None, name)
+            self.database = f"chapctl_test_{uuid.uuid4().hex[:12]}"
+            asyncio.run(_pg(f'CREATE DATABASE "{self.database}" TEMPLATE "{name}"'))
+            return True
+
+    def _build_template(self, prefect_bin: Path | None, folder: Path | None, target: Path | str) -> None:
+        """Start a server of that release on an empty database (it migrates it and registers its
+        block types), stop it, and keep the database as the template (published whole: a file
+        renamed into place, a database renamed)."""
+        builder = PrefectServer(home=self.home / "template-build", port=processes.free_port(), backend=self.backend)
+        builder.home.mkdir(parents=True, exist_ok=True)
+        if self.backend == "postgres":
+            builder.database = f"chapctl_build_{uuid.uuid4().hex[:12]}"
+            asyncio.run(_pg(f'CREATE DATABASE "{builder.database}"'))
         try:
-            server.process = subprocess.Popen(
-                [str(prefect_bin or PREFECT_BIN), "server", "start", "--host", "127.0.0.1", "--port", str(server.port)],
-                env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,  # own process group: stop() kills it and its children
-            )
+            builder.process = processes.start(
+                f"prefect server (building the {self.backend} template)",
+                [prefect_bin or PREFECT_BIN, "server", "start", "--host", "127.0.0.1", "--port", str(builder.port)],
+                env=builder._env(), cwd=builder.home, log_path=builder.log_path,
+                ready=processes.http_ok(f"{builder.api_url}/health"), timeout=180)
+            builder.process.stop()
+            if self.backend == "sqlite":
+                assert isinstance(target, Path) and folder is not None
+                folder.mkdir(parents=True, exist_ok=True)
+                import sqlite3
+
+                with contextlib.closing(sqlite3.connect(builder.home / "prefect.db")) as db:  # WAL into the file
+                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                partial = folder / f".prefect.db.{os.getpid()}"
+                shutil.copyfile(builder.home / "prefect.db", partial)
+                partial.replace(target)
+            else:
+                asyncio.run(_pg(f'ALTER DATABASE "{builder.database}" RENAME TO "{target}"'))
+                builder.database = None
         finally:
-            log.close()
-        try:
-            server._wait_healthy(timeout)
-        except BaseException:
-            server.stop()
-            raise
-        return server
+            if builder.process is not None:
+                builder.process.stop()
+            builder._drop_database()
+            shutil.rmtree(builder.home, ignore_errors=True)
 
     def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"prefect server exited with {self.process.returncode}:\n{self._log_tail()}")
-            try:
-                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"prefect server not healthy after {timeout:.0f}s:\n{self._log_tail()}")
+        assert self.process is not None
+        self.process.wait_ready(processes.http_ok(f"{self.api_url}/health"), timeout)
 
     def _log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return self.process.log_tail(lines) if self.process else "(not started)"
 
-    def stop(self) -> None:
-        proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=10)
+    def _drop_database(self) -> None:
         if self.database:
             db, self.database = self.database, None
             asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+
+    def stop(self) -> None:
+        proc, self.process = self.process, None
+        if proc is not None:
+            proc.stop()
+        self._drop_database()
 
     def __enter__(self) -> PrefectServer:
         return self
@@ -252,32 +345,24 @@ class PrefectServer:
         Flows, block types and block schemas stay (they are shared, registration is idempotent),
         unless `registrations`: then chapctl's block type (with its schemas) and flow go too, as
         on a server chapctl never saw."""
+        def each(path: str, body: dict | None = None, key: str = "id", keep=lambda row: True) -> None:
+            """Delete every object of a filter endpoint (but those to keep), page by page."""
+            for _ in range(1000):
+                rows = c.post(f"{path}/filter", json={"limit": self.page_limit, **(body or {})}).json()
+                rows = [row for row in rows if keep(row)]
+                if not rows:
+                    return
+                for row in rows:
+                    c.delete(f"{path}/{row[key]}")
+
         with self.client() as c:
-            for _ in range(100):
-                rows = c.post("/deployments/filter", json={"limit": 200}).json()
-                if not rows:
-                    break
-                for d in rows:
-                    c.delete(f"/deployments/{d['id']}")
-            for _ in range(100):
-                rows = c.post("/block_documents/filter", json={"limit": 200, "block_documents": {"is_anonymous": {"eq_": False}}}).json()
-                if not rows:
-                    break
-                for b in rows:
-                    c.delete(f"/block_documents/{b['id']}")
-            for _ in range(100):
-                rows = c.post("/variables/filter", json={"limit": 200}).json()
-                if not rows:
-                    break
-                for v in rows:
-                    c.delete(f"/variables/{v['id']}")
-            for automation in c.post("/automations/filter", json={"limit": 200}).json():
-                c.delete(f"/automations/{automation['id']}")
-            for limit in c.post("/v2/concurrency_limits/filter", json={"limit": 200}).json():
-                c.delete(f"/v2/concurrency_limits/{limit['id']}")
-            for wp in c.post("/work_pools/filter", json={"limit": 200}).json():
-                if wp["name"] not in keep_work_pools and not wp["name"].startswith("default-agent"):
-                    c.delete(f"/work_pools/{wp['name']}")
+            each("/deployments")
+            each("/block_documents", {"block_documents": {"is_anonymous": {"eq_": False}}})
+            each("/variables")
+            each("/automations")
+            each("/v2/concurrency_limits")
+            each("/work_pools", key="name",
+                 keep=lambda wp: wp["name"] not in keep_work_pools and not wp["name"].startswith("default-agent"))
             if registrations:
                 bt = c.get("/block_types/slug/chap-dhis2-credentials")
                 if bt.status_code == 200:

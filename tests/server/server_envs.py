@@ -1,10 +1,10 @@
 """Other Prefect releases to run a server from, each in its own environment built once and cached.
 
-    bin = prefect_binary("3.8.8")   # .cache/server-envs/prefect-3.8.8-<hash>/bin/prefect
+    bin = prefect_binary("3.8.8")   # <test cache>/server-envs/prefect-3.8.8-<hash>/bin/prefect
 
 The environment is pinned by `tests/server/envs/prefect-<version>.txt` (compiled with hashes from
 `prefect-<version>.in`; `make lock-test-envs` regenerates it) and built with uv into
-`.cache/server-envs/`, keyed by the sha256 of that file: a warm run reuses it, a changed pin
+`<test cache>/server-envs/`, keyed by the sha256 of that file: a warm run reuses it, a changed pin
 builds a new one. uv is the one `make` bootstrapped (`$UV`), else the one on PATH.
 """
 
@@ -19,9 +19,11 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from tests.cachedir import CACHE_ROOT
+
 REPO = Path(__file__).resolve().parents[2]
 ENVS = Path(__file__).resolve().parent / "envs"
-CACHE = REPO / ".cache" / "server-envs"
+CACHE = CACHE_ROOT / "server-envs"
 OTHER_VERSIONS = ("3.8.8",)  # besides the locked one (uv.lock)
 
 

@@ -36,9 +36,20 @@ def start(runner: Chapctl, repo: Repo, *args: str, env: dict[str, str] | None = 
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
+def finish(proc: subprocess.Popen, err_before: str = "") -> tuple[int, str, str]:
     out, err = proc.communicate(timeout=180)
-    return proc.returncode, out, err
+    return proc.returncode, out, err_before + err
+
+
+def read_err_until(proc: subprocess.Popen, text: str) -> str:
+    """What the process wrote to stderr up to the line holding `text` (no fixed wait: the line is the
+    signal; the test's timeout bounds it)."""
+    seen = ""
+    while text not in seen:
+        line = proc.stderr.readline()
+        assert line, f"the process ended without saying {text!r}: {seen}"
+        seen += line
+    return seen
 
 
 def writes_of_an_apply(runner: Chapctl, repo: Repo) -> int:
@@ -97,10 +108,10 @@ def test_a_held_lock_makes_apply_wait_visibly_then_time_out(chapctl, make_repo, 
 
     # Released while we wait: apply goes ahead and says it waited.
     proc = start(chapctl, repo, "apply", "--lock-timeout", "60")
-    time.sleep(2.5)
+    waited = read_err_until(proc, "waiting for the apply lock")
     with clean_server.client() as c:
         c.delete(f"/variables/{held['id']}").raise_for_status()
-    code, out, err = finish(proc)
+    code, out, err = finish(proc, waited)
     assert code == 0, err
     assert "waiting for the apply lock" in err and "note: waited" in out
     assert [d["name"] for d in all_deployments(clean_server)] == ["laos-malaria"]
@@ -146,9 +157,9 @@ def test_sigterm_releases_the_lock(chapctl, make_repo, clean_server):
     with clean_server.client() as c:  # hold the lock so that apply sits waiting for it
         held = c.post("/variables/", json={"name": LOCK, "value": {"holder": "x", "ttl_seconds": 600}}).json()
     proc = start(chapctl, repo, "apply", "--lock-timeout", "60")
-    time.sleep(2.5)
+    waited = read_err_until(proc, "waiting for the apply lock")
     proc.send_signal(signal.SIGTERM)
-    code, out, err = finish(proc)
+    code, out, err = finish(proc, waited)
     assert code == 130 and "interrupted" in err and "Traceback" not in err
     with clean_server.client() as c:
         assert c.get(f"/variables/name/{LOCK}").json()["id"] == held["id"]  # theirs, untouched

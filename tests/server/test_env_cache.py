@@ -8,7 +8,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.server.server_envs import REPO
+
+# No server: an empty environment built three times at once (uv, no network).
+pytestmark = pytest.mark.pure
 
 BUILD = textwrap.dedent("""
     import sys, time

@@ -12,7 +12,8 @@ from tests.server.conftest import Chapctl, all_deployments, deployment, normaliz
 from tests.server.fault_proxy import FaultProxy
 from tests.server.repo import project
 
-pytestmark = pytest.mark.server
+# On SQLite (tests/server/conftest.py): a retried write meets its one-writer lock there.
+pytestmark = [pytest.mark.server, pytest.mark.sqlite]
 
 THREE = [
     project("laos-malaria", "laos-dhis2", model_id=12, cron="0 6 * * 1"),

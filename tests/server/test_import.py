@@ -1,4 +1,4 @@
-"""`chapctl import` and the adopt handover against a real Prefect server (SQLite and PostgreSQL).
+"""`chapctl import` and the adopt handover against a real Prefect server (SQLite).
 
 The server is built the chap-scheduler way with Prefect's own code: two `Dhis2Credentials` blocks
 saved by the block class, a deployment of `dhis2-chap-prediction` registered by
@@ -28,7 +28,8 @@ from ruamel.yaml import YAML
 from tests.server.conftest import CANARY, all_deployments, block_documents
 from tests.server.prefect_server import PREFECT_BIN
 
-pytestmark = pytest.mark.server
+# On SQLite (tests/server/conftest.py): import reads hand-made servers, most often SQLite ones.
+pytestmark = [pytest.mark.server, pytest.mark.sqlite]
 
 INLINE_PASSWORD = CANARY + "-inline"  # the password `prefect deploy` stored in the deployment
 NEW_PASSWORD = CANARY + "-sl"  # what the operator exports for the block import declares

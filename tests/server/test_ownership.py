@@ -7,21 +7,22 @@ from __future__ import annotations
 import pytest
 
 from tests.server.conftest import (
+    AUTH_CANARY,
+    AUTH_STRING,
     CANARY,
+    PAGE_LIMIT,
     Chapctl,
     all_deployments,
     block_documents,
     deployment,
     updated_stamps,
 )
-from tests.server.prefect_server import backends
 from tests.server.repo import DEFAULTS, project
 
 pytestmark = pytest.mark.server
 
 LAOS = [project("laos-malaria", "laos-dhis2", model_id=12), project("laos-dengue", "laos-dhis2", model_id=7)]
 RWANDA = [project("rwanda-malaria", "rwanda-dhis2", model_id=3, cron="0 4 * * 2", timezone="Africa/Kigali")]
-AUTH_CANARY = CANARY + "-auth-string"
 
 
 def owned(owner: str) -> dict:
@@ -205,17 +206,9 @@ def test_pruning_says_what_happens_to_runs(chapctl, make_repo, clean_server):
         assert c.get(f"/flow_runs/{r}").json()["state"]["type"] == "CANCELLING"
 
 
-@pytest.fixture(scope="module")
-def auth_server(tmp_path_factory):
-    from tests.server.prefect_server import PrefectServer
-
-    srv = PrefectServer.start(tmp_path_factory.mktemp("prefect-auth-url"), "sqlite", auth_string="admin:" + AUTH_CANARY)
-    yield srv
-    srv.stop()
-
-
-def test_credentials_in_the_api_url_are_used_and_never_printed(auth_server, make_repo, tmp_path):
-    url = auth_server.api_url.replace("http://", f"http://admin:{AUTH_CANARY}@")
+def test_credentials_in_the_api_url_are_used_and_never_printed(clean_special_server, make_repo, tmp_path):
+    auth_server = clean_special_server
+    url = auth_server.api_url.replace("http://", f"http://{AUTH_STRING}@")
     env = {"PREFECT_API_URL": url, "CHAPCTL_FLOWS_DIR": str(tmp_path / "repo"),
            "LAOS_DHIS2_PASSWORD": CANARY + "-laos"}
     runner = Chapctl(auth_server, env)
@@ -234,45 +227,41 @@ def test_credentials_in_the_api_url_are_used_and_never_printed(auth_server, make
     assert AUTH_CANARY not in printed and CANARY not in printed
 
 
-@pytest.fixture(scope="module", params=backends())
-def limited_server(request, tmp_path_factory):
-    """A server whose page limit is 100 (PREFECT_SERVER_API_DEFAULT_LIMIT), not Prefect's 200."""
-    from tests.server.prefect_server import PrefectServer
-
-    srv = PrefectServer.start(tmp_path_factory.mktemp(f"prefect-limit-{request.param}"), request.param,
-                              extra_env={"PREFECT_SERVER_API_DEFAULT_LIMIT": "100"})
-    yield srv
-    srv.stop()
-
-
-def test_server_with_a_page_limit_of_100_plans_and_prunes_250_projects(limited_server, make_repo, tmp_path):
+# The default run proves paging on three pages (and a prune across them); the slow lane on 250 projects.
+@pytest.mark.parametrize("count, kept", [(2 * PAGE_LIMIT + 5, PAGE_LIMIT + 1),
+                                         pytest.param(250, 120, marks=pytest.mark.slow)])
+def test_a_server_with_a_lower_page_limit_plans_and_prunes_every_project(clean_special_server, make_repo, tmp_path,
+                                                                        count, kept):
+    """The special server answers at most PAGE_LIMIT objects a request (PREFECT_SERVER_API_DEFAULT_LIMIT),
+    not Prefect's 200: chapctl reads every page."""
+    limited_server = clean_special_server
     env = {**limited_server.client_env(), "CHAPCTL_FLOWS_DIR": str(tmp_path / "repo"), "LAOS_DHIS2_PASSWORD": "x"}
     runner = Chapctl(limited_server, env)
-    many = [project(f"p-{i:03d}", "laos-dhis2", model_id=i + 1, cron=f"{i % 60} {i % 24} * * *") for i in range(250)]
+    many = [project(f"p-{i:03d}", "laos-dhis2", model_id=i + 1, cron=f"{i % 60} {i % 24} * * *") for i in range(count)]
     repo = make_repo(many)
     result = runner.apply(repo)
-    assert result.counts()["created"] >= 250
-    assert len(all_deployments_paged(limited_server)) == 250
+    assert result.counts()["created"] >= count
+    assert len(all_deployments_paged(limited_server)) == count
     p = runner.plan(repo)
     assert not p.has_changes
     noop_requests = runner.last_stats.requests
-    for doc in many[120:]:
+    for doc in many[kept:]:
         (repo.root / "projects" / f"{doc['name']}.yaml").unlink()
     repo.compile()
     p = runner.plan(repo)
-    assert sorted(a.name for a in p.actions if a.op == "delete") == [d["name"] for d in many[120:]]
+    assert sorted(a.name for a in p.actions if a.op == "delete") == [d["name"] for d in many[kept:]]
     runner.apply(repo)
-    assert sorted(d["name"] for d in all_deployments_paged(limited_server)) == [d["name"] for d in many[:120]]
+    assert sorted(d["name"] for d in all_deployments_paged(limited_server)) == [d["name"] for d in many[:kept]]
     assert not runner.plan(repo).has_changes
-    print(f"no-op plan of 250 projects on a limit-100 server: {noop_requests} requests")
+    print(f"no-op plan of {count} projects on a limit-{PAGE_LIMIT} server: {noop_requests} requests")
 
 
 def all_deployments_paged(server) -> list[dict]:
     out, offset = [], 0
     with server.client() as c:
         while True:
-            page = c.post("/deployments/filter", json={"limit": 100, "offset": offset}).json()
+            page = c.post("/deployments/filter", json={"limit": server.page_limit, "offset": offset}).json()
             out += page
-            if len(page) < 100:
+            if len(page) < server.page_limit:
                 return out
-            offset += 100
+            offset += server.page_limit

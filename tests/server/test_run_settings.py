@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.server.conftest import CANARY, deployment
+from tests.server.conftest import CANARY, SWEEPS, deployment
 from tests.server.repo import project
+
+pytestmark = pytest.mark.server
 
 HOOK_SECRET = CANARY + "-hook"  # the webhook URL's token: a secret like a password
 HOOK_URL = f"http://127.0.0.1:9/hook/{HOOK_SECRET}"
@@ -221,8 +223,10 @@ def test_plan_output_names_alerts_and_limits(chapctl, make_repo, clean_server):
     assert HOOK_SECRET not in out + proc.stderr
 
 
-def test_a_killed_apply_of_alerts_limits_and_schedules_converges(chapctl, make_repo, clean_server):
-    """Kill after k writes for every k (the server committed them, the client died); re-run."""
+@pytest.mark.parametrize("sweep", SWEEPS)
+def test_a_killed_apply_of_alerts_limits_and_schedules_converges(chapctl, make_repo, clean_server, sweep):
+    """Kill after k writes (the server committed them, the client died); re-run. The default run
+    kills at the first and last write and around every stage boundary; the slow lane after every write."""
     from tests.server.conftest import assert_kills_converge, normalized_state
 
     limited = {**two_schedules(), "limits": {"concurrency": 1}}
@@ -235,7 +239,7 @@ def test_a_killed_apply_of_alerts_limits_and_schedules_converges(chapctl, make_r
                                for n, r in concurrency_limits(clean_server).items())  # a deployment's own: by id
         return out
 
-    assert assert_kills_converge(chapctl, repo, clean_server.wipe, state) >= 10
+    assert assert_kills_converge(chapctl, repo, clean_server.wipe, state, sweep) >= 10
 
 
 def json_of(value: Any) -> str:

@@ -20,8 +20,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from compiler.review.preview import schedule_runs
+from tests.lanes import lane
 from tests.server.conftest import PASSWORDS, Chapctl
-from tests.server.prefect_server import PrefectServer, backends, scheduler_env
+from tests.server.prefect_server import PrefectServer, main_backend, scheduler_env
 from tests.server.repo import Repo, project
 
 pytestmark = pytest.mark.server
@@ -65,9 +66,10 @@ SCHEDULER = scheduler_env(loop_seconds=2, recent_loop_seconds=1, min_runs=3, max
                           min_scheduled_time=HORIZON, max_scheduled_time=HORIZON + dt.timedelta(days=30))
 
 
-@pytest.fixture(scope="module", params=backends())
+@pytest.fixture(scope="module")
+@lane("server", group="previews")
 def scheduling_server(request, tmp_path_factory) -> PrefectServer:
-    srv = PrefectServer.start(tmp_path_factory.mktemp(f"prefect-sched-{request.param}"), request.param,
+    srv = PrefectServer.start(tmp_path_factory.mktemp("prefect-sched"), main_backend(),
                               extra_env=SCHEDULER)
     request.addfinalizer(srv.stop)
     return srv

@@ -1,4 +1,4 @@
-"""plan/apply against a real Prefect server (sqlite, and postgres when available)."""
+"""plan/apply against a real Prefect server (PostgreSQL; the first and second apply on SQLite too)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import pytest
 from compiler.errors import ApplyRefused
 from tests.server.conftest import (
     CANARY,
+    ON_BOTH_BACKENDS,
     PASSWORDS,
+    SWEEPS,
     all_deployments,
     block_documents,
     deployment,
@@ -28,6 +30,7 @@ THREE = [
 ]
 
 
+@ON_BOTH_BACKENDS
 def test_first_apply_creates_everything_with_block_refs(chapctl, make_repo, clean_server):
     clean_server.wipe(registrations=True)
     repo = make_repo(THREE)
@@ -62,6 +65,7 @@ def test_first_apply_creates_everything_with_block_refs(chapctl, make_repo, clea
     assert pools["chap-test"]["base_job_template"].get("variables")  # the process worker's template
 
 
+@ON_BOTH_BACKENDS
 def test_second_apply_writes_nothing(chapctl, make_repo, clean_server):
     repo = make_repo(THREE)
     chapctl.apply(repo)
@@ -294,9 +298,11 @@ def test_password_never_leaks(chapctl, make_repo, clean_server):
     assert CANARY not in clean_server.log_path.read_text(errors="replace")
 
 
+@pytest.mark.parametrize("sweep", SWEEPS)
 @pytest.mark.parametrize("scenario", ["first", "update"])
-def test_killed_apply_converges(chapctl, make_repo, clean_server, scenario):
-    """Kill after k writes (the server committed them, the client died) for every k; re-run."""
+def test_killed_apply_converges(chapctl, make_repo, clean_server, scenario, sweep):
+    """Kill after k writes (the server committed them, the client died); re-run. The default run
+    kills at the first and last write and around every stage boundary; the slow lane after every write."""
 
     start = THREE if scenario == "first" else THREE
     target_projects = THREE if scenario == "first" else [
@@ -321,7 +327,7 @@ def test_killed_apply_converges(chapctl, make_repo, clean_server, scenario):
                 repo.write_project(doc, compile=False)
             repo.compile()
 
-    assert assert_kills_converge(chapctl, repo, setup, lambda: normalized_state(clean_server)) >= 3
+    assert assert_kills_converge(chapctl, repo, setup, lambda: normalized_state(clean_server), sweep) >= 3
 
 
 def test_server_down_is_one_clear_line(chapctl, make_repo):
@@ -367,16 +373,8 @@ def test_warm_noop_plan_does_not_import_prefect(chapctl, make_repo):
     assert " prefect\n" not in proc.stderr and "| prefect." not in proc.stderr
 
 
-@pytest.fixture(scope="module")
-def auth_server(tmp_path_factory):
-    from tests.server.prefect_server import PrefectServer
-
-    srv = PrefectServer.start(tmp_path_factory.mktemp("prefect-auth"), "sqlite", auth_string="admin:s3cret-auth")
-    yield srv
-    srv.stop()
-
-
-def test_wrong_auth_string_is_a_clear_401(auth_server, make_repo, tmp_path):
+def test_wrong_auth_string_is_a_clear_401(clean_special_server, make_repo, tmp_path):
+    auth_server = clean_special_server
     from tests.server.conftest import Chapctl
 
     env = {**auth_server.client_env(), "CHAPCTL_FLOWS_DIR": str(tmp_path / "repo"), **PASSWORDS}

@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.lanes import lane
 from tests.server.conftest import PASSWORDS, Chapctl, all_deployments, deployment, normalized_state
-from tests.server.prefect_server import PrefectServer, backends, scheduler_env
+from tests.server.prefect_server import PrefectServer, main_backend, scheduler_env
 from tests.server.repo import Repo, project
 from tests.server.server_envs import OTHER_VERSIONS, prefect_binary
 
@@ -29,9 +30,10 @@ THREE = [
 HORIZON = dt.timedelta(days=400)  # past the next Oslo DST changes, whatever today is
 
 
-@pytest.fixture(scope="module", params=backends())
+@pytest.fixture(scope="module")
+@lane("server", group="versions")
 def old_server(request, tmp_path_factory) -> PrefectServer:
-    srv = PrefectServer.start(tmp_path_factory.mktemp(f"prefect-{VERSION}-{request.param}"), request.param,
+    srv = PrefectServer.start(tmp_path_factory.mktemp(f"prefect-{VERSION}"), main_backend(),
                               prefect_bin=prefect_binary(VERSION),
                               extra_env=scheduler_env(loop_seconds=2, recent_loop_seconds=1, min_runs=3,
                                                       max_runs=500, min_scheduled_time=HORIZON,

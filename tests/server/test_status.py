@@ -38,7 +38,7 @@ RUN_KEYS = {"id", "name", "state", "state_type", "expected_start", "scheduled", 
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def make_run(server, name: str, *states: str, scheduled: dt.datetime | None = None, pause: float = 0.3) -> str:
+def make_run(server, name: str, *states: str, scheduled: dt.datetime | None = None, pause: float = 0.05) -> str:
     """A flow run of the deployment `name`, moved through `states` (forced, as a worker would
     report them) `pause` seconds apart; created Scheduled at `scheduled` (default now)."""
     body: dict[str, Any] = {}
@@ -105,7 +105,7 @@ def scenario(chapctl, make_repo, clean_server):
     server = clean_server
     wait_for_scheduler(server, ["done", "failing", "late", "idle", "edited"])
     runs = {
-        "done": make_run(server, "done", "RUNNING", "COMPLETED"),
+        "done": make_run(server, "done", "RUNNING", "COMPLETED", pause=0.3),  # a duration the report shows
         "failing-ok": make_run(server, "failing", "RUNNING", "COMPLETED"),
         "failing-1": make_run(server, "failing", "RUNNING", "FAILED"),
         "failing-cancelled": make_run(server, "failing", "CANCELLED"),

@@ -18,13 +18,11 @@ stopped by its PID, then its group; never by name.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.e2e.stack import stop_leader_then_group
+from tests import processes
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "chapctl topology test", "GIT_AUTHOR_EMAIL": "topology@example.org",
            "GIT_COMMITTER_NAME": "chapctl topology test", "GIT_COMMITTER_EMAIL": "topology@example.org",
@@ -53,18 +51,12 @@ def bare_clone(work_tree: Path, bare: Path) -> Path:
     return bare
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class GitDaemon:
     base: Path
     port: int
     log_path: Path
-    process: subprocess.Popen | None = None
+    process: processes.Process | None = None
 
     def url(self, name: str) -> str:
         return f"git://127.0.0.1:{self.port}/{name}"
@@ -72,23 +64,16 @@ class GitDaemon:
     @classmethod
     def reserve(cls, base: Path, log_path: Path) -> GitDaemon:
         """Choose the port first (the URL goes into the projects before the repository exists)."""
-        return cls(base=base, port=_free_port(), log_path=log_path)
+        return cls(base=base, port=processes.free_port(), log_path=log_path)
 
     def start(self, timeout: float = 20.0) -> GitDaemon:
         self.base.mkdir(parents=True, exist_ok=True)
         cmd = ["git", "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={self.port}",
                f"--base-path={self.base}", "--export-all", "--verbose", "--informative-errors",
                "--log-destination=stderr", str(self.base)]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while "Ready to rumble" not in self.log():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                log_text = self.log()
-                self.stop()
-                raise RuntimeError(f"git daemon did not start on port {self.port}:\n{log_text}")
-            time.sleep(0.05)
+        # The daemon shuts its children down on SIGTERM; SIGKILL to the group reaches its upload-packs too.
+        self.process = processes.start("git daemon", cmd, log_path=self.log_path, leader_first=True, timeout=timeout,
+                                       ready=lambda: "Ready to rumble" in self.log(), every=0.05)
         return self
 
     def log(self) -> str:
@@ -103,7 +88,8 @@ class GitDaemon:
 
     def stop(self) -> None:
         proc, self.process = self.process, None
-        stop_leader_then_group(proc)  # SIGKILL to the group reaches its upload-packs too
+        if proc is not None:
+            proc.stop(grace=10)
 
     def __enter__(self) -> GitDaemon:
         return self

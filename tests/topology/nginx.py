@@ -1,13 +1,13 @@
 """Debian's nginx for tests, and a TLS reverse proxy in front of a Prefect server built from the
 nginx block of docs/operations.md (so the test proves the configuration the operators copy).
 
-    binary = nginx_binary()                      # once per package version, cached under .cache/nginx/
+    binary = nginx_binary()                      # once per package version, cached under <test cache>/nginx/
     with NginxProxy.start(tmp_dir, upstream_port=server.port) as proxy:
         proxy.api_url                            # https://127.0.0.1:<port>/api, for PREFECT_API_URL
         proxy.client_env()                       # + SSL_CERT_FILE: the test CA every client trusts
 
 * The binary: `apt-get download nginx=<candidate version>` then `dpkg -x` into
-  `.cache/nginx/<version>/` (a `.complete` marker is written last; a lock file serialises two
+  `<test cache>/nginx/<version>/` (a `.complete` marker is written last; a lock file serialises two
   sessions). No root, nothing installed system-wide. `CHAPCTL_TEST_NGINX=/path/to/nginx` uses
   another binary instead.
 * The configuration: the ```nginx block of docs/operations.md with three substitutions only —
@@ -30,17 +30,16 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.e2e.stack import stop_leader_then_group
+from tests import processes
+from tests.cachedir import CACHE_ROOT
 
 REPO = Path(__file__).resolve().parents[2]
-CACHE = REPO / ".cache" / "nginx"
+CACHE = CACHE_ROOT / "nginx"
 DOC = REPO / "docs" / "operations.md"
 PACKAGE = "nginx"
 MARKER = ".complete"
@@ -255,12 +254,6 @@ http {{
 # ------------------------------------------------------------------------------ the process
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass(frozen=True)
 class AccessEntry:
     method: str
@@ -278,7 +271,7 @@ class NginxProxy:
     prefix: Path
     port: int
     ca_file: Path
-    process: subprocess.Popen | None = None
+    process: processes.Process | None = None
 
     @property
     def url(self) -> str:
@@ -323,7 +316,7 @@ class NginxProxy:
         for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (prefix / "tmp" / name).mkdir(parents=True, exist_ok=True)
         ca, cert, key = make_certificates(prefix / "tls")
-        port = free_port()
+        port = processes.free_port()
         proxy = cls(prefix=prefix, port=port, ca_file=ca)
         conf = nginx_conf(prefix, server_block(listen_port=port, upstream_port=upstream_port, cert=cert, key=key,
                                                websockets=websockets))
@@ -332,27 +325,12 @@ class NginxProxy:
         check = _run([*cmd, "-t"], timeout=30)
         if check.returncode != 0:
             raise RuntimeError(f"nginx -t rejected the configuration:\n{check.stderr}\n{conf}")
-        with (prefix / "nginx.out").open("ab") as out:
-            proxy.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             start_new_session=True)  # own process group: master + worker
-        try:
-            proxy._wait_listening(timeout)
-        except BaseException:
-            proxy.stop()
-            raise
+        # SIGQUIT to the master stops it gracefully (workers finish, websocket tunnels are closed and
+        # logged; worker_shutdown_timeout bounds them), then SIGKILL to the group if it lingers.
+        proxy.process = processes.start("nginx", cmd, ready=processes.port_open(port), timeout=timeout,
+                                        log_path=proxy.error_log, stop_signal=signal.SIGQUIT, leader_first=True,
+                                        every=0.05)
         return proxy
-
-    def _wait_listening(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"nginx exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"nginx is not listening on {self.port} after {timeout:.0f}s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -361,11 +339,9 @@ class NginxProxy:
             return "(no error log)"
 
     def stop(self) -> None:
-        """SIGQUIT to the master (graceful: workers finish, websocket tunnels are closed and
-        logged), then SIGKILL to the process group if it lingers."""
         proc, self.process = self.process, None
-        # worker_shutdown_timeout bounds open websocket tunnels
-        stop_leader_then_group(proc, signal.SIGQUIT, grace=15)
+        if proc is not None:
+            proc.stop()
 
     def __enter__(self) -> NginxProxy:
         return self

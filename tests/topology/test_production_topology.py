@@ -62,12 +62,14 @@ import pytest
 from tests.e2e.scenario import PASSWORD, TODAY, USERNAME, WORKER_SETTINGS, clean_env
 from tests.e2e.stack import BIN, Api, Worker
 from tests.fake_dhis2 import FakeDhis2Server
+from tests.lanes import lane
 from tests.server.prefect_server import PrefectServer, postgres_available
 from tests.server.repo import SOURCE, Repo, project
 from tests.topology.git_daemon import GitDaemon, bare_clone, commit_all
 from tests.topology.nginx import NginxProxy
 
-pytestmark = [pytest.mark.server, pytest.mark.timeout(1200)]
+# The whole topology is an exhaustive end-to-end check: the slow lane (make test and CI run it).
+pytestmark = [pytest.mark.topology, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 # The CHAP behind the fake DHIS2's route: the fake's own, and the real chap-core 2.5.1 of the
 # session (`real_chap`, tests/conftest.py), shared with tests/chap_real.
@@ -135,6 +137,7 @@ def _setup_ids(setups: Any) -> tuple[int, ...]:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
+@lane("topology", group="chap")  # with the real chap-core of tests/chap_real: one worker
 def chap_backend(request) -> Iterator[ChapBackend]:
     if request.param == "fake":
         with FakeDhis2Server(username=USERNAME, password=PASSWORD, today=TODAY) as fake:
@@ -202,7 +205,7 @@ def wait_workers_online(api: Api, workers: dict[str, Worker], timeout: float = 1
     deadline = time.monotonic() + timeout
     while True:
         for name, worker in workers.items():
-            assert worker.process.poll() is None, f"worker {name} exited at once:\n{worker.log_tail()}"
+            assert worker.running, f"worker {name} exited at once:\n{worker.log_tail()}"
         online = {w["name"] for w in api.c.post(f"/work_pools/{POOL}/workers/filter", json={}).json()
                   if w["status"] == "ONLINE"}
         if set(workers) <= online:
@@ -225,6 +228,7 @@ def wait_runs_over(api: Api, timeout: float = 120.0) -> None:
 
 
 @pytest.fixture(scope="module")
+@lane("topology", group="chap")
 def topology(chap_backend: ChapBackend, tmp_path_factory) -> Iterator[Topology]:
     if not postgres_available() and not os.environ.get("CI"):
         # as for the server tests' backend list: required in CI (PrefectServer.start then says why)
