@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any, Callable
 
 import pytest
+from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
@@ -47,7 +48,9 @@ def prefect_api(tmp_path_factory) -> str:
         # up to a second per run joining the heartbeat thread, so turn them off here.
         with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             yield server.api_url
-            APILogWorker.drain_all(timeout=5)  # the runs' last logs, while the server still answers
+            # the runs' last logs and events, while the server still answers
+            APILogWorker.drain_all(timeout=5)
+            EventsWorker.drain_all(timeout=5)
     finally:
         server.stop()
 

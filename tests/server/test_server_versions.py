@@ -1,4 +1,4 @@
-"""chapctl (with the locked Prefect 3.9.1) against a Prefect 3.8.8 server, SQLite and PostgreSQL:
+"""chapctl (with the locked Prefect 3.9.1) against a Prefect 3.8.8 server (on the main backend, PostgreSQL):
 plan/apply and their idempotence, drift, the adoption of deployments made by an owner-less
 chapctl, and the schedule previews — including the one line saying that the two releases'
 schedulers may disagree around a DST change, and where they do."""

@@ -1,4 +1,4 @@
-"""`chapctl status` against a real Prefect server (sqlite, and postgres when available): projects
+"""`chapctl status` against a real Prefect server (the main backend, PostgreSQL): projects
 applied with chapctl, real flow runs created and moved through their states with the REST API
 (`create_flow_run`, `set_state` with `force`), and the server's own scheduler and late-runs
 services running. Every output format, the exit codes, and a request count that does not grow
