@@ -5,12 +5,14 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from compiler.compile.diagnostics import Diagnostic
 from compiler.errors import HandEdited, StaleArtifacts, ValidationFailed
 from compiler.compile.load import load_repo
 from compiler.compile.render import BLOCKS_DIR, PREFECT_YAML, Artifacts, edited_by_hand, render
-from compiler.review.schedules import ScheduleReport, schedule_report
+from compiler.compile.models import SINGLE_SCHEDULE_SLUG
+from compiler.review.schedules import ScheduleReport, schedule_label, schedule_report
 from compiler.compile.validate import ValidatedRepo, validate
 
 TEMPLATES_DIR = "templates"
@@ -56,14 +58,26 @@ def check_repo(root: Path) -> Checked:
 
 
 def hotspot_warnings(validated: ValidatedRepo, review: ScheduleReport) -> tuple[Diagnostic, ...]:
-    sources = {v.project.name: v.source for v in validated.projects}
+    """One warning per hot-spot, placed on the cron of its first schedule: a project's `schedule:`
+    or an entry of its `schedules:` (a hot-spot names them as `schedule_label` does)."""
+    places: dict[str, tuple[Any, tuple, str]] = {}
+    for v in validated.projects:
+        if v.project.schedules is not None:
+            for index, entry in enumerate(v.project.schedules):
+                places[schedule_label(v.project.name, entry.slug)] = (
+                    v.source, ("schedules", index, "cron"), f"schedules[{index}].cron")
+        elif v.project.schedule is not None:
+            places[schedule_label(v.project.name, SINGLE_SCHEDULE_SLUG)] = (v.source, ("schedule", "cron"), "schedule.cron")
     out = []
     for spot in review.hotspots:
-        first = next(name for name in spot.projects if name in sources)
-        line, column = sources[first].position(("schedule", "cron"))
+        first = next((label for label in spot.projects if label in places), None)
+        if first is None:  # every label comes from a schedule above; nothing to place it on otherwise
+            continue
+        source, path, field = places[first]
+        line, column = source.position(path)
         others = f" (and {len(spot.projects) - 1} other project(s))" if len(spot.projects) > 1 else ""
         out.append(Diagnostic(
-            sources[first].path, line, column, "schedule.cron",
+            source.path, line, column, field,
             f"load hot-spot{others}: {spot.text()}",
             "spread these schedules over other hours or days, or raise `load_warnings` in projects/_defaults.yaml "
             "if the DHIS2 instance and CHAP can take it", severity="warning"))

@@ -52,6 +52,36 @@ def _abbreviations() -> dict[str, dict[int, list[str]]]:
     return table
 
 
+@lru_cache(maxsize=1)
+def _countries() -> dict[str, tuple[str, list[str]]]:
+    """Country name, lower case with spaces ("malawi", "united states") -> (its name, its zones in
+    zone.tab's order): "Africa/Malawi" names a country, whose zone is Africa/Blantyre."""
+    folder = importlib.resources.files("tzdata") / "zoneinfo"
+    names = {}
+    for line in (folder / "iso3166.tab").read_text().splitlines():
+        if line and not line.startswith("#"):
+            code, name = line.split("\t")[:2]
+            names[code] = name
+    zones: dict[str, list[str]] = {}
+    for line in (folder / "zone.tab").read_text().splitlines():
+        if line and not line.startswith("#"):
+            code, _, zone = line.split("\t")[:3]
+            if zone in timezones():
+                zones.setdefault(code, []).append(zone)
+    return {name.lower(): (name, zones[code]) for code, name in names.items() if code in zones}
+
+
+def _country_hint(text: str) -> str | None:
+    country = _countries().get(text.rsplit("/", 1)[-1].replace("_", " ").strip().lower())
+    if country is None:
+        return None
+    name, zones = country
+    if len(zones) == 1:
+        return f"{name} is a country, not a zone name: did you mean {zones[0]!r}?"
+    return (f"{name} is a country with {len(zones)} zones: use the one of the DHIS2 instance's city, e.g. "
+            + ", ".join(repr(z) for z in zones[:3]))
+
+
 def _clock(minutes: int) -> str:
     sign = "+" if minutes >= 0 else "-"
     return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
@@ -78,6 +108,9 @@ def suggestion(name: str) -> str:
         if len(options) == 1:
             return f"{text} is an abbreviation, not a zone name: did you mean {options[0]}?"
         return f"{text} is an ambiguous abbreviation: " + " or ".join(options) + "?"
+    by_country = _country_hint(text)  # before spelling: 'Africa/Malawi' is not a misspelt 'Africa/Malabo'
+    if by_country:
+        return by_country
     if "/" in text:
         close = difflib.get_close_matches(text, _canonical(), n=1, cutoff=0.8)
         if close:

@@ -7,7 +7,6 @@ name, cross-file uniqueness, secrets) run in Python with messages written for pe
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import json
 import re
@@ -301,11 +300,12 @@ def _check_instance_limits_used(loaded: LoadedRepo, defaults: Defaults, out: lis
         creds = project.data.get("credentials") if isinstance(project.data, dict) else None
         if isinstance(creds, dict) and isinstance(creds.get("block"), str):
             used.add(creds["block"])
+    # An error, not a warning: a misspelt block name would leave its instance without the limit the
+    # file promises, and CI green (issue 21).
     for block in defaults.instance_limits:
         if source is not None and block not in used and _NAME.match(block):
-            found = _diagnostic(source, ("instance_limits", block), f"no project uses the credentials block {block!r}",
-                                _did_you_mean(block, sorted(used)) if used else "remove it", key=True)
-            out.append(dataclasses.replace(found, severity="warning"))
+            out.append(_diagnostic(source, ("instance_limits", block), f"no project uses the credentials block {block!r}",
+                                   _did_you_mean(block, sorted(used)) if used else "remove it", key=True))
 
 
 def _timezone_problem(name: str) -> tuple[str, str] | None:

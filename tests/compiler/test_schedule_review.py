@@ -225,3 +225,23 @@ def test_hotspots_are_warnings_in_validate_compile_and_json(repo_factory):
     doc = json.loads(invoke("compile", "--root", str(repo), "--check", "--format", "json").stdout)
     assert doc["warnings"] == 1 and doc["fresh"] is True
     assert invoke("compile", "--root", str(repo), "--strict").exit_code == 1
+
+
+def test_hotspot_of_schedules_entries_is_a_warning_on_the_entry(repo_factory):
+    """Issue 21 #11: five projects whose `schedules:` entries meet in one hour were an internal error
+    (StopIteration) in validate, compile, plan and status; the warning points at the entry's cron."""
+    def entries(name):
+        return PROJECT.split("schedule:")[0].format(name=name, block="dhis2", host="dhis2.example.org",
+                                                    env="DHIS2") + (
+            "schedules:\n  - slug: weekly\n    cron: \"0 7 * * 2\"\n    timezone: UTC\n"
+            "  - slug: monthly\n    cron: \"0 2 1 * *\"\n    timezone: UTC\n")
+
+    repo = repo_factory({f"projects/s{i}.yaml": entries(f"s{i}") for i in range(5)})
+    result = invoke("validate", "--root", str(repo))
+    assert result.exit_code == 0, result.stderr
+    assert "internal error" not in result.stderr
+    assert ("projects/s0.yaml:10:11: warning: schedules[0].cron: load hot-spot (and 4 other project(s)): 5 runs "
+            "start Tue 07:00-07:59 UTC against dhis2.example.org") in result.stderr
+    assert ("projects/s0.yaml:13:11: warning: schedules[1].cron: load hot-spot (and 4 other project(s)): 5 runs "
+            "start 02:00-02:59 UTC on day 1 of every month against dhis2.example.org") in result.stderr
+    assert invoke("compile", "--root", str(repo)).exit_code == 0
