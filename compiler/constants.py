@@ -8,7 +8,10 @@ from flows.constants import BLOCK_TYPE_SLUG  # noqa: F401  (the Dhis2Credentials
 MANAGED_TAG = "managed-by:chapctl"  # every deployment chapctl writes carries it (a marker for people)
 OWNER_TAG_PREFIX = "chapctl-owner:"  # + the owner of `_defaults.yaml`: what plan/apply own and prune
 DEFAULT_OWNER = "default"  # a repository whose _defaults.yaml names no owner
-OWNER_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$"
+# 1-32 characters (OWNER_MAX_LENGTH), single hyphens only: "--" separates the owner from a name in what
+# chapctl creates (INSTANCE_LIMIT), so owners "team" and "team--x" would otherwise claim each other's limits.
+OWNER_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+OWNER_MAX_LENGTH = 32
 FINGERPRINT_PREFIX = "chapctl:"  # deployment `version`: chapctl:<owner>:<16 hex>
 # Prefect Variables chapctl keeps on the server (names: lowercase, digits, '-' and '_').
 VARIABLE_PREFIX = "chapctl-"

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from compiler.constants import DEFAULT_OWNER, OWNER_PATTERN
+from compiler.constants import DEFAULT_OWNER, OWNER_MAX_LENGTH, OWNER_PATTERN
 
 NAME_PATTERN = r"^[a-z0-9-]{1,63}$"
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -419,8 +419,9 @@ class Defaults(_Strict):
     owner: str = Field(
         default=DEFAULT_OWNER,
         pattern=OWNER_PATTERN,
+        max_length=OWNER_MAX_LENGTH,
         description="Short name of this repository on the Prefect server (1-32 characters of a-z, 0-9 "
-        "and '-'). Everything chapctl applies carries it; plan and apply read, change and prune only "
+        "and single hyphens). Everything chapctl applies carries it; plan and apply read, change and prune only "
         "this owner's objects. Give every repository that applies to the same server its own owner; "
         "a server fed by one repository can keep the default, `default`.",
         examples=["laos-team"],

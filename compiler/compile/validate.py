@@ -506,7 +506,9 @@ _PATTERN_HINTS = {
     "name": "use 1-63 characters of lowercase a-z, 0-9 and '-', e.g. laos-malaria",
     "block": "use 1-63 characters of lowercase a-z, 0-9 and '-', e.g. laos-dhis2",
     "work_pool": "use 1-63 characters of lowercase a-z, 0-9 and '-', e.g. default",
-    "owner": "use 1-32 characters of lowercase a-z, 0-9 and '-', not starting or ending with '-', e.g. laos-team",
+    "owner": "use 1-32 characters of lowercase a-z, 0-9 and single hyphens ('--' separates the owner from a name in "
+             "what chapctl creates: owners 'team' and 'team--x' would collide), not starting or ending with '-', "
+             "e.g. laos-team",
     "base_url": "an http(s) URL without user or password, e.g. https://dhis2.example.org",
     "password_env": "the NAME of an environment variable (letters, digits, _), e.g. LAOS_DHIS2_PASSWORD — "
     "never the password itself",
