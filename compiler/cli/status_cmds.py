@@ -15,6 +15,7 @@ from compiler.cli.common import find_repo, output_option, print_lines, root_opti
 
 _PART = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+MAX_DURATION = dt.timedelta(days=3650)
 
 
 class Duration(click.ParamType):
@@ -30,7 +31,13 @@ class Duration(click.ParamType):
         if not text or "".join(n + u for n, u in parts) != text:
             self.fail(f"{value!r} is not a duration: give a number and a unit, e.g. 15m, 2h, 35d, 1h30m "
                       "(s, m, h, d, w)", param, ctx)
-        return sum((dt.timedelta(**{_UNITS[u]: int(n)}) for n, u in parts), dt.timedelta())
+        try:
+            total = sum((dt.timedelta(**{_UNITS[u]: int(n)}) for n, u in parts), dt.timedelta())
+        except OverflowError:
+            total = dt.timedelta.max
+        if total > MAX_DURATION:  # past it, dates around now leave the calendar
+            self.fail(f"{value!r} is too long: at most {MAX_DURATION.days}d", param, ctx)
+        return total
 
 
 def register(app: click.Group) -> None:

@@ -27,6 +27,9 @@ DEFAULTS_FILE = "_defaults.yaml"
 MAX_FILE_BYTES = 1024 * 1024
 # A project file has a few dozen nodes; anything expanding past this is an alias bomb or a mistake.
 MAX_EXPANDED_NODES = 10_000
+# Deeper than this is refused before composing: libyaml's composer recurses (a RecursionError at a few
+# hundred levels, a crash of the interpreter at tens of thousands); a project needs about five.
+MAX_DEPTH = 64
 
 _STANDARD_TAG = "tag:yaml.org,2002:"
 _MERGE_TAG = _STANDARD_TAG + "merge"
@@ -132,6 +135,12 @@ def _load_file(path: Path, relative: str, out: list[Diagnostic]) -> SourceFile |
     raw = path.read_bytes()
     text = _decode(raw, relative, out)
     if text is None:
+        return None
+    deep = _too_deep(text)
+    if deep is not None:
+        out.append(Diagnostic(relative, deep.line + 1, deep.column + 1, "",
+                              f"the YAML is nested more than {MAX_DEPTH} levels deep here",
+                              "a project file needs a few levels; flatten the structure"))
         return None
     loader = _Loader(text)
     try:
@@ -257,6 +266,33 @@ class _Yaml12Resolver(VersionedResolver):
                     return Tag(suffix=tag)
             return self.DEFAULT_SCALAR_TAG
         return super().resolve(kind, value, implicit)
+
+
+def _too_deep(text: str) -> Any:
+    """The mark where the nesting passes MAX_DEPTH, or None. Read from libyaml's events, which it
+    produces without recursing; only for a text that could be that deep at all (enough brackets,
+    dashes or indentation), so an ordinary file is parsed once."""
+    could = text.count("[") + text.count("{") + text.count("- ") + text.count(": ")
+    if could <= MAX_DEPTH:
+        return None
+    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+
+    parser = CParser(text)
+    depth = 0
+    try:
+        while parser.check_event():
+            event = parser.get_event()
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return event.start_mark
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    except YAMLError:
+        return None  # the parse proper reports it, with its position
+    finally:
+        parser.dispose()
+    return None
 
 
 class _Loader(CParser, SafeConstructor, _Yaml12Resolver):

@@ -199,6 +199,20 @@ def _check_credentials(source: SourceFile, project: Project, out: list[Diagnosti
               f"missing {', '.join(missing)}",
               "give all three to let chapctl manage the block, or only `block` if it is managed elsewhere",
               key=True)
+    if project.credentials.base_url is not None and not _parses_as_url(project.credentials.base_url):
+        _emit(out, source, ("credentials", "base_url"), f"{project.credentials.base_url!r} is not a URL that parses "
+              "(a bracket, a port or a character out of place)", _PATTERN_HINTS["base_url"])
+
+
+def _parses_as_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a bad port)
+        return bool(parts.hostname)
+    except ValueError:
+        return False
 
 
 def _check_reserved_tags(source: SourceFile, tags: list[str], out: list[Diagnostic]) -> None:

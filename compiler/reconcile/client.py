@@ -76,7 +76,12 @@ class ApiSettings:
                 "e.g. export PREFECT_API_URL=http://127.0.0.1:4200/api"
             )
         source = "PREFECT_API_URL" if env.get("PREFECT_API_URL") else "PREFECT_API_URL in the active Prefect profile"
-        url, userinfo = split_userinfo(str(url).rstrip("/"))
+        url = str(url).strip().rstrip("/")
+        problem = _url_problem(url)
+        if problem:
+            raise ServerError(f"{source} is not a usable URL ({redacted_url(url)}): {problem}; give the server's API "
+                              "address, e.g. http://127.0.0.1:4200/api")
+        url, userinfo = split_userinfo(url)
         auth_string = env.get("PREFECT_API_AUTH_STRING") or profile.get("PREFECT_API_AUTH_STRING") or userinfo
         return cls(
             url=url,
@@ -84,6 +89,29 @@ class ApiSettings:
             api_key=env.get("PREFECT_API_KEY") or profile.get("PREFECT_API_KEY") or None,
             url_source=source,
         )
+
+
+def redacted_url(url: str) -> str:
+    """`url` with whatever stands before an `@` after the scheme (a user:password) replaced by `***`:
+    printable even when the URL is too malformed to parse."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*:/{0,2})?[^@]*@", lambda m: (m.group(1) or "") + "***@", url)
+
+
+def _url_problem(url: str) -> str | None:
+    """Why `url` cannot be the API's address (never quoting it), or None."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a bad port)
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL):
+        return "it does not parse (a bracket, a port or a character out of place)"
+    if parts.scheme not in ("http", "https"):
+        return "it must start with http:// or https://"
+    if not parts.hostname:
+        return "it names no host"
+    return None
 
 
 def split_userinfo(url: str) -> tuple[str, str | None]:

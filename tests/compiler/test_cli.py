@@ -135,3 +135,12 @@ def test_one_output_option_on_every_verb_with_the_old_spellings_as_aliases(repo_
     assert invoke("schedule", "--root", str(repo), "--json").stdout.startswith("[")
     both = CliRunner().invoke(app, ["schedule", "--root", str(repo), "--json", "--format", "text"])
     assert both.exit_code == 2 and "pick one output format" in both.stderr
+
+
+def test_a_duration_too_long_for_a_calendar_is_a_usage_error(tmp_path):
+    """Issue 21 #12: `status --grace 99999999d` was an internal OverflowError."""
+    for option in ("--grace", "--lookback"):
+        result = CliRunner().invoke(app, ["status", "--root", str(REPO), option, "99999999d"],
+                                    env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
+        assert result.exit_code == 2, result.output
+        assert "is too long: at most 3650d" in result.stderr and "internal error" not in result.stderr

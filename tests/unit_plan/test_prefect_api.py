@@ -173,3 +173,14 @@ def test_a_write_sent_again_after_a_lost_answer_is_flagged():
     with pytest.raises(ServerError):
         api.post("/work_pools/", {"name": "x"})
     assert api.last_resent is False
+
+
+@pytest.mark.parametrize("url", ["http://admin:s3cr3t-pw@[::1/api", "admin:s3cr3t-pw@127.0.0.1/api",
+                                 "http:/admin:s3cr3t-pw@127.0.0.1/api", "ftp://admin:s3cr3t-pw@127.0.0.1/api"])
+def test_a_malformed_api_url_is_one_line_without_its_credentials(url):
+    """Issue 21 #5 and #12: a malformed PREFECT_API_URL was an internal InvalidURL, or printed its password."""
+    with pytest.raises(ServerError) as err:
+        ApiSettings.from_env({"PREFECT_API_URL": url})
+    message = str(err.value)
+    assert "PREFECT_API_URL is not a usable URL" in message and "s3cr3t" not in message and "\n" not in message
+    assert "e.g. http://127.0.0.1:4200/api" in message
