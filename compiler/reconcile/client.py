@@ -22,6 +22,7 @@ import sys
 import threading
 import types
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -390,6 +391,20 @@ class PrefectAPI:
         except NotFound:
             return None
 
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Around code that interprets what the server answered: data that is not the shape of
+        Prefect's API (a wrong URL that answers 200 with other JSON) is one clear ServerError, never
+        a KeyError or a TypeError from deep inside."""
+        try:
+            yield
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise self.not_prefect(f"({type(exc).__name__} reading its answers)") from None
+
+    def not_prefect(self, detail: str) -> ServerError:
+        return ServerError(f"{self.settings.url} answered with JSON that is not the API of a Prefect server {detail}; "
+                           f"{self.settings.url_source} must be the API URL of a Prefect server (it usually ends in /api)")
+
     def filter_all(self, path: str, body: dict[str, Any]) -> list[Any]:
         """Every row of a `/filter` endpoint, paged by offset at the server's page size."""
         return list(self._pages(path, body))
@@ -405,6 +420,8 @@ class PrefectAPI:
                     raise
                 self.page_size = smaller  # the server's PREFECT_SERVER_API_DEFAULT_LIMIT is lower
                 continue
+            if not isinstance(page, list) or not all(isinstance(row, dict) for row in page):
+                raise self.not_prefect(f"(POST {path} gave no list of objects)")
             yield from page
             if len(page) < size:
                 return

@@ -143,6 +143,11 @@ class RepoState:
 
 # -- reading ----------------------------------------------------------------------------------------
 def read_server(api: PrefectAPI) -> ServerState:
+    with api.reading():
+        return _read_server(api)
+
+
+def _read_server(api: PrefectAPI) -> ServerState:
     version = api.server_version()
     rows = api.filter_all("/deployments/filter", {"flows": {"name": {"any_": [FLOW_NAME]}}, "sort": "NAME_ASC"})
     deployments = [_safe_deployment(r) for r in rows]
@@ -775,7 +780,7 @@ def import_server(api: PrefectAPI, root: Path, options: ImportOptions | None = N
     result = map_server(read_server(api), repo)
     _validate(root, result)
     for path in list(result.files):
-        if (root / path).exists():  # never overwrite: a race with an edit, or _defaults.yaml
+        if (root / path).exists() or (root / path).is_symlink():  # never overwrite, nor write through a link
             result.findings.append(Finding("kept", path, "exists: left alone (not overwritten)"))
             del result.files[path]
     if not options.dry_run:
@@ -799,7 +804,8 @@ def _validate(root: Path, result: ImportResult) -> None:
 
     with tempfile.TemporaryDirectory(prefix="chapctl-import-") as tmp:
         scratch = Path(tmp)
-        shutil.copytree(root / "projects", scratch / "projects")
+        # symlinks=True: links are copied as links (a dangling one stays dangling, and load skips it)
+        shutil.copytree(root / "projects", scratch / "projects", symlinks=True)
         for path, text in result.files.items():
             (scratch / path).write_text(text, encoding="utf-8")
         diagnostics = [d for d in validate(load_repo(scratch)).diagnostics if d.severity == "error"]

@@ -93,20 +93,21 @@ def read_live(api: PrefectAPI, desired: Desired, env: dict[str, str] | None = No
     env = dict(os.environ) if env is None else env
     # One after the other: reading pages or objects at once was measured slower on SQLite and
     # PostgreSQL alike (the server serialises 1,000 deployments on one core either way).
-    live = Live(server_version=api.server_version())  # first: it turns a wrong URL into one line
-    _read_work_pools(api, desired, live)
-    _read_block_documents(api, desired, live, env)
-    _read_block_types(api, desired, live)
-    _read_variables(api, live)
-    _read_deployments(api, desired, live)
-    if STATE_VARIABLE.format(owner=desired.owner) not in live.variables:
-        _read_legacy(api, desired, live)
-    _read_open_runs(api, desired, live)
-    manages = managed_kinds(desired, live)
-    if "automations" in manages:
-        _read_automations(api, desired, live)
-    if "concurrency_limits" in manages:
-        _read_concurrency_limits(api, desired, live)
+    with api.reading():
+        live = Live(server_version=api.server_version())  # first: it turns a wrong URL into one line
+        _read_work_pools(api, desired, live)
+        _read_block_documents(api, desired, live, env)
+        _read_block_types(api, desired, live)
+        _read_variables(api, live)
+        _read_deployments(api, desired, live)
+        if STATE_VARIABLE.format(owner=desired.owner) not in live.variables:
+            _read_legacy(api, desired, live)
+        _read_open_runs(api, desired, live)
+        manages = managed_kinds(desired, live)
+        if "automations" in manages:
+            _read_automations(api, desired, live)
+        if "concurrency_limits" in manages:
+            _read_concurrency_limits(api, desired, live)
     return live
 
 

@@ -287,10 +287,12 @@ def project_status(root: Path, api: PrefectAPI, options: StatusOptions | None = 
         rows.append(row)
 
     since = now - options.lookback
-    recent = _read_recent(api, list(ours), since, ui)
-    scheduled = _read_scheduled(api, list(ours), ui)
-    for dep_id, (row, lv) in ours.items():
-        assess(row, recent.get(dep_id, []), scheduled.get(dep_id, []), lv, now=now, grace=options.grace, since=since)
+    with api.reading():
+        recent = _read_recent(api, list(ours), since, ui)
+        scheduled = _read_scheduled(api, list(ours), ui)
+        for dep_id, (row, lv) in ours.items():
+            assess(row, recent.get(dep_id, []), scheduled.get(dep_id, []), lv, now=now, grace=options.grace,
+                   since=since)
 
     notes += _plan_notes(plan, desired, live)
     from compiler.reconcile.prepare import recorded_state

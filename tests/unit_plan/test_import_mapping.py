@@ -214,3 +214,13 @@ def test_import_never_overwrites_and_dry_run_writes_nothing(tmp_path, monkeypatc
     assert (root / "projects/rwanda-model-3.yaml").read_text() == "# mine\n"
     assert any(f.object == "projects/rwanda-model-3.yaml" and "left alone" in f.message for f in result.findings)
     assert (root / "projects/laos-model-12-mon-0600.yaml").exists()
+
+
+def test_a_dangling_symlink_in_projects_does_not_break_the_import_check(tmp_path):
+    """Issue 21 #12: import validates its files in a scratch copy of projects/; a dangling symlink
+    there made the copy fail (an internal shutil.Error)."""
+    (tmp_path / "projects").mkdir()
+    (tmp_path / "projects" / "gone.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    result = map_server(state(SERVED), repo())
+    importer._validate(tmp_path, result)
+    assert result.files and not [f for f in result.findings if "would not validate" in f.message]

@@ -184,3 +184,19 @@ def test_a_malformed_api_url_is_one_line_without_its_credentials(url):
     message = str(err.value)
     assert "PREFECT_API_URL is not a usable URL" in message and "s3cr3t" not in message and "\n" not in message
     assert "e.g. http://127.0.0.1:4200/api" in message
+
+
+@pytest.mark.parametrize("answer", [{"hello": "world"}, [1, 2], "a string", [{"id": 1}, "x"]])
+def test_a_server_answering_json_that_is_not_prefects_is_one_clear_error(answer, tmp_path, monkeypatch):
+    """Issue 21 #12: a 200 answer that is not Prefect's JSON was an internal TypeError in plan."""
+    from compiler.errors import UserError
+    from compiler.reconcile.plan import PlanOptions
+    from compiler.reconcile.prepare import prepare
+    from tests.server.repo import Repo, project
+
+    repo = Repo.create(tmp_path / "repo", [project("laos-malaria")])
+    api = api_with(lambda request: httpx.Response(200, json=answer), retries=0)
+    env = {"PREFECT_API_URL": URL, "CHAPCTL_FLOWS_DIR": str(repo.root), "LAOS_DHIS2_PASSWORD": "x"}
+    with pytest.raises(UserError) as err:
+        prepare(repo.root, api, env=env, options=PlanOptions())
+    assert "not the API of a Prefect server" in str(err.value) and "\n" not in str(err.value)
