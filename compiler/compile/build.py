@@ -67,7 +67,8 @@ def hotspot_warnings(validated: ValidatedRepo, review: ScheduleReport) -> tuple[
                 places[schedule_label(v.project.name, entry.slug)] = (
                     v.source, ("schedules", index, "cron"), f"schedules[{index}].cron")
         elif v.project.schedule is not None:
-            places[schedule_label(v.project.name, SINGLE_SCHEDULE_SLUG)] = (v.source, ("schedule", "cron"), "schedule.cron")
+            places[schedule_label(v.project.name, SINGLE_SCHEDULE_SLUG)] = (
+                v.source, ("schedule", "cron"), "schedule.cron")
     out = []
     for spot in review.hotspots:
         first = next((label for label in spot.projects if label in places), None)

@@ -318,7 +318,8 @@ def _check_instance_limits_used(loaded: LoadedRepo, defaults: Defaults, out: lis
     # file promises, and CI green (issue 21).
     for block in defaults.instance_limits:
         if source is not None and block not in used and _NAME.match(block):
-            out.append(_diagnostic(source, ("instance_limits", block), f"no project uses the credentials block {block!r}",
+            out.append(_diagnostic(source, ("instance_limits", block),
+                                   f"no project uses the credentials block {block!r}",
                                    _did_you_mean(block, sorted(used)) if used else "remove it", key=True))
 
 

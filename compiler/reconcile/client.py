@@ -50,6 +50,7 @@ from flows.api import error_detail, error_text  # noqa: E402
 PAGE_SIZE = 200  # Prefect's default PREFECT_SERVER_API_DEFAULT_LIMIT (also the page maximum)
 CONNECT_RETRIES = 2  # a refused or timed-out connection: 2 quick retries (~0.6 s), not the full budget
 CONNECT_TIMEOUT = 3.0  # seconds to open a connection (a black-holed host must not hang for 30 s)
+PROBE_TIMEOUT = 10.0  # seconds for the first request (the version) to be answered: longer is a hung server
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # Failures after which a write may have been committed although no answer came back.
 _MAYBE_SENT = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
@@ -165,12 +166,14 @@ class PrefectAPI:
         retries: int | None = None,
         backoff: float = 0.2,
         timeout: float = 30.0,
+        probe_timeout: float = PROBE_TIMEOUT,
         on_write: Callable[[str, str], None] | None = None,
     ):
         self.settings = settings
         self.stats = RequestStats()
         self.retries = int(os.environ.get("CHAPCTL_HTTP_RETRIES", "5")) if retries is None else retries
         self.backoff = backoff
+        self.probe_timeout = probe_timeout
         self.on_write = on_write  # test seam: called after each write the server answered
         self._secrets: set[str] = set()  # values to scrub from any error message
         if settings.auth_string:
@@ -260,15 +263,22 @@ class PrefectAPI:
         return text
 
     # -- core ----------------------------------------------------------------------------------
-    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
+                probe: bool = False) -> Any:
         """Send one request; return decoded JSON (None for an empty body).
 
         Raises NotFound on 404, Conflict on 409, ServerError otherwise; never an httpx error.
         503/429/502/504, connection failures and timeouts are retried with the repository's one
-        retry policy (`flows.retrying`, loaded only once a request has failed)."""
+        retry policy (`flows.retrying`, loaded only once a request has failed). A `probe` waits
+        `probe_timeout` seconds for its answer and is not sent again when none came: a server that
+        accepts connections and never answers is said so within that time."""
         write = method in WRITE_METHODS and not path.endswith(READ_ONLY_POSTS)
         self.last_resent = False
-        outcome = self._attempt(method, path, json, params)
+        outcome = self._attempt(method, path, json, params, self.probe_timeout if probe else None)
+        if probe and isinstance(outcome, httpx.ReadTimeout):
+            raise ServerError(f"the Prefect API at {self.settings.url} accepted the connection but did not answer "
+                              f"{method} {path} within {self.probe_timeout:.0f} s; is the server hung, or is "
+                              f"{self.settings.url_source} the address of another service?")
         if self._retryable(outcome) and self.retries > 0:
             outcome = self._retry(method, path, json, params, outcome, write)
         if isinstance(outcome, BaseException):
@@ -290,12 +300,16 @@ class PrefectAPI:
                 f"{self.settings.url_source} must be the API URL of a Prefect server (it usually ends in /api)"
             ) from None
 
-    def _attempt(self, method: str, path: str, json: Any, params: dict[str, Any] | None) -> Any:
+    def _attempt(self, method: str, path: str, json: Any, params: dict[str, Any] | None,
+                 timeout: float | None = None) -> Any:
         """One try: the response, or the httpx error (returned, not raised)."""
         with self._counting:
             self.stats.requests += 1
             self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
         try:
+            if timeout is not None:
+                return self._client.request(method, path, json=json, params=params,
+                                            timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT))
             return self._client.request(method, path, json=json, params=params)
         except httpx.HTTPError as exc:
             return exc
@@ -403,7 +417,8 @@ class PrefectAPI:
 
     def not_prefect(self, detail: str) -> ServerError:
         return ServerError(f"{self.settings.url} answered with JSON that is not the API of a Prefect server {detail}; "
-                           f"{self.settings.url_source} must be the API URL of a Prefect server (it usually ends in /api)")
+                           f"{self.settings.url_source} must be the API URL of a Prefect server "
+                           "(it usually ends in /api)")
 
     def filter_all(self, path: str, body: dict[str, Any]) -> list[Any]:
         """Every row of a `/filter` endpoint, paged by offset at the server's page size."""
@@ -439,7 +454,7 @@ class PrefectAPI:
     def server_version(self) -> str:
         """`GET /admin/version`: also the probe that turns a wrong URL into a clear error."""
         try:
-            version = self.get("/admin/version")
+            version = self.request("GET", "/admin/version", probe=True)
         except NotFound:
             raise ServerError(
                 f"{self.settings.url} has no Prefect API (404 on /admin/version); "

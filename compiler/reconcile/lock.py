@@ -82,7 +82,7 @@ class ApplyLock:
 
     def acquire(self) -> None:
         started = time.monotonic()
-        told = False
+        told = warned = False
         seen: dict[tuple[str, str], float] = {}  # (lock id, its `updated`) -> when we first saw it
         while True:
             try:
@@ -98,9 +98,19 @@ class ApplyLock:
                 if value.get("token") == self.token:  # our own POST, committed before a lost answer
                     self.id = current["id"]
                     break
-                if self._expired(current, value, seen):
+                silent, ttl = self._silence(current, value, seen)
+                if silent > ttl:
                     self._break(current, value)
+                    if self.on_wait is not None:
+                        self.on_wait(f"took over the apply lock of {_who(value)}: it was not renewed for {ttl:g}s, "
+                                     "so its holder is gone")
                     continue
+                if silent > ttl * 2 / 3 and not warned and self.on_wait is not None:
+                    # a live holder renews every ttl/3: two missed renewals mean it is most likely dead
+                    self.on_wait(f"the holder of the apply lock ({_who(value)}) has not renewed it for {silent:.0f}s "
+                                 f"(a live holder renews every {ttl / 3:g}s): it looks dead; taking the lock over "
+                                 f"in {max(0.0, ttl - silent):.0f}s")
+                    warned = True
                 waited = time.monotonic() - started
                 if waited >= self.timeout:
                     raise ApplyRefused(
@@ -148,14 +158,16 @@ class ApplyLock:
             return None
 
     @staticmethod
-    def _expired(current: dict[str, Any], value: dict[str, Any], seen: dict[tuple[str, str], float]) -> bool:
-        """True once the lock has not been renewed for its ttl, by our own monotonic clock."""
+    def _silence(current: dict[str, Any], value: dict[str, Any],
+                 seen: dict[tuple[str, str], float]) -> tuple[float, float]:
+        """(seconds the lock has gone unrenewed, by our own monotonic clock since we first saw this
+        version of it; its ttl): past the ttl, it has expired."""
         try:
             ttl = float(value.get("ttl_seconds", DEFAULT_TTL))
         except (TypeError, ValueError):
             ttl = DEFAULT_TTL
         first = seen.setdefault((str(current.get("id")), str(current.get("updated"))), time.monotonic())
-        return time.monotonic() - first > ttl
+        return time.monotonic() - first, ttl
 
     def _break(self, current: dict[str, Any], value: dict[str, Any]) -> None:
         try:

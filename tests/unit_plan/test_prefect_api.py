@@ -200,3 +200,21 @@ def test_a_server_answering_json_that_is_not_prefects_is_one_clear_error(answer,
     with pytest.raises(UserError) as err:
         prepare(repo.root, api, env=env, options=PlanOptions())
     assert "not the API of a Prefect server" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_server_that_accepts_and_never_answers_is_said_within_the_probe_time():
+    """Issue 21 #13: such a server made `status` wait 189 s (30 s per try, six tries)."""
+    import socket
+    import time
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)  # accepts (the kernel does), never reads, never answers
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/api"
+        api = PrefectAPI(ApiSettings(url=url), probe_timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(ServerError) as err:
+            api.server_version()
+        assert time.monotonic() - started < 5
+    assert "accepted the connection but did not answer GET /admin/version within" in str(err.value)
+    assert api.stats.requests == 1
