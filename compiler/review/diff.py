@@ -314,9 +314,20 @@ def _md_text(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _text(value: Any) -> str:
+    """A value as a project file writes it: true/false, lists and mappings as JSON (YAML's flow style)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        import json
+
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return str(value)
+
+
 def _value(value: Any) -> str:
-    return "(none)" if value is None else str(value)
+    return "(none)" if value is None else _text(value)
 
 
 def _md(value: Any) -> str:
-    return "—" if value is None else "`" + str(value).replace("`", "").replace("|", "\\|") + "`"
+    return "—" if value is None else "`" + _text(value).replace("`", "").replace("|", "\\|") + "`"

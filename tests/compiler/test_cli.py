@@ -144,3 +144,12 @@ def test_a_duration_too_long_for_a_calendar_is_a_usage_error(tmp_path):
                                     env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
         assert result.exit_code == 2, result.output
         assert "is too long: at most 3650d" in result.stderr and "internal error" not in result.stderr
+
+
+def test_version_names_chapctl_and_its_prefect_release():
+    """Issue 21 #19: there was no --version."""
+    import re
+
+    result = cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"chapctl \d+\.\d+\.\d+\S* \(Prefect 3\.9\.1\)\n", result.stdout), result.stdout

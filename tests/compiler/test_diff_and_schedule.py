@@ -125,3 +125,17 @@ def test_schedule_for_unknown_project_is_a_clean_error(repo_factory):
     result = invoke("schedule", "--root", str(repo), "--project", "two")
     assert result.exit_code == 1
     assert "no scheduled project named 'two'" in result.stderr
+
+
+def test_diff_shows_values_as_the_project_file_writes_them(repo_factory):
+    """Issue 21 #19: a paused schedule read `schedule.active: True → False`, Python's spelling."""
+    repo = repo_factory({"projects/keep.yaml": valid_project("keep")})
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    paused = valid_project("keep").replace('  cron: "0 6 * * 1"\n', '  cron: "0 6 * * 1"\n  active: false\n')
+    assert paused != valid_project("keep")
+    (repo / "projects/keep.yaml").write_text(paused)
+    out = invoke("diff", "--root", str(repo), "--base", "main").stdout
+    assert "    schedule.active: true → false" in out, out
+    assert "True" not in out and "False" not in out
