@@ -7,6 +7,7 @@ positions, and keep the node tree to place later diagnostics.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -155,8 +156,7 @@ def _load_file(path: Path, relative: str, out: list[Diagnostic]) -> SourceFile |
                                   "YAML indents with spaces only",
                                   "replace the tab with spaces (set your editor to insert spaces in .yaml files)"))
             return None
-        out.append(Diagnostic(relative, line, column, "", f"YAML syntax error: {problem}",
-                              "check indentation, colons and quoting around this place"))
+        out.append(Diagnostic(relative, line, column, "", f"YAML syntax error: {problem}", _syntax_hint(text, line)))
         return None
     except YAMLError as exc:  # pragma: no cover - unmarked errors are rare
         out.append(Diagnostic(relative, 0, 0, "", f"YAML error: {exc}", "check the file's YAML syntax"))
@@ -266,6 +266,25 @@ class _Yaml12Resolver(VersionedResolver):
                     return Tag(suffix=tag)
             return self.DEFAULT_SCALAR_TAG
         return super().resolve(kind, value, implicit)
+
+
+# `key: *…`, `key: &…`, `key: !…`: YAML reads the value as an alias, an anchor or a tag, not as text
+_INDICATOR_VALUE = re.compile(r"^\s*(?:- )?([\w.-]+):\s+([*&!%@`])")
+
+
+def _syntax_hint(text: str, line: int) -> str:
+    lines = text.splitlines()
+    m = _INDICATOR_VALUE.match(lines[line - 1]) if 0 < line <= len(lines) else None
+    if m:
+        key, mark = m.groups()
+        example = '"*/5 * * * *"' if key == "cron" else f'"{mark}…"'
+        return (f"a value starting with {mark!r} is read as a YAML {_INDICATORS[mark]}: quote it, "
+                f"e.g. {key}: {example}")
+    return "check indentation, colons and quoting around this place"
+
+
+_INDICATORS = {"*": "alias", "&": "anchor", "!": "tag", "%": "directive", "@": "reserved character",
+               "`": "reserved character"}
 
 
 def _too_deep(text: str) -> Any:
