@@ -100,6 +100,7 @@ def _validate_defaults(source: SourceFile | None, out: list[Diagnostic]) -> Defa
     if source is None:
         return Defaults()
     data = _without_secrets(source, out)  # the defaults reach every deployment: same rules
+    _check_text(source, data, out)
     timezone = data.get("timezone")
     tz_problem = _timezone_problem(timezone) if isinstance(timezone, str) else None
     if tz_problem:
@@ -116,6 +117,7 @@ def _validate_defaults(source: SourceFile | None, out: list[Diagnostic]) -> Defa
 def _validate_project(source: SourceFile, defaults: Defaults, out: list[Diagnostic],
                       defaults_ok: bool = True) -> Project | None:
     data = _without_secrets(source, out)
+    _check_text(source, data, out)
     project = _model_check(source, data, Project, out)
     if project is None:
         _check_file_name(source, data.get("name"), out)
@@ -187,6 +189,44 @@ def _check_end_mode(source: SourceFile, project: Project, out: list[Diagnostic])
         elif mode != wanted and field in data:
             _emit(out, source, (field,), f"{field} is only allowed with end_mode: {wanted} (end_mode is {mode})",
                   f"remove {field}, or set `end_mode: {wanted}`", key=True)
+
+
+# Characters no project text may hold: C0 controls but tab and newline (NUL breaks PostgreSQL), DEL,
+# C1 controls, and the bidirectional overrides and isolates that make a terminal or a review show
+# other text than what is stored.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _check_text(source: SourceFile, data: Any, out: list[Diagnostic]) -> None:
+    """Every string of a project file, keys included: no template markers (`{{ … }}` would be
+    resolved by Prefect from the environment when prefect.yaml is deployed: chapctl reads the
+    environment only through the `*_env` fields) and no control characters."""
+
+    def check(text: str, path: tuple, key: bool) -> None:
+        if "{{" in text or "}}" in text:
+            _emit(out, source, path, "holds '{{' or '}}': project files are never templates (Prefect would fill "
+                  "{{ $VARIABLE }} from the environment when it reads prefect.yaml)",
+                  "remove the braces; a value read from the environment is named by a `*_env` field "
+                  "(e.g. password_env, url_env, directory_env)", key=key)
+        bad = _CONTROL.search(text)
+        if bad:
+            _emit(out, source, path, f"holds the control character U+{ord(bad.group()):04X} at character "
+                  f"{bad.start() + 1}", "remove it (it may be invisible in an editor; tab and newline are allowed)",
+                  key=key)
+
+    def walk(value: Any, path: tuple) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(k, str):
+                    check(k, path + (k,), True)
+                walk(v, path + (k,))
+        elif isinstance(value, list):
+            for index, v in enumerate(value):
+                walk(v, path + (index,))
+        elif isinstance(value, str):
+            check(value, path, False)
+
+    walk(data, ())
 
 
 def _check_credentials(source: SourceFile, project: Project, out: list[Diagnostic]) -> None:
