@@ -93,6 +93,21 @@ class ApiSettings:
         )
 
 
+def secret_forms(value: str) -> set[str]:
+    """`value` as it may come back in an answer: raw, JSON-escaped (a `"` or `\\` in it, non-ASCII),
+    URL-encoded (as a path or a form), and base64 (alone, and as HTTP basic auth carries a
+    `user:password`). Forms shorter than 4 characters are left out: they would scrub ordinary text."""
+    import base64
+    import json
+    from urllib.parse import quote, quote_plus
+
+    forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1], quote(value, safe=""),
+             quote_plus(value), base64.b64encode(value.encode()).decode()}
+    if ":" in value:  # a user:password: the password alone too
+        forms |= secret_forms(value.partition(":")[2])
+    return {form for form in forms if len(form) >= 4}
+
+
 def redacted_url(url: str) -> str:
     """`url` with whatever stands before an `@` after the scheme (a user:password) replaced by `***`:
     printable even when the URL is too malformed to parse."""
@@ -177,7 +192,7 @@ class PrefectAPI:
         self.on_write = on_write  # test seam: called after each write the server answered
         self._secrets: set[str] = set()  # values to scrub from any error message
         if settings.auth_string:
-            self.register_secret(settings.auth_string.partition(":")[2])
+            self.register_secret(settings.auth_string)  # with the password alone, and as basic auth carries it
         if settings.api_key:
             self.register_secret(settings.api_key)
         self.page_size = PAGE_SIZE  # lowered to the server's limit when it refuses a page (422)
@@ -253,12 +268,13 @@ class PrefectAPI:
         self.close()
 
     def register_secret(self, value: str) -> None:
-        """Never let `value` appear in an error message (servers echo request bodies in 422s)."""
+        """Never let `value` appear in an error message (servers and proxies echo request bodies and
+        headers), in any of the encodings it travels in (`secret_forms`)."""
         if value:
-            self._secrets.add(value)
+            self._secrets.update(secret_forms(value))
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
+        for secret in sorted(self._secrets, key=len, reverse=True):  # the longest form first
             text = text.replace(secret, "********")
         return text
 

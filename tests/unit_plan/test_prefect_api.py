@@ -218,3 +218,24 @@ def test_a_server_that_accepts_and_never_answers_is_said_within_the_probe_time()
         assert time.monotonic() - started < 5
     assert "accepted the connection but did not answer GET /admin/version within" in str(err.value)
     assert api.stats.requests == 1
+
+
+@pytest.mark.parametrize("echo", ["json", "url", "url_plus", "base64", "basic"])
+def test_a_secret_echoed_in_any_encoding_is_scrubbed(echo):
+    """Issue 21 #5: a password with '"' or '\\' echoed by a proxy inside a JSON 400 body (so escaped)
+    reached the error message; so did URL-encoded and base64 (basic auth) forms."""
+    import base64
+    import json
+    from urllib.parse import quote, quote_plus
+
+    secret = 'pa"ss\\wörd CANARY/+='
+    forms = {"json": json.dumps({"detail": secret}), "url": quote(secret, safe=""),
+             "url_plus": quote_plus(secret), "base64": base64.b64encode(secret.encode()).decode(),
+             "basic": base64.b64encode(f"ci:{secret}".encode()).decode()}
+    api = PrefectAPI(ApiSettings(url=URL, auth_string=f"ci:{secret}"),
+                     transport=httpx.MockTransport(lambda r: httpx.Response(400, text="echo " + forms[echo])),
+                     retries=0)
+    with pytest.raises(ServerError) as err:
+        api.post("/work_pools/", {"name": "x"})
+    message = str(err.value)
+    assert "CANARY" not in message and forms[echo] not in message, message
