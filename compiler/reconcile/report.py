@@ -20,6 +20,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from compiler.markdown import code as md_code
+from compiler.markdown import text as md_text
 from compiler.reconcile.plan import CREATE, DELETE, NOOP, UPDATE, Action, Change, Plan
 
 GROUPS = (
@@ -338,7 +340,7 @@ def apply_json(result: Any, header: Header | None = None) -> str:
 
 # -- Markdown -------------------------------------------------------------------------------------
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return md_text(text)
 
 
 def plan_markdown(plan: Plan, header: Header | None = None, next_runs: Previews | None = None,
@@ -369,10 +371,10 @@ def plan_markdown(plan: Plan, header: Header | None = None, next_runs: Previews 
             for a in actions:
                 if not _shown(a):
                     continue
-                details = "<br>".join(_md(_code(_change_text(c))) for c in a.changes)
+                details = "<br>".join(_code(_change_text(c)) for c in a.changes)
                 reason = _md(a.reason) + (" **(drift)**" if a.drift else "")
                 lines.append(
-                    f"| {SIGN[a.op]} | {a.kind.replace('_', ' ')} | `{_md(a.name)}` | {VERB[a.op]}: {reason} | {details} |"
+                    f"| {SIGN[a.op]} | {a.kind.replace('_', ' ')} | {md_code(a.name)} | {VERB[a.op]}: {reason} | {details} |"
                 )
         lines.append("")
         lines += _next_runs_markdown(plan, next_runs)
@@ -396,7 +398,7 @@ def _next_runs_markdown(plan: Plan, next_runs: Previews | None) -> list[str]:
         lines += [f":warning: {_md(next_runs.note)}", ""]
     lines += ["| Schedule | Cron | Time zone | Local time | UTC |", "|---|---|---|---|---|"]
     for nr in previews:
-        first = f"| `{_md(nr.schedule)}` | `{_md(nr.cron)}` | {_md(nr.timezone)} |"
+        first = f"| {md_code(nr.schedule)} | {md_code(nr.cron)} | {_md(nr.timezone)} |"
         if nr.note:
             lines.append(f"{first} {_md(nr.note)} | |")
             continue
@@ -407,8 +409,9 @@ def _next_runs_markdown(plan: Plan, next_runs: Previews | None) -> list[str]:
 
 
 def _code(text: str) -> str:
+    """`field: value` -> the field as code, the value as text (both escaped)."""
     field, sep, rest = text.partition(": ")
-    return f"`{field}`{sep}{rest}" if sep else text
+    return f"{md_code(field)}{sep}{md_text(rest)}" if sep else md_text(text)
 
 
 def apply_markdown(result: Any, header: Header | None = None) -> str:
@@ -427,11 +430,11 @@ def apply_markdown(result: Any, header: Header | None = None) -> str:
         lines += ["", "| | Object | Name | Done |", "|---|---|---|---|"]
         for a in result.applied:
             if not a.quiet:
-                lines.append(f"| {SIGN[a.op]} | {a.kind.replace('_', ' ')} | `{_md(a.name)}` | "
+                lines.append(f"| {SIGN[a.op]} | {a.kind.replace('_', ' ')} | {md_code(a.name)} | "
                              f"{PAST[a.op]}: {_md(a.reason)} |")
         if result.failed is not None:
             a = result.failed
-            lines.append(f"| ! | {a.kind.replace('_', ' ')} | `{_md(a.name)}` | **failed** ({VERB[a.op]}) |")
+            lines.append(f"| ! | {a.kind.replace('_', ' ')} | {md_code(a.name)} | **failed** ({VERB[a.op]}) |")
     for note in list(result.plan.notes) + list(result.notes):
         lines += ["", f"> {_md(note)}"]
     for text in result.recovered:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from compiler.markdown import code as md_code
+from compiler.markdown import text as md_text
 from compiler.reconcile.status import EXIT_OUT_OF_SYNC, EXIT_UNHEALTHY, ProjectStatus, Run, StatusReport, span
 
 HEALTH_STYLE = {"healthy": "green", "failing": "bold red", "late": "bold red", "never_run": "", "unknown": "yellow"}
@@ -145,12 +147,12 @@ def status_json(report: StatusReport) -> str:
 
 # -- Markdown -------------------------------------------------------------------------------------
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return md_text(text)
 
 
 def _schedule_md(p: ProjectStatus) -> str:
     text = _schedule(p)
-    crons = [f"`{_md(s['cron'])}` {_md(s['timezone'])}" for s in p.schedules if s.get("cron")]
+    crons = [f"{md_code(s['cron'])} {_md(s['timezone'])}" for s in p.schedules if s.get("cron")]
     return f"{text} {', '.join(crons)}" if crons and p.schedule != "none" else text
 
 
@@ -172,11 +174,11 @@ def status_markdown(report: StatusReport) -> str:
                   "Failures in a row |", "|---|---|---|---|---|---|---|---|---|"]
         for p in report.projects:
             cells = _cells(p, now)
-            lines.append(f"| `{_md(p.name)}` | {HEALTH_ICON[p.health]} {cells[1]} | {SYNC_SIGN[p.sync]} {cells[2]} | "
+            lines.append(f"| {md_code(p.name)} | {HEALTH_ICON[p.health]} {cells[1]} | {SYNC_SIGN[p.sync]} {cells[2]} | "
                          f"{_schedule_md(p)} | {_run_md(p.last_run)} | {cells[5]} | {cells[6]} | {cells[7]} | "
                          f"{cells[8]} |")
         lines.append("")
-        problems = [f"- `{_md(p.name)}` {_md(text)}" + (f" ([run]({url}))" if url else "")
+        problems = [f"- {md_code(p.name)} {_md(text)}" + (f" ([run]({url}))" if url else "")
                     for p in report.projects for _style, text, url in details(p, report, links=False)]
         if problems:
             lines += problems + [""]

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compiler.markdown import code as md_code
+from compiler.markdown import text as md_text
 from compiler.errors import UserError
 from compiler.compile.load import PROJECTS_DIR, load_repo
 from compiler.compile.models import Project
@@ -311,7 +313,7 @@ def _md_side(side: ScheduleSide | None) -> str:
 
 
 def _md_text(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return md_text(text)
 
 
 def _text(value: Any) -> str:
@@ -330,4 +332,4 @@ def _value(value: Any) -> str:
 
 
 def _md(value: Any) -> str:
-    return "—" if value is None else "`" + _text(value).replace("`", "").replace("|", "\\|") + "`"
+    return "—" if value is None else md_code(_text(value))

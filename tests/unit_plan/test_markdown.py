@@ -1,0 +1,58 @@
+"""Issue 21 #6: the Markdown outputs (the PR comment of plan, status's and diff's reports) show text
+from projects and servers as text: no live HTML, no link or image, no autolinked URL, no broken
+table. The escaper itself, and a plan of a project whose description is hostile."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from compiler import markdown
+
+HOSTILE = ("<script>alert(1)</script> <img src=x onerror=alert(1)> [click](javascript:alert(1)) "
+           "![pixel](https://tracker.example/p.png) https://evil.example/x www.evil.example mail@evil.example "
+           "a|b `tick` **bold**")
+
+
+def live_markup(md: str) -> list[str]:
+    """What a Markdown renderer would turn into markup or a link."""
+    found = [needle for needle in ("<script", "<img", "https://evil", "www.evil", "mail@evil", "https://tracker")
+             if needle in md]
+    return found + re.findall(r"(?<!\\)\]\(", md)  # a `](` whose bracket is not escaped: a link
+
+
+def test_text_is_inert():
+    out = markdown.text(HOSTILE + "\nsecond line")
+    assert live_markup(out) == [] and "\n" not in out
+    assert "&lt;script&gt;" in out and "\\[click\\]" in out and "a\\|b" in out
+
+
+@pytest.mark.parametrize("value", ["plain", "a`b", "``x``", "`edge`", "a|b", "line\nbreak"])
+def test_code_spans_hold_any_text(value):
+    span = markdown.code(value)
+    fence = re.match(r"`+", span).group()
+    assert span.endswith(fence)
+    inner = span[len(fence):-len(fence)]
+    assert all(len(run) < len(fence) for run in re.findall(r"`+", inner))  # nothing inside closes it
+    assert "\n" not in span and "|" not in inner.replace("\\|", "")
+
+
+def test_a_plan_comment_of_a_hostile_project_has_no_live_markup(tmp_path):
+    from compiler.reconcile import report
+    from compiler.reconcile.desired import load_desired
+    from compiler.reconcile.facts import Facts
+    from compiler.reconcile.live import Live
+    from compiler.reconcile.plan import plan
+    from tests.server.repo import Repo, project
+
+    golden = Path(__file__).resolve().parents[1] / "plan_golden"
+    repo = Repo.create(tmp_path / "repo", [project("laos-malaria", description=HOSTILE, tags=["<b>x</b>"])])
+    facts = Facts.from_json(json.loads((golden / "facts.json").read_text()))
+    desired = load_desired(repo.root, {"CHAPCTL_FLOWS_DIR": "/x", "LAOS_DHIS2_PASSWORD": "pw"}, facts=facts)
+    empty = Live.from_json(json.loads((golden / "cases" / "first_apply_empty_server" / "live.json").read_text()))
+    md = report.plan_markdown(plan(desired, empty))
+    assert "description" in md and "tracker" in md  # the text is there, inert
+    assert live_markup(md) == [] and "<b>" not in md, md
