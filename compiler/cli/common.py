@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -78,8 +79,22 @@ def run_guarded(action: Callable[[], int]) -> None:
     sys.exit(code)
 
 
+# What a terminal would act on instead of showing: C0 controls but tab and newline, DEL, C1 controls,
+# bidirectional overrides and isolates. Text from projects, servers and errors is printed with these
+# written out (`\x1b`, `\u202e`): never an escape sequence, never text shown other than it is.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    def written(m: re.Match) -> str:
+        code = ord(m.group())
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _UNPRINTABLE.sub(written, text)
+
+
 def err(message: str) -> None:
-    print(message, file=sys.stderr)
+    print(printable(message), file=sys.stderr)
 
 
 def print_diagnostics(diagnostics, output: str) -> None:
@@ -108,4 +123,4 @@ def print_lines(lines: list[tuple[str, str]]) -> None:
     """Styled `(style, text)` lines from the reporters; never interpreted as markup."""
     out = console()
     for style, text in lines:
-        out.print(text, style=style or None, markup=False, highlight=False)
+        out.print(printable(text), style=style or None, markup=False, highlight=False)
