@@ -79,7 +79,7 @@ bench: setup ## Run the benchmarks under bench/
 demo-plan: setup ## What `make run` would change on the local stack (after you edit projects/)
 	$(PY) scripts/stack.py start-server
 	if [ "$(CHAP)" = real ]; then $(PY) scripts/stack.py start-chap; fi
-	$(PY) scripts/stack.py start-fake
+	$(PY) scripts/stack.py start-fake --keep
 	$(PY) scripts/demo.py plan
 
 start-server: setup ## Start the local Prefect server (nothing when PREFECT_API_URL names a remote one)

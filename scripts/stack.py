@@ -141,6 +141,28 @@ def wait_healthy(url: str, name: str, timeout: float = 90.0) -> None:
     raise SystemExit(f"error: {name} did not become healthy at {url}; last log lines:\n{tail}")
 
 
+def refuse_held_port(number: int, what: str, variable: str, alternative: str = "") -> None:
+    """Before starting `what` on 127.0.0.1:`number`: refuse, saying who holds the port and which
+    variable moves it, when anything already listens there (a Prefect server this stack did not
+    start would otherwise get the demo applied to it; another program would hang the start)."""
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", number), timeout=1):
+            pass
+    except OSError:
+        return  # free
+    try:
+        prefect = httpx.get(f"http://127.0.0.1:{number}/api/health", timeout=3).status_code == 200
+    except httpx.HTTPError:
+        prefect = False
+    holder = ("a Prefect server that `make run` did not start" if prefect
+              else "another program (not a Prefect server)")
+    hint = f"; {alternative}" if alternative and prefect else ""
+    raise SystemExit(f"error: {holder} already listens on 127.0.0.1:{number}, where {what} would start: stop it, "
+                     f"or set {variable} to a free port (in .env){hint}")
+
+
 # --- commands --------------------------------------------------------------------------------
 
 
@@ -153,6 +175,8 @@ def start_server() -> None:
         wait_healthy(health, "server")
         print(f"Prefect server already running: {local_api_url()} (pid {pid_of('server')})")
         return
+    refuse_held_port(port(), "the local Prefect server", "PREFECT_PORT",
+                     f"or PREFECT_API_URL=http://127.0.0.1:{port()}/api to use that server instead")
     (LOCAL / "prefect").mkdir(parents=True, exist_ok=True)
     env = prefect_env()
     pid = spawn("server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port())],
@@ -197,7 +221,16 @@ def start_chap() -> None:
           f"its processes' logs in .local/chap-core/)")
 
 
-def start_fake() -> None:
+def start_fake(keep: bool = False) -> None:
+    """Start the fake DHIS2+CHAP (CHAP=real: its route forwards to start-chap's chap-core). A running
+    fake that forwards elsewhere is restarted, unless `keep` (`make demo-plan`: it looks, it does
+    not change the stack)."""
+    if keep and pid_of("fake-dhis2"):
+        mode_file = PIDS / "fake-dhis2.chap"
+        forwards = mode_file.read_text() if mode_file.is_file() else ""
+        print(f"fake DHIS2+CHAP already running: {fake_url()} (pid {pid_of('fake-dhis2')}, "
+              f"{'its chap route forwards to ' + forwards if forwards else 'its own CHAP'}); left as it is")
+        return
     chap_url = None
     if chap_mode() == "real":
         state = chap_state()
@@ -211,6 +244,7 @@ def start_fake() -> None:
             print(f"fake DHIS2+CHAP already running: {fake_url()} (pid {pid_of('fake-dhis2')})")
             return
         stop("fake-dhis2")  # it forwards elsewhere (CHAP changed): start it again
+    refuse_held_port(int(fake_url().rsplit(":", 1)[1]), "the fake DHIS2+CHAP", "FAKE_DHIS2_PORT")
     argv = [sys.executable, "-m", "tests.fake_dhis2", "--port", fake_url().rsplit(":", 1)[1],
             "--username", os.environ.get("DEMO_DHIS2_USERNAME", "chap-bot"),
             "--password", os.environ.get("DEMO_DHIS2_PASSWORD", "demo-password")]
@@ -268,6 +302,7 @@ def main() -> None:
     parser.add_argument("command", choices=["start-server", "start-worker", "start-chap", "start-fake", "stop", "status",
                                             "clean", "api-url", "check-target"])
     parser.add_argument("names", nargs="*", help=f"with stop: some of {', '.join(NAMES)} (default all)")
+    parser.add_argument("--keep", action="store_true", help="with start-fake: leave a running fake as it is")
     args = parser.parse_args()
     unknown = [n for n in args.names if n not in NAMES]
     if unknown:
@@ -275,7 +310,8 @@ def main() -> None:
     if args.command == "api-url":
         print(api_url())
         return
-    {"start-server": start_server, "start-worker": start_worker, "start-chap": start_chap, "start-fake": start_fake,
+    {"start-server": start_server, "start-worker": start_worker, "start-chap": start_chap,
+     "start-fake": lambda: start_fake(keep=args.keep),
      "status": status,
      "clean": clean, "stop": lambda: stop_many(args.names), "check-target": check_target}[args.command]()
 

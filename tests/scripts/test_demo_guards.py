@@ -104,3 +104,65 @@ def test_chap_real_without_a_running_chap_core_is_refused_before_the_fake_starts
         stack.start_fake()
     assert "no chap-core is running" in str(err.value) and "start-chap" in str(err.value)
     assert spawned == []
+
+
+class _Answers:
+    """A loopback HTTP server in a thread answering every GET with `status` and `body`."""
+
+    def __init__(self, status: int, body: bytes):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("status, body, said", [
+    (200, b"true", "a Prefect server that `make run` did not start"),
+    (404, b"<html>nginx</html>", "another program"),
+])
+def test_start_server_refuses_a_port_someone_else_holds(tmp_path, monkeypatch, status, body, said):
+    """Issue 21 #14: with another Prefect server on the port, `make run` said "Prefect server started"
+    and applied the demo to that server; with another program there it hung 90 s."""
+    other = _Answers(status, body)
+    try:
+        monkeypatch.setattr(stack, "PIDS", tmp_path / "pids")
+        monkeypatch.delenv("PREFECT_API_URL", raising=False)
+        monkeypatch.setenv("PREFECT_PORT", str(other.port))
+        with pytest.raises(SystemExit) as err:
+            stack.start_server()
+    finally:
+        other.close()
+    message = str(err.value)
+    assert said in message and f"127.0.0.1:{other.port}" in message and "PREFECT_PORT" in message
+    assert not (tmp_path / "pids" / "server.pid").exists()  # nothing started
+
+
+def test_demo_plan_leaves_a_running_fake_as_it_is(tmp_path, monkeypatch, capsys):
+    """Issue 21 #18: `make demo-plan` restarted the running fake (a CHAP=real stack fell back to the
+    built-in fake). With `keep`, a running fake is left alone whatever it forwards to."""
+    monkeypatch.setattr(stack, "PIDS", tmp_path / "pids")
+    (tmp_path / "pids").mkdir()
+    (tmp_path / "pids" / "fake-dhis2.pid").write_text(str(os.getpid()))  # a live process
+    (tmp_path / "pids" / "fake-dhis2.chap").write_text("http://127.0.0.1:9999")  # forwards to a real chap-core
+    monkeypatch.delenv("CHAP", raising=False)
+    stopped = []
+    monkeypatch.setattr(stack, "stop", lambda name: stopped.append(name))
+    monkeypatch.setattr(stack, "spawn", lambda *a, **k: pytest.fail("started a fake"))
+    stack.start_fake(keep=True)
+    assert stopped == [] and "left as it is" in capsys.readouterr().out
