@@ -3,8 +3,8 @@ summary, `status --format markdown`, `diff --format markdown`): text that comes 
 or from a server is shown as text, never as markup.
 
 * `text(value)`: for running text and table cells. `&`, `<`, `>` become entities (no live HTML:
-  no `<script>`, no `<img onerror>`); the punctuation that makes markup is backslash-escaped (`[`
-  and `]`: no link, no image; backticks, `*`, `_`, `~`; `|` cannot end a table cell); a URL or an
+  no `<script>`, no `<img onerror>`); the punctuation that makes links and code is backslash-escaped
+  (`[` and `]`: no link, no image; backticks; `|` cannot end a table cell); a URL or an
   e-mail address is broken with a zero-width space after the scheme's `:`, after `www` and after
   `@`, so GitHub does not autolink it; newlines become spaces (one line, one cell).
 * `code(value)`: an inline code span, which Markdown shows verbatim (no HTML, no link): the
@@ -18,9 +18,10 @@ import html
 import re
 from typing import Any
 
-# Enough to make markup inert: no link or image without `[`…`]`, no code span, emphasis or strike,
-# no cell break; the rest of Markdown's punctuation is left as written (it renders as itself).
-_PUNCTUATION = re.compile(r"([\\`*_\[\]|~])")
+# Enough to make markup inert: no link or image without `[`…`]`, no code span, no cell break. Emphasis
+# (`*`, `_`) is left alone: it changes no meaning and identifiers such as KENYA_DHIS2_PASSWORD stay
+# greppable in the comment's source.
+_PUNCTUATION = re.compile(r"([\\`\[\]|])")
 _ZWSP = "\u200b"
 _AUTOLINK = re.compile(r"(?i)(?<=[a-z]):(?=//)|(?<![\w.])www(?=\.)|@(?=[\w-]+\.[\w-])")
 
