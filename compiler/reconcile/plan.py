@@ -439,11 +439,11 @@ def _plan_managed_block(ctx: _Context, p: Plan, block: DesiredBlock) -> Action:
         return Action("block_document", block.name, NOOP, f"managed by owner {claim['owner']!r}", project=project)
     claiming = [] if claim is not None else [claim_request(ctx, block)]  # the claim goes first: kill-safe
     if live is None:
-        unset = sorted(v for f, v in block.secret_env.items() if block.secret_digests.get(f) is None)
-        for var in unset:  # plan (a pull request's check) needs no secret; apply refuses without it
+        unset = sorted((v, f) for f, v in block.secret_env.items() if block.secret_digests.get(f) is None)
+        for var, field in unset:  # plan (a pull request's check) needs no secret; apply refuses without it
             p.missing_env.append(
-                f"apply will need {var}: block {block.name!r} is created with the password read from it "
-                "(a repository secret of that name in CI; an exported variable elsewhere)"
+                f"apply will need {var}: block {block.name!r} is created with {_SECRET_WORDS.get(field, field)} "
+                "read from it (a repository secret of that name in CI; an exported variable elsewhere)"
             )
         data = dict(block.data)
         for f, v in block.secret_env.items():
@@ -809,6 +809,8 @@ def _plan_concurrency_limits(ctx: _Context) -> list[Action]:
     return actions
 
 
+# What a block's secret field holds, in the words of "apply will need VAR: … is created with …"
+_SECRET_WORDS = {"password": "the password", "secrets.url": "the webhook URL", "url": "the webhook URL"}
 ALERT_TAG_PREFIX = "chapctl-alert:"
 # The run's page, when the server knows its UI's address (PREFECT_UI_URL): else nothing, not "None".
 _UI_LINK = "{% if flow_run|ui_url %}\n{{ flow_run|ui_url }}{% endif %}"

@@ -356,7 +356,7 @@ def plan_markdown(plan: Plan, header: Header | None = None, next_runs: Previews 
     if plan.blockers:
         lines += [":no_entry: **Apply would refuse:**", ""] + [f"- {_md(b)}" for b in plan.blockers] + [""]
     if plan.missing_env:
-        lines += [f":key: **Secrets apply will need ({len(plan.missing_env)}), not set here:**", ""]
+        lines += [f":key: **Variables apply will need ({len(plan.missing_env)}), not set here:**", ""]
         lines += [f"- {_md(m)}" for m in plan.missing_env] + [""]
     if not plan.has_changes:
         lines += ["**No changes.** The server matches the compiled projects.", ""]

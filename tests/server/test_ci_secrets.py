@@ -25,7 +25,7 @@ def test_a_new_countrys_password_is_needed_by_apply_not_by_plan(chapctl, make_re
     doc = json.loads(chapctl.cli(repo, "plan", "--json", env=env).stdout)
     assert doc["blockers"] == [] and len(doc["missing_env"]) == 1
     md = chapctl.cli(repo, "plan", "--markdown", env=env).stdout
-    assert ":key: **Secrets apply will need (1), not set here:**" in md and "KENYA_DHIS2_PASSWORD" in md
+    assert ":key: **Variables apply will need (1), not set here:**" in md and "KENYA_DHIS2_PASSWORD" in md
     proc = chapctl.cli(repo, "apply", env=env)
     assert proc.returncode == 1 and "KENYA_DHIS2_PASSWORD" in proc.stderr and "nothing was written" in proc.stderr
     assert all_deployments(clean_server) == []

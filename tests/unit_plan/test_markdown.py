@@ -56,3 +56,25 @@ def test_a_plan_comment_of_a_hostile_project_has_no_live_markup(tmp_path):
     md = report.plan_markdown(plan(desired, empty))
     assert "description" in md and "tracker" in md  # the text is there, inert
     assert live_markup(md) == [] and "<b>" not in md, md
+
+
+def test_a_missing_webhook_url_is_not_called_a_password_nor_the_flows_dir_a_secret(tmp_path):
+    """Issue 21 #19: plan said a notification block "is created with the password read from"
+    OPS_WEBHOOK_URL, and listed CHAPCTL_FLOWS_DIR under "Secrets apply will need"."""
+    from compiler.reconcile import report
+    from compiler.reconcile.desired import load_desired
+    from compiler.reconcile.live import Live
+    from compiler.reconcile.plan import plan
+    from tests.server.repo import Repo, project
+
+    golden = Path(__file__).resolve().parents[1] / "plan_golden"
+    defaults = {"timezone": "UTC", "source": {"directory_env": "CHAPCTL_FLOWS_DIR"},
+                "notifications": {"ops": {"webhook": {"url_env": "OPS_WEBHOOK_URL"}}}, "alerts": {"notify": ["ops"]}}
+    repo = Repo.create(tmp_path / "repo", [project("laos-malaria")], defaults)
+    desired = load_desired(repo.root, {"LAOS_DHIS2_PASSWORD": "pw"})
+    empty = Live.from_json(json.loads((golden / "cases" / "first_apply_empty_server" / "live.json").read_text()))
+    p = plan(desired, empty)
+    webhook = [m for m in p.missing_env if "OPS_WEBHOOK_URL" in m]
+    assert webhook and "password" not in webhook[0] and "webhook URL" in webhook[0], p.missing_env
+    md = report.plan_markdown(p)
+    assert "Secrets apply will need" not in md and "Variables apply will need (2), not set here" in md, md
