@@ -12,6 +12,10 @@ DEFAULT_OWNER = "default"  # a repository whose _defaults.yaml names no owner
 # chapctl creates (INSTANCE_LIMIT), so owners "team" and "team--x" would otherwise claim each other's limits.
 OWNER_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 OWNER_MAX_LENGTH = 32
+# Characters no text chapctl takes or shows may carry as they are: C0 controls but tab and newline (NUL breaks
+# PostgreSQL), DEL, C1 controls, and the bidirectional marks, overrides and isolates that make a terminal or
+# a review show other text than what is stored. validate refuses them; the CLI writes them out (\x1b).
+CONTROL_CHARACTERS = "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
 FINGERPRINT_PREFIX = "chapctl:"  # deployment `version`: chapctl:<owner>:<16 hex>
 # Prefect Variables chapctl keeps on the server (names: lowercase, digits, '-' and '_').
 VARIABLE_PREFIX = "chapctl-"

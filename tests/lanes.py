@@ -81,8 +81,8 @@ def item_lanes(item: pytest.Item) -> set[str]:
     return {m.name for m in item.iter_markers() if m.name in LANES}
 
 
-def _fixture_tags(item: pytest.Item) -> list[tuple[str, str, str | None, str]]:
-    """(fixture, lane, group, scope) of every lane-tagged fixture the item uses."""
+def _fixture_tags(item: pytest.Item) -> list[tuple[str, str, str | None]]:
+    """(fixture, lane, group) of every lane-tagged fixture the item uses."""
     tags = []
     info = getattr(item, "_fixtureinfo", None)
     for name in getattr(item, "fixturenames", ()):
@@ -92,7 +92,7 @@ def _fixture_tags(item: pytest.Item) -> list[tuple[str, str, str | None, str]]:
             fixturedef = chain.pop()
             tag = getattr(fixturedef.func, _ATTRIBUTE, None)
             if tag:
-                tags.append((name, tag[0], tag[1], fixturedef.scope))
+                tags.append((name, tag[0], tag[1]))
             if name not in fixturedef.argnames:
                 break
     return tags
@@ -109,7 +109,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     for item in items:
         lanes = item_lanes(item)
         tags = _fixture_tags(item)
-        missing = sorted({(lane_name, fixture) for fixture, lane_name, _, _ in tags if lane_name not in lanes})
+        missing = sorted({(lane_name, fixture) for fixture, lane_name, _ in tags if lane_name not in lanes})
         for lane_name, fixture in missing:
             problems.append(f"{item.nodeid}: uses the fixture {fixture!r}, which starts what the lane {lane_name!r} "
                             f"needs, without the marker: add pytest.mark.{lane_name} to the test or its module")
@@ -120,7 +120,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if not lanes:
             item.add_marker("pure")
         if item.get_closest_marker("xdist_group") is None:
-            groups = {group for _, _, group, _ in tags if group}
+            groups = {group for _, _, group in tags if group}
             if item.get_closest_marker("sqlite"):
                 groups.add("sqlite")
             if len(groups) > 1:

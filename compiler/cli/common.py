@@ -79,18 +79,17 @@ def run_guarded(action: Callable[[], int]) -> None:
     sys.exit(code)
 
 
-# What a terminal would act on instead of showing: C0 controls but tab and newline, DEL, C1 controls,
-# bidirectional overrides and isolates. Text from projects, servers and errors is printed with these
-# written out (`\x1b`, `\u202e`): never an escape sequence, never text shown other than it is.
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
 def printable(text: str) -> str:
+    """`text` with what a terminal would act on instead of showing (compiler.constants'
+    CONTROL_CHARACTERS) written out as `\x1b`, `\u202e`: never an escape sequence, never text shown
+    other than it is."""
+    from compiler.constants import CONTROL_CHARACTERS
+
     def written(m: re.Match) -> str:
         code = ord(m.group())
         return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
-    return _UNPRINTABLE.sub(written, text)
+    return re.sub(CONTROL_CHARACTERS, written, text)
 
 
 def err(message: str) -> None:

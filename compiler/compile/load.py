@@ -269,7 +269,9 @@ class _Yaml12Resolver(VersionedResolver):
 
 
 # `key: *…`, `key: &…`, `key: !…`: YAML reads the value as an alias, an anchor or a tag, not as text
-_INDICATOR_VALUE = re.compile(r"^\s*(?:- )?([\w.-]+):\s+([*&!%@`])")
+_INDICATORS = {"*": "alias", "&": "anchor", "!": "tag", "%": "directive", "@": "reserved character",
+               "`": "reserved character"}
+_INDICATOR_VALUE = re.compile(r"^\s*(?:- )?([\w.-]+):\s+([" + re.escape("".join(_INDICATORS)) + "])")
 
 
 def _syntax_hint(text: str, line: int) -> str:
@@ -282,9 +284,6 @@ def _syntax_hint(text: str, line: int) -> str:
                 f"e.g. {key}: {example}")
     return "check indentation, colons and quoting around this place"
 
-
-_INDICATORS = {"*": "alias", "&": "anchor", "!": "tag", "%": "directive", "@": "reserved character",
-               "`": "reserved character"}
 
 
 def _too_deep(text: str) -> Any:

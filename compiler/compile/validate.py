@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
 
-from compiler.constants import OWNER_TAG_PREFIX
+from compiler.constants import CONTROL_CHARACTERS, OWNER_TAG_PREFIX
 from compiler.compile.cron import cron_problem
 from compiler.compile.cron import expand as cron_expansion
 from compiler.compile.cron import remember as remember_cron
@@ -191,10 +191,7 @@ def _check_end_mode(source: SourceFile, project: Project, out: list[Diagnostic])
                   f"remove {field}, or set `end_mode: {wanted}`", key=True)
 
 
-# Characters no project text may hold: C0 controls but tab and newline (NUL breaks PostgreSQL), DEL,
-# C1 controls, and the bidirectional overrides and isolates that make a terminal or a review show
-# other text than what is stored.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile(CONTROL_CHARACTERS)
 
 
 def _check_text(source: SourceFile, data: Any, out: list[Diagnostic]) -> None:

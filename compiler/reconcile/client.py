@@ -322,11 +322,9 @@ class PrefectAPI:
         with self._counting:
             self.stats.requests += 1
             self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
+        chosen = httpx.USE_CLIENT_DEFAULT if timeout is None else httpx.Timeout(timeout, connect=CONNECT_TIMEOUT)
         try:
-            if timeout is not None:
-                return self._client.request(method, path, json=json, params=params,
-                                            timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT))
-            return self._client.request(method, path, json=json, params=params)
+            return self._client.request(method, path, json=json, params=params, timeout=chosen)
         except httpx.HTTPError as exc:
             return exc
 

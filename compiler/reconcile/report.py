@@ -339,8 +339,7 @@ def apply_json(result: Any, header: Header | None = None) -> str:
 
 
 # -- Markdown -------------------------------------------------------------------------------------
-def _md(text: str) -> str:
-    return md_text(text)
+_md = md_text  # the one escaper (compiler/markdown.py)
 
 
 def plan_markdown(plan: Plan, header: Header | None = None, next_runs: Previews | None = None,

@@ -146,8 +146,7 @@ def status_json(report: StatusReport) -> str:
 
 
 # -- Markdown -------------------------------------------------------------------------------------
-def _md(text: str) -> str:
-    return md_text(text)
+_md = md_text  # the one escaper (compiler/markdown.py)
 
 
 def _schedule_md(p: ProjectStatus) -> str:

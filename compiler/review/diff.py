@@ -312,8 +312,7 @@ def _md_side(side: ScheduleSide | None) -> str:
     return f"{_md(side.cron)} {side.timezone}: {_md_text(side.description)} (UTC: {_md_text('; '.join(side.utc))}){state}"
 
 
-def _md_text(text: str) -> str:
-    return md_text(text)
+_md_text = md_text  # the one escaper (compiler/markdown.py)
 
 
 def _text(value: Any) -> str:

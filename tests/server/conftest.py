@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import traceback
 from pathlib import Path
 from typing import Any
@@ -203,16 +202,13 @@ class Chapctl:
         self.outputs += [proc.stdout, proc.stderr]
         return proc
 
-    def process(self, repo: Repo, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        """The CLI as its own process (`python -m compiler`), where the process boundary is what is
-        tested: signals, exit on a kill, imports, the environment as a shell passes it."""
+    def process_env(self, repo: Repo, env: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment of the CLI run as its own process (`python -m compiler`), where the process
+        boundary is what is tested (signals, a kill, imports): this process's, without its PREFECT_*."""
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
         full_env.update(self.env if env is None else env)
         full_env["PREFECT_HOME"] = str(repo.root / ".prefect-home")  # no stray profile
-        proc = subprocess.run([sys.executable, "-m", "compiler", *args], cwd=repo.root, env=full_env,
-                              capture_output=True, text=True, timeout=120)
-        self.outputs += [proc.stdout, proc.stderr]
-        return proc
+        return full_env
 
 
 @pytest.fixture

@@ -232,15 +232,18 @@ class PrefectServer:
             env.update(PREFECT_API_DATABASE_MIGRATE_ON_START="false", PREFECT_API_BLOCKS_REGISTER_ON_START="false")
         env.update(server.extra_env)
         try:
-            server.process = processes.start(
-                f"prefect server ({backend}, port {server.port})",
-                [prefect_bin or PREFECT_BIN, "server", "start", "--host", "127.0.0.1", "--port", str(server.port)],
-                env=env, cwd=home, log_path=server.log_path, ready=processes.http_ok(f"{server.api_url}/health"),
-                timeout=timeout, every=0.1)
+            server._launch(f"prefect server ({backend}, port {server.port})", prefect_bin, env, timeout)
         except BaseException:
             server._drop_database()
             raise
         return server
+
+    def _launch(self, name: str, prefect_bin: Path | None, env: dict[str, str], timeout: float) -> None:
+        """`prefect server start` on this server's port, in its home, ready once /health answers."""
+        self.process = processes.start(
+            name, [prefect_bin or PREFECT_BIN, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=env, cwd=self.home, log_path=self.log_path, ready=processes.http_ok(f"{self.api_url}/health"),
+            timeout=timeout)
 
     def _db_url(self) -> str:
         if self.backend == "sqlite":
@@ -289,11 +292,7 @@ class PrefectServer:
             builder.database = f"chapctl_build_{uuid.uuid4().hex[:12]}"
             asyncio.run(_pg(f'CREATE DATABASE "{builder.database}"'))
         try:
-            builder.process = processes.start(
-                f"prefect server (building the {self.backend} template)",
-                [prefect_bin or PREFECT_BIN, "server", "start", "--host", "127.0.0.1", "--port", str(builder.port)],
-                env=builder._env(), cwd=builder.home, log_path=builder.log_path,
-                ready=processes.http_ok(f"{builder.api_url}/health"), timeout=180)
+            builder._launch(f"prefect server (building the {self.backend} template)", prefect_bin, builder._env(), 180)
             builder.process.stop()
             if self.backend == "sqlite":
                 assert isinstance(target, Path) and folder is not None
@@ -313,13 +312,6 @@ class PrefectServer:
                 builder.process.stop()
             builder._drop_database()
             shutil.rmtree(builder.home, ignore_errors=True)
-
-    def _wait_healthy(self, timeout: float) -> None:
-        assert self.process is not None
-        self.process.wait_ready(processes.http_ok(f"{self.api_url}/health"), timeout)
-
-    def _log_tail(self, lines: int = 30) -> str:
-        return self.process.log_tail(lines) if self.process else "(not started)"
 
     def _drop_database(self) -> None:
         if self.database:

@@ -29,10 +29,8 @@ LOCK = "chapctl-lock--default"
 
 
 def start(runner: Chapctl, repo: Repo, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    full.update(runner.env if env is None else env)
-    full["PREFECT_HOME"] = str(repo.root / ".prefect-home")
-    return subprocess.Popen([sys.executable, "-m", "compiler", *args], cwd=repo.root, env=full,
+    return subprocess.Popen([sys.executable, "-m", "compiler", *args], cwd=repo.root,
+                            env=runner.process_env(repo, env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
