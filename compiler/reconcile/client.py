@@ -111,7 +111,7 @@ def secret_forms(value: str) -> set[str]:
 def redacted_url(url: str) -> str:
     """`url` with whatever stands before an `@` after the scheme (a user:password) replaced by `***`:
     printable even when the URL is too malformed to parse."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*:/{0,2})?[^@]*@", lambda m: (m.group(1) or "") + "***@", url)
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*:/{1,2})?[^@]*@", lambda m: (m.group(1) or "") + "***@", url)
 
 
 def _url_problem(url: str) -> str | None:

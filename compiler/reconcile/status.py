@@ -268,7 +268,7 @@ def project_status(root: Path, api: PrefectAPI, options: StatusOptions | None = 
     prepared = _prepare(root, api, env, notes, options.projects)
     desired, live, plan = prepared.desired, prepared.live, prepared.plan
     chosen = [d for d in desired.deployments if not options.projects or d.name in options.projects]
-    ui = options.ui_url.rstrip("/") if options.ui_url else ui_url(api.settings.url, env)
+    ui = _printable_url(options.ui_url.rstrip("/")) if options.ui_url else ui_url(api.settings.url, env)
 
     live_by_key = {(d["flow_name"], d["name"]): d for d in live.deployments}
     rows: list[ProjectStatus] = []
@@ -332,19 +332,27 @@ def _prepare(root: Path, api: PrefectAPI, env: Mapping[str, str], notes: list[st
 
 def ui_url(api_url: str, env: Mapping[str, str] | None = None) -> str:
     """The Prefect UI's base URL, as Prefect derives it: PREFECT_UI_URL (environment, then the
-    active profile), else the API URL without its /api (Prefect Cloud: app.prefect.cloud/account/…)."""
+    active profile), else the API URL without its /api (Prefect Cloud: app.prefect.cloud/account/…).
+    Never with credentials: a link is printed (and pasted), the browser asks for them itself."""
     from compiler.reconcile.client import _active_profile
 
     env = os.environ if env is None else env
     explicit = env.get("PREFECT_UI_URL") or _active_profile(env).get("PREFECT_UI_URL")
     if explicit:
-        return explicit.rstrip("/")
-    url = api_url.rstrip("/")
+        return _printable_url(explicit.rstrip("/"))
+    url = _printable_url(api_url.rstrip("/"))
     if url.startswith(CLOUD_API):
         url = CLOUD_UI + url[len(CLOUD_API):]
     if url.endswith("/api"):
         url = url[:-4]
     return url.replace("/api/", "/").replace("/accounts/", "/account/").replace("/workspaces/", "/workspace/")
+
+
+def _printable_url(url: str) -> str:
+    """`url` without a user:password (`***@` where it is too malformed to take apart)."""
+    from compiler.reconcile.client import redacted_url, split_userinfo
+
+    return redacted_url(split_userinfo(url)[0])
 
 
 # -- sync -----------------------------------------------------------------------------------------

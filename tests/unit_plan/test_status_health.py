@@ -172,6 +172,10 @@ def test_span(seconds, text):
     ("https://api.prefect.cloud/api/accounts/a1/workspaces/w2", {},
      "https://app.prefect.cloud/account/a1/workspace/w2"),
     ("http://127.0.0.1:4200/api", {"PREFECT_UI_URL": "https://ui.example.org/"}, "https://ui.example.org"),
+    # Credentials in either URL never reach a printed link (the browser asks for them itself).
+    ("http://127.0.0.1:4200/api", {"PREFECT_UI_URL": "https://admin:s3cret@ui.example.org/"}, "https://ui.example.org"),
+    ("https://admin:s3cret@prefect.example.org/api", {}, "https://prefect.example.org"),
+    ("http://127.0.0.1:4200/api", {"PREFECT_UI_URL": "admin:s3cret@ui.example.org"}, "***@ui.example.org"),
 ])
 def test_ui_url(api, env, ui, tmp_path):
     assert ui_url(api, {"PREFECT_HOME": str(tmp_path), **env}) == ui
