@@ -7,7 +7,7 @@ from typing import Optional
 
 import click
 
-from compiler.cli.common import find_repo, output_option, root_option, run_guarded
+from compiler.cli.common import find_repo, output_option, printable, root_option, run_guarded
 
 
 def register(app: click.Group) -> None:
@@ -68,6 +68,7 @@ def _print_previews(previews) -> None:
 
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(show_lines=False, box=None, pad_edge=False)
     for column in ("project", "schedule", "local time", "UTC"):
@@ -76,8 +77,9 @@ def _print_previews(previews) -> None:
         label = f"{preview.cron} {preview.timezone}" + ("" if preview.active else " (paused: no runs)")
         for index, run in enumerate(preview.runs):
             utc = run.astimezone(dt.timezone.utc)
-            table.add_row(preview.project if index == 0 else "", label if index == 0 else "",
-                          f"{run:%a %Y-%m-%d %H:%M %Z}", f"{utc:%a %Y-%m-%d %H:%M}")
+            cells = (preview.project if index == 0 else "", label if index == 0 else "",
+                     f"{run:%a %Y-%m-%d %H:%M %Z}", f"{utc:%a %Y-%m-%d %H:%M}")
+            table.add_row(*(Text(printable(cell)) for cell in cells))  # Text: `[slug]` is no markup
     console = Console()
     if not console.is_terminal:  # piped: no 80-column wrapping of a table meant to be read whole
         console = Console(width=200)

@@ -59,6 +59,10 @@ def test_every_schedule_is_compiled_and_reviewed(repo_factory):
     rows = listed if isinstance(listed, list) else listed.get("projects") or listed.get("schedules")
     assert sorted(r["project"] for r in rows) == ["laos-dengue [monthly-fixed]", "laos-dengue [weekly]"]
 
+    # Issue 21 #19: the text table named both rows `laos-dengue` (rich read `[weekly]` as markup).
+    text = invoke("schedule", "--root", str(repo), "--next", "1").stdout
+    assert "laos-dengue [weekly]" in text and "laos-dengue [monthly-fixed]" in text
+
 
 def test_diff_shows_the_schedule_entry_that_moved(repo_factory):
     repo = repo_factory({"projects/laos-dengue.yaml": PROJECT.format(monthly="0 5 2 * *")})
