@@ -192,9 +192,12 @@ def _describe_in_utc(cron: str, offset: int) -> str:
     if offset == 0:
         return describe(cron)
     shifted = utc_crons(cron, offset)
-    if shifted is None:
+    if shifted is None:  # cron cannot say it: say how far the zone is from UTC
+        hours, minutes = divmod(abs(offset), 60)
+        amount = f"{hours} h" + (f" {minutes} min" if minutes else "")
         sign = "+" if offset > 0 else "-"
-        return f"local times minus {sign}{abs(offset) // 60:02d}:{abs(offset) % 60:02d}"
+        return (f"the local times, {amount} {'earlier' if offset > 0 else 'later'} "
+                f"(the zone is UTC{sign}{hours:02d}:{minutes:02d})")
     return "; ".join(describe(c) for c in shifted)
 
 
@@ -205,9 +208,9 @@ def utc_crons(cron: str, offset: int) -> list[str] | None:
     if fields is None:
         return None
     minutes, hours, dom, months, dow, special = fields
-    if special or months != ["*"]:
+    if special:
         return None
-    every_day = dom == ["*"] and dow == ["*"]  # then a shift across midnight changes no day field
+    every_day = dom == months == dow == ["*"]  # then a shift across midnight changes no day field
     groups: dict[int, set[tuple[int, int]]] = {}
     for hour in hours:
         for minute in minutes:
@@ -221,19 +224,26 @@ def utc_crons(cron: str, offset: int) -> list[str] | None:
         if len(times) != len(utc_hours) * len(utc_minutes):
             return None  # not a product of minute and hour sets any more
         day_part = _shift_days(dom, dow, delta)
-        if day_part is None:
+        if day_part is None or (delta and months != ["*"]):  # a day earlier may be another month
             return None
-        result.append(f"{_cron_list(utc_minutes, 60)} {_cron_list(utc_hours, 24)} {day_part}")
+        dom_part, dow_part = day_part
+        month_part = "*" if months == ["*"] else _cron_list(months, 12)
+        result.append(f"{_cron_list(utc_minutes, 60)} {_cron_list(utc_hours, 24)} {dom_part} {month_part} {dow_part}")
     return result
 
 
-def _shift_days(dom: list, dow: list, delta: int) -> str | None:
+def _shift_days(dom: list, dow: list, delta: int) -> tuple[str, str] | None:
+    """The (day of month, day of week) fields `delta` days later, or None when cron cannot say it."""
+    if not all(isinstance(d, int) for d in (*dom, *dow) if d != "*"):
+        return None  # `L`, `#`: no shifting
+    if delta == 0:
+        return ("*" if dom == ["*"] else _cron_list(dom, 32)), ("*" if dow == ["*"] else _cron_list(dow, 7))
     if dom == ["*"] and dow == ["*"]:
-        return "* * *"
+        return "*", "*"
     if dom == ["*"]:
-        return "* * " + _cron_list(sorted({(d + delta) % 7 for d in dow}), 7)
+        return "*", _cron_list(sorted({(d + delta) % 7 for d in dow}), 7)
     if dow == ["*"] and all(isinstance(d, int) and 1 <= d + delta <= 28 for d in dom):
-        return _cron_list(sorted(d + delta for d in dom), 32) + " * *"
+        return _cron_list(sorted(d + delta for d in dom), 32), "*"
     return None
 
 

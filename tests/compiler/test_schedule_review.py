@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from compiler.cli import app
-from compiler.review.schedules import describe, utc_crons
+from compiler.review.schedules import describe, utc_crons, utc_texts
 
 PROJECT = """\
 name: {name}
@@ -55,6 +55,22 @@ def test_utc_crons_shift_days_and_hours():
     assert utc_crons("0 1,23 * * 1", 2 * 60) == ["0 23 * * 0", "0 21 * * 1"]
     assert utc_crons("0 * * * *", 330) == ["30 * * * *"]
     assert utc_crons("0 0 1 * *", 60) is None  # the day before the 1st is no fixed day of month
+    # Issue 21 #19: a month field read "local times minus +02:00" in SCHEDULES.md. The months stay
+    # when no run crosses midnight; when one does, the text says which way and by how much.
+    assert utc_crons("0 5 1 1 *", 2 * 60) == ["0 3 1 1 *"]
+    assert utc_crons("0 5 1 1,7 1", 2 * 60) == ["0 3 1 1,7 1"]
+    assert utc_crons("0 1 1 1 *", 2 * 60) is None  # 31 December, the year before
+
+
+@pytest.mark.parametrize(("cron", "zone", "text"), [
+    ("0 5 1 1 *", "Africa/Kigali", "At 03:00, on day 1 of the month, only in January"),
+    ("0 1 1 1 *", "Africa/Kigali", "the local times, 2 h earlier (the zone is UTC+02:00)"),
+    ("0 1 1 1 *", "America/Santiago", "At 04:00, on day 1 of the month, only in January"),
+    ("0 23 31 12 *", "America/Santiago", "the local times, 3 h later (the zone is UTC-03:00)"),
+    ("0 1 1 1 *", "Asia/Kathmandu", "the local times, 5 h 45 min earlier (the zone is UTC+05:45)"),
+])
+def test_utc_text_of_what_cron_cannot_shift(cron, zone, text):
+    assert utc_texts(cron, zone)[0].startswith(text)
 
 
 def test_dst_zone_lists_both_utc_times_with_their_periods(repo_factory):
@@ -245,3 +261,33 @@ def test_hotspot_of_schedules_entries_is_a_warning_on_the_entry(repo_factory):
     assert ("projects/s0.yaml:13:11: warning: schedules[1].cron: load hot-spot (and 4 other project(s)): 5 runs "
             "start 02:00-02:59 UTC on day 1 of every month against dhis2.example.org") in result.stderr
     assert invoke("compile", "--root", str(repo)).exit_code == 0
+
+
+def test_utc_crons_fire_when_the_local_cron_does():
+    """Every UTC cron utc_crons gives fires exactly when the local cron fires at that offset
+    (Prefect's own croniter on both sides), over a sweep of fields and offsets, months included."""
+    import datetime as dt
+    import itertools
+
+    from prefect._vendor.croniter import croniter
+
+    def fires(cron, start, until):
+        it, out = croniter(cron, start), []
+        while (t := it.get_next(dt.datetime).astimezone(dt.timezone.utc)) <= until:
+            out.append(t)
+        return out
+
+    checked = 0
+    for minute, hour, dom, month, dow, offset in itertools.product(
+            ("0", "15,45"), ("1", "5", "23", "1,23"), ("*", "1", "28"), ("*", "1", "1,7"), ("*", "0,3"),
+            (120, -180, 345)):
+        cron = f"{minute} {hour} {dom} {month} {dow}"
+        shifted = utc_crons(cron, offset)
+        if shifted is None:
+            continue
+        start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone(dt.timedelta(minutes=offset)))
+        until = start + dt.timedelta(days=400)
+        in_utc = start.astimezone(dt.timezone.utc)
+        assert sorted({t for c in shifted for t in fires(c, in_utc, until)}) == fires(cron, start, until), (cron, offset)
+        checked += 1
+    assert checked > 100
