@@ -30,7 +30,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler.constants import MANAGED_TAG
+from compiler.constants import BLOCK_TYPE_SLUG, MANAGED_TAG
 from compiler.reconcile.desired import BlockRef, Desired, DesiredAlert, DesiredBlock, DesiredDeployment
 from compiler.jsontree import map_leaves
 from compiler.reconcile.ownership import LEGACY, claim_name, deployment_owner
@@ -431,10 +431,15 @@ def _plan_managed_block(ctx: _Context, p: Plan, block: DesiredBlock) -> Action:
     project = ", ".join(block.used_by) or None
     claim = ctx.claims.get((block.slug, block.name))
     if claim is not None and claim["owner"] != ctx.owner:
+        if block.slug == BLOCK_TYPE_SLUG:
+            fix = (f"use another block name in {', '.join(block.used_by)}, or give only "
+                   f"`credentials.block: {block.name}` to use it without managing it")
+        else:  # a notification's block, named after the notification
+            fix = (f"rename the notification `{block.name}` in projects/_defaults.yaml (and in the `alerts.notify` "
+                   f"of {', '.join(block.used_by)})")
         p.blockers.append(
             f"block {block.name!r} ({block.slug}) is managed by chapctl owner {claim['owner']!r} (another repository "
-            f"applying to this server); use another block name in {', '.join(block.used_by)}, or give only "
-            f"`credentials.block: {block.name}` to use it without managing it"
+            f"applying to this server); {fix}"
         )
         return Action("block_document", block.name, NOOP, f"managed by owner {claim['owner']!r}", project=project)
     claiming = [] if claim is not None else [claim_request(ctx, block)]  # the claim goes first: kill-safe

@@ -223,6 +223,18 @@ def test_plan_output_names_alerts_and_limits(chapctl, make_repo, clean_server):
     assert HOOK_SECRET not in out + proc.stderr
 
 
+def test_a_notification_another_owner_manages_is_refused_with_a_notification_hint(chapctl, make_repo, clean_server):
+    """Issue 21 #19: the clash hint spoke of `credentials.block` for a notification's block."""
+    laos = make_repo([project("laos-malaria", "laos-dhis2", alerts={"notify": ["ops-webhook"]})],
+                     {**DEFAULTS, "owner": "laos-team"}, name="laos")
+    chapctl.apply(laos)
+    rwanda = make_repo([project("rwanda-malaria", "rwanda-dhis2", alerts={"notify": ["ops-webhook"]})],
+                       {**DEFAULTS, "owner": "rwanda-team"}, name="rwanda")
+    (blocker,) = [b for b in chapctl.plan(rwanda).blockers if "ops-webhook" in b]
+    assert "'laos-team'" in blocker and "credentials.block" not in blocker
+    assert "rename the notification `ops-webhook` in projects/_defaults.yaml" in blocker
+
+
 @pytest.mark.parametrize("sweep", SWEEPS)
 def test_a_killed_apply_of_alerts_limits_and_schedules_converges(chapctl, make_repo, clean_server, sweep):
     """Kill after k writes (the server committed them, the client died); re-run. The default run
