@@ -66,6 +66,7 @@ class ApiSettings:
     auth_string: str | None = None
     api_key: str | None = None
     url_source: str = "PREFECT_API_URL"  # where the URL came from, for error messages
+    auth_source: str | None = None  # where the auth string or key came from, for a refused login
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
@@ -84,13 +85,18 @@ class ApiSettings:
             raise ServerError(f"{source} is not a usable URL ({redacted_url(url)}): {problem}; give the server's API "
                               "address, e.g. http://127.0.0.1:4200/api")
         url, userinfo = split_userinfo(url)
-        auth_string = env.get("PREFECT_API_AUTH_STRING") or profile.get("PREFECT_API_AUTH_STRING") or userinfo
-        return cls(
-            url=url,
-            auth_string=auth_string or None,
-            api_key=env.get("PREFECT_API_KEY") or profile.get("PREFECT_API_KEY") or None,
-            url_source=source,
-        )
+
+        def first(*given: tuple[str | None, str]) -> tuple[str | None, str | None]:
+            return next(((value, where) for value, where in given if value), (None, None))
+
+        in_profile = " in the active Prefect profile"
+        api_key, key_source = first((env.get("PREFECT_API_KEY"), "PREFECT_API_KEY"),
+                                    (profile.get("PREFECT_API_KEY"), "PREFECT_API_KEY" + in_profile))
+        auth_string, auth_source = first((env.get("PREFECT_API_AUTH_STRING"), "PREFECT_API_AUTH_STRING"),
+                                         (profile.get("PREFECT_API_AUTH_STRING"), "PREFECT_API_AUTH_STRING" + in_profile),
+                                         (userinfo, source))
+        return cls(url=url, auth_string=auth_string, api_key=api_key, url_source=source,
+                   auth_source=key_source or auth_source)  # the key wins when both are given (the headers)
 
 
 def secret_forms(value: str) -> set[str]:
@@ -376,15 +382,14 @@ class PrefectAPI:
         if status < 400:
             return
         if status == 401:
-            which = (
-                "PREFECT_API_KEY"
-                if self.settings.api_key
-                else "PREFECT_API_AUTH_STRING (user:password)"
-                if self.settings.auth_string
-                else "PREFECT_API_AUTH_STRING (user:password) or PREFECT_API_KEY"
-            )
-            problem = "was refused" if (self.settings.api_key or self.settings.auth_string) else "is required"
-            raise ServerError(f"401 Unauthorized from {self.settings.url}: authentication {problem}; set {which}")
+            given = self.settings.auth_source
+            if given is None:
+                raise ServerError(f"401 Unauthorized from {self.settings.url}: authentication is required; set "
+                                  "PREFECT_API_AUTH_STRING (user:password) or PREFECT_API_KEY")
+            what, check = (("key", "check that it is valid for this server") if given.startswith("PREFECT_API_KEY")
+                           else ("user:password", "check it against the server's PREFECT_SERVER_API_AUTH_STRING"))
+            raise ServerError(f"401 Unauthorized from {self.settings.url}: the server refused the {what} in {given}; "
+                              f"{check}")
         if status == 403:
             raise ServerError(f"403 Forbidden from {self.settings.url} for {method} {path}; check the API key's permissions")
         detail = self._scrub(error_text(error_detail(response), limit=500))

@@ -39,16 +39,24 @@ def test_connection_refused_names_url_and_setting():
         api.server_version()
 
 
-@pytest.mark.parametrize(("settings", "hint"), [
-    ({"auth_string": "admin:wrong"}, "authentication was refused; set PREFECT_API_AUTH_STRING"),
-    ({"api_key": "pnu_bad"}, "authentication was refused; set PREFECT_API_KEY"),
-    ({}, "authentication is required; set PREFECT_API_AUTH_STRING"),
+@pytest.mark.parametrize(("env", "hint"), [
+    ({"PREFECT_API_AUTH_STRING": "admin:wrong"},
+     "the server refused the user:password in PREFECT_API_AUTH_STRING; check it against the server's "
+     "PREFECT_SERVER_API_AUTH_STRING"),
+    ({"PREFECT_API_URL": "http://admin:wrong@prefect.test/api"},
+     "the server refused the user:password in PREFECT_API_URL; check it against the server's "
+     "PREFECT_SERVER_API_AUTH_STRING"),
+    ({"PREFECT_API_KEY": "pnu_bad"}, "the server refused the key in PREFECT_API_KEY; check that it is valid"),
+    ({}, "authentication is required; set PREFECT_API_AUTH_STRING (user:password) or PREFECT_API_KEY"),
 ])
-def test_401_names_the_setting(settings, hint):
-    api = api_with(lambda request: httpx.Response(401), **settings)
+def test_401_names_where_the_credentials_came_from(env, hint, tmp_path):
+    """Issue 21 #19: a refused login asked to set a variable that was set (or came from the URL)."""
+    settings = ApiSettings.from_env({"PREFECT_API_URL": URL, "PREFECT_HOME": str(tmp_path), **env})
+    api = PrefectAPI(settings, transport=httpx.MockTransport(lambda request: httpx.Response(401)), backoff=0.001)
     with pytest.raises(ServerError) as err:
         api.get("/admin/version")
     assert hint in str(err.value) and "wrong" not in str(err.value) and "pnu_bad" not in str(err.value)
+    assert "set PREFECT" not in str(err.value) or not env
 
 
 def test_auth_headers():

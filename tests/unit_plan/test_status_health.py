@@ -196,12 +196,13 @@ def test_durations_on_the_command_line():
 def test_a_refused_login_is_a_server_error_naming_the_setting(tmp_path):
     from compiler.reconcile.client import ApiSettings, PrefectAPI
 
-    api = PrefectAPI(ApiSettings(url="http://prefect.test/api", auth_string="admin:s3cret-pw"),
+    api = PrefectAPI(ApiSettings(url="http://prefect.test/api", auth_string="admin:s3cret-pw",
+                                 auth_source="PREFECT_API_AUTH_STRING"),
                      transport=httpx.MockTransport(lambda request: httpx.Response(401)), backoff=0.001)
     root = Path(__file__).resolve().parents[2]
     with pytest.raises(ServerError) as err:
         project_status(root, api, env={"PREFECT_HOME": str(tmp_path)})
-    assert "authentication was refused; set PREFECT_API_AUTH_STRING" in str(err.value)
+    assert "the server refused the user:password in PREFECT_API_AUTH_STRING" in str(err.value)
     assert "s3cret-pw" not in str(err.value)
 
 
