@@ -60,6 +60,28 @@ def find_repo(explicit: Optional[Path]) -> Path:
     return find_root(explicit)
 
 
+def open_api(repo: Path):
+    """The Prefect API client of a server verb, from the environment; first a note when the
+    repository's `.env` sets variables the environment lacks (the make targets read it, chapctl
+    does not: the only environment it reads is the process's)."""
+    from compiler.reconcile.client import ApiSettings, PrefectAPI
+
+    unset = sorted(name for name in _dotenv_names(repo / ".env") if name not in os.environ)
+    if unset:
+        err(f"note: {repo / '.env'} sets {', '.join(unset)}, which the environment lacks: chapctl does not read "
+            ".env (the make targets do); use `make plan`/`make apply`, or export it first: set -a; . ./.env; set +a")
+    return PrefectAPI(ApiSettings.from_env())
+
+
+def _dotenv_names(path: Path) -> list[str]:
+    """The names `path` assigns (`NAME=…` or `export NAME=…`), never their values; [] without the file."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    return re.findall(r"(?m)^[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)[ \t]*=", text)
+
+
 def run_guarded(action: Callable[[], int]) -> None:
     """Run a command body; map errors to one clean line and an exit code decided here, once."""
     from compiler.errors import UserError

@@ -9,7 +9,7 @@ from typing import Optional
 
 import click
 
-from compiler.cli.common import find_repo, output_option, print_lines, root_option, run_guarded
+from compiler.cli.common import find_repo, open_api, output_option, print_lines, root_option, run_guarded
 
 
 def register(app: click.Group) -> None:
@@ -32,11 +32,10 @@ def import_command(root: Optional[Path], output: str, dry_run: bool) -> None:
     is paused, never deleted, in the apply that creates its successor)."""
 
     def body() -> int:
-        from compiler.reconcile.client import ApiSettings, PrefectAPI
         from compiler.reconcile.importer import ImportOptions, import_server
 
         repo = find_repo(root)
-        with PrefectAPI(ApiSettings.from_env()) as api:
+        with open_api(repo) as api:
             result = import_server(api, repo, ImportOptions(dry_run=dry_run))
         if output == "json":
             print(json.dumps(result.to_json(), indent=2))

@@ -15,7 +15,7 @@ from typing import Iterator, Optional
 import click
 
 from compiler.constants import DEFAULT_WORKERS
-from compiler.cli.common import console, find_repo, output_option, print_lines, root_option, run_guarded
+from compiler.cli.common import console, find_repo, open_api, output_option, print_lines, root_option, run_guarded
 
 adopt_option = click.option(
     "--adopt", is_flag=True,
@@ -55,8 +55,9 @@ def plan_command(root: Optional[Path], output: str, detailed_exitcode: bool, ado
         from compiler.reconcile.prepare import prepare
         from compiler.reconcile.plan import PlanOptions
 
-        with _client() as api:
-            prepared = prepare(find_repo(root), api, options=PlanOptions(adopt, allow_delete_all, cancel_in_flight))
+        repo = find_repo(root)
+        with open_api(repo) as api:
+            prepared = prepare(repo, api, options=PlanOptions(adopt, allow_delete_all, cancel_in_flight))
             header = _header(api, prepared)
         p = prepared.plan
         # Next runs of every schedule the plan creates or changes, from Prefect's own schedule
@@ -120,9 +121,10 @@ def apply_command(root: Optional[Path], output: str, adopt: bool, allow_delete_a
 
         options = ApplyOptions(PlanOptions(adopt, allow_delete_all, cancel_in_flight), lock_timeout,
                                ignore_applied_commit, parallel)
-        with _client() as api, _sigterm_interrupts(), bar:
+        repo = find_repo(root)
+        with open_api(repo) as api, _sigterm_interrupts(), bar:
             try:
-                prepared, result = apply(find_repo(root), api, options=options, progress=progress, on_wait=waiting,
+                prepared, result = apply(repo, api, options=options, progress=progress, on_wait=waiting,
                                          on_plan=bar.start)
                 failure = None
             except ApplyFailed as exc:
@@ -142,17 +144,6 @@ def apply_command(root: Optional[Path], output: str, adopt: bool, allow_delete_a
 
 
 # -- helpers --------------------------------------------------------------------------------------
-@contextmanager
-def _client():
-    from compiler.reconcile.client import ApiSettings, PrefectAPI
-
-    api = PrefectAPI(ApiSettings.from_env())
-    try:
-        yield api
-    finally:
-        api.close()
-
-
 @contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
     """A CI job cancelled mid-apply gets SIGTERM: turn it into KeyboardInterrupt so that the apply

@@ -11,7 +11,7 @@ from typing import Optional
 
 import click
 
-from compiler.cli.common import find_repo, output_option, print_lines, root_option, run_guarded
+from compiler.cli.common import find_repo, open_api, output_option, print_lines, root_option, run_guarded
 
 _PART = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -73,12 +73,11 @@ def status_command(root: Optional[Path], output: str, grace: dt.timedelta, lookb
 
     def body() -> int:
         from compiler.reconcile import status_report
-        from compiler.reconcile.client import ApiSettings, PrefectAPI
         from compiler.reconcile.status import StatusOptions, project_status
 
         options = StatusOptions(grace=grace, lookback=lookback, require_sync=require_sync, projects=projects)
         repo = find_repo(root)
-        with PrefectAPI(ApiSettings.from_env()) as api:
+        with open_api(repo) as api:
             report = project_status(repo, api, options)
         if output == "json":
             print(status_report.status_json(report))

@@ -168,3 +168,22 @@ def test_server_text_reaches_the_terminal_with_its_control_characters_escaped(ca
                     or c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"], repr(text)
     assert "\\x1b[2Jgone\\u202eevil\\x07 bell" in out and "tab" in out  # rich expands the tab
     assert "\\x1b]0;title\\x07 and \\x9b" in errors
+
+
+def test_a_server_verb_says_that_dotenv_is_not_read(repo_factory, monkeypatch):
+    """Issue 21 #19: `chapctl plan` beside a .env that sets PREFECT_API_URL said only that it is not set."""
+    repo = repo_factory({"projects/one.yaml": valid_project("one"),
+                         ".env": "# local settings\nPREFECT_API_URL=http://127.0.0.1:9/api\n"
+                                 "export LAOS_DHIS2_PASSWORD=s3cret-in-dotenv\nWORK_POOL=chap\n"})
+    for name in ("PREFECT_API_URL", "LAOS_DHIS2_PASSWORD", "PREFECT_PROFILES_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORK_POOL", "chap")
+    monkeypatch.setenv("PREFECT_HOME", str(repo / ".no-prefect-home"))
+    for verb in ("plan", "apply", "status", "import"):
+        result = invoke(verb, "--root", str(repo))
+        assert result.exit_code == 1
+        note, error = result.stderr.splitlines()
+        assert note.startswith(f"note: {repo / '.env'} sets LAOS_DHIS2_PASSWORD, PREFECT_API_URL, which the "
+                               "environment lacks: chapctl does not read .env"), verb
+        assert "set -a; . ./.env; set +a" in note and "s3cret" not in note
+        assert error.startswith("error: PREFECT_API_URL is not set")
