@@ -17,7 +17,7 @@ import jinja2
 
 from compiler.constants import BLOCK_TYPE_SLUG, INSTANCE_LIMIT, MANAGED_TAG, OWNER_TAG_PREFIX, owner_tag
 from compiler.compile.models import Alerts, Defaults, Project, ScheduleParameters, duration_seconds
-from compiler.review.schedules import HOT_COLOUR, REFERENCE_YEAR, SCALE, WEEKDAYS, ScheduleReport, schedule_report
+from compiler.review.schedules import HEATMAP_ROWS, HOT_COLOUR, REFERENCE_YEAR, SCALE, ScheduleReport, schedule_report
 from compiler.compile.schema import render_schemas
 from compiler.compile.validate import ValidatedRepo
 
@@ -161,14 +161,14 @@ def _digest(text: str) -> str:
 
 def render_schedule_review(report: ScheduleReport, templates_dir: Path) -> dict[str, str]:
     markdown = _markdown_environment(templates_dir).get_template("SCHEDULES.md.j2").render(
-        report=report, weekdays=WEEKDAYS, reference_year=REFERENCE_YEAR, scale_labels=[s[1] for s in SCALE])
+        report=report, rows=HEATMAP_ROWS, reference_year=REFERENCE_YEAR, scale_labels=[s[1] for s in SCALE])
     svg_env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)), autoescape=True,
                                  bytecode_cache=_bytecode_cache(templates_dir),
                                  undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                                  keep_trailing_newline=True)
     svg = svg_env.get_template("schedules.svg.j2").render(
-        cells=report.cells, weekdays=WEEKDAYS, scale=SCALE, hot_colour=HOT_COLOUR,
-        left=40, top=24, cell_w=30, cell_h=24, width=40 + 24 * 30 + 10, height=24 + 7 * 24 + 60)
+        cells=report.cells, rows=HEATMAP_ROWS, scale=SCALE, hot_colour=HOT_COLOUR,
+        left=40, top=24, cell_w=30, cell_h=24, width=40 + 24 * 30 + 10, height=24 + len(HEATMAP_ROWS) * 24 + 74)
     return {SCHEDULES_MD: markdown, SCHEDULES_SVG: svg}
 
 

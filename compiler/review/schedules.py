@@ -21,6 +21,11 @@ from compiler.compile.validate import ValidatedRepo
 
 REFERENCE_YEAR = 2027  # DST rules of this year (from the pinned tzdata) stand for "any year"
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+# The heat-map's rows: the hours of the week of weekly schedules, then one row for the schedules
+# that recur by date (monthly, some months, 1st-or-Monday), at the busiest day they run: a monthly
+# run falls on every weekday in a year and is drawn once, not on all seven.
+DATED_ROW = len(WEEKDAYS)
+HEATMAP_ROWS = (*WEEKDAYS, "Dated")
 MINUTES_PER_WEEK = 7 * 24 * 60
 
 
@@ -353,7 +358,7 @@ class _Load:
             for who, n in runs.items():
                 combined[who] = combined.get(who, 0) + n
             counted, alone = scopes(combined), scopes(weekly)
-            note(date.weekday(), hour, counted)
+            note(DATED_ROW, hour, counted)
             for scope, (n, who) in counted.items():
                 if n > limit(scope) and alone.get(scope, (0, set()))[0] <= limit(scope):
                     dated_spots.setdefault((scope, hour, n, tuple(sorted(who))), []).append(date)
@@ -384,8 +389,7 @@ class _Load:
     def _dated_hotspots(found: dict[tuple, list[dt.date]], per_instance: int, overall: int) -> list[Hotspot]:
         return [Hotspot(scope, f"{hour:02d}:00-{hour:02d}:59 UTC {_on_dates(sorted(dates))}", runs,
                         overall if scope == _All else per_instance, who,
-                        f"{len(dates)} day{'s' if len(dates) > 1 else ''} a year",
-                        tuple(sorted({(d.weekday(), hour) for d in dates})))
+                        f"{len(dates)} day{'s' if len(dates) > 1 else ''} a year", ((DATED_ROW, hour),))
                 for (scope, hour, runs, who), dates in found.items()]
 
 

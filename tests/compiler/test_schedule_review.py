@@ -201,18 +201,33 @@ def test_monthly_schedules_are_in_the_load_review_and_raise_hotspots(repo_factor
     warnings = text.split("## Warnings")[1].strip().splitlines()
     assert warnings == ["- **dhis2.example.org**: 5 runs start 02:00-02:59 UTC on day 1 of every month (more than 3; "
                         "12 days a year): m0, m1, m2, m3, m4"]
-    # The 1st falls on every weekday in a year: each weekday's 02:00 cell holds 5 runs at its busiest.
+    # Issue 21 #19: a monthly run was drawn on every weekday (the 1st falls on each in a year). It
+    # has its own row, Dated: the busiest day it runs, not a weekly pattern.
     rows = [line for line in text.splitlines() if line.startswith("| ") and " 02:00 " in line]
-    assert len(rows) == 7 and all("| 5 | dhis2.example.org: 5 | m0, m1, m2, m3, m4 |" in r for r in rows)
-    assert all("(hot-spot)" in r for r in rows)
+    assert rows == ["| Dated 02:00 **(hot-spot)** | 5 | dhis2.example.org: 5 | m0, m1, m2, m3, m4 |"]
     svg = ET.parse(repo / "schedules.svg").getroot()
-    assert sum(1 for r in svg.iter("{http://www.w3.org/2000/svg}rect") if r.get("stroke")) == 7 + 1
+    assert sum(1 for r in svg.iter("{http://www.w3.org/2000/svg}rect") if r.get("stroke")) == 1 + 1
+    titles = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}title")]
+    assert any(t.startswith("Dated 02:00-02:59 UTC: 5 run(s) at the busiest day they run, HOT-SPOT") for t in titles)
+
+
+def test_heat_map_text_fits_its_width(repo_factory):
+    """Issue 21 #19: the caption ran past the right edge. Sans-serif at 11 px averages under 6.2 px
+    a character: every text line must fit the image at that width."""
+    repo, _ = compile_files(repo_factory, {"projects/m.yaml": project("m", "0 2 1 * *")})
+    svg = ET.parse(repo / "schedules.svg").getroot()
+    width = int(svg.get("width"))
+    texts = [t for t in svg.iter("{http://www.w3.org/2000/svg}text") if t.get("text-anchor") is None]
+    assert texts and all(int(t.get("x")) + 6.2 * len(t.text) <= width for t in texts), \
+        [t.text for t in texts if int(t.get("x")) + 6.2 * len(t.text) > width]
+    assert [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text") if t.get("text-anchor") == "end"] == [
+        "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "Dated"]
 
 
 def test_day_of_month_or_weekday_cron_counts_both(repo_factory):
     _, text = compile_files(repo_factory, {"projects/either.yaml": project("either", "0 2 1 * 1")})
     rows = {line.split(" |")[0][2:] for line in text.splitlines() if line.startswith("| ") and ":00 " in line}
-    assert rows == {f"{d} 02:00" for d in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
+    assert rows == {"Dated 02:00"}  # 1st-or-Monday: counted on each day it runs, in the Dated row
 
 
 def test_monthly_and_weekly_add_up_on_the_days_they_meet(repo_factory):
