@@ -146,7 +146,7 @@ class Desired:
     work_pools: list[str]
     flows: list[str]
     process_base_job_template: dict[str, Any]
-    missing_env: list[str] = field(default_factory=list)  # unset variables apply needs (pull steps)
+    unset_pull_env: list[str] = field(default_factory=list)  # variables the pull steps read, unset here
     concurrency_limits: list[DesiredConcurrencyLimit] = field(default_factory=list)
 
     @property
@@ -187,14 +187,8 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
     doc = _yaml_load(project_yaml, cache_dir(root)) or {}
     owner = str((doc.get("chapctl") or {}).get("owner") or DEFAULT_OWNER)
     raw_deployments = doc.get("deployments") or []
-    missing_env: list[str] = []
-
     pull_template = doc.get("pull") or []
     pull_steps, unset = resolve_env_templates(pull_template, env)
-    for var in sorted(unset):
-        missing_env.append(
-            f"apply will need {var}: prefect.yaml's pull steps read it (set it where apply runs)"
-        )
 
     blocks = [_load_block(p, env, cache_dir(root)) for p in sorted((root / "blocks").glob("*.yaml"))]
     slugs = sorted({b.slug for b in blocks} | _referenced_slugs(raw_deployments))
@@ -257,7 +251,7 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
         work_pools=sorted({d.work_pool for d in deployments}),
         flows=sorted({d.flow_name for d in deployments}),
         process_base_job_template=facts.process_base_job_template if facts is not None else {},
-        missing_env=missing_env,
+        unset_pull_env=sorted(unset),
         concurrency_limits=[
             DesiredConcurrencyLimit(str(c["name"]), int(c["limit"]), str(c["block"]), tuple(c.get("used_by") or ()))
             for c in (doc.get("chapctl") or {}).get("concurrency_limits") or []
@@ -319,12 +313,13 @@ def _referenced_slugs(raw_deployments: list[dict[str, Any]]) -> set[str]:
 
 
 def resolve_env_templates(value: Any, env: Mapping[str, str]) -> tuple[Any, set[str]]:
-    """Replace `{{ $VAR }}` in every string of `value`; return the result and the unset names."""
+    """Replace `{{ $VAR }}` in every string of `value`; return the result and the unset names (an
+    empty value is unset: a CI variable that is not defined reads as "")."""
     unset: set[str] = set()
 
     def sub(text: str) -> str:
         def one(m: re.Match[str]) -> str:
-            if m.group(1) not in env:
+            if not env.get(m.group(1)):
                 unset.add(m.group(1))
                 return m.group(0)
             return env[m.group(1)]

@@ -217,8 +217,15 @@ class Plan:
 def plan(desired: Desired, live: Live, options: PlanOptions | None = None, **flags: bool) -> Plan:
     """The pure diff. `options` (or the same flags as keywords: adopt=…, allow_delete_all=…)."""
     options = options or PlanOptions(**flags)
-    p = Plan(missing_env=list(desired.missing_env))
+    p = Plan()
     ctx = _Context(desired, live, options)
+    for var in desired.unset_pull_env:  # no secret: a pull request's check has it exactly when apply will
+        p.blockers.append(
+            f"{var} is not set: prefect.yaml's pull steps read it (`source.directory_env` in projects/_defaults.yaml), "
+            "and apply refuses without it. Set it wherever plan and apply run (make sets it to this checkout); "
+            "in CI, where workers cannot see the runner's directory, declare "
+            "`source: {git: {repository: <this repository's clone URL>, branch: main}}` in projects/_defaults.yaml "
+            "instead")
     p.actions += _plan_work_pools(ctx)
     p.actions += _plan_block_types(ctx)
     p.actions += _plan_block_documents(ctx, p)

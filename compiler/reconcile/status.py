@@ -322,7 +322,7 @@ def _prepare(root: Path, api: PrefectAPI, env: Mapping[str, str], notes: list[st
         d.pull_steps = None  # the worker's directory: not compared (a machine's matter, not the repository's)
     for b in desired.blocks:
         b.secret_digests = {f: None for f in b.secret_digests}  # passwords: neither read nor compared
-    desired.missing_env = []
+    desired.unset_pull_env = []
     try:
         ensure_fresh(root)
     except (StaleArtifacts, HandEdited, ValidationFailed) as exc:

@@ -80,6 +80,18 @@ def test_apply_workflow_needs_no_edit_for_a_new_country():
     assert not [k for k in env if k.endswith("_PASSWORD")], "per-country secrets listed by hand"
 
 
+def test_the_check_and_apply_see_the_same_variables_but_secrets():
+    """Issue 21 #15: a fork's check stayed green while apply on main refused for CHAPCTL_FLOWS_DIR.
+    Plan refuses without a variable the pull steps read (tests/unit_plan/test_markdown.py); the
+    two workflows must then give it the same, and the check everything apply gets but secrets."""
+    def env(name, job):
+        return pyyaml.safe_load((REPO / ".github/workflows" / name).read_text())["jobs"][job]["env"]
+
+    pr, apply = env("chapctl-pr.yml", "plan"), env("chapctl-apply.yml", "apply")
+    assert {k: v for k, v in apply.items() if k != "CHAPCTL_SECRETS"} == pr
+    assert pr["CHAPCTL_FLOWS_DIR"] == "${{ vars.CHAPCTL_FLOWS_DIR }}"
+
+
 def test_pull_request_workflow_posts_one_comment_updated_in_place_and_no_password():
     workflow = pyyaml.safe_load((REPO / ".github/workflows/chapctl-pr.yml").read_text())
     assert workflow["permissions"]["pull-requests"] == "write"

@@ -77,4 +77,25 @@ def test_a_missing_webhook_url_is_not_called_a_password_nor_the_flows_dir_a_secr
     webhook = [m for m in p.missing_env if "OPS_WEBHOOK_URL" in m]
     assert webhook and "password" not in webhook[0] and "webhook URL" in webhook[0], p.missing_env
     md = report.plan_markdown(p)
-    assert "Secrets apply will need" not in md and "Variables apply will need (2), not set here" in md, md
+    assert "Secrets apply will need" not in md and "Variables apply will need (1), not set here" in md, md
+
+
+def test_an_unset_flows_directory_variable_blocks_the_plan(tmp_path):
+    """Issue 21 #15: a fork's pull-request check stayed green (plan warned) while apply on main
+    refused for CHAPCTL_FLOWS_DIR. It is no secret: the check has it exactly when apply will, so
+    plan refuses as apply does, and says what to do instead."""
+    from compiler.reconcile.desired import load_desired
+    from compiler.reconcile.live import Live
+    from compiler.reconcile.plan import plan
+    from tests.server.repo import Repo, project
+
+    golden = Path(__file__).resolve().parents[1] / "plan_golden"
+    repo = Repo.create(tmp_path / "repo", [project("laos-malaria")],
+                       {"timezone": "UTC", "source": {"directory_env": "CHAPCTL_FLOWS_DIR"}})
+    empty = Live.from_json(json.loads((golden / "cases" / "first_apply_empty_server" / "live.json").read_text()))
+    p = plan(load_desired(repo.root, {"LAOS_DHIS2_PASSWORD": "pw"}), empty)
+    (blocker,) = p.blockers
+    assert blocker.startswith("CHAPCTL_FLOWS_DIR is not set: prefect.yaml's pull steps read it "
+                              "(`source.directory_env` in projects/_defaults.yaml)"), blocker
+    assert "source: {git: {repository:" in blocker and not p.missing_env
+    assert not plan(load_desired(repo.root, {"LAOS_DHIS2_PASSWORD": "pw", "CHAPCTL_FLOWS_DIR": "/srv"}), empty).blockers
