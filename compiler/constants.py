@@ -3,6 +3,10 @@
 Kept free of heavy imports: plan/apply must not load the models (pydantic) on their fast path.
 What the flow must agree on too lives in `flows/constants.py` (no imports there either)."""
 
+import re
+from collections.abc import Iterable
+from typing import Any
+
 from flows.constants import BLOCK_TYPE_SLUG  # noqa: F401  (the Dhis2Credentials block type)
 
 MANAGED_TAG = "managed-by:chapctl"  # every deployment chapctl writes carries it (a marker for people)
@@ -27,6 +31,22 @@ INSTANCE_LIMIT = "chapctl-{owner}--{block}"  # the global concurrency limit of o
 
 def owner_tag(owner: str) -> str:
     return OWNER_TAG_PREFIX + owner
+
+
+# `{{ $VAR }}` in prefect.yaml's pull steps: apply resolves it from its environment (reconcile.desired).
+ENV_TEMPLATE = re.compile(r"\{\{\s*\$([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def artifact_env(prefect_doc: Any, block_docs: Iterable[Any]) -> set[str]:
+    """Every environment variable apply reads for these compiled artifacts (what `reconcile.desired`
+    resolves): the `{{ $VAR }}` of prefect.yaml's pull steps and the `secret_env` of each block file
+    (passwords, webhook URLs, API keys). `chapctl diff` lists them for a reviewer; apply refuses
+    without them (`tests/compiler/test_diff_and_schedule.py` proves the two sets equal)."""
+    from compiler.jsontree import leaves
+
+    pull = [leaf for leaf in leaves((prefect_doc or {}).get("pull") or []) if isinstance(leaf, str)]
+    names = {m.group(1) for text in pull for m in ENV_TEMPLATE.finditer(text)}
+    return names | {str(var) for doc in block_docs for var in ((doc or {}).get("secret_env") or {}).values()}
 
 # Writes `apply` sends at once. Prefect's server is one process: measured on PostgreSQL, 2 cores,
 # 1,000 projects, 4 at once took 21.8 s, 1 took 24.1 s and 8 took 25.3 s (more only queue behind

@@ -34,3 +34,20 @@ def map_mappings(value: Any, node: Callable[[dict[str, Any]], Any]) -> Any:
     if isinstance(value, (list, tuple)):
         return [map_mappings(v, node) for v in value]
     return value
+
+
+def paths(value: Any, prefix: str = "") -> dict[str, Any]:
+    """The leaves of `value` by path: a mapping's entries by key (`trigger.within`), a list of mappings
+    by index (`actions[0].subject`). Any other list, and an empty mapping, is one leaf: a change shows
+    as the part that changed, never as a whole document cut short."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(paths(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, dict) for v in value):
+        out = {}
+        for i, v in enumerate(value):
+            out.update(paths(v, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}

@@ -109,6 +109,6 @@ def diff(root: Optional[Path], base: Optional[str], head: Optional[str], output:
             print(diff_json(result))
         else:
             print("\n".join(diff_lines(result)))
-        return 2 if detailed_exitcode and result.changes else 0
+        return 2 if detailed_exitcode and result.changed else 0
 
     run_guarded(body)

@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from compiler.cachedir import cache_dir, store
-from compiler.constants import DEFAULT_OWNER, FINGERPRINT_PREFIX, MANAGED_TAG, owner_tag
+from compiler.constants import DEFAULT_OWNER, ENV_TEMPLATE, FINGERPRINT_PREFIX, MANAGED_TAG, owner_tag
 from compiler.errors import ApplyRefused
 from compiler.jsontree import map_leaves
 
 BLOCK_REF = re.compile(r"^\{\{\s*prefect\.blocks\.([a-z0-9-]+)\.([A-Za-z0-9_.-]+)\s*\}\}$")
-ENV_TEMPLATE = re.compile(r"\{\{\s*\$([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 WORK_POOL_TYPE = "process"
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from compiler.constants import BLOCK_TYPE_SLUG, MANAGED_TAG
 from compiler.reconcile.desired import BlockRef, Desired, DesiredAlert, DesiredBlock, DesiredDeployment
-from compiler.jsontree import map_leaves
+from compiler.jsontree import map_leaves, paths
 from compiler.reconcile.ownership import LEGACY, claim_name, deployment_owner
 from compiler.reconcile.live import Live, prune_candidates
 
@@ -916,16 +916,11 @@ def _plan_automations(ctx: _Context) -> list[Action]:
                                           if alert.grace_seconds is not None else []),
                                       requests=[Request("POST", "/automations/", body)], project=d.name))
                 continue
-            mine, theirs = _automation_view(body), _automation_view(have)
-            changed = sorted(k for k in mine if mine[k] != theirs[k])
-            changes = []
-            for k in changed:  # the trigger field by field: a reviewer sees `trigger.within: 60 → 1800`
-                if k == "trigger":
-                    changes += [Change(f"trigger.{t}", _short(theirs[k].get(t)), _short(mine[k].get(t)))
-                                for t in sorted(mine[k]) if mine[k].get(t) != theirs[k].get(t)]
-                else:
-                    changes.append(Change(k, _short(theirs[k]), _short(mine[k])))
-            if not changed:
+            # Leaf by leaf, in full: a reviewer sees `trigger.within: 60 → 1800`, `actions[0].subject: … → …`.
+            mine, theirs = paths(_automation_view(body)), paths(_automation_view(have))
+            changes = [Change(k, theirs.get(k), mine.get(k)) for k in sorted(mine.keys() | theirs.keys())
+                       if mine.get(k) != theirs.get(k)]
+            if not changes:
                 actions.append(Action("automation", name, NOOP, "up to date", project=d.name))
                 continue
             drift = ctx.deployment_in_sync(d.name)
@@ -941,11 +936,6 @@ def _plan_automations(ctx: _Context) -> list[Action]:
                               changes=[Change("automation", a.get("name"), None)],
                               requests=[Request("DELETE", f"/automations/{a['id']}")]))
     return actions
-
-
-def _short(value: Any) -> Any:
-    text = json.dumps(value, sort_keys=True, default=str)
-    return value if len(text) <= 80 else text[:77] + "..."
 
 
 def _create_deployment(ctx: _Context, d: DesiredDeployment) -> Action:

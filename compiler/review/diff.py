@@ -1,8 +1,12 @@
 """`chapctl diff`: what changed in the projects between two git revisions, in reviewer's terms.
 
-Both sides are loaded and validated like `compile` does, then compared as *effective* settings
-(defaults applied), so a change in `_defaults.yaml` shows on every project it moves. Schedule
-changes come with the next runs of each side, computed by Prefect's own schedule code.
+Both sides are loaded and validated like `compile` does, then compared field by field: every
+field of `_defaults.yaml` (listed once, under its own name), and each project's *effective*
+settings (defaults applied, so a change in `_defaults.yaml` also shows on every project it moves):
+every field of the deployment spec it compiles to and of its credentials. That is everything
+`render` writes, so nothing plan acts on can change unseen. Schedule changes come with the next
+runs of each side, computed by Prefect's own schedule code. The variables apply will need are read
+from the head's compiled artifacts by `constants.artifact_env`, which apply's desired state agrees with.
 """
 
 from __future__ import annotations
@@ -12,18 +16,22 @@ import io
 import subprocess
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from compiler.compile.build import TEMPLATES_DIR
+from compiler.compile.load import PROJECTS_DIR, load_repo, parse_artifact
+from compiler.compile.models import Defaults, Project
+from compiler.compile.render import (BLOCKS_DIR, PREFECT_YAML, SCHEDULE_SLUG, ScheduleSpec, deployment_spec,
+                                     render)
+from compiler.compile.validate import ValidatedRepo, validate
+from compiler.constants import artifact_env
+from compiler.errors import UserError
+from compiler.jsontree import paths
 from compiler.markdown import code as md_code
 from compiler.markdown import text as md_text
-from compiler.errors import UserError
-from compiler.compile.load import PROJECTS_DIR, load_repo
-from compiler.compile.models import Project
-from compiler.compile.render import SCHEDULE_SLUG, deployment_spec
-from compiler.review.schedules import describe
-from compiler.compile.validate import ValidatedRepo, validate
+from compiler.review.schedules import ScheduleReport, describe, schedule_report
 
 MAIN_BRANCHES = ("origin/main", "main", "origin/master", "master")
 PREVIEW_RUNS = 3
@@ -61,14 +69,19 @@ class SemanticDiff:
     head: str
     changes: tuple[ProjectChange, ...]
     unchanged: int
-    secrets: tuple[str, ...] = ()  # password_env names the projects use at head: repository secrets apply needs
-    new_secrets: tuple[str, ...] = ()  # ... of which the base did not use
+    defaults: tuple[FieldChange, ...] = ()  # `_defaults.yaml`, every field (source, notifications, instance limits, …)
+    variables: tuple[str, ...] = ()  # every environment variable apply will need at head (artifact_env)
+    new_variables: tuple[str, ...] = ()  # ... of which the base did not need
     new_warnings: tuple[str, ...] = ()  # load hot-spots at head that the base did not have
     gone_warnings: tuple[str, ...] = ()  # hot-spots of the base that this change removes
 
     def counts(self) -> dict[str, int]:
         c = {k: sum(1 for ch in self.changes if ch.kind == k) for k in ("added", "changed", "removed")}
         return {**c, "unchanged": self.unchanged}
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes or self.defaults)
 
 
 def semantic_diff(root: Path, base: str | None = None, head: str | None = None,
@@ -78,44 +91,59 @@ def semantic_diff(root: Path, base: str | None = None, head: str | None = None,
         before = _validated(_checkout(root, base_rev, Path(tmp) / "base"), f"at {base_rev}")
         after_root = _checkout(root, head, Path(tmp) / "head") if head else root
         after = _validated(after_root, f"at {head}" if head else "in the working tree")
+    return compare(before, after, root / TEMPLATES_DIR, base_rev, head or "working tree", now)
+
+
+def compare(before: ValidatedRepo, after: ValidatedRepo, templates: Path, base: str = "base", head: str = "head",
+            now: dt.datetime | None = None) -> SemanticDiff:
+    """The semantic diff of two validated repositories (compiled with the templates of `templates`).
+
+    Complete by construction: what reaches the server is rendered from each project's deployment
+    spec and credentials and from `_defaults.yaml`, and every field of those three is compared."""
     start = now or dt.datetime.now(dt.timezone.utc)
-    old = {v.project.name: _flatten(v.project, before) for v in before.projects}
-    new = {v.project.name: _flatten(v.project, after) for v in after.projects}
+    old = {v.project.name: _effective(v.project, before.defaults) for v in before.projects}
+    new = {v.project.name: _effective(v.project, after.defaults) for v in after.projects}
     changes = []
     for name in sorted(old.keys() | new.keys()):
         a, b = old.get(name), new.get(name)
         if a == b:
             continue
         kind = "added" if a is None else "removed" if b is None else "changed"
-        fields = tuple(FieldChange(k, (a or {}).get(k), (b or {}).get(k))
-                       for k in sorted((a or {}).keys() | (b or {}).keys()) if (a or {}).get(k) != (b or {}).get(k))
-        # The next runs of the first schedule that moved (`schedule.` for `schedule:`, `schedule.<slug>.`
-        # for an entry of `schedules:`), before and after.
-        moved = next((_schedule_prefix(f.field) for f in fields if f.field.startswith("schedule.")), None)
-        if kind == "removed":
-            fields = ()  # every field "→ (none)" says nothing; its last schedule is shown below
-        changes.append(ProjectChange(
-            name, kind, fields,
-            _schedule_side(a, start, moved) if moved else None,
-            _schedule_side(b, start, moved) if moved else None,
-        ))
+        shown = () if kind == "removed" else _changes(a[0] if a else {}, b[0])  # removed: its last schedule, below
+        schedules_a, schedules_b = a[1] if a else {}, b[1] if b else {}
+        # The first schedule that moved (in the project's order), with its next runs before and after.
+        moved = next((slug for slug in [*schedules_b, *schedules_a] if schedules_a.get(slug) != schedules_b.get(slug)),
+                     None)
+        changes.append(ProjectChange(name, kind, shown, _schedule_side(schedules_a.get(moved), start),
+                                     _schedule_side(schedules_b.get(moved), start)))
     unchanged = sum(1 for name in old.keys() & new.keys() if old[name] == new[name])
-    secrets_before, secrets_after = _secrets(before), _secrets(after)
-    warnings_before, warnings_after = _hotspots(before), _hotspots(after)
-    return SemanticDiff(base_rev, head or "working tree", tuple(changes), unchanged,
-                        secrets=secrets_after, new_secrets=tuple(s for s in secrets_after if s not in secrets_before),
+    report_before, report_after = schedule_report(before), schedule_report(after)
+    warnings_before = [spot.text() for spot in report_before.hotspots]
+    warnings_after = [spot.text() for spot in report_after.hotspots]
+    variables_before = _variables(before, templates, report_before)
+    variables_after = _variables(after, templates, report_after)
+    return SemanticDiff(base, head, tuple(changes), unchanged,
+                        defaults=_changes(_defaults_fields(before.defaults), _defaults_fields(after.defaults)),
+                        variables=variables_after,
+                        new_variables=tuple(v for v in variables_after if v not in variables_before),
                         new_warnings=tuple(w for w in warnings_after if w not in warnings_before),
                         gone_warnings=tuple(w for w in warnings_before if w not in warnings_after))
 
 
-def _secrets(repo: ValidatedRepo) -> tuple[str, ...]:
-    return tuple(sorted({v.project.credentials.password_env for v in repo.projects if v.project.credentials.managed}))
+def _changes(a: dict[str, Any], b: dict[str, Any]) -> tuple[FieldChange, ...]:
+    return tuple(FieldChange(k, a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k))
 
 
-def _hotspots(repo: ValidatedRepo) -> tuple[str, ...]:
-    from compiler.review.schedules import schedule_report
-
-    return tuple(spot.text() for spot in schedule_report(repo).hotspots)
+def _variables(repo: ValidatedRepo, templates: Path, report: ScheduleReport) -> tuple[str, ...]:
+    """What apply will read from its environment for these projects: found in their compiled
+    artifacts by the function apply's desired state agrees with (`constants.artifact_env`)."""
+    if not templates.is_dir():
+        raise UserError(f"{templates} does not exist: chapctl diff compiles the projects with it; run it in the "
+                        "repository's root (or pass --root)")
+    files = render(repo, templates, report).files
+    blocks = [parse_artifact(text, path) for path, text in files.items()
+              if path.startswith(f"{BLOCKS_DIR}/") and path.endswith(".yaml")]
+    return tuple(sorted(artifact_env(parse_artifact(files[PREFECT_YAML], PREFECT_YAML), blocks)))
 
 
 def default_base(root: Path) -> str:
@@ -167,54 +195,46 @@ def _validated(root: Path, where: str) -> ValidatedRepo:
     return result
 
 
-def _flatten(project: Project, repo: ValidatedRepo) -> dict[str, Any]:
-    """The effective settings of a project as dotted fields."""
-    spec = deployment_spec(project, repo.defaults)
+def _defaults_fields(defaults: Defaults) -> dict[str, Any]:
+    """Every field of `_defaults.yaml` (its defaults filled in) as dotted paths."""
+    return {k: v for k, v in paths(defaults.model_dump(mode="json")).items() if v is not None and v != {}}
+
+
+def _effective(project: Project, defaults: Defaults) -> tuple[dict[str, Any], dict[str, ScheduleSpec]]:
+    """A project's effective settings as dotted fields (every field of the deployment it compiles to,
+    defaults applied, and of its credentials block), and its schedules by slug."""
+    spec = deployment_spec(project, defaults)
+    doc: dict[str, Any] = {f.name: getattr(spec, f.name) for f in fields(spec)}  # a new field shows as it is
+    del doc["name"]  # the project's identity
+    doc["tags"] = ", ".join(spec.tags)
+    doc["parameters"] = {k: v for k, v in spec.parameters if k != "credentials"}  # a block reference: see below
     creds = project.credentials
-    flat: dict[str, Any] = {
-        "description": spec.description,
-        "tags": ", ".join(spec.tags),
-        "work_pool": spec.work_pool,
-        "credentials.block": creds.block,
-    }
-    if creds.managed:
-        flat.update({"credentials.base_url": creds.base_url.rstrip("/"), "credentials.username": creds.username,
-                     "credentials.password_env": creds.password_env})
-    for key, value in spec.parameters:
-        if key != "credentials":
-            flat[f"parameters.{key}"] = value
-    for schedule in spec.schedules:
-        prefix = "schedule." if schedule.slug == SCHEDULE_SLUG else f"schedule.{schedule.slug}."
-        flat.update({prefix + "cron": schedule.cron, prefix + "timezone": schedule.timezone,
-                     prefix + "active": schedule.active})
-        flat.update({f"{prefix}parameters.{k}": v for k, v in schedule.parameters})
-    if spec.concurrency is not None:
-        flat.update({"limits.concurrency": spec.concurrency[0], "limits.collision_strategy": spec.concurrency[1]})
-    for alert in spec.alerts:
-        flat[f"alerts.{alert.kind}"] = ", ".join(name for _, name in alert.notify) + (
-            f" (after {alert.grace_seconds} s late)" if alert.grace_seconds is not None else "")
-    if project.replaces is not None:
-        flat.update({"replaces.deployment": project.replaces.deployment,
-                     "replaces.schedule_id": project.replaces.schedule_id})
-    return {k: v for k, v in flat.items() if v is not None}
+    doc["credentials"] = {**creds.model_dump(mode="json"),
+                          **({"base_url": creds.base_url.rstrip("/")} if creds.managed else {})}
+    # `schedule.cron` for `schedule:`, `schedule.<slug>.cron` for an entry of `schedules:`.
+    del doc["schedules"]
+    doc["schedule"] = {}
+    for s in spec.schedules:
+        side = {f.name: getattr(s, f.name) for f in fields(s) if f.name not in ("slug", "parameters")}
+        side["parameters"] = dict(s.parameters)
+        doc["schedule"].update(side if s.slug == SCHEDULE_SLUG else {s.slug: side})
+    concurrency = doc.pop("concurrency")
+    doc["limits"] = dict(zip(("concurrency", "collision_strategy"), concurrency)) if concurrency else None
+    doc["alerts"] = {a.kind: {"notify": ", ".join(f"{name} ({slug})" for slug, name in a.notify),
+                              "grace_seconds": a.grace_seconds} for a in spec.alerts}
+    doc["replaces"] = dict(spec.replaces) if spec.replaces else None
+    flat = {k: v for k, v in paths(doc).items() if v is not None and v != {}}
+    return flat, {s.slug: s for s in spec.schedules}
 
 
-def _schedule_prefix(field: str) -> str:
-    """`schedule.` of `schedule.cron`, `schedule.weekly.` of `schedule.weekly.parameters.end_mode`."""
-    parts = field.split(".")
-    return "schedule." if parts[1] in ("cron", "timezone", "active", "parameters") else f"schedule.{parts[1]}."
-
-
-def _schedule_side(flat: dict[str, Any] | None, start: dt.datetime, prefix: str = "schedule.") -> ScheduleSide | None:
-    if not flat or prefix + "cron" not in flat:
+def _schedule_side(spec: ScheduleSpec | None, start: dt.datetime) -> ScheduleSide | None:
+    if spec is None:
         return None
     from compiler.review.preview import schedule_runs
-
     from compiler.review.schedules import utc_texts
 
-    cron, zone = flat[prefix + "cron"], flat[prefix + "timezone"]
-    return ScheduleSide(cron, zone, flat[prefix + "active"], describe(cron), utc_texts(cron, zone),
-                        tuple(schedule_runs(cron, zone, PREVIEW_RUNS, start)))
+    return ScheduleSide(spec.cron, spec.timezone, spec.active, describe(spec.cron), utc_texts(spec.cron, spec.timezone),
+                        tuple(schedule_runs(spec.cron, spec.timezone, PREVIEW_RUNS, start)))
 
 
 # --- reporters ---------------------------------------------------------------------------------
@@ -238,11 +258,20 @@ def _summary(diff: SemanticDiff) -> str:
     return f"{c['added']} added, {c['changed']} changed, {c['removed']} removed, {c['unchanged']} unchanged"
 
 
+DEFAULTS_FILE = "_defaults.yaml"
+
+
+def _entries(diff: SemanticDiff) -> list[ProjectChange]:
+    """`_defaults.yaml` first (what it changes for the whole repository), then the projects."""
+    defaults = [ProjectChange(DEFAULTS_FILE, "changed", diff.defaults, None, None)] if diff.defaults else []
+    return defaults + list(diff.changes)
+
+
 def diff_lines(diff: SemanticDiff) -> list[str]:
     lines = [f"Projects: {diff.base[:12]} → {diff.head}"]
-    if not diff.changes:
+    if not diff.changed:
         lines.append("No project changes.")
-    for change in diff.changes:
+    for change in _entries(diff):
         lines.append(f"{ {'added': '+', 'removed': '-', 'changed': '~'}[change.kind]} {change.name} ({change.kind})")
         for f in change.fields:
             lines.append(f"    {f.field}: {_value(f.before)} → {_value(f.after)}")
@@ -253,26 +282,26 @@ def diff_lines(diff: SemanticDiff) -> list[str]:
                 lines.append(f"    schedule {label}: {_side_text(side)}")
                 for run in side.next_runs if side else ():
                     lines.append(f"        {_when(run)}")
-    if diff.changes:
+    if diff.changed:
         lines.append(_summary(diff))
     lines += [f"warning: new load hot-spot: {w}" for w in diff.new_warnings]
     lines += [f"resolved load hot-spot: {w}" for w in diff.gone_warnings]
-    if diff.new_secrets:
-        lines.append("secrets apply will need that the base did not: " + ", ".join(diff.new_secrets)
-                     + " (repository secrets of these names must exist before merge)")
+    if diff.new_variables:
+        lines.append("variables apply will need that the base did not: " + ", ".join(diff.new_variables)
+                     + " (set each where apply runs before merge: a repository secret in CI)")
     return lines
 
 
 def diff_markdown(diff: SemanticDiff) -> str:
-    out = [f"### chapctl diff: projects `{diff.base[:12]}` → {diff.head}", ""]
-    if not diff.changes:
+    out = [f"### chapctl diff: projects {md_code(diff.base[:12])} → {_md_text(diff.head)}", ""]
+    if not diff.changed:
         out += ["No project changes.", ""]
     else:
         out += [f"**{_summary(diff)}**", ""]
-    for change in diff.changes:
-        out.append(f"#### {change.name} — {change.kind}")
+    for change in _entries(diff):
+        out.append(f"#### {_md_text(change.name)} — {change.kind}")
         out.append("")
-        rows = [(f.field, _md(f.before), _md(f.after)) for f in change.fields]
+        rows = [(_md_text(f.field), _md(f.before), _md(f.after)) for f in change.fields]
         before, after = change.schedule_before, change.schedule_after
         if before or after:
             rows.append(("when", _md_side(before), _md_side(after)))
@@ -290,9 +319,10 @@ def diff_markdown(diff: SemanticDiff) -> str:
         out += [f"- {_md_text(w)}" for w in diff.new_warnings]
         out += [f"- resolved: {_md_text(w)}" for w in diff.gone_warnings]
         out.append("")
-    if diff.secrets:
-        marked = [f"`{s}`" + (" **(new)**" if s in diff.new_secrets else "") for s in diff.secrets]
-        out += [f":key: **Repository secrets apply needs** (each must exist before merge): {', '.join(marked)}", ""]
+    if diff.variables:
+        marked = [md_code(v) + (" **(new)**" if v in diff.new_variables else "") for v in diff.variables]
+        out += [":key: **Variables apply will need** (each must be set where apply runs — a repository secret in "
+                f"CI): {', '.join(marked)}", ""]
     return "\n".join(line for i, line in enumerate(out) if line or (i and out[i - 1])).rstrip() + "\n"
 
 
@@ -309,7 +339,7 @@ def _md_side(side: ScheduleSide | None) -> str:
     if side is None:
         return "no schedule"
     state = "" if side.active else " **(paused: no runs)**"
-    return f"{_md(side.cron)} {side.timezone}: {_md_text(side.description)} (UTC: {_md_text('; '.join(side.utc))}){state}"
+    return f"{_md(side.cron)} {_md_text(side.timezone)}: {_md_text(side.description)} (UTC: {_md_text('; '.join(side.utc))}){state}"
 
 
 _md_text = md_text  # the one escaper (compiler/markdown.py)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
 from click.testing import CliRunner
 
 from compiler.cli import app
@@ -70,12 +71,13 @@ def test_diff_between_two_revisions_in_markdown(repo_factory):
             "`30 2 * * *` Europe/Oslo: At 02:30 (UTC: At 01:30 (1 Jan – 27 Mar, 31 Oct – 31 Dec); At 00:30 "
             "(28 Mar – 30 Oct)) |") in out
     assert "| next run 1 |" in out and "| next run 3 |" in out
-    assert ":key: **Repository secrets apply needs** (each must exist before merge): `TEST_DHIS2_PASSWORD`" in out
+    assert (":key: **Variables apply will need** (each must be set where apply runs — a repository secret in CI): "
+            "`CHAPCTL_FLOWS_DIR`, `TEST_DHIS2_PASSWORD`") in out
     same = invoke("diff", "--root", str(repo), "--base", "feature", "--head", "feature", "--detailed-exitcode")
     assert same.exit_code == 0 and "No project changes." in same.stdout
 
 
-def test_diff_names_new_secrets_and_new_hotspots(repo_factory):
+def test_diff_names_new_variables_and_new_hotspots(repo_factory):
     repo = make_history(repo_factory)
     git(repo, "checkout", "-qb", "country")
     kenya = valid_project("kenya", "kenya-dhis2").replace("TEST_DHIS2_PASSWORD", "KENYA_DHIS2_PASSWORD")
@@ -91,7 +93,7 @@ def test_diff_names_new_secrets_and_new_hotspots(repo_factory):
     assert "- 7 runs start Mon 04:00-04:59 UTC against dhis2.example.org (more than 3; all year)" in out
     text = invoke("diff", "--root", str(repo), "--base", "feature", "--head", "country").stdout
     assert "warning: new load hot-spot: 7 runs start Mon 04:00-04:59 UTC" in text
-    assert "secrets apply will need that the base did not: KENYA_DHIS2_PASSWORD" in text
+    assert "variables apply will need that the base did not: KENYA_DHIS2_PASSWORD (set each where" in text
 
 
 def test_diff_with_an_unknown_revision_is_a_clean_error(repo_factory):
@@ -139,3 +141,318 @@ def test_diff_shows_values_as_the_project_file_writes_them(repo_factory):
     out = invoke("diff", "--root", str(repo), "--base", "main").stdout
     assert "    schedule.active: true → false" in out, out
     assert "True" not in out and "False" not in out
+
+
+# --- issue 21 #7: every change plan acts on, every variable apply needs ------------------------------
+
+DEFAULTS = """\
+source:
+  git:
+    repository: https://github.com/example/chap-projects.git
+    branch: main
+notifications:
+  ops-webhook:
+    webhook:
+      url_env: OPS_WEBHOOK_URL
+alerts:
+  notify: [ops-webhook]
+  missed: 30m
+instance_limits:
+  test-dhis2: 1
+"""
+
+
+def committed(repo_factory, defaults=DEFAULTS):
+    """A repository whose `main` holds `defaults` and one project, `keep`; edits go to the working tree."""
+    repo = repo_factory({"projects/_defaults.yaml": defaults, "projects/keep.yaml": valid_project("keep")})
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    return repo
+
+
+@pytest.mark.parametrize("old, new, line", [
+    ("https://github.com/example/chap-projects.git", "https://github.com/example/other.git",
+     "    source.git.repository: https://github.com/example/chap-projects.git → https://github.com/example/other.git"),
+    ("branch: main", "branch: release", "    source.git.branch: main → release"),
+    ("test-dhis2: 1", "test-dhis2: 2", "    instance_limits.test-dhis2: 1 → 2"),
+    ("url_env: OPS_WEBHOOK_URL", "url_env: OPS_HOOK", "    notifications.ops-webhook.webhook.url_env: OPS_WEBHOOK_URL → OPS_HOOK"),
+], ids=["git-repository", "git-branch", "instance-limit", "notification-url-env"])
+def test_diff_shows_a_defaults_change_plan_acts_on(repo_factory, old, new, line):
+    """Issue 21 #7: these said "No project changes" (and exited 0 with --detailed-exitcode)."""
+    repo = committed(repo_factory)
+    (repo / "projects/_defaults.yaml").write_text(DEFAULTS.replace(old, new))
+    result = invoke("diff", "--root", str(repo), "--base", "main", "--detailed-exitcode")
+    assert result.exit_code == 2, result.stdout
+    assert "~ _defaults.yaml (changed)" in result.stdout and line in result.stdout, result.stdout
+    md = invoke("diff", "--root", str(repo), "--base", "main", "--markdown").stdout
+    assert "#### _defaults.yaml — changed" in md and "No project changes" not in md
+
+
+def test_diff_shows_an_alert_whose_target_changes_kind(repo_factory):
+    """The same target name, now a Slack webhook: every project's automation sends elsewhere."""
+    repo = committed(repo_factory)
+    slack = DEFAULTS.replace("    webhook:\n      url_env: OPS_WEBHOOK_URL", "    slack:\n      url_env: OPS_SLACK_URL")
+    (repo / "projects/_defaults.yaml").write_text(slack)
+    out = invoke("diff", "--root", str(repo), "--base", "main").stdout
+    assert "~ keep (changed)" in out, out
+    assert "    alerts.failed.notify: ops-webhook (custom-webhook) → ops-webhook (slack-webhook)" in out, out
+    assert "    alerts.missed.notify: ops-webhook (custom-webhook) → ops-webhook (slack-webhook)" in out
+
+
+def test_diff_lists_every_variable_apply_will_need(repo_factory):
+    """Notification URLs and the flows directory were left out: a green PR, then a refused apply."""
+    repo = committed(repo_factory, DEFAULTS.replace(
+        "source:\n  git:\n    repository: https://github.com/example/chap-projects.git\n    branch: main\n", ""))
+    md = invoke("diff", "--root", str(repo), "--base", "main", "--markdown").stdout
+    assert (":key: **Variables apply will need** (each must be set where apply runs — a repository secret in CI): "
+            "`CHAPCTL_FLOWS_DIR`, `OPS_WEBHOOK_URL`, `TEST_DHIS2_PASSWORD`") in md, md
+
+
+def test_diff_names_a_new_notification_variable(repo_factory):
+    repo = committed(repo_factory)
+    (repo / "projects/_defaults.yaml").write_text(DEFAULTS.replace("url_env: OPS_WEBHOOK_URL", "url_env: OPS_HOOK"))
+    text = invoke("diff", "--root", str(repo), "--base", "main").stdout
+    assert "variables apply will need that the base did not: OPS_HOOK" in text, text
+
+
+def test_diff_lists_exactly_the_variables_apply_refuses_without(repo_factory):
+    """The list a reviewer reads is the set apply checks: without any one of them apply refuses (on a
+    server that has nothing yet, where it needs the most), with all of them it does not."""
+    from pathlib import Path
+
+    from compiler.compile.build import compile_repo, write
+    from compiler.errors import ApplyRefused
+    from compiler.reconcile.apply import _check_env
+    from compiler.reconcile.client import ApiSettings, PrefectAPI
+    from compiler.reconcile.desired import load_desired
+    from compiler.reconcile.facts import Facts
+    from compiler.reconcile.live import Live
+    from compiler.reconcile.plan import plan
+
+    defaults = DEFAULTS.replace(
+        "source:\n  git:\n    repository: https://github.com/example/chap-projects.git\n    branch: main\n", "")
+    repo = committed(repo_factory, defaults)
+    (repo / "projects/kenya.yaml").write_text(
+        valid_project("kenya", "kenya-dhis2").replace("TEST_DHIS2_PASSWORD", "KENYA_DHIS2_PASSWORD"))
+    write(repo, compile_repo(repo).artifacts)
+    listed = json.loads(invoke("diff", "--root", str(repo), "--base", "main", "--json").stdout)["variables"]
+    facts = Facts.from_json(json.loads((Path(__file__).parents[1] / "plan_golden/facts.json").read_text()))
+
+    def refusal(env: dict[str, str]) -> str | None:
+        p = plan(load_desired(repo, env, facts=facts), Live())
+        if p.missing_env:
+            return "; ".join(p.missing_env)
+        try:
+            with PrefectAPI(ApiSettings(url="http://prefect.invalid/api")) as api:
+                _check_env(p, env, api)
+        except ApplyRefused as exc:
+            return str(exc)
+        return None
+
+    assert listed == ["CHAPCTL_FLOWS_DIR", "KENYA_DHIS2_PASSWORD", "OPS_WEBHOOK_URL", "TEST_DHIS2_PASSWORD"]
+    everything = {name: "/some/value" for name in listed}
+    assert refusal(everything) is None
+    for name in listed:
+        refused = refusal({k: v for k, v in everything.items() if k != name})
+        assert refused is not None and name in refused, (name, refused)
+
+
+# Every field of a project and of _defaults.yaml, set; each edit below changes one of them.
+EVERY_DEFAULT = """\
+owner: team
+timezone: UTC
+work_pool: chap
+tags: [chap]
+source:
+  git:
+    repository: https://github.com/example/chap-projects.git
+    branch: main
+load_warnings:
+  per_instance: 3
+  overall: 10
+notifications:
+  hook:
+    webhook:
+      url_env: HOOK_URL
+  chat:
+    slack:
+      url_env: SLACK_URL
+  mail:
+    email:
+      to: [ops@example.org]
+      sender: prefect@example.org
+      api_key_env: SENDGRID_KEY
+alerts:
+  notify: [chat]
+  failed: true
+  missed: 1h
+instance_limits:
+  one-dhis2: 1
+"""
+EVERY_PROJECT = """\
+name: one
+description: First
+credentials:
+  block: one-dhis2
+  base_url: https://dhis2.example.org
+  username: chap-bot
+  password_env: ONE_PASSWORD
+model_id: 12
+prediction_setup_id: 3
+end_mode: offset
+end_period_offset: 1
+schedule:
+  cron: "0 6 * * 1"
+  timezone: Africa/Kigali
+  active: true
+alerts:
+  notify: [hook]
+  failed: true
+  missed: 30m
+limits:
+  concurrency: 1
+  collision_strategy: ENQUEUE
+tags: [malaria]
+work_pool: chap
+replaces:
+  deployment: dhis2-chap-prediction/old
+  schedule_id: 0b7e5f5c-8d1e-4a51-9a43-0c7c1b0e9f11
+"""
+EVERY_ENTRY = """\
+name: two
+credentials:
+  block: shared-dhis2
+model_id: 12
+end_mode: fixed
+end_date: 2026-06-30
+schedules:
+  - slug: weekly
+    cron: "0 6 * * 1"
+    timezone: Europe/Oslo
+    active: true
+    parameters:
+      end_mode: offset
+      end_period_offset: 0
+      prediction_setup_id: 4
+  - slug: monthly
+    cron: "0 5 2 * *"
+    parameters:
+      end_date: 2026-06-30
+"""
+D, P, E = "projects/_defaults.yaml", "projects/one.yaml", "projects/two.yaml"
+FIELD_EDITS = {  # model field -> (file, text, replacement)
+    "Defaults.owner": (D, "owner: team", "owner: other-team"),
+    "Defaults.timezone": (D, "timezone: UTC", "timezone: Africa/Kigali"),
+    "Defaults.work_pool": (D, "work_pool: chap", "work_pool: other"),
+    "Defaults.tags": (D, "tags: [chap]", "tags: [chap, more]"),
+    "Defaults.source.git.repository": (D, "chap-projects.git", "other.git"),
+    "Defaults.source.git.branch": (D, "branch: main", "branch: release"),
+    "Defaults.source.directory_env": (
+        D, "  git:\n    repository: https://github.com/example/chap-projects.git\n    branch: main\n",
+        "  directory_env: FLOWS\n"),
+    "Defaults.load_warnings.per_instance": (D, "per_instance: 3", "per_instance: 4"),
+    "Defaults.load_warnings.overall": (D, "overall: 10", "overall: 11"),
+    "Defaults.notifications.webhook.url_env": (D, "url_env: HOOK_URL", "url_env: HOOK_URL_2"),
+    "Defaults.notifications.slack.url_env": (D, "url_env: SLACK_URL", "url_env: SLACK_URL_2"),
+    "Defaults.notifications.email.to": (D, "to: [ops@example.org]", "to: [ops@example.org, me@example.org]"),
+    "Defaults.notifications.email.sender": (D, "sender: prefect@example.org", "sender: chap@example.org"),
+    "Defaults.notifications.email.api_key_env": (D, "api_key_env: SENDGRID_KEY", "api_key_env: SENDGRID_KEY_2"),
+    "Defaults.alerts.notify": (D, "notify: [chat]", "notify: [mail]"),
+    "Defaults.alerts.failed": (D, "  failed: true\n  missed: 1h", "  failed: false\n  missed: 1h"),
+    "Defaults.alerts.missed": (D, "missed: 1h", "missed: 2h"),
+    "Defaults.instance_limits": (D, "one-dhis2: 1", "one-dhis2: 2"),
+    "Project.description": (P, "description: First", "description: Second"),
+    "Project.credentials.block": (E, "block: shared-dhis2", "block: other-dhis2"),
+    "Project.credentials.base_url": (P, "https://dhis2.example.org", "https://dhis2.example.org/hmis"),
+    "Project.credentials.username": (P, "username: chap-bot", "username: chap-robot"),
+    "Project.credentials.password_env": (P, "password_env: ONE_PASSWORD", "password_env: ONE_PASSWORD_2"),
+    "Project.model_id": (P, "model_id: 12", "model_id: 13"),
+    "Project.prediction_setup_id": (P, "prediction_setup_id: 3", "prediction_setup_id: 5"),
+    "Project.end_mode": (P, "end_mode: offset\nend_period_offset: 1", "end_mode: calculated"),
+    "Project.end_period_offset": (P, "end_period_offset: 1", "end_period_offset: 2"),
+    "Project.end_date": (E, "end_date: 2026-06-30\nschedules", "end_date: 2026-07-31\nschedules"),
+    "Project.schedule.cron": (P, '"0 6 * * 1"', '"0 7 * * 1"'),
+    "Project.schedule.timezone": (P, "timezone: Africa/Kigali", "timezone: Europe/Oslo"),
+    "Project.schedule.active": (P, "  active: true\nalerts", "  active: false\nalerts"),
+    "Project.schedules.slug": (E, "slug: monthly", "slug: monthly-2"),
+    "Project.schedules.cron": (E, '"0 5 2 * *"', '"0 5 3 * *"'),
+    "Project.schedules.timezone": (E, "timezone: Europe/Oslo", "timezone: Asia/Vientiane"),
+    "Project.schedules.active": (E, "    active: true", "    active: false"),
+    "Project.schedules.parameters.end_mode": (
+        E, "end_mode: offset\n      end_period_offset: 0", "end_mode: calculated"),
+    "Project.schedules.parameters.end_period_offset": (E, "end_period_offset: 0", "end_period_offset: 1"),
+    "Project.schedules.parameters.end_date": (E, "      end_date: 2026-06-30", "      end_date: 2026-09-30"),
+    "Project.schedules.parameters.prediction_setup_id": (E, "prediction_setup_id: 4", "prediction_setup_id: 6"),
+    "Project.alerts.notify": (P, "notify: [hook]", "notify: [hook, mail]"),
+    "Project.alerts.failed": (P, "  failed: true\n  missed: 30m", "  failed: false\n  missed: 30m"),
+    "Project.alerts.missed": (P, "missed: 30m", "missed: 45m"),
+    "Project.limits.concurrency": (P, "concurrency: 1", "concurrency: 2"),
+    "Project.limits.collision_strategy": (P, "collision_strategy: ENQUEUE", "collision_strategy: CANCEL_NEW"),
+    "Project.tags": (P, "tags: [malaria]", "tags: [malaria, weekly]"),
+    "Project.work_pool": (P, "work_pool: chap\nreplaces", "work_pool: other\nreplaces"),
+    "Project.replaces.deployment": (P, "prediction/old", "prediction/older"),
+    "Project.replaces.schedule_id": (P, "0c7c1b0e9f11", "0c7c1b0e9f12"),
+}
+
+
+def model_fields(model, prefix):
+    """Every leaf field of a pydantic model, through optionals, lists and mappings of models."""
+    import typing
+
+    from pydantic import BaseModel
+
+    def models_in(annotation):
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return [annotation]
+        return [m for arg in typing.get_args(annotation) for m in models_in(arg)]
+
+    for name, info in model.model_fields.items():
+        inner = models_in(info.annotation)
+        if not inner:
+            yield f"{prefix}.{name}"
+        for sub in inner:
+            yield from model_fields(sub, f"{prefix}.{name}")
+
+
+def test_every_field_of_a_project_and_of_the_defaults_has_an_edit_case():
+    """A field added to the models must get a case here, and so is proven to show in `diff`."""
+    from compiler.compile.models import Defaults, Project
+
+    fields = {*model_fields(Project, "Project"), *model_fields(Defaults, "Defaults")} - {"Project.name"}
+    assert fields == set(FIELD_EDITS)  # Project.name: a renamed project is one removed and one added
+
+
+@pytest.fixture(scope="module")
+def every_field(tmp_path_factory):
+    from compiler.compile.load import load_repo
+    from compiler.compile.validate import validate
+    from tests.compiler.conftest import make_repo
+
+    root = make_repo(tmp_path_factory.mktemp("every"), {D: EVERY_DEFAULT, P: EVERY_PROJECT, E: EVERY_ENTRY})
+    base = validate(load_repo(root))
+    assert base.ok, [d.message for d in base.diagnostics]
+    return root, base
+
+
+@pytest.mark.parametrize("field", sorted(FIELD_EDITS))
+def test_diff_shows_an_edit_of_every_field(every_field, field, tmp_path):
+    import shutil
+
+    from compiler.compile.load import load_repo
+    from compiler.compile.validate import validate
+    from compiler.review.diff import compare
+
+    root, base = every_field
+    path, old, new = FIELD_EDITS[field]
+    edited = shutil.copytree(root, tmp_path / "edited")
+    text = (edited / path).read_text()
+    assert text.count(old) == 1, (field, old)
+    (edited / path).write_text(text.replace(old, new))
+    head = validate(load_repo(edited))
+    assert head.ok, [d.message for d in head.diagnostics]
+    diff = compare(base, head, root / "templates")
+    changed = [f.field for f in diff.defaults] + [f"{c.name}: {f.field}" for c in diff.changes for f in c.fields]
+    assert diff.changed and changed, field
+    shown = "monthly-2" if field == "Project.schedules.slug" else field.split(".")[-1]  # a renamed entry: a new one
+    assert any(shown in name for name in changed), (field, changed)

@@ -66,3 +66,20 @@ def test_every_markdown_row_has_details():
         rows = [r for r in md.splitlines() if r.startswith("| ") and r[2] in "+~-" and r[3] == " "]
         assert rows, case
         assert all(not r.rstrip().endswith("|  |") for r in rows), (case, [r for r in rows if r.endswith("|  |")])
+
+
+def test_an_automation_action_edited_on_the_server_shows_the_changed_part():
+    """Issue 21 #19: the actions were cut at 77 characters, before the subject someone edited in the UI,
+    so the row read the same text on both sides of the arrow."""
+    case = HERE / "cases" / "automation_edited_in_ui_is_reverted"
+    facts = Facts.from_json(json.loads((HERE / "facts.json").read_text()))
+    live = json.loads((case / "live.json").read_text())
+    (edited,) = [a for a in live["automations"] if "chapctl-alert:laos-dengue/failed" in a["tags"]]
+    edited["actions"][0]["subject"] = "edited in the UI"
+    p = plan(load_desired(case / "desired", json.loads((case / "env.json").read_text()), facts=facts),
+             Live.from_json(live))
+    (action,) = [a for a in p.actions if a.kind == "automation" and a.name == "laos-dengue/failed"]
+    assert [(c.field, c.before, c.after) for c in action.changes] == [
+        ("actions[0].subject", "edited in the UI", "chap project laos-dengue: run {{ flow_run.name }} {{ flow_run.state.name }}")]
+    assert ("actions[0].subject: edited in the UI → chap project laos-dengue: run {{ flow_run.name }} "
+            "{{ flow_run.state.name }}") in text(p)
