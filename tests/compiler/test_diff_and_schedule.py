@@ -241,8 +241,8 @@ def test_diff_lists_exactly_the_variables_apply_refuses_without(repo_factory):
 
     def refusal(env: dict[str, str]) -> str | None:
         p = plan(load_desired(repo, env, facts=facts), Live())
-        if p.missing_env:
-            return "; ".join(p.missing_env)
+        if p.blockers or p.missing_env:  # what apply refuses for before it writes (apply._refuse)
+            return "; ".join(p.blockers + p.missing_env)
         try:
             with PrefectAPI(ApiSettings(url="http://prefect.invalid/api")) as api:
                 _check_env(p, env, api)
