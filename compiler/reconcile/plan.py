@@ -22,6 +22,9 @@ the chain that creates the project's deployment also schedules its runs, pauses 
 (whole body, `active: false`; never deleted) and ends with a HANDOVER step (`compiler.reconcile.
 handover`) so that no run happens twice and none is lost; without --adopt, an active replaced
 schedule is a blocker. A schedule replaced on the project's own deployment is taken over in place.
+
+Scheduled runs: every project's chain of writes ends with a RUNS step (`_restore_runs`) that makes
+again the runs Prefect deletes with any update of a deployment or of its schedules.
 """
 
 from __future__ import annotations
@@ -102,8 +105,8 @@ def encode(value: Any) -> Any:
                       else v)
 
 
-# A step apply performs itself, with reads and deletes, after a hand-made schedule is paused or
-# taken over in place (compiler/reconcile/handover.py). Its "path" names the schedule.
+# A step apply performs itself, with reads and deletes, after a hand-made schedule is paused
+# (compiler/reconcile/handover.py). Its "path" names the schedule.
 HANDOVER = "HANDOVER"
 # A step apply performs itself at the end of the writes to one deployment (its schedules, then
 # itself): re-create the scheduled runs Prefect deleted with them (compiler/reconcile/handover.py
