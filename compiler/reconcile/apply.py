@@ -29,7 +29,7 @@ from compiler.errors import ApplyFailed, ApplyRefused, Conflict, NotFound, Serve
 from compiler.jsontree import leaves, map_leaves
 from compiler.reconcile import gitinfo
 from compiler.reconcile.client import PrefectAPI
-from compiler.reconcile.plan import (CREATE, DELETE, HANDOVER, NOOP, UPDATE, Action, AsRead, Placeholder, Plan,
+from compiler.reconcile.plan import (CREATE, DELETE, HANDOVER, NOOP, RUNS, UPDATE, Action, AsRead, Placeholder, Plan,
                                      PlanOptions, ResourceId, SecretFromEnv)
 from compiler.reconcile.prepare import Prepared, prepare, recorded_state
 from compiler.reconcile.secrets import with_secrets
@@ -230,17 +230,19 @@ def execute(p: Plan, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
             try:
                 if before_write is not None:
                     before_write()
-                response = None
                 for req in action.requests:
                     path, body = _resolve_path(req.path, ids), _resolve(req.body, ids, env)
-                    if req.method == HANDOVER:  # a step of apply's own (reads and deletes), not one request
+                    if req.method in (HANDOVER, RUNS):  # a step of apply's own (reads and writes), not one request
                         from compiler.reconcile import handover
 
-                        handover.finish(api, path, body)
+                        if req.method == HANDOVER:
+                            handover.finish(api, path, body)
+                        else:
+                            handover.restore_runs(api, path, body)
                         continue
                     response = _send(api, action, req.method, path, body, result)
-                if action.provides and isinstance(response, dict) and "id" in response:  # the last request's
-                    ids[action.provides] = response["id"]
+                    if action.provides and isinstance(response, dict) and "id" in response:  # the object it made
+                        ids[action.provides] = response["id"]
             except UserError as exc:
                 with done:
                     failures.append((action, exc))

@@ -1,27 +1,41 @@
-"""The step of apply that hands a hand-made schedule's runs over: no run twice, none lost.
+"""The steps of apply that keep scheduled runs: none lost, none twice, by any apply.
 
 What Prefect 3.9.1 does (server `models/deployments.py`, `api/deployments.py`, `services/scheduler.py`):
 
-- Pausing a schedule (`PATCH /deployments/{id}/schedules/{sid}`) deletes the not-yet-started,
-  auto-scheduled runs of **every** schedule of that deployment whose time is after that moment
-  (`_delete_scheduled_runs(auto_scheduled_only=True, future_only=True)`); a run due at or before
-  it is kept. So is every update of a deployment. Deleting a schedule deletes them whatever their time.
-- The scheduler service makes runs only from *its* now onward, for active schedules, with the
-  idempotency key `scheduled <deployment id> <schedule id> <time>`: a run whose row still exists
-  is never made twice, a time already past is never made again. Its main loop runs every 60 s,
-  so without help the other schedules of the deployment lose the runs of the next minute.
+- Every update of a deployment (`PATCH /deployments/{id}`, and `POST /deployments/` of an existing
+  one) and every update of one of its schedules (`PATCH /deployments/{id}/schedules/{sid}`, a pause
+  included) deletes the not-yet-started, auto-scheduled runs of **every** schedule of that
+  deployment whose time is after that moment (`_delete_scheduled_runs(auto_scheduled_only=True,
+  future_only=True)`); a run due at or before it is kept. Deleting a schedule deletes them whatever
+  their time. Creating a schedule (`POST /deployments/{id}/schedules`) or a deployment deletes
+  nothing, but makes no run either.
+- The scheduler service makes runs only from *its* now onward, for active schedules of deployments
+  not paused, with the idempotency key `scheduled <deployment id> <schedule id> <time>`: a run whose
+  row still exists is never made twice, a time already past is never made again. Its main loop runs
+  every 60 s, its loop for deployments updated since its last pass every 5 s; so without help a
+  run due between an apply's write and that pass is lost for good.
 - `POST /deployments/{id}/schedule` schedules a deployment's active schedules at once, from a
-  given `start_time`, with the same keys.
+  given `start_time`, with the same keys and the same settings as the service (`min_runs`,
+  `max_runs`, `min_scheduled_time`, `max_scheduled_time` of the server: no more runs than it
+  makes). It does not look at `paused`.
 
-The planner therefore orders, for a project that replaces schedule S of hand-made deployment O:
-schedule the project's deployment P (its runs exist from that moment t), pause S (O keeps the runs
-due up to the pause), then this step (`finish`): one run time held by both O (kept at the pause)
-and P (made since t) keeps one run, and O's other active schedules get their runs back from the
-moment of the pause. For a deployment adopted in place (its schedule S kept with its id), this step
-re-schedules it from the moment S was taken over: runs kept at that moment have the same key, so
-none is made twice, and none between that moment and the scheduler's next pass is lost.
+So every chain of writes to a deployment of a project ends with a RUNS step (`restore_runs`): the
+deployment, unless paused or without an active schedule, is scheduled from the moment of the
+chain's first write, read back in the server's clock (the `updated` stamps that changed since the
+plan read them). A run due in between is made (late, it starts at once), a run that survived has
+the same key and is not made twice, and the scheduler's next pass adds none.
 
-Everything here is idempotent: a re-run after a kill finds nothing more to do.
+A project that replaces schedule S of hand-made deployment O (`finish`, the HANDOVER step) is
+ordered: schedule the project's deployment P (its runs exist from that moment t), pause S (O keeps
+the runs due up to the pause), then `finish`: one run time held by both O (kept at the pause) and
+P (made since t) keeps one run, and O's other active schedules get their runs back from the moment
+of the pause. A deployment adopted in place (its schedule S kept with its id) is one of the
+project's chains: its RUNS step re-schedules it from the moment S was taken over.
+
+Everything here is idempotent: a re-run after a kill finds nothing more to do. A kill between a
+chain's last write and its RUNS step leaves the runs to the scheduler's next pass (the re-run sees
+nothing to change); a schedule deleted also takes the runs already due and not yet started, which
+neither the scheduler nor this step makes again (they are in the past).
 """
 
 from __future__ import annotations
@@ -59,6 +73,30 @@ def finish(api: PrefectAPI, path: str, body: dict[str, Any]) -> dict[str, Any]:
         api.post(f"/deployments/{deployment_id}/schedule", {"start_time": changed_at.isoformat()})
         done["rescheduled_from"] = changed_at.isoformat()
     return done
+
+
+def restore_runs(api: PrefectAPI, path: str, body: dict[str, Any]) -> str | None:
+    """The RUNS step for the deployment of `path` (`/deployments/{id}`), after its chain's writes.
+
+    `body["as_read"]`: the `updated` stamps (object id -> stamp) of the deployment and of its
+    schedules as the plan read them; an object whose stamp differs now (or that is new) was written
+    by this apply, and the earliest such stamp is the moment the deletions began (the server's
+    stamp of a write is taken before the runs are deleted). Returns the start time scheduled from
+    (None: nothing to schedule, or from the server's now when no written object is left to read)."""
+    deployment_id = path.rstrip("/").rsplit("/", 1)[1]
+    try:
+        deployment = api.get(f"/deployments/{deployment_id}")
+    except NotFound:
+        return None  # deleted meanwhile: no runs to keep
+    schedules = deployment.get("schedules") or []
+    if deployment.get("paused") or not any(s.get("active") for s in schedules):
+        return None  # the scheduler makes none either
+    as_read = body.get("as_read") or {}
+    written = [_time(o["updated"]) for o in (deployment, *schedules)
+               if o.get("updated") and as_read.get(o.get("id")) != o["updated"]]
+    start = min(written).isoformat() if written else None
+    api.post(f"/deployments/{deployment_id}/schedule", {"start_time": start} if start else {})
+    return start
 
 
 def _one_run_per_time(api: PrefectAPI, old_id: str, schedule_id: str, successor_id: str,

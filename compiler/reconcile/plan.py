@@ -22,6 +22,9 @@ the chain that creates the project's deployment also schedules its runs, pauses 
 (whole body, `active: false`; never deleted) and ends with a HANDOVER step (`compiler.reconcile.
 handover`) so that no run happens twice and none is lost; without --adopt, an active replaced
 schedule is a blocker. A schedule replaced on the project's own deployment is taken over in place.
+
+Scheduled runs: every project's chain of writes ends with a RUNS step (`_restore_runs`) that makes
+again the runs Prefect deletes with any update of a deployment or of its schedules.
 """
 
 from __future__ import annotations
@@ -102,9 +105,13 @@ def encode(value: Any) -> Any:
                       else v)
 
 
-# A step apply performs itself, with reads and deletes, after a hand-made schedule is paused or
-# taken over in place (compiler/reconcile/handover.py). Its "path" names the schedule.
+# A step apply performs itself, with reads and deletes, after a hand-made schedule is paused
+# (compiler/reconcile/handover.py). Its "path" names the schedule.
 HANDOVER = "HANDOVER"
+# A step apply performs itself at the end of the writes to one deployment (its schedules, then
+# itself): re-create the scheduled runs Prefect deleted with them (compiler/reconcile/handover.py
+# `restore_runs`). Its path names the deployment; its body the `updated` stamps the plan read.
+RUNS = "RUNS"
 
 
 def path_text(path: str | tuple[Any, ...]) -> str:
@@ -138,7 +145,7 @@ class Change:
 
 @dataclass
 class Request:
-    method: str  # an HTTP method, or HANDOVER (a step apply performs itself)
+    method: str  # an HTTP method, or HANDOVER or RUNS (a step apply performs itself)
     path: str | tuple[Any, ...]  # a tuple when it holds a Placeholder (the id of an object created earlier)
     body: Any = None
 
@@ -597,18 +604,20 @@ def _plan_deployments(ctx: _Context, p: Plan) -> list[Action]:
     for d in ctx.desired.deployments:
         live = ctx.live_by_key.get((d.flow_name, d.name))
         if live is None:
-            actions.append(_create_deployment(ctx, d))
+            actions += _restore_runs(d, [_create_deployment(ctx, d)], None)
             actions += _plan_replaced(ctx, p, d, None)
             continue
         owner = deployment_owner(live)
         if owner == ctx.owner:
-            actions += _update_deployment(ctx, d, live, adopting=None)
+            actions += _restore_runs(d, _update_deployment(ctx, d, live, adopting=None), live)
             actions += _plan_replaced(ctx, p, d, live)
         elif owner == LEGACY:  # an owner-less chapctl applied it: this owner takes it over, ids kept
-            actions += _update_deployment(ctx, d, live, adopting="applied by an earlier chapctl without owners")
+            actions += _restore_runs(d, _update_deployment(ctx, d, live, adopting="applied by an earlier chapctl "
+                                                                               "without owners"), live)
             actions += _plan_replaced(ctx, p, d, live)
         elif owner is None and ctx.options.adopt:
-            actions += _update_deployment(ctx, d, live, adopting="adopting an unmanaged deployment (--adopt)")
+            actions += _restore_runs(d, _update_deployment(ctx, d, live, adopting="adopting an unmanaged deployment "
+                                                                               "(--adopt)"), live)
             actions += _plan_replaced(ctx, p, d, live)
         elif owner is None:
             p.blockers.append(
@@ -641,6 +650,26 @@ def _plan_deployments(ctx: _Context, p: Plan) -> list[Action]:
             if note not in p.notes:  # once per block
                 p.notes.append(note)
     return actions
+
+
+def _restore_runs(d: DesiredDeployment, own: list[Action], live: dict[str, Any] | None) -> list[Action]:
+    """End the writes of `d`'s chain with a RUNS step: Prefect deletes the deployment's future
+    auto-scheduled runs with every update of it or of a schedule (all of them with a schedule
+    deleted), and its scheduler makes them again only from its next pass on; a new deployment has
+    none until then. The step schedules the deployment's active schedules from the moment of the
+    chain's first write (compiler/reconcile/handover.py `restore_runs`). A chain that writes nothing
+    (a no-op) gets no step; neither does a deployment without an active schedule."""
+    writing = [a for a in own if a.writes]
+    if not writing or not any(s.active for s in d.schedules):
+        return own
+    if live is None:
+        path: str | tuple[Any, ...] = ("/deployments/", ref("deployment", d.name))
+        stamps: dict[str, Any] = {}
+    else:
+        path = f"/deployments/{live['id']}"
+        stamps = {live["id"]: live.get("updated")} | {s["id"]: s.get("updated") for s in live.get("schedules") or []}
+    writing[-1].requests.append(Request(RUNS, path, {"as_read": stamps}))
+    return own
 
 
 # -- hand-made schedules that projects replace (`replaces:`, written by `chapctl import`) ----------
@@ -1030,13 +1059,10 @@ def _update_deployment(ctx: _Context, d: DesiredDeployment, live: dict[str, Any]
     if patch or live.get("version") != d.fingerprint:
         patch["version"] = d.fingerprint
         requests = [Request("PATCH", f"/deployments/{live['id']}", patch)]
-        taken = taken_in_place(d, live) if adopting else None
-        if taken is not None:
-            # Prefect deletes the future runs of a deployment and of a schedule when either is
-            # updated; the schedule kept its id, so re-scheduling from the moment it was taken over
-            # restores them, and a run kept (due at that moment) is not made twice.
-            requests.append(Request(HANDOVER, f"/deployments/{live['id']}/schedules/{taken['id']}",
-                                    {"successor_id": None, "reschedule": True}))
+        if adopting and taken_in_place(d, live) is not None:
+            # The schedule keeps its id (its runs their idempotency keys): the RUNS step that ends
+            # this chain re-creates the runs Prefect deletes with the update from the moment of the
+            # takeover, and a run kept (due at that moment) is not made twice.
             changes.append(Change("scheduled runs", "deleted by Prefect with the update",
                                   "re-created at once from the moment of the takeover (none twice, none lost)"))
         if not changes:  # a write with nothing for a reviewer to see: reporters fold it into one line

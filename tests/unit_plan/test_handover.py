@@ -82,3 +82,57 @@ def test_nothing_to_do_when_the_schedule_or_its_deployment_is_gone():
         == {"deleted_successor_runs": [], "deleted_paused_runs": [], "rescheduled_from": None}
     assert handover.finish(api, "/deployments/gone/schedules/x", {"successor_id": NEW})["rescheduled_from"] is None
     assert set(api.runs) == {"n"} and api.posts == []
+
+
+class DeploymentAPI:
+    """One deployment as `GET /deployments/{id}` answers it; records the schedule requests."""
+
+    def __init__(self, deployment: dict):
+        self.deployment = deployment
+        self.posts: list[tuple[str, dict]] = []
+
+    def get(self, path: str):
+        if path == f"/deployments/{self.deployment['id']}":
+            return self.deployment
+        raise NotFound(path)
+
+    def post(self, path: str, body: dict):
+        self.posts.append((path, body))
+
+
+def dep(paused: bool = False, active: bool = True) -> dict:
+    return {"id": NEW, "paused": paused, "updated": "2026-12-01T10:00:02.000000Z", "schedules": [
+        {"id": SCHED, "active": active, "updated": "2026-12-01T10:00:01.500000Z"},
+        {"id": OTHER, "active": False, "updated": "2026-11-01T00:00:00Z"}]}
+
+
+def test_runs_are_made_again_from_the_first_write_of_the_chain():
+    api = DeploymentAPI(dep())
+    as_read = {NEW: "2026-11-20T00:00:00Z", SCHED: "2026-11-20T00:00:00Z", OTHER: "2026-11-01T00:00:00Z"}
+    start = handover.restore_runs(api, f"/deployments/{NEW}", {"as_read": as_read})
+    assert start == "2026-12-01T10:00:01.500000+00:00"  # the schedule PATCH, before the deployment's
+    assert api.posts == [(f"/deployments/{NEW}/schedule", {"start_time": start})]
+    # a deployment created by this apply: nothing read before, every stamp is the create's
+    created = dep()
+    for s in created["schedules"]:
+        s["updated"] = "2026-12-01T10:00:01.900000Z"
+    api = DeploymentAPI(created)
+    assert handover.restore_runs(api, f"/deployments/{NEW}", {"as_read": {}}) == "2026-12-01T10:00:01.900000+00:00"
+
+
+def test_no_runs_for_a_paused_deployment_or_one_without_an_active_schedule_or_one_gone():
+    for deployment in (dep(paused=True), dep(active=False)):
+        api = DeploymentAPI(deployment)
+        assert handover.restore_runs(api, f"/deployments/{NEW}", {"as_read": {}}) is None
+        assert api.posts == []
+    api = DeploymentAPI(dep())
+    assert handover.restore_runs(api, "/deployments/gone", {"as_read": {}}) is None and api.posts == []
+
+
+def test_only_a_schedule_deleted_schedules_from_the_servers_now():
+    deployment = dep()
+    api = DeploymentAPI(deployment)
+    as_read = {NEW: deployment["updated"], SCHED: deployment["schedules"][0]["updated"], OTHER: "2026-11-01T00:00:00Z",
+               "deleted-sched": "2026-11-01T00:00:00Z"}
+    assert handover.restore_runs(api, f"/deployments/{NEW}", {"as_read": as_read}) is None
+    assert api.posts == [(f"/deployments/{NEW}/schedule", {})]
