@@ -48,6 +48,9 @@ def import_command(root: Optional[Path], output: str, dry_run: bool) -> None:
 
 
 def import_lines(result, dry_run: bool) -> list[tuple[str, str]]:
+    """One finding per line: server text in it (a name holding a newline) is written out (`\\n`)."""
+    from compiler.constants import written_out
+
     title = (f"Prefect {result.server_version} at {result.url}: {result.deployments_read} deployment(s) of flow "
              f"dhis2-chap-prediction, {result.schedules_read} schedule(s)")
     out: list[tuple[str, str]] = [("bold", title)]
@@ -73,7 +76,7 @@ def import_lines(result, dry_run: bool) -> list[tuple[str, str]]:
         if findings:
             out.append(("bold", title))
             for f in findings:
-                out.append((style, f"  - {f.object}: {f.message}"))
+                out.append((style, written_out(f"  - {f.object}: {f.message}", one_line=True)))
     if result.projects:
         out.append(("bold", ("Then: " if dry_run else "Next: ") + "review the files, `chapctl compile`, "
                     "`chapctl plan --adopt` (the handover, schedule by schedule), `chapctl apply --adopt`"))

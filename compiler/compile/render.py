@@ -353,7 +353,8 @@ def yaml_scalar(value: Any) -> YamlText:
     if (_PLAIN.fullmatch(value) and ": " not in value and not value.endswith((":", " "))
             and value.casefold() not in _RESERVED):
         return YamlText(value)
-    return YamlText(json.dumps(value, ensure_ascii=False))
+    # U+2028/U+2029 stay escaped: YAML 1.1 (PyYAML) reads them as line breaks.
+    return YamlText(json.dumps(value, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
 def _refuse_raw(value: Any) -> Any:

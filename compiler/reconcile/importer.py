@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compiler.constants import BLOCK_TYPE_SLUG, MANAGED_TAG, OWNER_TAG_PREFIX
+from compiler.constants import BLOCK_TYPE_SLUG, MANAGED_TAG, OWNER_TAG_PREFIX, written_out
 from compiler.reconcile.client import PrefectAPI
 from compiler.reconcile.ownership import deployment_owner
 
@@ -46,6 +46,9 @@ NAME = re.compile(r"^[a-z0-9-]{1,63}$")
 _BLOCK_TEMPLATE = re.compile(r"^\{\{\s*prefect\.blocks\.([a-z0-9-]+)\.([A-Za-z0-9_.-]+)\s*\}\}$")
 _URL = re.compile(r"^https?://[^\s/@]+(/\S*)?$")
 _TAG = re.compile(r"^[A-Za-z0-9_.:/ +@()-]{1,100}$")
+# The first line of a project imported from a deployment: what a second import recognises it by.
+_ORIGIN = "# Imported by `chapctl import` from deployment {id}"
+_ORIGIN_LINE = re.compile(r"^# Imported by `chapctl import` from deployment ([0-9a-f-]{36})$", re.M)
 _HOST_NOISE = {"www", "dhis", "dhis2", "hmis", "play", "api"}
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HEADER = "# yaml-language-server: $schema=../schema/project.schema.json\n"
@@ -139,6 +142,7 @@ class RepoState:
     defaults_exist: bool
     work_pool: str
     timezone: str
+    imported: dict[str, str] = field(default_factory=dict)  # deployment id -> project file imported from it
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -233,10 +237,12 @@ def read_repo(root: Path) -> RepoState:
     from compiler.compile.models import DEFAULT_TIMEZONE, DEFAULT_WORK_POOL
 
     loaded = load_repo(root)
-    names, replaced, blocks = set(), {}, set()
+    names, replaced, blocks, imported = set(), {}, set(), {}
     for path in (root / "projects").glob("*.yaml"):
         names.add(path.stem)
     for source in loaded.projects:
+        for origin in _ORIGIN_LINE.findall(source.text or ""):
+            imported.setdefault(origin, source.path)
         data = source.data if isinstance(source.data, dict) else {}
         rep = data.get("replaces")
         if isinstance(rep, dict) and isinstance(rep.get("schedule_id"), str):
@@ -246,7 +252,8 @@ def read_repo(root: Path) -> RepoState:
             blocks.add(creds["block"])
     defaults = loaded.defaults.data if loaded.defaults is not None and isinstance(loaded.defaults.data, dict) else {}
     return RepoState(names, replaced, blocks, (root / "projects" / "_defaults.yaml").exists(),
-                     str(defaults.get("work_pool") or DEFAULT_WORK_POOL), str(defaults.get("timezone") or DEFAULT_TIMEZONE))
+                     str(defaults.get("work_pool") or DEFAULT_WORK_POOL), str(defaults.get("timezone") or DEFAULT_TIMEZONE),
+                     imported)
 
 
 # -- mapping (pure) ---------------------------------------------------------------------------------
@@ -351,7 +358,8 @@ def _served_deployment(d: dict[str, Any], label: str, repo: RepoState, state: Se
             continue
         fields, comments = mapped
         base = _base_name(fields)
-        fields["description"] = f"Imported from schedule {s.get('slug') or s['id']} of {label}"
+        fields["description"] = written_out(f"Imported from schedule {s.get('slug') or s['id']} of {label}",
+                                            one_line=True)
         sched_fields, sched_comments = schedule
         fields["schedule"] = sched_fields
         comments.update(sched_comments)
@@ -382,9 +390,13 @@ def _plain_deployment(d: dict[str, Any], label: str, repo: RepoState, state: Ser
         result.findings.append(Finding("kept", what, f"projects/{d['name']}.yaml exists: left alone (not "
                                        "overwritten)", d["id"]))
         return None
+    crons = [s for s in d["schedules"] if "cron" in s["schedule"]]
+    done = repo.imported.get(d["id"]) or next((repo.replaced[s["id"]] for s in crons if s["id"] in repo.replaced), None)
+    if done:  # recognised by what the project records, whatever name it was given
+        result.findings.append(Finding("kept", what, f"already imported: {done}", d["id"]))
+        return None
     problems: list[str] = []
     params, origin = _effective(d["parameters"], {})
-    crons = [s for s in d["schedules"] if "cron" in s["schedule"]]
     chosen = crons[0] if crons else None
     if chosen is not None and chosen["parameters"]:
         params, origin = _effective(d["parameters"], chosen["parameters"])
@@ -405,7 +417,7 @@ def _plain_deployment(d: dict[str, Any], label: str, repo: RepoState, state: Ser
             message = f"a {kind} schedule not imported: it stays on the old deployment"
         result.findings.append(Finding("unmapped", f"schedule {s['id']} of {what}", message, s["id"]))
     if d["description"] and len(d["description"]) <= 2000:
-        fields["description"] = d["description"]
+        fields["description"] = written_out(d["description"])
         comments["description"] = "the deployment's description"
     if schedule is not None:
         fields["schedule"], sched_comments = schedule
@@ -430,8 +442,8 @@ def _plain_deployment(d: dict[str, Any], label: str, repo: RepoState, state: Ser
         replaces = (label, chosen["id"])
         comments["replaces"] = ("its own schedule: apply --adopt keeps it, with its id and runs" if in_place else
                                 "apply --adopt pauses it (never deletes it) as it creates this project")
-    header = [f"# Imported by `chapctl import` from deployment {label}",
-              f"# ({d['id']}), made by `prefect deploy` (work pool {pool!r}).",
+    header = [_ORIGIN.format(id=d["id"]),
+              f"# ({label}), made by `prefect deploy` (work pool {pool!r}).",
               "# Same name: `chapctl apply --adopt` takes that deployment over in place." if in_place else
               "# Its name is not a project name: this project is a new deployment that replaces it."]
     base = d["name"] if in_place else (_slug(d["name"]) or _base_name(fields))
@@ -727,15 +739,21 @@ def _scalar(value: Any) -> str:
     return yaml_scalar(value)
 
 
+def _comment(text: str) -> str:
+    """Text for a YAML comment: server text in it (names, slugs) can never end the comment."""
+    return written_out(text, one_line=True)
+
+
 def _line(indent: int, key: str, value: str, comment: str | None) -> str:
     text = f"{' ' * indent}{key}:{(' ' + value) if value else ''}"
     if comment:
-        text = f"{text:<42} # {comment}"
+        text = f"{text:<42} # {_comment(comment)}"
     return text
 
 
 def _render_project(name: str, draft: _Draft) -> str:
-    lines = [HEADER.rstrip("\n"), *draft.header, _line(0, "name", _scalar(name), "= file name = deployment name")]
+    lines = [HEADER.rstrip("\n"), *map(_comment, draft.header),
+             _line(0, "name", _scalar(name), "= file name = deployment name")]
     for key, value in draft.fields.items():
         if isinstance(value, dict):
             lines.append(_line(0, key, "", draft.comments.get(key)))

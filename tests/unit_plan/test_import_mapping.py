@@ -224,3 +224,52 @@ def test_a_dangling_symlink_in_projects_does_not_break_the_import_check(tmp_path
     result = map_server(state(SERVED), repo())
     importer._validate(tmp_path, result)
     assert result.files and not [f for f in result.findings if "would not validate" in f.message]
+
+
+# -- issue 21 #4: idempotent for every name; server text never becomes YAML; one finding, one line --
+def write(tmp_path: Path, files: dict[str, str]) -> None:
+    (tmp_path / "projects").mkdir(exist_ok=True)
+    for path, text in files.items():
+        (tmp_path / path).write_text(text)
+
+
+def test_a_second_import_writes_nothing_for_a_name_that_is_not_a_project_name(tmp_path):
+    """`SL Malaria` becomes projects/sl-malaria.yaml; a second import must recognise it (it used
+    to write sl-malaria-wed-0300.yaml, then -2, …), with a schedule and without one."""
+    odd = {**PLAIN, "name": "SL Malaria"}
+    bare = {**PLAIN, "id": sid(902), "name": "Kenya HMIS", "schedules": []}
+    first = map_server(state(odd, bare), repo())
+    assert sorted(p.name for p in first.projects) == ["kenya-hmis", "sl-malaria"]
+    write(tmp_path, first.files)
+    second = map_server(state(odd, bare), importer.read_repo(tmp_path))
+    assert second.files == {} and second.projects == []
+    kept = " ".join(f.message for f in second.of_kind("kept"))
+    assert "projects/sl-malaria.yaml" in kept and "projects/kenya-hmis.yaml" in kept
+
+
+def test_server_text_is_escaped_in_comments_and_never_becomes_a_key():
+    evil = "x\nprediction_setup_id: 99\n#"
+    odd = {**PLAIN, "name": evil, "description": "line\nmodel_id: 1", "work_pool_name": "pool\nend_mode: fixed"}
+    served_evil = served([ui_schedule(1, "0 6 * * 1", "UTC", {"credentials": ref(LAOS), "configured_model_id": 12})],
+                         name="chap\u2028prediction_setup_id: 98\rend_mode: x")
+    result = map_server(state(odd, served_evil), repo())
+    assert result.projects, result.findings
+    for path, text in result.files.items():
+        data = load(text)
+        assert "prediction_setup_id" not in data and data.get("end_mode") != "fixed", (path, text)
+        for line in text.splitlines():
+            assert line.startswith("#") or not line.lstrip().startswith(("prediction_setup_id", "model_id: 1\n",
+                                                                            "end_mode: x", "end_mode: fixed")), line
+    texts = [t for path, t in result.files.items() if not path.endswith("_defaults.yaml")]
+    assert any("x\\nprediction_setup_id: 99" in t for t in texts)  # shown escaped, not dropped
+    assert any("chap\\u2028prediction_setup_id: 98\\x0dend_mode: x" in t for t in texts)
+
+
+def test_findings_are_one_line_each():
+    from compiler.cli.import_cmds import import_lines
+
+    odd = served([{**ui_schedule(4, "x", "UTC", {}), "schedule": {"interval": 60.0}}], name="a\nb: c\r\u2028d")
+    result = map_server(state(odd), repo())
+    assert result.of_kind("unmapped")
+    for _style, text in import_lines(result, dry_run=False):
+        assert not any(c in text for c in "\n\r\u2028\u2029\x85"), repr(text)
