@@ -21,9 +21,11 @@ def register(app: click.Group) -> None:
 @output_option("text", "json")
 @click.option("--dry-run", is_flag=True, help="Print the files import would write; write nothing.")
 def import_command(root: Optional[Path], output: str, dry_run: bool) -> None:
-    """Read the Prefect server (same connection settings as plan) and write one project per
-    hand-made cron schedule of a `dhis2-chap-prediction` deployment made by flow.serve(), and one
-    per deployment made by `prefect deploy`, plus projects/_defaults.yaml when it is missing.
+    """Read the Prefect server (same connection settings as plan) and write projects for every
+    hand-made cron schedule of every `dhis2-chap-prediction` deployment (one project per group of
+    schedules sharing credentials and model, a `schedules:` entry each; a `prefect deploy`
+    deployment whose schedules all fit one project keeps its name), plus projects/_defaults.yaml
+    when it is missing.
 
     Credentials become references to the existing block documents (no secret is read or written);
     inline credentials become a block chapctl manages, whose password you set in an environment

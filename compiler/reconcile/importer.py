@@ -10,12 +10,15 @@ documents without secrets) and maps it (`map_server`: pure, unit-tested) to an `
 the exact text of every file it writes, and findings — what could not be mapped (with the object's
 id: nothing is dropped silently), the environment variables to set, what to do after the handover.
 
-- One project per cron schedule of a served deployment: the parameters the schedule's runs get
-  (the deployment's, overridden by the schedule's), its cron, time zone and active state, and
+- Every cron schedule of every deployment: the parameters the schedule's runs get (the
+  deployment's, overridden by the schedule's), its cron, time zone and active state, and
   `replaces: {deployment, schedule_id}` so that `apply --adopt` pauses it (never deletes it) in the
-  same apply that creates the project's deployment. Its work pool is the default one.
-- One project per deployment made by `prefect deploy`, under the deployment's own name (so that
-  `apply --adopt` takes it over in place, its schedule kept with its id); inline credentials become
+  same apply that creates the project's deployment. Schedules of one deployment that share
+  credentials and model are one project with a `schedules:` entry each (each entry `replaces` its
+  own); the others a project each. A served deployment's projects use the default work pool.
+- A deployment made by `prefect deploy` whose schedules all map to one project keeps its name (so
+  that `apply --adopt` takes it over in place, every schedule kept with its id); otherwise each
+  group is a new project replacing its schedules and the deployment stays. Inline credentials become
   a block chapctl manages (base_url, username, a `password_env` to set): the password is neither
   kept nor written anywhere.
 - Names are derived from the block (`laos-model-12`), made unique against the repository and the
@@ -371,7 +374,8 @@ def _map_schedules(d: dict[str, Any], label: str, repo: RepoState, state: Server
             continue
         problems: list[str] = []
         params, origin = _effective(d["parameters"], s["parameters"])
-        fields, comments = _map_parameters(params, origin, state, blocks, what, problems, result)
+        holder = what if "credentials" in s["parameters"] else f"deployment {label}"  # who holds the credentials
+        fields, comments = _map_parameters(params, origin, state, blocks, holder, problems, result)
         schedule = _map_schedule(s, d, what, problems, result)
         if problems:
             result.findings.append(Finding("unmapped", what, "; ".join(problems), s["id"]))

@@ -30,7 +30,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler.constants import MANAGED_TAG
+from compiler.constants import MANAGED_TAG, STATE_VARIABLE
 from compiler.reconcile.desired import BlockRef, Desired, DesiredAlert, DesiredBlock, DesiredDeployment, Replaces
 from compiler.jsontree import map_leaves
 from compiler.reconcile.ownership import LEGACY, claim_name, deployment_owner
@@ -189,6 +189,9 @@ class Plan:
     # Environment apply needs but this plan's environment lacks (e.g. a CI job that only plans):
     # plan warns and still succeeds, apply refuses before any write.
     missing_env: list[str] = field(default_factory=list)
+    # Hand-made schedules on deployments chapctl adopted that no project declares: left alone, and
+    # recorded by apply (the owner's commit record) so that later plans leave them alone too.
+    left_alone: list[str] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:
@@ -226,6 +229,7 @@ def plan(desired: Desired, live: Live, options: PlanOptions | None = None, **fla
     p.actions += _plan_concurrency_limits(ctx)
     p.actions += _plan_deployments(ctx, p)
     p.notes += ctx.notes
+    p.left_alone = sorted(ctx.left_alone)
     p.actions += _plan_automations(ctx)
     p.blockers += _parameter_blockers(ctx, p.actions)
     if live.legacy:
@@ -260,6 +264,10 @@ class _Context:
         # Hand-made schedules some project takes over: never deleted, wherever they are.
         self.replaced_ids = {r.schedule_id for d in desired.deployments for r in d.replaced}
         self.notes: list[str] = []  # notes of steps that return actions only
+        record = (live.variables.get(STATE_VARIABLE.format(owner=self.owner)) or {}).get("value")
+        # Hand-made schedules left alone when their deployment was adopted (recorded by apply).
+        self.hand_made = set(record.get("hand_made_schedules") or []) if isinstance(record, dict) else set()
+        self.left_alone: list[str] = []
 
     def deployment_in_sync(self, name: str) -> bool:
         """True when the live deployment of this project carries the fingerprint of today's YAML."""
@@ -1093,8 +1101,10 @@ def _plan_schedules(ctx: _Context, d: DesiredDeployment, live: dict[str, Any], d
     for s in live.get("schedules") or []:
         if s["id"] in taken_ids:
             continue
-        if s.get("slug") not in wanted and (adopting or s["id"] in ctx.replaced_ids):
+        if s.get("slug") not in wanted and (adopting or s["id"] in ctx.replaced_ids or s["id"] in ctx.hand_made):
             if s["id"] not in ctx.replaced_ids:
+                ctx.left_alone.append(s["id"])
+            if adopting and s["id"] not in ctx.replaced_ids:
                 ctx.notes.append(
                     f"schedule {s.get('slug') or s['id']} of deployment {d.flow_name}/{d.name} ({_show_schedule(s)}) "
                     f"was made by hand and no project declares or replaces it: left alone, not deleted (add it to "

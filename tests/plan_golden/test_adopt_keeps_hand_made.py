@@ -35,3 +35,4 @@ def test_adopting_a_deployment_leaves_its_undeclared_hand_made_schedules_alone()
     deletes = [a for a in p.actions if a.kind == "schedule" and a.op == DELETE]
     assert deletes == [], [a.name for a in deletes]
     assert any(HAND in n and "left alone, not deleted" in n for n in p.notes), p.notes
+    assert p.left_alone == [HAND]  # apply records it: later plans leave it alone too
