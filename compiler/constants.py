@@ -20,6 +20,8 @@ OWNER_MAX_LENGTH = 32
 # PostgreSQL), DEL, C1 controls, and the bidirectional marks, overrides and isolates that make a terminal or
 # a review show other text than what is stored. validate refuses them; the CLI writes them out (\x1b).
 CONTROL_CHARACTERS = "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+# What ends a line for YAML or a terminal besides CONTROL_CHARACTERS: for text that must stay on one line.
+LINE_BREAKS = "[\t\n\u2028\u2029]"
 FINGERPRINT_PREFIX = "chapctl:"  # deployment `version`: chapctl:<owner>:<16 hex>
 # Prefect Variables chapctl keeps on the server (names: lowercase, digits, '-' and '_').
 VARIABLE_PREFIX = "chapctl-"
@@ -47,6 +49,22 @@ def artifact_env(prefect_doc: Any, block_docs: Iterable[Any]) -> set[str]:
     pull = [leaf for leaf in leaves((prefect_doc or {}).get("pull") or []) if isinstance(leaf, str)]
     names = {m.group(1) for text in pull for m in ENV_TEMPLATE.finditer(text)}
     return names | {str(var) for doc in block_docs for var in ((doc or {}).get("secret_env") or {}).values()}
+
+
+def written_out(text: str, one_line: bool = False) -> str:
+    """`text` with CONTROL_CHARACTERS (and with `one_line`, tab and line breaks) written out as
+    `\\x1b`, `\\u202e`, `\\n`: what it holds is shown, never acted on, and one line stays one."""
+    import re
+
+    def written(m: re.Match) -> str:
+        char = m.group()
+        if char in "\t\n":
+            return "\\t" if char == "\t" else "\\n"
+        code = ord(char)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return re.sub(f"{CONTROL_CHARACTERS}|{LINE_BREAKS}" if one_line else CONTROL_CHARACTERS, written, text)
+
 
 # Writes `apply` sends at once. Prefect's server is one process: measured on PostgreSQL, 2 cores,
 # 1,000 projects, 4 at once took 21.8 s, 1 took 24.1 s and 8 took 25.3 s (more only queue behind

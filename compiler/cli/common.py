@@ -105,13 +105,9 @@ def printable(text: str) -> str:
     """`text` with what a terminal would act on instead of showing (compiler.constants'
     CONTROL_CHARACTERS) written out as `\x1b`, `\u202e`: never an escape sequence, never text shown
     other than it is."""
-    from compiler.constants import CONTROL_CHARACTERS
+    from compiler.constants import written_out
 
-    def written(m: re.Match) -> str:
-        code = ord(m.group())
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-    return re.sub(CONTROL_CHARACTERS, written, text)
+    return written_out(text)
 
 
 def err(message: str) -> None:

@@ -21,9 +21,11 @@ def register(app: click.Group) -> None:
 @output_option("text", "json")
 @click.option("--dry-run", is_flag=True, help="Print the files import would write; write nothing.")
 def import_command(root: Optional[Path], output: str, dry_run: bool) -> None:
-    """Read the Prefect server (same connection settings as plan) and write one project per
-    hand-made cron schedule of a `dhis2-chap-prediction` deployment made by flow.serve(), and one
-    per deployment made by `prefect deploy`, plus projects/_defaults.yaml when it is missing.
+    """Read the Prefect server (same connection settings as plan) and write projects for every
+    hand-made cron schedule of every `dhis2-chap-prediction` deployment (one project per group of
+    schedules sharing credentials and model, a `schedules:` entry each; a `prefect deploy`
+    deployment whose schedules all fit one project keeps its name), plus projects/_defaults.yaml
+    when it is missing.
 
     Credentials become references to the existing block documents (no secret is read or written);
     inline credentials become a block chapctl manages, whose password you set in an environment
@@ -47,6 +49,9 @@ def import_command(root: Optional[Path], output: str, dry_run: bool) -> None:
 
 
 def import_lines(result, dry_run: bool) -> list[tuple[str, str]]:
+    """One finding per line: server text in it (a name holding a newline) is written out (`\\n`)."""
+    from compiler.constants import written_out
+
     title = (f"Prefect {result.server_version} at {result.url}: {result.deployments_read} deployment(s) of flow "
              f"dhis2-chap-prediction, {result.schedules_read} schedule(s)")
     out: list[tuple[str, str]] = [("bold", title)]
@@ -72,7 +77,7 @@ def import_lines(result, dry_run: bool) -> list[tuple[str, str]]:
         if findings:
             out.append(("bold", title))
             for f in findings:
-                out.append((style, f"  - {f.object}: {f.message}"))
+                out.append((style, written_out(f"  - {f.object}: {f.message}", one_line=True)))
     if result.projects:
         out.append(("bold", ("Then: " if dry_run else "Next: ") + "review the files, `chapctl compile`, "
                     "`chapctl plan --adopt` (the handover, schedule by schedule), `chapctl apply --adopt`"))

@@ -112,6 +112,26 @@ class ScheduleParameters(_Strict):
         default=None, ge=1, description="Run only this CHAP prediction setup.", examples=[3])
 
 
+class Replaces(_Strict):
+    """A hand-made schedule this project takes over (written by `chapctl import`). With
+    `apply --adopt` the schedule is paused, never deleted, in the same apply that creates this
+    project's deployment, so that no run happens twice and none is lost; without `--adopt` a plan
+    that would leave both active is refused. When `deployment` is this project's own deployment
+    (a deployment made by `prefect deploy`, adopted in place), the schedule is kept and becomes
+    the project's schedule instead."""
+
+    deployment: str = Field(
+        pattern=DEPLOYMENT_REF_PATTERN,
+        description="The deployment holding the schedule, as `<flow name>/<deployment name>`.",
+        examples=["dhis2-chap-prediction/chap-scheduler"],
+    )
+    schedule_id: str = Field(
+        pattern=UUID_PATTERN,
+        description="Id of the schedule on the Prefect server (lowercase UUID).",
+        examples=["0b7e5f5c-8d1e-4a51-9a43-0c7c1b0e9f11"],
+    )
+
+
 class ScheduleEntry(Schedule):
     """One of a project's schedules (`schedules:`), named by a slug that keeps its identity on the
     server across edits: changing its cron or parameters updates that schedule in place."""
@@ -126,6 +146,14 @@ class ScheduleEntry(Schedule):
         default=None,
         description="Flow parameters this schedule's runs use instead of the project's.",
         examples=[{"end_mode": "offset", "end_period_offset": 0}],
+    )
+    replaces: Replaces | None = Field(
+        default=None,
+        description="The hand-made schedule this entry takes over (see `chapctl import`): `apply --adopt` pauses "
+        "it in the same apply that creates this schedule, or takes it over in place when it is on this "
+        "project's own deployment.",
+        examples=[{"deployment": "dhis2-chap-prediction/chap-scheduler",
+                   "schedule_id": "0b7e5f5c-8d1e-4a51-9a43-0c7c1b0e9f11"}],
     )
 
 
@@ -157,26 +185,6 @@ class Limits(_Strict):
         default="ENQUEUE",
         description="What happens to a run over the limit: ENQUEUE waits for a slot, CANCEL_NEW cancels it.",
         examples=["ENQUEUE"],
-    )
-
-
-class Replaces(_Strict):
-    """A hand-made schedule this project takes over (written by `chapctl import`). With
-    `apply --adopt` the schedule is paused, never deleted, in the same apply that creates this
-    project's deployment, so that no run happens twice and none is lost; without `--adopt` a plan
-    that would leave both active is refused. When `deployment` is this project's own deployment
-    (a deployment made by `prefect deploy`, adopted in place), the schedule is kept and becomes
-    the project's schedule instead."""
-
-    deployment: str = Field(
-        pattern=DEPLOYMENT_REF_PATTERN,
-        description="The deployment holding the schedule, as `<flow name>/<deployment name>`.",
-        examples=["dhis2-chap-prediction/chap-scheduler"],
-    )
-    schedule_id: str = Field(
-        pattern=UUID_PATTERN,
-        description="Id of the schedule on the Prefect server (lowercase UUID).",
-        examples=["0b7e5f5c-8d1e-4a51-9a43-0c7c1b0e9f11"],
     )
 
 

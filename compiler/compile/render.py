@@ -36,6 +36,7 @@ class ScheduleSpec:
     active: bool
     slug: str = SCHEDULE_SLUG
     parameters: tuple[tuple[str, Any], ...] = ()  # flow parameters this schedule's runs override
+    replaces: tuple[tuple[str, str], ...] | None = None  # (("deployment", …), ("schedule_id", …)) of its entry
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,9 @@ def render_schedule_review(report: ScheduleReport, templates_dir: Path) -> dict[
 def deployment_spec(project: Project, defaults: Defaults) -> DeploymentSpec:
     schedules = tuple(
         ScheduleSpec(cron=e.cron, timezone=e.timezone or defaults.timezone, active=e.active, slug=e.slug,
-                     parameters=schedule_parameters(e.parameters))
+                     parameters=schedule_parameters(e.parameters),
+                     replaces=(("deployment", e.replaces.deployment), ("schedule_id", e.replaces.schedule_id))
+                     if e.replaces is not None else None)
         for e in project.schedule_entries
     )
     return DeploymentSpec(
@@ -353,7 +356,8 @@ def yaml_scalar(value: Any) -> YamlText:
     if (_PLAIN.fullmatch(value) and ": " not in value and not value.endswith((":", " "))
             and value.casefold() not in _RESERVED):
         return YamlText(value)
-    return YamlText(json.dumps(value, ensure_ascii=False))
+    # U+2028/U+2029 stay escaped: YAML 1.1 (PyYAML) reads them as line breaks.
+    return YamlText(json.dumps(value, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
 def _refuse_raw(value: Any) -> Any:

@@ -405,17 +405,19 @@ def _check_shared_blocks(valid: list[ValidProject], out: list[Diagnostic]) -> No
 
 def _check_replaced_once(valid: list[ValidProject], out: list[Diagnostic]) -> None:
     """A hand-made schedule is taken over by one project: two successors would both run."""
-    seen: dict[str, ValidProject] = {}
+    seen: dict[str, tuple[ValidProject, tuple]] = {}
     for item in sorted(valid, key=lambda v: v.source.path):
-        replaces = item.project.replaces
-        if replaces is None:
-            continue
-        first = seen.setdefault(replaces.schedule_id, item)
-        if first is not item:
-            line, _ = first.source.position(("replaces", "schedule_id"))
-            _emit(out, item.source, ("replaces", "schedule_id"),
-                  f"schedule {replaces.schedule_id} is already replaced by {first.source.path}:{line}",
-                  "one project takes over a hand-made schedule; remove `replaces` from one of them")
+        named = [(("replaces",), item.project.replaces)] + [
+            (("schedules", i, "replaces"), e.replaces) for i, e in enumerate(item.project.schedules or [])]
+        for where, replaces in named:
+            if replaces is None:
+                continue
+            first, first_where = seen.setdefault(replaces.schedule_id, (item, where))
+            if (first, first_where) != (item, where):
+                line, _ = first.source.position((*first_where, "schedule_id"))
+                _emit(out, item.source, (*where, "schedule_id"),
+                      f"schedule {replaces.schedule_id} is already replaced by {first.source.path}:{line}",
+                      "one project takes over a hand-made schedule; remove `replaces` from one of them")
 
 
 # --- model errors as diagnostics ----------------------------------------------------------

@@ -142,7 +142,8 @@ def _result(prepared: Prepared) -> ApplyResult:
 
 def _needs_record(prepared: Prepared) -> bool:
     state = recorded_state(prepared.live, prepared.desired.owner)
-    return prepared.guard.needs_record or (not state and prepared.plan.has_changes)
+    unrecorded = set(prepared.plan.left_alone) - set(state.get("hand_made_schedules") or [])
+    return prepared.guard.needs_record or (not state and prepared.plan.has_changes) or bool(unrecorded)
 
 
 def _refuse(prepared: Prepared, options: ApplyOptions) -> None:
@@ -172,6 +173,8 @@ def _record_commit(api: PrefectAPI, prepared: Prepared) -> None:
         {"concurrency_limits"} if desired.concurrency_limits or live.concurrency_limits else set())
     if manages:
         value["manages"] = sorted(manages)
+    if prepared.plan.left_alone:  # hand-made schedules of adopted deployments: later plans leave them alone
+        value["hand_made_schedules"] = list(prepared.plan.left_alone)
     existing = prepared.live.variables.get(name)
     if existing is not None:
         try:

@@ -84,6 +84,7 @@ class Replaces:
     flow_name: str
     deployment_name: str
     schedule_id: str
+    slug: str | None = None  # the project's schedule taking it over (`schedules:` entry; None: the first)
 
     @property
     def deployment(self) -> str:
@@ -104,15 +105,22 @@ class DesiredDeployment:
     pull_template: list[dict[str, Any]]  # as written in prefect.yaml, `{{ $VAR }}` unresolved
     parameter_openapi_schema: dict[str, Any]
     fingerprint: str = ""
-    replaces: Replaces | None = None
+    replaces: Replaces | None = None  # project-level `replaces:` (taken over by its first schedule)
+    schedule_replaces: tuple[Replaces, ...] = ()  # `replaces:` of `schedules:` entries, with their slugs
     concurrency: tuple[int, str] | None = None  # (limit, collision strategy)
     alerts: tuple[DesiredAlert, ...] = ()
 
     @property
-    def replaces_in_place(self) -> bool:
-        """True when the replaced schedule is on this project's own deployment (adopted in place)."""
-        return self.replaces is not None and (self.replaces.flow_name, self.replaces.deployment_name) == (
-            self.flow_name, self.name)
+    def replaced(self) -> tuple[Replaces, ...]:
+        """Every hand-made schedule this project takes over, each with the slug of its successor."""
+        first = self.schedules[0].slug if self.schedules else None
+        own = (Replaces(self.replaces.flow_name, self.replaces.deployment_name, self.replaces.schedule_id, first),) \
+            if self.replaces is not None else ()
+        return own + self.schedule_replaces
+
+    def in_place(self, r: Replaces) -> bool:
+        """True when `r` is on this project's own deployment (adopted in place)."""
+        return (r.flow_name, r.deployment_name) == (self.flow_name, self.name)
 
     def block_refs(self) -> list[BlockRef]:
         return [v for v in self.parameters.values() if isinstance(v, BlockRef)]
@@ -224,6 +232,7 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
                 pull_template=pull_template,
                 parameter_openapi_schema=flow.parameter_openapi_schema,
                 replaces=_replaces(raw),
+                schedule_replaces=_schedule_replaces(raw),
                 concurrency=_concurrency(raw),
                 alerts=_alerts(raw),
             )
@@ -294,6 +303,14 @@ def _replaces(raw: dict[str, Any]) -> Replaces | None:
         return None
     flow, _, name = str(spec["deployment"]).partition("/")
     return Replaces(flow, name, str(spec["schedule_id"]))
+
+
+def _schedule_replaces(raw: dict[str, Any]) -> tuple[Replaces, ...]:
+    out = []
+    for spec in ((raw.get("chapctl") or {}).get("schedule_replaces")) or []:
+        flow, _, name = str(spec["deployment"]).partition("/")
+        out.append(Replaces(flow, name, str(spec["schedule_id"]), str(spec["slug"])))
+    return tuple(out)
 
 
 def _parse_param(value: Any) -> Any:
@@ -369,6 +386,8 @@ def fingerprint(d: DesiredDeployment, blocks: Mapping[str, DesiredBlock], owner:
     }
     if d.replaces is not None:  # only when set: fingerprints of projects without it stay as they were
         spec["replaces"] = {"deployment": d.replaces.deployment, "schedule_id": d.replaces.schedule_id}
+    if d.schedule_replaces:
+        spec["schedule_replaces"] = [[r.slug, r.deployment, r.schedule_id] for r in d.schedule_replaces]
     if d.concurrency is not None:
         spec["concurrency"] = list(d.concurrency)
     if d.alerts:

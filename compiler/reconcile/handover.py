@@ -52,7 +52,8 @@ RUN_FIELDS = ("id", "expected_start_time", "state_type", "run_count", "created_b
 def finish(api: PrefectAPI, path: str, body: dict[str, Any]) -> dict[str, Any]:
     """Run the handover step for the schedule named by `path` (`/deployments/{id}/schedules/{sid}`).
 
-    `body`: `successor_id` (the replacing deployment, or None when taken over in place) and
+    `body`: `successor_id` (the replacing deployment, or None when taken over in place), `successor_slug`
+    (the slug of its schedule taking over: only that schedule's runs are compared; absent: all) and
     `reschedule` (schedule the deployment of `path` again from the moment the schedule changed).
     Returns what it did, for the apply report and the tests."""
     parts = path.strip("/").split("/")
@@ -68,7 +69,7 @@ def finish(api: PrefectAPI, path: str, body: dict[str, Any]) -> dict[str, Any]:
     changed_at = _time(schedule["updated"])  # the server's clock, at (or just before) the pause or takeover
     successor_id = body.get("successor_id")
     if successor_id:
-        _one_run_per_time(api, deployment_id, schedule_id, successor_id, changed_at, done)
+        _one_run_per_time(api, deployment_id, schedule_id, successor_id, body.get("successor_slug"), changed_at, done)
     if body.get("reschedule"):
         api.post(f"/deployments/{deployment_id}/schedule", {"start_time": changed_at.isoformat()})
         done["rescheduled_from"] = changed_at.isoformat()
@@ -99,12 +100,15 @@ def restore_runs(api: PrefectAPI, path: str, body: dict[str, Any]) -> str | None
     return start
 
 
-def _one_run_per_time(api: PrefectAPI, old_id: str, schedule_id: str, successor_id: str,
+def _one_run_per_time(api: PrefectAPI, old_id: str, schedule_id: str, successor_id: str, successor_slug: str | None,
                       paused_at: dt.datetime, done: dict[str, Any]) -> None:
     """After the pause: no run of the paused schedule after the pause (Prefect deleted them; one a
     scheduler pass computed before the pause and inserted after it goes too), and a time the paused
     schedule kept (due at the pause) is not run by the successor as well."""
     successor_runs = _runs(api, successor_id, {"state": {"type": {"any_": ["SCHEDULED"]}}})
+    if successor_slug:  # the successor has several schedules: only the one taking over counts
+        ids = {s.get("id") for s in api.get(f"/deployments/{successor_id}/schedules") if s.get("slug") == successor_slug}
+        successor_runs = [r for r in successor_runs if (r.get("created_by") or {}).get("id") in ids]
     if not successor_runs:
         since = paused_at
     else:

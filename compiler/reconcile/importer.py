@@ -10,12 +10,15 @@ documents without secrets) and maps it (`map_server`: pure, unit-tested) to an `
 the exact text of every file it writes, and findings — what could not be mapped (with the object's
 id: nothing is dropped silently), the environment variables to set, what to do after the handover.
 
-- One project per cron schedule of a served deployment: the parameters the schedule's runs get
-  (the deployment's, overridden by the schedule's), its cron, time zone and active state, and
+- Every cron schedule of every deployment: the parameters the schedule's runs get (the
+  deployment's, overridden by the schedule's), its cron, time zone and active state, and
   `replaces: {deployment, schedule_id}` so that `apply --adopt` pauses it (never deletes it) in the
-  same apply that creates the project's deployment. Its work pool is the default one.
-- One project per deployment made by `prefect deploy`, under the deployment's own name (so that
-  `apply --adopt` takes it over in place, its schedule kept with its id); inline credentials become
+  same apply that creates the project's deployment. Schedules of one deployment that share
+  credentials and model are one project with a `schedules:` entry each (each entry `replaces` its
+  own); the others a project each. A served deployment's projects use the default work pool.
+- A deployment made by `prefect deploy` whose schedules all map to one project keeps its name (so
+  that `apply --adopt` takes it over in place, every schedule kept with its id); otherwise each
+  group is a new project replacing its schedules and the deployment stays. Inline credentials become
   a block chapctl manages (base_url, username, a `password_env` to set): the password is neither
   kept nor written anywhere.
 - Names are derived from the block (`laos-model-12`), made unique against the repository and the
@@ -32,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compiler.constants import BLOCK_TYPE_SLUG, MANAGED_TAG, OWNER_TAG_PREFIX
+from compiler.constants import BLOCK_TYPE_SLUG, MANAGED_TAG, OWNER_TAG_PREFIX, written_out
 from compiler.reconcile.client import PrefectAPI
 from compiler.reconcile.ownership import deployment_owner
 
@@ -46,6 +49,9 @@ NAME = re.compile(r"^[a-z0-9-]{1,63}$")
 _BLOCK_TEMPLATE = re.compile(r"^\{\{\s*prefect\.blocks\.([a-z0-9-]+)\.([A-Za-z0-9_.-]+)\s*\}\}$")
 _URL = re.compile(r"^https?://[^\s/@]+(/\S*)?$")
 _TAG = re.compile(r"^[A-Za-z0-9_.:/ +@()-]{1,100}$")
+# The first line of a project imported from a deployment: what a second import recognises it by.
+_ORIGIN = "# Imported by `chapctl import` from deployment {id}"
+_ORIGIN_LINE = re.compile(r"^# Imported by `chapctl import` from deployment ([0-9a-f-]{36})$", re.M)
 _HOST_NOISE = {"www", "dhis", "dhis2", "hmis", "play", "api"}
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HEADER = "# yaml-language-server: $schema=../schema/project.schema.json\n"
@@ -84,8 +90,9 @@ class ImportedProject:
     name: str
     path: str  # projects/<name>.yaml
     source: str  # what it was made from, in words
-    replaces: tuple[str, str] | None  # (deployment, schedule id)
+    replaces: tuple[str, str] | None  # (deployment, schedule id) of its first schedule
     in_place: bool  # the deployment itself is taken over under its own name
+    schedule_ids: tuple[str, ...] = ()  # every hand-made schedule it takes over (one per `schedules:` entry)
 
 
 @dataclass
@@ -109,7 +116,8 @@ class ImportResult:
             "written": self.written,
             "files": self.files,
             "projects": [{"name": p.name, "path": p.path, "source": p.source, "in_place": p.in_place,
-                          "replaces": {"deployment": p.replaces[0], "schedule_id": p.replaces[1]} if p.replaces else None}
+                          "replaces": {"deployment": p.replaces[0], "schedule_id": p.replaces[1]} if p.replaces else None,
+                          "schedule_ids": list(p.schedule_ids)}
                          for p in self.projects],
             "findings": [f.to_json() for f in self.findings],
         }
@@ -139,6 +147,7 @@ class RepoState:
     defaults_exist: bool
     work_pool: str
     timezone: str
+    imported: dict[str, str] = field(default_factory=dict)  # deployment id -> project file imported from it
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -233,20 +242,24 @@ def read_repo(root: Path) -> RepoState:
     from compiler.compile.models import DEFAULT_TIMEZONE, DEFAULT_WORK_POOL
 
     loaded = load_repo(root)
-    names, replaced, blocks = set(), {}, set()
+    names, replaced, blocks, imported = set(), {}, set(), {}
     for path in (root / "projects").glob("*.yaml"):
         names.add(path.stem)
     for source in loaded.projects:
+        for origin in _ORIGIN_LINE.findall(source.text or ""):
+            imported.setdefault(origin, source.path)
         data = source.data if isinstance(source.data, dict) else {}
-        rep = data.get("replaces")
-        if isinstance(rep, dict) and isinstance(rep.get("schedule_id"), str):
-            replaced[rep["schedule_id"]] = source.path
+        entries = data.get("schedules") if isinstance(data.get("schedules"), list) else []
+        for rep in [data.get("replaces")] + [e.get("replaces") for e in entries if isinstance(e, dict)]:
+            if isinstance(rep, dict) and isinstance(rep.get("schedule_id"), str):
+                replaced[rep["schedule_id"]] = source.path
         creds = data.get("credentials")
         if isinstance(creds, dict) and isinstance(creds.get("block"), str):
             blocks.add(creds["block"])
     defaults = loaded.defaults.data if loaded.defaults is not None and isinstance(loaded.defaults.data, dict) else {}
     return RepoState(names, replaced, blocks, (root / "projects" / "_defaults.yaml").exists(),
-                     str(defaults.get("work_pool") or DEFAULT_WORK_POOL), str(defaults.get("timezone") or DEFAULT_TIMEZONE))
+                     str(defaults.get("work_pool") or DEFAULT_WORK_POOL), str(defaults.get("timezone") or DEFAULT_TIMEZONE),
+                     imported)
 
 
 # -- mapping (pure) ---------------------------------------------------------------------------------
@@ -263,6 +276,7 @@ class _Draft:
     in_place: bool
     order: tuple  # stable order among drafts with the same base
     cron: str | None = None
+    schedule_ids: tuple[str, ...] = ()  # every hand-made schedule it takes over
 
 
 class _Blocks:
@@ -298,9 +312,7 @@ def map_server(state: ServerState, repo: RepoState) -> ImportResult:
             managed.append(d["name"])
             continue
         if d["work_pool_name"]:
-            draft = _plain_deployment(d, label, repo, state, blocks, result)
-            if draft is not None:
-                drafts.append(draft)
+            drafts += _plain_deployment(d, label, repo, state, blocks, result)
             continue
         made = _served_deployment(d, label, repo, state, blocks, result)
         drafts += made
@@ -313,9 +325,10 @@ def map_server(state: ServerState, repo: RepoState) -> ImportResult:
     for draft, name in _choose_names(drafts, taken):
         path = f"projects/{name}.yaml"
         result.files[path] = _render_project(name, draft)
-        result.projects.append(ImportedProject(name, path, draft.source, draft.replaces, draft.in_place))
+        result.projects.append(ImportedProject(name, path, draft.source, draft.replaces, draft.in_place,
+                                               draft.schedule_ids))
     for label, ids in sorted(served_with_projects.items()):
-        handed = {p.replaces[1] for p in result.projects if p.replaces and p.replaces[0] == label}
+        handed = {i for p in result.projects if p.replaces and p.replaces[0] == label for i in p.schedule_ids}
         left = [i for i in ids if i not in handed and i not in repo.replaced]
         message = ("made by flow.serve() (no work pool): its runs go to the process serving it. Its imported schedules "
                    f"run in work pool {repo.work_pool!r} once `chapctl apply --adopt` has paused them; then stop that "
@@ -330,12 +343,29 @@ def map_server(state: ServerState, repo: RepoState) -> ImportResult:
     return result
 
 
-def _served_deployment(d: dict[str, Any], label: str, repo: RepoState, state: ServerState, blocks: _Blocks,
-                       result: ImportResult) -> list[_Draft]:
-    drafts = []
-    if not d["schedules"]:
-        result.findings.append(Finding("unmapped", f"deployment {label}", "made by flow.serve() with no schedule: "
-                                       "nothing to import (it runs only when triggered)", d["id"]))
+@dataclass
+class _Mapped:
+    """One cron schedule of a deployment, mapped: the project fields its runs need, and its own."""
+
+    s: dict[str, Any]
+    fields: dict[str, Any]  # credentials, model_id, end mode, setup: the parameters its runs get
+    comments: dict[str, str]
+    schedule: dict[str, Any]  # cron, timezone, active
+    schedule_comments: dict[str, str]
+
+    def key(self) -> tuple:
+        """What one project holds for all its schedules (a schedule overrides only the end mode and
+        the setup, and cannot unset the setup)."""
+        return (repr(self.fields["credentials"]), self.fields["model_id"], "prediction_setup_id" in self.fields)
+
+
+_END = ("end_mode", "end_period_offset", "end_date")
+
+
+def _map_schedules(d: dict[str, Any], label: str, repo: RepoState, state: ServerState, blocks: _Blocks,
+                   result: ImportResult) -> tuple[list[_Mapped], list[dict[str, Any]]]:
+    """Every schedule of `d` not imported yet: mapped, or reported with its id (returned as left)."""
+    mapped, left = [], []
     for s in d["schedules"]:
         what = f"schedule {s['id']} of deployment {label}"
         if s["id"] in repo.replaced:
@@ -344,74 +374,97 @@ def _served_deployment(d: dict[str, Any], label: str, repo: RepoState, state: Se
             continue
         problems: list[str] = []
         params, origin = _effective(d["parameters"], s["parameters"])
-        mapped = _map_parameters(params, origin, state, blocks, what, problems, result)
+        holder = what if "credentials" in s["parameters"] else f"deployment {label}"  # who holds the credentials
+        fields, comments = _map_parameters(params, origin, state, blocks, holder, problems, result)
         schedule = _map_schedule(s, d, what, problems, result)
         if problems:
             result.findings.append(Finding("unmapped", what, "; ".join(problems), s["id"]))
+            left.append(s)
             continue
-        fields, comments = mapped
-        base = _base_name(fields)
-        fields["description"] = f"Imported from schedule {s.get('slug') or s['id']} of {label}"
-        sched_fields, sched_comments = schedule
-        fields["schedule"] = sched_fields
-        comments.update(sched_comments)
-        tags, dropped = _tags(d["tags"])
-        if tags:
-            fields["tags"] = tags
-            comments["tags"] = "the deployment's tags"
-        if dropped:
-            result.findings.append(Finding("note", what, f"{len(dropped)} tag(s) of the deployment not kept "
-                                           "(not a plain tag)", s["id"]))
-        fields["replaces"] = {"deployment": label, "schedule_id": s["id"]}
-        comments["replaces"] = "apply --adopt pauses it (never deletes it) as it creates this project"
-        header = [f"# Imported by `chapctl import` from schedule {s['id']}" + (f" ({s['slug']})" if s.get("slug") else ""),
-                  f"# of deployment {label}, made by flow.serve() (no work pool):",
-                  f"# this project runs in the default work pool, {repo.work_pool!r}. Its parameters are the",
-                  "# ones the schedule's runs got: the schedule's own, over the deployment's."]
-        drafts.append(_Draft(base, _ordered(fields), comments, header, f"schedule {s['id']} of {label}",
-                             (label, s["id"]), False, (sched_fields["cron"], sched_fields["timezone"], s["id"]),
-                             sched_fields["cron"]))
+        mapped.append(_Mapped(s, fields, comments, *schedule))
+    return mapped, left
+
+
+def _groups(mapped: list[_Mapped]) -> list[list[_Mapped]]:
+    """Schedules that share credentials and model (and differ at most in end mode and setup): one
+    project with a `schedules:` entry each; the others a project each."""
+    groups: dict[tuple, list[_Mapped]] = {}
+    for m in mapped:
+        groups.setdefault(m.key(), []).append(m)
+    return list(groups.values())
+
+
+def _group_fields(group: list[_Mapped], label: str, in_place: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """The project fields of a group: the first schedule's parameters; `schedule:` and `replaces:`
+    for one schedule, else `schedules:` entries (slug from the cadence, parameter overrides, the
+    schedule each replaces)."""
+    first = group[0]
+    fields, comments = dict(first.fields), dict(first.comments)
+    how = ("its own schedule: apply --adopt keeps it, with its id and runs" if in_place else
+           "apply --adopt pauses it (never deletes it) as it creates this project")
+    if len(group) == 1:
+        fields["schedule"] = first.schedule
+        comments.update(first.schedule_comments)
+        fields["replaces"] = {"deployment": label, "schedule_id": first.s["id"]}
+        comments["replaces"] = how
+        return fields, comments
+    entries, slugs = [], set()
+    for m in group:
+        slug = _unique(cadence(m.schedule["cron"]) or "schedule", slugs)
+        slugs.add(slug)
+        overrides = {}
+        if any(m.fields.get(k) != first.fields.get(k) for k in _END):
+            overrides.update({k: m.fields[k] for k in _END if k in m.fields})
+        if m.fields.get("prediction_setup_id") != first.fields.get("prediction_setup_id"):
+            overrides["prediction_setup_id"] = m.fields["prediction_setup_id"]
+        entry = {"slug": slug, **m.schedule}
+        if overrides:
+            entry["parameters"] = overrides
+        entry["replaces"] = {"deployment": label, "schedule_id": m.s["id"]}
+        entries.append(entry)
+    fields["schedules"] = entries
+    comments["schedules"] = (f"{len(group)} schedules sharing credentials and model; each `replaces` its own: " + how)
+    return fields, comments
+
+
+def _served_deployment(d: dict[str, Any], label: str, repo: RepoState, state: ServerState, blocks: _Blocks,
+                       result: ImportResult) -> list[_Draft]:
+    if not d["schedules"]:
+        result.findings.append(Finding("unmapped", f"deployment {label}", "made by flow.serve() with no schedule: "
+                                       "nothing to import (it runs only when triggered)", d["id"]))
+    mapped, _left = _map_schedules(d, label, repo, state, blocks, result)
+    drafts = []
+    for group in _groups(mapped):
+        drafts.append(_new_project(d, label, group, repo, result,
+                                   [f"# of deployment {label}, made by flow.serve() (no work pool):",
+                                    f"# this project runs in the default work pool, {repo.work_pool!r}. Its parameters "
+                                    "are the", "# ones the schedule's runs got: the schedule's own, over the "
+                                    "deployment's."]))
     return drafts
 
 
-def _plain_deployment(d: dict[str, Any], label: str, repo: RepoState, state: ServerState, blocks: _Blocks,
-                      result: ImportResult) -> _Draft | None:
-    what = f"deployment {label}"
-    in_place = bool(NAME.match(d["name"]))
-    if in_place and d["name"] in repo.project_names:
-        result.findings.append(Finding("kept", what, f"projects/{d['name']}.yaml exists: left alone (not "
-                                       "overwritten)", d["id"]))
-        return None
-    problems: list[str] = []
-    params, origin = _effective(d["parameters"], {})
-    crons = [s for s in d["schedules"] if "cron" in s["schedule"]]
-    chosen = crons[0] if crons else None
-    if chosen is not None and chosen["parameters"]:
-        params, origin = _effective(d["parameters"], chosen["parameters"])
-    mapped = _map_parameters(params, origin, state, blocks, what, problems, result)
-    schedule = _map_schedule(chosen, d, f"schedule {chosen['id']} of {what}", problems, result) if chosen else None
-    if problems:
-        result.findings.append(Finding("unmapped", what, "; ".join(problems), d["id"]))
-        return None
-    fields, comments = mapped
-    for s in d["schedules"]:
-        if s is chosen:
-            continue
-        kind = "cron" if "cron" in s["schedule"] else next(iter(s["schedule"]), "unknown")
-        if in_place:
-            message = (f"a {kind} schedule a project cannot hold (one cron schedule per project): `chapctl apply "
-                       "--adopt` deletes it when it takes the deployment over; add a project for it first to keep it")
-        else:
-            message = f"a {kind} schedule not imported: it stays on the old deployment"
-        result.findings.append(Finding("unmapped", f"schedule {s['id']} of {what}", message, s["id"]))
-    if d["description"] and len(d["description"]) <= 2000:
-        fields["description"] = d["description"]
-        comments["description"] = "the deployment's description"
-    if schedule is not None:
-        fields["schedule"], sched_comments = schedule
-        comments.update(sched_comments)
-    pool = d["work_pool_name"]
-    if pool != repo.work_pool:
+def _new_project(d: dict[str, Any], label: str, group: list[_Mapped], repo: RepoState, result: ImportResult,
+                 header: list[str], pool: str | None = None, name: str = "") -> _Draft:
+    """A project (a new deployment) taking over the schedules of `group`, each paused by apply --adopt."""
+    fields, comments = _group_fields(group, label, in_place=False)
+    base = name or _base_name(fields)
+    ids = [m.s["id"] for m in group]
+    first = group[0].s
+    fields["description"] = written_out(f"Imported from schedule{'s' if len(ids) > 1 else ''} "
+                                        f"{', '.join(m.s.get('slug') or m.s['id'] for m in group)} of {label}",
+                                        one_line=True)
+    _pool_and_tags(d, fields, comments, repo, result, f"schedule {first['id']} of deployment {label}", pool)
+    header = [f"# Imported by `chapctl import` from schedule{'s' if len(ids) > 1 else ''} {', '.join(ids)}"
+              + (f" ({first['slug']})" if first.get("slug") and len(ids) == 1 else ""), *header]
+    schedule = group[0].schedule
+    return _Draft(base, _ordered(fields), comments, header, f"schedule{'s' if len(ids) > 1 else ''} "
+                  f"{', '.join(ids)} of {label}", (label, first["id"]), False,
+                  (schedule["cron"], schedule["timezone"], first["id"]), schedule["cron"], tuple(ids))
+
+
+def _pool_and_tags(d: dict[str, Any], fields: dict[str, Any], comments: dict[str, str], repo: RepoState,
+                   result: ImportResult, what: str, pool: str | None) -> None:
+    if pool and pool != repo.work_pool:
         if NAME.match(pool):
             fields["work_pool"] = pool
             comments["work_pool"] = "the deployment's work pool"
@@ -423,20 +476,62 @@ def _plain_deployment(d: dict[str, Any], label: str, repo: RepoState, state: Ser
         fields["tags"] = tags
         comments["tags"] = "the deployment's tags"
     if dropped:
-        result.findings.append(Finding("note", what, f"{len(dropped)} tag(s) not kept (not a plain tag)", d["id"]))
-    replaces = None
-    if chosen is not None:
-        fields["replaces"] = {"deployment": label, "schedule_id": chosen["id"]}
-        replaces = (label, chosen["id"])
-        comments["replaces"] = ("its own schedule: apply --adopt keeps it, with its id and runs" if in_place else
-                                "apply --adopt pauses it (never deletes it) as it creates this project")
-    header = [f"# Imported by `chapctl import` from deployment {label}",
-              f"# ({d['id']}), made by `prefect deploy` (work pool {pool!r}).",
-              "# Same name: `chapctl apply --adopt` takes that deployment over in place." if in_place else
-              "# Its name is not a project name: this project is a new deployment that replaces it."]
+        result.findings.append(Finding("note", what, f"{len(dropped)} tag(s) of the deployment not kept "
+                                       "(not a plain tag)", d["id"]))
+
+
+def _plain_deployment(d: dict[str, Any], label: str, repo: RepoState, state: ServerState, blocks: _Blocks,
+                      result: ImportResult) -> list[_Draft]:
+    """A deployment made by `prefect deploy`. When every schedule of it maps to one project (the same
+    credentials and model) and its name is a project name, that project takes it over in place;
+    otherwise each group of schedules becomes a new project replacing them (paused by apply
+    --adopt), and the deployment stays as it is, with what could not be mapped still on it."""
+    what = f"deployment {label}"
+    in_place = bool(NAME.match(d["name"]))
+    if in_place and d["name"] in repo.project_names:
+        result.findings.append(Finding("kept", what, f"projects/{d['name']}.yaml exists: left alone (not "
+                                       "overwritten)", d["id"]))
+        return []
+    if d["id"] in repo.imported:  # recognised by what the project records, whatever name it was given
+        result.findings.append(Finding("kept", what, f"already imported: {repo.imported[d['id']]}", d["id"]))
+        return []
+    pool = d["work_pool_name"]
+    mapped, left = _map_schedules(d, label, repo, state, blocks, result)
+    groups = _groups(mapped)
+    if not d["schedules"]:  # triggered only: the deployment's own parameters
+        problems: list[str] = []
+        fields, comments = _map_parameters(*_effective(d["parameters"], {}), state, blocks, what, problems, result)
+        if problems:
+            result.findings.append(Finding("unmapped", what, "; ".join(problems), d["id"]))
+            return []
+    elif in_place and len(groups) == 1 and not left and len(mapped) == len(d["schedules"]):
+        fields, comments = _group_fields(groups[0], label, in_place=True)
+    else:
+        if not mapped:
+            return []
+        header = [f"# of deployment {label} ({d['id']}), made by `prefect deploy` (work pool {pool!r}).",
+                  "# A new deployment that replaces them: the old deployment stays, its other schedules on it."]
+        if left or len(groups) > 1:
+            result.findings.append(Finding("note", what, f"its schedules map to {len(groups)} project(s)"
+                                           + (f" and {len(left)} schedule(s) could not be mapped" if left else "")
+                                           + ": it is not taken over in place; each project replaces its own "
+                                           "schedules (apply --adopt pauses them), and the deployment keeps the "
+                                           "others as they are", d["id"]))
+        name = _slug(d["name"]) if len(groups) == 1 else ""  # the deployment's name, as a project name
+        return [_new_project(d, label, g, repo, result, header, pool, name) for g in groups]
+    if d["description"] and len(d["description"]) <= 2000:
+        fields["description"] = written_out(d["description"])
+        comments["description"] = "the deployment's description"
+    _pool_and_tags(d, fields, comments, repo, result, what, pool)
+    replaces = (label, d["schedules"][0]["id"]) if d["schedules"] else None
+    header = [_ORIGIN.format(id=d["id"]),
+              f"# ({label}), made by `prefect deploy` (work pool {pool!r}).",
+              "# Same name: `chapctl apply --adopt` takes that deployment over in place, its schedules kept." if in_place
+              else "# Its name is not a project name: this project is a new deployment (the old one stays)."]
+    cron = (fields.get("schedule") or (fields.get("schedules") or [{}])[0]).get("cron")
     base = d["name"] if in_place else (_slug(d["name"]) or _base_name(fields))
-    return _Draft(base, _ordered(fields), comments, header, f"deployment {label}", replaces, in_place,
-                  (d["name"],), fields.get("schedule", {}).get("cron"))
+    return [_Draft(base, _ordered(fields), comments, header, f"deployment {label}", replaces, in_place,
+                   (d["name"],), cron, tuple(s["id"] for s in d["schedules"]))]
 
 
 def _effective(deployment: dict[str, Any], schedule: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -607,7 +702,7 @@ def _tags(tags: list[str]) -> tuple[list[str], list[str]]:
 
 
 _ORDER = ("description", "credentials", "model_id", "end_mode", "end_period_offset", "end_date",
-          "prediction_setup_id", "schedule", "tags", "work_pool", "replaces")
+          "prediction_setup_id", "schedule", "schedules", "tags", "work_pool", "replaces")
 
 
 def _ordered(fields: dict[str, Any]) -> dict[str, Any]:
@@ -727,23 +822,46 @@ def _scalar(value: Any) -> str:
     return yaml_scalar(value)
 
 
+def _comment(text: str) -> str:
+    """Text for a YAML comment: server text in it (names, slugs) can never end the comment."""
+    return written_out(text, one_line=True)
+
+
 def _line(indent: int, key: str, value: str, comment: str | None) -> str:
     text = f"{' ' * indent}{key}:{(' ' + value) if value else ''}"
     if comment:
-        text = f"{text:<42} # {comment}"
+        text = f"{text:<42} # {_comment(comment)}"
     return text
 
 
 def _render_project(name: str, draft: _Draft) -> str:
-    lines = [HEADER.rstrip("\n"), *draft.header, _line(0, "name", _scalar(name), "= file name = deployment name")]
+    lines = [HEADER.rstrip("\n"), *map(_comment, draft.header),
+             _line(0, "name", _scalar(name), "= file name = deployment name")]
     for key, value in draft.fields.items():
-        if isinstance(value, dict):
+        if key == "schedules":
+            lines.append(_line(0, key, "", draft.comments.get(key)))
+            for entry in value:
+                lines += _entry_lines(entry)
+        elif isinstance(value, dict):
             lines.append(_line(0, key, "", draft.comments.get(key)))
             for sub, item in value.items():
                 lines.append(_line(2, sub, _scalar(item), draft.comments.get(f"{key}.{sub}")))
         else:
             lines.append(_line(0, key, _scalar(value), draft.comments.get(key)))
     return "\n".join(lines) + "\n"
+
+
+def _entry_lines(entry: dict[str, Any]) -> list[str]:
+    """One `schedules:` entry: `- slug: …`, its cron, time zone, active, then its parameters and replaces."""
+    lines = []
+    for key, value in entry.items():
+        prefix = "- " if not lines else "  "
+        if isinstance(value, dict):
+            lines.append(f"{prefix}{key}:")
+            lines += [f"    {sub}: {_scalar(item)}" for sub, item in value.items()]
+        else:
+            lines.append(f"{prefix}{key}: {_scalar(value)}")
+    return lines
 
 
 def _render_defaults(state: ServerState, repo: RepoState) -> str:

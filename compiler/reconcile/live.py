@@ -242,7 +242,7 @@ def _read_deployments(api: PrefectAPI, desired: Desired, live: Live) -> None:
     # Only this owner's deployments, any deployment a project's name would clash with, and the
     # hand-made deployments whose schedules projects replace (`replaces:`), in the same request.
     names = sorted({d.name for d in desired.deployments}
-                   | {d.replaces.deployment_name for d in desired.deployments if d.replaces is not None})
+                   | {r.deployment_name for d in desired.deployments for r in d.replaced})
     flt: dict[str, Any] = {"tags": {"any_": [desired.owner_tag]}}
     if names:
         flt = {"operator": "or_", "tags": {"any_": [desired.owner_tag]}, "name": {"any_": names}}

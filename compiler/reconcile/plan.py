@@ -33,8 +33,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler.constants import BLOCK_TYPE_SLUG, MANAGED_TAG
-from compiler.reconcile.desired import BlockRef, Desired, DesiredAlert, DesiredBlock, DesiredDeployment
+from compiler.constants import BLOCK_TYPE_SLUG, MANAGED_TAG, STATE_VARIABLE
+from compiler.reconcile.desired import BlockRef, Desired, DesiredAlert, DesiredBlock, DesiredDeployment, Replaces
 from compiler.jsontree import map_leaves, paths
 from compiler.reconcile.ownership import LEGACY, claim_name, deployment_owner
 from compiler.reconcile.live import Live, prune_candidates
@@ -196,6 +196,9 @@ class Plan:
     # Environment apply needs but this plan's environment lacks (e.g. a CI job that only plans):
     # plan warns and still succeeds, apply refuses before any write.
     missing_env: list[str] = field(default_factory=list)
+    # Hand-made schedules on deployments chapctl adopted that no project declares: left alone, and
+    # recorded by apply (the owner's commit record) so that later plans leave them alone too.
+    left_alone: list[str] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:
@@ -239,6 +242,8 @@ def plan(desired: Desired, live: Live, options: PlanOptions | None = None, **fla
     p.actions += _plan_flows(ctx)
     p.actions += _plan_concurrency_limits(ctx)
     p.actions += _plan_deployments(ctx, p)
+    p.notes += ctx.notes
+    p.left_alone = sorted(ctx.left_alone)
     p.actions += _plan_automations(ctx)
     p.blockers += _parameter_blockers(ctx, p.actions)
     if live.legacy:
@@ -270,6 +275,13 @@ class _Context:
             bt.slug: (live.block_schemas.get(bt.block_schema["checksum"]) or {}).get("id") for bt in desired.block_types
         }
         self.block_type_ids = {slug: bt["id"] for slug, bt in live.block_types.items()}
+        # Hand-made schedules some project takes over: never deleted, wherever they are.
+        self.replaced_ids = {r.schedule_id for d in desired.deployments for r in d.replaced}
+        self.notes: list[str] = []  # notes of steps that return actions only
+        record = (live.variables.get(STATE_VARIABLE.format(owner=self.owner)) or {}).get("value")
+        # Hand-made schedules left alone when their deployment was adopted (recorded by apply).
+        self.hand_made = set(record.get("hand_made_schedules") or []) if isinstance(record, dict) else set()
+        self.left_alone: list[str] = []
 
     def deployment_in_sync(self, name: str) -> bool:
         """True when the live deployment of this project carries the fingerprint of today's YAML."""
@@ -674,13 +686,15 @@ def _restore_runs(d: DesiredDeployment, own: list[Action], live: dict[str, Any] 
 
 # -- hand-made schedules that projects replace (`replaces:`, written by `chapctl import`) ----------
 def _plan_replaced(ctx: _Context, p: Plan, d: DesiredDeployment, successor: dict[str, Any] | None) -> list[Action]:
-    """The hand-made schedule `d` takes over, on another deployment: paused (never deleted) with
-    --adopt, in the same chain that creates `d`, after `d`'s runs are scheduled; refused without
-    --adopt while it is active (both would run). A schedule taken over in place (a deployment
-    adopted under its own name) is handled by `_plan_schedules` instead."""
-    r = d.replaces
-    if r is None or d.replaces_in_place:
-        return []
+    """The hand-made schedules `d` takes over, on another deployment: each paused (never deleted)
+    with --adopt, in the same chain that creates `d`, after `d`'s runs are scheduled; refused
+    without --adopt while it is active (both would run). A schedule taken over in place (a
+    deployment adopted under its own name) is handled by `_plan_schedules` instead."""
+    return [a for r in d.replaced if not d.in_place(r) for a in _plan_one_replaced(ctx, p, d, r, successor)]
+
+
+def _plan_one_replaced(ctx: _Context, p: Plan, d: DesiredDeployment, r: Replaces,
+                       successor: dict[str, Any] | None) -> list[Action]:
     old = ctx.live_by_key.get((r.flow_name, r.deployment_name))
     where = f"projects/{d.name}.yaml"
     if old is None:
@@ -712,7 +726,7 @@ def _plan_replaced(ctx: _Context, p: Plan, d: DesiredDeployment, successor: dict
         )
         return []
     successor_id: str | Placeholder = successor["id"] if successor else ref("deployment", d.name)
-    replaced = {x.replaces.schedule_id for x in ctx.desired.deployments if x.replaces is not None}
+    replaced = ctx.replaced_ids
     # Active schedules of the old deployment that no project replaces: their runs go with the pause too.
     others = [s for s in old.get("schedules") or [] if s.get("id") not in replaced and s.get("active") is not False]
     pause: dict[str, Any] = {"schedule": sched.get("schedule"), "active": False,
@@ -726,7 +740,7 @@ def _plan_replaced(ctx: _Context, p: Plan, d: DesiredDeployment, successor: dict
     requests += [
         Request("PATCH", f"/deployments/{old['id']}/schedules/{r.schedule_id}", pause),
         Request(HANDOVER, f"/deployments/{old['id']}/schedules/{r.schedule_id}",
-                {"successor_id": successor_id, "reschedule": bool(others)}),
+                {"successor_id": successor_id, "successor_slug": r.slug, "reschedule": bool(others)}),
     ]
     changes = [
         Change("active", True, False),
@@ -1019,7 +1033,7 @@ def _parameter_blockers(ctx: _Context, actions: list[Action]) -> list[str]:
 
 def _update_deployment(ctx: _Context, d: DesiredDeployment, live: dict[str, Any], adopting: str | None) -> list[Action]:
     in_sync = live.get("version") == d.fingerprint and not adopting
-    actions = _plan_schedules(ctx, d, live, drift=in_sync)
+    actions = _plan_schedules(ctx, d, live, drift=in_sync, adopting=adopting is not None and deployment_owner(live) is None)
     body = _desired_body(ctx, d)
     changes: list[Change] = []
     patch: dict[str, Any] = {}
@@ -1059,10 +1073,10 @@ def _update_deployment(ctx: _Context, d: DesiredDeployment, live: dict[str, Any]
     if patch or live.get("version") != d.fingerprint:
         patch["version"] = d.fingerprint
         requests = [Request("PATCH", f"/deployments/{live['id']}", patch)]
-        if adopting and taken_in_place(d, live) is not None:
-            # The schedule keeps its id (its runs their idempotency keys): the RUNS step that ends
-            # this chain re-creates the runs Prefect deletes with the update from the moment of the
-            # takeover, and a run kept (due at that moment) is not made twice.
+        if adopting and taken_in_place(d, live):
+            # The schedules keep their ids (their runs their idempotency keys): the RUNS step that
+            # ends this chain re-creates the runs Prefect deletes with the update from the moment of
+            # the takeover, and a run kept (due at that moment) is not made twice.
             changes.append(Change("scheduled runs", "deleted by Prefect with the update",
                                   "re-created at once from the moment of the takeover (none twice, none lost)"))
         if not changes:  # a write with nothing for a reviewer to see: reporters fold it into one line
@@ -1086,27 +1100,41 @@ def _update_deployment(ctx: _Context, d: DesiredDeployment, live: dict[str, Any]
     return actions
 
 
-def taken_in_place(d: DesiredDeployment, live: dict[str, Any]) -> dict[str, Any] | None:
-    """The live schedule `d` takes over in place (`replaces:` naming its own deployment, made by
-    `prefect deploy`), while it does not carry the project's slug yet; None otherwise."""
-    if not d.replaces_in_place or not d.schedules:
-        return None
-    slugs = {s.get("slug") for s in live.get("schedules") or []}
-    if d.schedules[0].slug in slugs:
-        return None  # taken over already (or the project's schedule exists): matched by slug
-    return next((s for s in live.get("schedules") or [] if s.get("id") == d.replaces.schedule_id), None)
+def taken_in_place(d: DesiredDeployment, live: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The live schedules `d` takes over in place (`replaces:` naming its own deployment, made by
+    `prefect deploy`), each with the slug of the project's schedule it becomes, while that slug is
+    not on the server yet (then they are matched by slug)."""
+    by_id = {s.get("id"): s for s in live.get("schedules") or []}
+    slugs = {s.get("slug") for s in by_id.values()}
+    return [(r.slug, by_id[r.schedule_id]) for r in d.replaced
+            if d.in_place(r) and r.slug and r.slug not in slugs and r.schedule_id in by_id]
 
 
-def _plan_schedules(ctx: _Context, d: DesiredDeployment, live: dict[str, Any], drift: bool) -> list[Action]:
+def _plan_schedules(ctx: _Context, d: DesiredDeployment, live: dict[str, Any], drift: bool,
+                    adopting: bool = False) -> list[Action]:
+    """`d`'s schedules on its deployment, matched by slug. A live schedule the project does not
+    declare is deleted — but never one made by hand: one a project replaces is left to that
+    project (which pauses it), and while a hand-made deployment is adopted (`adopting`) every
+    other is left alone, with a note."""
     dep_id = live["id"]
     live_by_slug = {s["slug"]: s for s in live.get("schedules") or [] if s.get("slug")}
     taken = taken_in_place(d, live)
-    if taken is not None:  # kept with its id (its runs keep their idempotency keys): PATCHed, slug included
-        live_by_slug[d.schedules[0].slug] = taken
+    for slug, s in taken:  # kept with its id (its runs keep their idempotency keys): PATCHed, slug included
+        live_by_slug[slug] = s
+    taken_ids = {s["id"] for _, s in taken}
     wanted = {s.slug for s in d.schedules}
     deletes, updates, creates = [], [], []
     for s in live.get("schedules") or []:
-        if s is taken:
+        if s["id"] in taken_ids:
+            continue
+        if s.get("slug") not in wanted and (adopting or s["id"] in ctx.replaced_ids or s["id"] in ctx.hand_made):
+            if s["id"] not in ctx.replaced_ids:
+                ctx.left_alone.append(s["id"])
+            if adopting and s["id"] not in ctx.replaced_ids:
+                ctx.notes.append(
+                    f"schedule {s.get('slug') or s['id']} of deployment {d.flow_name}/{d.name} ({_show_schedule(s)}) "
+                    f"was made by hand and no project declares or replaces it: left alone, not deleted (add it to "
+                    f"projects/{d.name}.yaml `schedules:` to manage it, or delete it in the UI)")
             continue
         if s.get("slug") not in wanted:
             deletes.append(
@@ -1143,9 +1171,9 @@ def _plan_schedules(ctx: _Context, d: DesiredDeployment, live: dict[str, Any], d
         if changes:
             paused = any(c.field == "active" and c.before is False for c in changes)
             reason = ("paused on the server" if paused else "edited on the server") if drift else "schedule changed in the project"
-            if current is taken:
-                reason = (f"taken over in place from the hand-made schedule {taken['id']} (its id and runs are kept; "
-                          "projects/" + d.name + ".yaml `replaces` it)")
+            if current["id"] in taken_ids:
+                reason = (f"taken over in place from the hand-made schedule {current['id']} (its id and runs are "
+                          "kept; projects/" + d.name + ".yaml `replaces` it)")
             updates.append(
                 Action(
                     "schedule",

@@ -159,6 +159,6 @@ def test_replaces_is_carried_to_prefect_yaml_for_chapctl_and_ignored_by_prefect(
     facts = Facts.from_json(json.loads((REPO / "tests/plan_golden/facts.json").read_text()))
     desired = {d.name: d for d in load_desired(repo, {"CHAPCTL_FLOWS_DIR": "/x"}, facts=facts).deployments}
     assert desired["imported"].replaces == Replaces("dhis2-chap-prediction", "chap-scheduler", sid)
-    assert desired["plain"].replaces is None and not desired["imported"].replaces_in_place
+    assert desired["plain"].replaces is None and not desired["imported"].in_place(desired["imported"].replaces)
     without = fingerprint(desired["imported"].__class__(**{**desired["imported"].__dict__, "replaces": None}), {}, "x")
     assert fingerprint(desired["imported"], {}, "x") != without  # the fingerprint covers it

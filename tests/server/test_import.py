@@ -321,3 +321,94 @@ def test_import_json_and_clean_errors(chapctl, make_repo, clean_server):
     assert doc["files"] == {} and doc["read"] == {"deployments": 0, "schedules": 0}
     down = chapctl.cli(repo, "import", env={**chapctl.env, "PREFECT_API_URL": "http://127.0.0.1:9/api"})
     assert down.returncode == 1 and down.stderr.startswith("error: ") and "Traceback" not in down.stderr
+
+
+POOL_YAML = """\
+name: hand-made
+pull:
+- prefect.deployments.steps.set_working_directory:
+    directory: /srv/chap
+deployments:
+- name: {name}
+  entrypoint: flows/dhis2_chap_prediction.py:dhis2_chap_prediction
+  work_pool:
+    name: chap-pool
+  parameters:
+    credentials:
+      base_url: https://dhis2.{host}.example.org
+      username: chap-bot
+      password: {password}
+    configured_model_id: 5
+  schedules:
+  - cron: "0 3 * * 3"
+    timezone: UTC
+"""
+
+
+def test_import_maps_every_ui_schedule_of_a_pool_deployment_and_adopt_deletes_none(chapctl, make_repo, clean_server,
+                                                                                    tmp_path):
+    """Issue 21 #9: a `prefect deploy` deployment with schedules added in the UI, each pinning its
+    own parameters (one its own credentials block; one an interval). Import used to write one
+    project with the first schedule and say `apply --adopt` deletes the others; now every schedule
+    is mapped and adopt deletes nothing. A deployment whose schedules all share credentials is
+    taken over in place, every schedule kept with its id."""
+    clean_server.wipe(registrations=True)
+    repo = make_repo([])
+    env = _prefect_env(clean_server, tmp_path / "prefect-home")
+    proc = subprocess.run([sys.executable, "-c", SERVED, str(repo.root), CANARY], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=repo.root)
+    assert proc.returncode == 0, proc.stderr
+    laos = json.loads(proc.stdout.strip().splitlines()[-1])["laos-dhis2"]
+    with clean_server.client() as c:
+        c.post("/work_pools/", json={"name": "chap-pool", "type": "process"}).raise_for_status()
+    for name, host in (("sl-malaria", "sl"), ("ke-malaria", "ke")):
+        hand = tmp_path / name
+        shutil.copytree(repo.root / "flows", hand / "flows", ignore=shutil.ignore_patterns("__pycache__"))
+        (hand / "prefect.yaml").write_text(POOL_YAML.format(name=name, host=host, password=INLINE_PASSWORD))
+        proc = subprocess.run([str(PREFECT_BIN), "--no-prompt", "deploy", "--all"], cwd=hand, env=env,
+                              capture_output=True, text=True, timeout=180)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    deps = {d["name"]: d for d in all_deployments(clean_server)}
+    ui = {"sl-malaria": [({"cron": "0 4 * * 5", "timezone": "UTC"}, {"end_mode": "offset", "end_period_offset": 2}),
+                         ({"cron": "0 6 * * 1", "timezone": "UTC"},
+                          {"credentials": {"$ref": {"block_document_id": laos}}, "configured_model_id": 12}),
+                         ({"interval": 3600}, {})],
+          "ke-malaria": [({"cron": "0 5 1 * *", "timezone": "UTC"}, {"end_mode": "fixed", "end_date": "2026-06-30"})]}
+    with clean_server.client() as c:
+        for name, rows in ui.items():
+            c.post(f"/deployments/{deps[name]['id']}/schedules", json=[
+                {"schedule": sched, "active": True, "parameters": params} for sched, params in rows]).raise_for_status()
+    before = {d["name"]: {s["id"]: s for s in sorted(d["schedules"], key=lambda s: (s["created"], s["id"]))}
+              for d in all_deployments(clean_server) if d["name"] in ui}  # in import's order: as created
+    schedule_everything(clean_server)
+
+    (repo.root / "projects/_defaults.yaml").unlink()
+    out = chapctl.cli(repo, "import")
+    assert out.returncode == 0, out.stderr
+    assert "deletes" not in out.stdout, out.stdout
+    written = sorted(p.name for p in (repo.root / "projects").iterdir())
+    assert written == ["_defaults.yaml", "ke-malaria.yaml", "laos-model-12.yaml", "sl-model-5.yaml"], out.stdout
+    sl = load(repo.root / "projects/sl-model-5.yaml")
+    assert [e["replaces"]["schedule_id"] for e in sl["schedules"]] == list(before["sl-malaria"])[:2]
+    assert sl["schedules"][1]["parameters"] == {"end_mode": "offset", "end_period_offset": 2}
+    ke = load(repo.root / "projects/ke-malaria.yaml")
+    assert [e["replaces"]["schedule_id"] for e in ke["schedules"]] == list(before["ke-malaria"])
+
+    assert chapctl.cli(repo, "compile").returncode == 0
+    env = {**chapctl.env, "SL_DHIS2_PASSWORD": NEW_PASSWORD, "KE_DHIS2_PASSWORD": NEW_PASSWORD}
+    applied = chapctl.cli(repo, "apply", "--adopt", env=env)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    after = {d["name"]: {s["id"]: s for s in d["schedules"]} for d in all_deployments(clean_server)}
+    # Not one hand-made schedule deleted: sl-malaria's mapped ones paused, its interval untouched;
+    # ke-malaria's both kept with their ids, as the project's schedules.
+    assert set(after["sl-malaria"]) == set(before["sl-malaria"])
+    assert [after["sl-malaria"][i]["active"] for i in before["sl-malaria"]] == [False, False, False, True]
+    assert set(after["ke-malaria"]) == set(before["ke-malaria"])
+    assert sorted(s["slug"] for s in after["ke-malaria"].values()) == ["day1-0500", "wed-0300"]
+    assert len(after["sl-model-5"]) == 2 and len(after["laos-model-12"]) == 1
+
+    # Again: import writes nothing new, apply writes nothing.
+    reimport = chapctl.cli(repo, "import")
+    assert reimport.returncode == 0 and "Nothing to write." in reimport.stdout, reimport.stdout
+    chapctl.apply(repo, adopt=True)
+    assert chapctl.last_stats.writes == 0

@@ -184,8 +184,13 @@ def test_name_clash_with_unmanaged_deployment_refused_unless_adopt(chapctl, make
     adopted = deployment(clean_server, "laos-malaria")
     assert adopted["id"] == theirs["id"]
     assert "managed-by:chapctl" in adopted["tags"]
-    assert [s["slug"] for s in adopted["schedules"]] == ["chapctl-cron"]
+    # Issue 21 #9: the hand-made interval schedule is left alone (adopt deletes no hand-made schedule),
+    # and stays so: the next plan has nothing to do, and an apply without --adopt keeps it too.
+    assert sorted(str(s["slug"]) for s in adopted["schedules"]) == ["None", "chapctl-cron"]
+    assert theirs["schedules"][0]["id"] in {s["id"] for s in adopted["schedules"]}
     assert not chapctl.plan(repo).has_changes
+    chapctl.apply(repo)
+    assert theirs["schedules"][0]["id"] in {s["id"] for s in deployment(clean_server, "laos-malaria")["schedules"]}
 
 
 def test_drift_is_shown_by_plan_and_reverted_by_apply(chapctl, make_repo, clean_server):

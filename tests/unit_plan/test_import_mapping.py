@@ -104,21 +104,23 @@ def test_secrets_are_dropped_as_they_are_read():
 def test_served_schedules_become_projects_with_unique_readable_names():
     result = map_server(state(SERVED), repo())
     names = [p.name for p in result.projects]
-    # Same instance and model: the cron's cadence tells them apart.
-    assert names == ["laos-model-12-mon-0600", "laos-model-12-thu-0600", "rwanda-model-3"]
-    monday = load(result.files["projects/laos-model-12-mon-0600.yaml"])
-    assert monday == {
-        "name": "laos-model-12-mon-0600", "description": f"Imported from schedule {sid(1)} of "
-        "dhis2-chap-prediction/chap-scheduler", "credentials": {"block": "laos-dhis2"}, "model_id": 12,
-        "end_mode": "offset", "end_period_offset": 1,
-        "schedule": {"cron": "0 6 * * 1", "timezone": "Asia/Vientiane", "active": True},
-        "replaces": {"deployment": "dhis2-chap-prediction/chap-scheduler", "schedule_id": sid(1)}}
+    # Same credentials and model: one project, a `schedules:` entry each, named by its cadence.
+    assert names == ["laos-model-12", "rwanda-model-3"]
+    laos = load(result.files["projects/laos-model-12.yaml"])
+    label = "dhis2-chap-prediction/chap-scheduler"
+    assert laos == {
+        "name": "laos-model-12", "description": f"Imported from schedules {sid(1)}, {sid(2)} of {label}",
+        "credentials": {"block": "laos-dhis2"}, "model_id": 12, "end_mode": "offset", "end_period_offset": 1,
+        "schedules": [{"slug": "mon-0600", "cron": "0 6 * * 1", "timezone": "Asia/Vientiane", "active": True,
+                       "replaces": {"deployment": label, "schedule_id": sid(1)}},
+                      {"slug": "thu-0600", "cron": "0 6 * * 4", "timezone": "Asia/Vientiane", "active": True,
+                       "replaces": {"deployment": label, "schedule_id": sid(2)}}]}
     rwanda = load(result.files["projects/rwanda-model-3.yaml"])
     assert rwanda["schedule"] == {"cron": "0 4 * * 2", "timezone": "UTC", "active": False}  # paused stays paused
     assert str(rwanda["end_date"]) == "2026-06-30" and rwanda["end_mode"] == "fixed"
-    text = result.files["projects/laos-model-12-mon-0600.yaml"]
-    assert f"# block document {LAOS}, in the schedule's parameters" in text
-    assert f"# schedule {sid(1)}" in text
+    text = result.files["projects/rwanda-model-3.yaml"]
+    assert f"# block document {RWANDA}, in the schedule's parameters" in text
+    assert f"# schedule {sid(3)}" in text
     assert "projects/_defaults.yaml" in result.files
 
 
@@ -135,7 +137,7 @@ def test_what_cannot_be_mapped_is_reported_with_its_id():
 
 
 def test_inline_credentials_become_a_managed_block_and_a_variable_to_set():
-    result = map_server(state(PLAIN), repo())
+    result = map_server(state({**PLAIN, "schedules": PLAIN["schedules"][:1]}), repo())
     (project,) = result.projects
     assert project.name == "sl-malaria" and project.in_place
     data = load(result.files["projects/sl-malaria.yaml"])
@@ -145,8 +147,6 @@ def test_inline_credentials_become_a_managed_block_and_a_variable_to_set():
     assert data["replaces"] == {"deployment": "dhis2-chap-prediction/sl-malaria", "schedule_id": sid(8)}
     (secret,) = result.of_kind("secret")
     assert secret.variable == "SL_DHIS2_PASSWORD"
-    (rrule,) = result.of_kind("unmapped")
-    assert rrule.id == sid(9) and "deletes it" in rrule.message
     defaults = load(result.files["projects/_defaults.yaml"])
     assert defaults["source"] == {"git": {"repository": "https://github.com/example/chap.git", "branch": "prod"}}
     assert CANARY not in repr(result.to_json())
@@ -162,7 +162,7 @@ def test_output_validates_and_is_deterministic(tmp_path):
         (tmp_path / path).write_text(text)
     validated = validate(load_repo(tmp_path))
     assert [d for d in validated.diagnostics if d.severity == "error"] == []
-    assert len(validated.projects) == 4
+    assert len(validated.projects) == 3
 
 
 def test_names_avoid_the_repository_and_the_server_and_imports_are_not_repeated():
@@ -213,7 +213,7 @@ def test_import_never_overwrites_and_dry_run_writes_nothing(tmp_path, monkeypatc
     result = importer.import_server(None, root)
     assert (root / "projects/rwanda-model-3.yaml").read_text() == "# mine\n"
     assert any(f.object == "projects/rwanda-model-3.yaml" and "left alone" in f.message for f in result.findings)
-    assert (root / "projects/laos-model-12-mon-0600.yaml").exists()
+    assert (root / "projects/laos-model-12.yaml").exists()
 
 
 def test_a_dangling_symlink_in_projects_does_not_break_the_import_check(tmp_path):
@@ -224,3 +224,100 @@ def test_a_dangling_symlink_in_projects_does_not_break_the_import_check(tmp_path
     result = map_server(state(SERVED), repo())
     importer._validate(tmp_path, result)
     assert result.files and not [f for f in result.findings if "would not validate" in f.message]
+
+
+# -- issue 21 #4: idempotent for every name; server text never becomes YAML; one finding, one line --
+def write(tmp_path: Path, files: dict[str, str]) -> None:
+    (tmp_path / "projects").mkdir(exist_ok=True)
+    for path, text in files.items():
+        (tmp_path / path).write_text(text)
+
+
+def test_a_second_import_writes_nothing_for_a_name_that_is_not_a_project_name(tmp_path):
+    """`SL Malaria` becomes projects/sl-malaria.yaml; a second import must recognise it (it used
+    to write sl-malaria-wed-0300.yaml, then -2, …), with a schedule and without one."""
+    odd = {**PLAIN, "name": "SL Malaria"}
+    bare = {**PLAIN, "id": sid(902), "name": "Kenya HMIS", "schedules": []}
+    first = map_server(state(odd, bare), repo())
+    assert sorted(p.name for p in first.projects) == ["kenya-hmis", "sl-malaria"]
+    write(tmp_path, first.files)
+    second = map_server(state(odd, bare), importer.read_repo(tmp_path))
+    assert second.files == {} and second.projects == []
+    kept = " ".join(f.message for f in second.of_kind("kept"))
+    assert "projects/sl-malaria.yaml" in kept and "projects/kenya-hmis.yaml" in kept
+
+
+def test_server_text_is_escaped_in_comments_and_never_becomes_a_key():
+    evil = "x\nprediction_setup_id: 99\n#"
+    odd = {**PLAIN, "name": evil, "description": "line\nmodel_id: 1", "work_pool_name": "pool\nend_mode: fixed"}
+    served_evil = served([ui_schedule(1, "0 6 * * 1", "UTC", {"credentials": ref(LAOS), "configured_model_id": 12})],
+                         name="chap\u2028prediction_setup_id: 98\rend_mode: x")
+    result = map_server(state(odd, served_evil), repo())
+    assert result.projects, result.findings
+    for path, text in result.files.items():
+        data = load(text)
+        assert "prediction_setup_id" not in data and data.get("end_mode") != "fixed", (path, text)
+        for line in text.splitlines():
+            assert line.startswith("#") or not line.lstrip().startswith(("prediction_setup_id", "model_id: 1\n",
+                                                                            "end_mode: x", "end_mode: fixed")), line
+    texts = [t for path, t in result.files.items() if not path.endswith("_defaults.yaml")]
+    assert any("x\\nprediction_setup_id: 99" in t for t in texts)  # shown escaped, not dropped
+    assert any("chap\\u2028prediction_setup_id: 98\\x0dend_mode: x" in t for t in texts)
+
+
+def test_findings_are_one_line_each():
+    from compiler.cli.import_cmds import import_lines
+
+    odd = served([{**ui_schedule(4, "x", "UTC", {}), "schedule": {"interval": 60.0}}], name="a\nb: c\r\u2028d")
+    result = map_server(state(odd), repo())
+    assert result.of_kind("unmapped")
+    for _style, text in import_lines(result, dry_run=False):
+        assert not any(c in text for c in "\n\r\u2028\u2029\x85"), repr(text)
+
+
+# -- issue 21 #9: every schedule of every deployment is mapped; nothing is left for adopt to delete --
+def pool_deployment(schedules: list[dict], name: str = "sl-malaria") -> dict:
+    return {**PLAIN, "name": name, "parameters": importer._safe_parameters({"credentials": ref(LAOS),
+                                                                          "configured_model_id": 5}),
+            "schedules": schedules}
+
+
+def test_every_schedule_of_a_pool_deployment_is_mapped_in_place_when_they_share_credentials():
+    d = pool_deployment([
+        ui_schedule(1, "0 3 * * 3", "UTC", {}),
+        ui_schedule(2, "0 4 * * 5", "UTC", {"end_mode": "offset", "end_period_offset": 2}),
+        ui_schedule(3, "0 5 1 * *", "UTC", {"end_mode": "fixed", "end_date": "2026-06-30"}, active=False)])
+    result = map_server(state(d), repo())
+    (project,) = result.projects
+    assert project.name == "sl-malaria" and project.in_place and project.schedule_ids == (sid(1), sid(2), sid(3))
+    data = load(result.files["projects/sl-malaria.yaml"])
+    label = "dhis2-chap-prediction/sl-malaria"
+    assert [(e["slug"], e.get("parameters"), e["replaces"]["schedule_id"], e["active"]) for e in data["schedules"]] == [
+        ("wed-0300", None, sid(1), True),
+        ("fri-0400", {"end_mode": "offset", "end_period_offset": 2}, sid(2), True),
+        ("day1-0500", {"end_mode": "fixed", "end_date": __import__("datetime").date(2026, 6, 30)}, sid(3), False)]
+    assert all(e["replaces"]["deployment"] == label for e in data["schedules"]) and "replaces" not in data
+    assert not result.of_kind("unmapped") and "deletes it when" not in repr(result.to_json())
+
+
+def test_schedules_pinning_other_credentials_become_a_project_each_and_nothing_is_deleted(tmp_path):
+    d = pool_deployment([
+        ui_schedule(1, "0 3 * * 3", "UTC", {}),
+        ui_schedule(2, "0 4 * * 5", "UTC", {"end_mode": "offset", "end_period_offset": 2}),
+        ui_schedule(3, "0 6 * * 1", "UTC", {"credentials": ref(RWANDA), "configured_model_id": 3}),
+        {**ui_schedule(4, "x", "UTC", {}), "schedule": {"interval": 3600.0}}])
+    result = map_server(state(d), repo())
+    by_name = {p.name: p for p in result.projects}
+    assert sorted(by_name) == ["laos-model-5", "rwanda-model-3"] and not any(p.in_place for p in by_name.values())
+    assert by_name["laos-model-5"].schedule_ids == (sid(1), sid(2)) and by_name["rwanda-model-3"].schedule_ids == (sid(3),)
+    rwanda = load(result.files["projects/rwanda-model-3.yaml"])
+    assert rwanda["replaces"] == {"deployment": "dhis2-chap-prediction/sl-malaria", "schedule_id": sid(3)}
+    assert rwanda["work_pool"] == "chap-pool"
+    (interval,) = result.of_kind("unmapped")
+    assert interval.id == sid(4) and "deletes it when" not in repr(result.to_json())
+    (note,) = [f for f in result.of_kind("note") if "not taken over in place" in f.message]
+    assert "keeps the others as they are" in note.message
+    write(tmp_path, result.files)  # the files validate, and a second import writes nothing
+    validated = validate(load_repo(tmp_path))
+    assert [x for x in validated.diagnostics if x.severity == "error"] == []
+    assert map_server(state(d), importer.read_repo(tmp_path)).files == {}
