@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compiler.constants import DEFAULT_WORKERS, MANAGED_TAG, STATE_VARIABLE, owner_tag
+from compiler.constants import DEFAULT_WORKERS, LOCK_VARIABLE, MANAGED_TAG, STATE_VARIABLE, owner_tag
 from compiler.errors import ApplyFailed, ApplyRefused, Conflict, NotFound, ServerError, UserError
 from compiler.jsontree import leaves, map_leaves
-from compiler.reconcile import gitinfo
+from compiler.reconcile import gitinfo, handover
 from compiler.reconcile.client import PrefectAPI
+from compiler.reconcile.ownership import deployment_owner
 from compiler.reconcile.plan import (CREATE, DELETE, HANDOVER, NOOP, RUNS, UPDATE, Action, AsRead, Placeholder, Plan,
                                      PlanOptions, ResourceId, SecretFromEnv)
 from compiler.reconcile.prepare import Prepared, prepare, recorded_state
@@ -96,7 +97,9 @@ def apply(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
     prepared = prepare(root, api, env=env, options=options.plan, fresh_check=fresh_check, checkout=checkout)
     _refuse(prepared, options)
     _check_env(prepared.plan, env, api)
-    if not prepared.plan.has_changes and not _needs_record(prepared):
+    owner = prepared.desired.owner
+    if not prepared.plan.has_changes and not _needs_record(prepared) \
+            and LOCK_VARIABLE.format(owner=owner) not in prepared.live.variables:  # else: one running, or dead
         return prepared, _result(prepared)
     books = api.sibling()
     lock = ApplyLock(books, prepared.desired.owner, commit=checkout.commit, timeout=options.lock_timeout,
@@ -125,6 +128,13 @@ def apply(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
         except ApplyFailed as exc:
             exc.prepared = prepared
             raise
+        if lock.broke_since:
+            lock.check()
+            mine = [d for d in prepared.live.deployments if deployment_owner(d) == owner]
+            restored = handover.restore_since(api, mine, lock.broke_since)
+            if restored:
+                result.notes.append(f"the apply that held the lock died before it finished: the scheduled runs "
+                                    f"since {lock.broke_since} were put back ({', '.join(restored)})")
         return prepared, result
     finally:
         lock.release()
@@ -236,8 +246,6 @@ def execute(p: Plan, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
                 for req in action.requests:
                     path, body = _resolve_path(req.path, ids), _resolve(req.body, ids, env)
                     if req.method in (HANDOVER, RUNS):  # a step of apply's own (reads and writes), not one request
-                        from compiler.reconcile import handover
-
                         if req.method == HANDOVER:
                             handover.finish(api, path, body)
                         else:

@@ -100,6 +100,24 @@ def restore_runs(api: PrefectAPI, path: str, body: dict[str, Any]) -> str | None
     return start
 
 
+def restore_since(api: PrefectAPI, deployments: list[dict[str, Any]], since: str) -> list[str]:
+    """After an apply died (its lock, taken at `since` by the server's clock, was found expired):
+    schedule every one of `deployments` (live, of this owner) that has an active schedule again
+    from `since`. Whatever the dead apply wrote deleted runs it may not have put back (it was
+    killed before its RUNS step); the idempotency keys keep every run that exists, and a time due
+    meanwhile runs now instead of never. Returns the names of the deployments scheduled."""
+    done = []
+    for d in deployments:
+        if d.get("paused") or not any(s.get("active") for s in d.get("schedules") or []):
+            continue  # the scheduler makes none either
+        try:
+            api.post(f"/deployments/{d['id']}/schedule", {"start_time": since})
+        except NotFound:
+            continue  # pruned by this apply
+        done.append(str(d.get("name")))
+    return done
+
+
 def _one_run_per_time(api: PrefectAPI, old_id: str, schedule_id: str, successor_id: str, successor_slug: str | None,
                       paused_at: dt.datetime, done: dict[str, Any]) -> None:
     """After the pause: no run of the paused schedule after the pause (Prefect deleted them; one a

@@ -144,7 +144,7 @@ def _read_concurrency_limits(api: PrefectAPI, desired: Desired, live: Live) -> N
 def _read_variables(api: PrefectAPI, live: Live) -> None:
     rows = api.filter_all("/variables/filter", {"variables": {"name": {"like_": VARIABLE_PREFIX}}, "sort": "NAME_ASC"})
     live.variables = {
-        r["name"]: {"id": r["id"], "value": r.get("value"), "updated": r.get("updated")}
+        r["name"]: {"id": r["id"], "value": r.get("value"), "created": r.get("created"), "updated": r.get("updated")}
         for r in rows if r["name"].startswith(VARIABLE_PREFIX)
     }
 

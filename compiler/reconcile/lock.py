@@ -68,6 +68,7 @@ class ApplyLock:
         self.id: str | None = None
         self.waited = 0.0  # seconds spent waiting for another holder
         self.broke: str | None = None  # the holder of an expired lock this one replaced
+        self.broke_since: str | None = None  # when that holder took it (the server's `created`)
         self._lost: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -175,6 +176,7 @@ class ApplyLock:
         except NotFound:
             pass  # another waiter broke it first
         self.broke = _who(value)
+        self.broke_since = current.get("created")
 
     def _renew_loop(self) -> None:
         api = self.renew_api() if self.renew_api is not None else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -26,6 +26,8 @@ class Rule:
     times: int
     body: bytes = b""  # only requests whose body contains this
     hits: int = 0
+    hold: bool = False  # never forwarded: held until the proxy stops (the client is killed meanwhile)
+    arrived: threading.Event = field(default_factory=threading.Event)
 
 
 class FaultProxy:
@@ -34,6 +36,7 @@ class FaultProxy:
         self.rules: list[Rule] = []
         self.log: list[tuple[str, str, int]] = []  # (method, path, status the client got)
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,6 +47,10 @@ class FaultProxy:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
                 rule = proxy._match(self.command, self.path, body)
+                if rule is not None and rule.hold:
+                    rule.arrived.set()
+                    proxy._stopping.wait(120)
+                    return self._answer(502, b'{"detail":"held"}', {})
                 if rule is not None and not rule.after_forwarding:
                     return self._answer(rule.status, b'{"detail":"injected fault"}', {})
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
@@ -81,6 +88,14 @@ class FaultProxy:
             self.rules.append(rule)
         return rule
 
+    def hold(self, method: str, path: str) -> Rule:
+        """Hold the next matching request (never forwarded) until the proxy stops; `rule.arrived`
+        is set when it comes: kill the client then, and the server never sees it."""
+        rule = Rule(method, re.compile(path), 502, False, 1, hold=True)
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
     def _match(self, method: str, path: str, body: bytes) -> Rule | None:
         with self._lock:
             for rule in self.rules:
@@ -95,5 +110,6 @@ class FaultProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()

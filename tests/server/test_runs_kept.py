@@ -137,3 +137,48 @@ def test_a_schedule_change_keeps_one_run_per_new_fire_time_and_a_paused_one_gets
     runner.apply(repo)
     now = dt.datetime.now(UTC)
     assert [t for t in scheduled_times(srv, dep_id) if t > now] == [], "a paused schedule keeps no future run"
+
+
+def test_an_apply_killed_before_it_restored_the_runs_is_completed_by_the_next(runner, make_repo,
+                                                                             slow_scheduler_server, tmp_path):
+    """SIGKILL between a project's last write (Prefect deleted its future runs) and its RUNS step:
+    the lock it held stays on the server, and the next apply, though it has nothing to change,
+    takes the dead lock over and puts back every run since the dead apply began."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.processes import wait_until
+    from tests.server.fault_proxy import FaultProxy
+
+    srv = slow_scheduler_server
+    repo = make_repo([project("every-minute", cron="* * * * *", timezone="UTC")])
+    runner.apply(repo)
+    dep_id = deployment(srv, "every-minute")["id"]
+    scheduler_pass(srv, dep_id)
+    repo.write_project(project("every-minute", cron="* * * * *", timezone="UTC", model_id=13))
+
+    with FaultProxy(srv.api_url) as proxy:
+        held = proxy.hold("POST", r"^/api/deployments/[^/]+/schedule$")
+        env = {**runner.process_env(repo), "PREFECT_API_URL": proxy.api_url, "CHAPCTL_LOCK_TTL": "2"}
+        proc = subprocess.Popen([sys.executable, "-m", "compiler", "apply", "--root", str(repo.root)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: held.arrived.is_set() or proc.poll() is not None, timeout=60,
+                       what="the apply's RUNS step")
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        assert held.arrived.is_set(), "the apply ended before its RUNS step"
+    now = dt.datetime.now(UTC)
+    assert [t for t in scheduled_times(srv, dep_id) if t > now + dt.timedelta(seconds=5)] == [], \
+        "the update deleted the future runs (what the kill leaves behind)"
+
+    result = runner.apply(repo)  # nothing to change; the dead apply's lock is still there
+    assert not result.applied  # no change to make, only the runs to put back
+    assert any("runs" in note and "every-minute" in note for note in result.notes), result.notes
+    assert_one_run_per_fire_time(srv, dep_id)
+    before = scheduled_times(srv, dep_id)
+    runner.apply(repo)  # a live lock was released: nothing more to do
+    assert scheduled_times(srv, dep_id) == before
