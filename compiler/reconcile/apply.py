@@ -12,8 +12,10 @@ The protocol of `apply()`:
 Writes are sequential (SQLite serialises them anyway and answers 503 when locked; the client
 retries). Each action is one request, or a few requests that are each idempotent, so a run killed
 at any point leaves the server in a state from which the next `plan` computes exactly the
-remaining work. A create whose retry answers "already exists", or a delete that answers 404, is
-checked against the server and counts as done when the server is in the state it meant to reach.
+remaining work. A create whose answer was lost is looked for on the server before it is sent again
+(`PrefectAPI.request`'s `find_created`: an automation sent twice would be two), a create whose retry
+answers "already exists", or a delete that answers 404, is checked against the server and counts as
+done when the server is in the state it meant to reach.
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from compiler.constants import DEFAULT_WORKERS, LOCK_VARIABLE, MANAGED_TAG, STATE_VARIABLE, owner_tag
-from compiler.errors import ApplyFailed, ApplyRefused, Conflict, NotFound, ServerError, UserError
+from compiler.errors import ApplyFailed, ApplyRefused, Conflict, NotFound, UserError
 from compiler.jsontree import leaves, map_leaves
 from compiler.reconcile import gitinfo, handover
 from compiler.reconcile.client import PrefectAPI
 from compiler.reconcile.ownership import deployment_owner
 from compiler.reconcile.plan import (CREATE, DELETE, HANDOVER, NOOP, RUNS, UPDATE, Action, AsRead, Placeholder, Plan,
-                                     PlanOptions, ResourceId, SecretFromEnv)
+                                     PlanOptions, ResourceId, SecretFromEnv, automation_age, automation_view)
 from compiler.reconcile.prepare import Prepared, prepare, recorded_state
 from compiler.reconcile.secrets import with_secrets
 
@@ -278,26 +280,41 @@ def execute(p: Plan, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
 
 
 def _send(api: PrefectAPI, action: Action, method: str, path: str, body: Any, result: ApplyResult) -> Any:
-    """One request; a retry that met our own committed write, or a delete of what is already gone,
-    counts as done once the server shows the state we meant to reach."""
+    """One request; a create whose answer was lost (found on the server before it is sent again,
+    or met by a retry as "already exists"), or a delete of what is already gone, counts as done once
+    the server shows the state we meant to reach."""
+    find = (lambda: _already_there(api, path, body)) if method == "POST" else None
     try:
-        return api.request(method, path, json=body)
+        answer = api.request(method, path, json=body, find_created=find)
     except NotFound:
         if method == "DELETE" or path.endswith("/set_state"):
             result.recovered.append(f"{method} {path}: already gone")
             return None
         raise NotFound(f"{action.kind.replace('_', ' ')} {action.name} was deleted on the server while apply "
                        f"ran ({method} {path} answered 404)", path) from None
-    except ServerError as exc:
-        ambiguous = isinstance(exc, Conflict) or (api.last_resent and (exc.status or 0) >= 500)
-        if method != "POST" or not ambiguous:
-            raise
-        found = _already_there(api, path, body)
+    except Conflict:
+        found = _already_there(api, path, body) if method == "POST" else None
         if found is None:
             raise
-        result.recovered.append(f"{method} {path}: already created ({'409' if exc.status == 409 else exc.status} "
-                                "after a retry), matches the plan")
+        result.recovered.append(f"{method} {path}: already created (409), matches the plan")
         return found
+    if api.last_found:
+        result.recovered.append(f"{method} {path}: already created (its answer was lost), matches the plan")
+    elif api.last_resent and path == "/automations/" and method == "POST" and isinstance(answer, dict):
+        for row in _automations_like(api, body):  # the first send committed late, after apply looked
+            if row["id"] != answer.get("id"):
+                api.delete(f"/automations/{row['id']}")
+                result.recovered.append(f"{method} {path}: its first send was committed after apply looked for "
+                                        f"it; that copy ({row['id']}) deleted")
+    return answer
+
+
+def _automations_like(api: PrefectAPI, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The automations on the server that say what `body` says (the same tags: this owner's and this
+    alert's), oldest first."""
+    rows = api.filter_all("/automations/filter", {"automations": {"tags": {"all_": body["tags"]}}})
+    want = automation_view(body)
+    return sorted((r for r in rows if automation_view(r) == want), key=automation_age)
 
 
 def _already_there(api: PrefectAPI, path: str, body: Any) -> Any:
@@ -305,6 +322,8 @@ def _already_there(api: PrefectAPI, path: str, body: Any) -> Any:
     if not isinstance(body, (dict, list)):
         return None
     try:
+        if path == "/automations/":  # unique by nothing on the server: found by its tags and content
+            return next(iter(_automations_like(api, body)), None)
         if path == "/work_pools/":
             return api.get(f"/work_pools/{body['name']}")
         if path == "/block_types/":

@@ -234,6 +234,16 @@ class PrefectAPI:
     def last_resent(self, value: bool) -> None:
         self._local.resent = value
 
+    @property
+    def last_found(self) -> bool:
+        """True when this thread's last request was a create whose lost answer its `find_created`
+        found on the server: what it returned is that object, not the server's answer."""
+        return getattr(self._local, "found", False)
+
+    @last_found.setter
+    def last_found(self, value: bool) -> None:
+        self._local.found = value
+
     def concurrently(self, *calls: Callable[[], Any], workers: int = 4) -> list[Any]:
         """Run independent calls at once (reads that do not depend on each other; writes to
         unrelated objects); results in order; the first error is raised after all have finished."""
@@ -286,23 +296,38 @@ class PrefectAPI:
 
     # -- core ----------------------------------------------------------------------------------
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
-                probe: bool = False) -> Any:
+                probe: bool = False, find_created: Callable[[], Any] | None = None) -> Any:
         """Send one request; return decoded JSON (None for an empty body).
 
         Raises NotFound on 404, Conflict on 409, ServerError otherwise; never an httpx error.
         503/429/502/504, connection failures and timeouts are retried with the repository's one
         retry policy (`flows.retrying`, loaded only once a request has failed). A `probe` waits
         `probe_timeout` seconds for its answer and is not sent again when none came: a server that
-        accepts connections and never answers is said so within that time."""
+        accepts connections and never answers is said so within that time.
+
+        `find_created` is for a create the server does not deduplicate (an automation: sending it
+        again makes a second one): it reads the server and returns the object this create meant to
+        make, or None. It is asked before the create is sent again after a failure that may have
+        hidden its success (502/504, a timeout, a dropped connection), and once more when
+        the request ends in such a failure or fails after being sent again; what it finds is the
+        answer (`last_found` is then True)."""
         write = method in WRITE_METHODS and not path.endswith(READ_ONLY_POSTS)
-        self.last_resent = False
+        self.last_resent = self.last_found = False
         outcome = self._attempt(method, path, json, params, self.probe_timeout if probe else None)
         if probe and isinstance(outcome, httpx.ReadTimeout):
             raise ServerError(f"the Prefect API at {self.settings.url} accepted the connection but did not answer "
                               f"{method} {path} within {self.probe_timeout:.0f} s; is the server hung, or is "
                               f"{self.settings.url_source} the address of another service?")
         if self._retryable(outcome) and self.retries > 0:
-            outcome = self._retry(method, path, json, params, outcome, write)
+            outcome = self._retry(method, path, json, params, outcome, write, find_created)
+        if find_created is not None and not isinstance(outcome, _Found) and (
+                _maybe_committed(outcome) or (self.last_resent and _failed(outcome))):
+            outcome = self._find(find_created) or outcome
+        if isinstance(outcome, _Found):
+            self.last_found = True
+            with self._counting:
+                self.stats.writes += 1
+            return outcome.value
         if isinstance(outcome, BaseException):
             raise self._unreachable(method, path, outcome) from None
         response = outcome
@@ -342,22 +367,32 @@ class PrefectAPI:
         return outcome.status_code in RETRY_STATUSES
 
     def _retry(self, method: str, path: str, json: Any, params: dict[str, Any] | None, first: Any,
-               write: bool) -> Any:
+               write: bool, find_created: Callable[[], Any] | None = None) -> Any:
         from flows.retrying import policy
 
         made = [first]  # the policy's first attempt is the try already made
+        last = [first]
 
         def attempt() -> Any:
             if made:
                 return made.pop()
+            if find_created is not None and _maybe_committed(last[0]):
+                found = self._find(find_created)  # the lost answer may hide the object: never make a second
+                if found is not None:
+                    return found
             with self._counting:
                 self.stats.retries += 1
             if write:
                 self.last_resent = True  # a 409 or 5xx now may be our own earlier write
-            return self._attempt(method, path, json, params)
+            last[0] = self._attempt(method, path, json, params)
+            return last[0]
 
         def again(state) -> bool:
+            if state.outcome.failed:
+                return False  # `find_created` failed (its own reads were retried): raised as it is
             outcome = state.outcome.result()
+            if isinstance(outcome, _Found):
+                return False
             if isinstance(outcome, (httpx.ConnectError, httpx.ConnectTimeout)):
                 # Nothing listens (or answers) there: a restarting server is back within a second;
                 # anything longer is a wrong URL or a server that is down. Say so within ~2 s.
@@ -366,6 +401,15 @@ class PrefectAPI:
 
         retrying = policy(attempts=self.retries + 1, backoff=self.backoff, cap=5.0, retry_if=again)
         return retrying(attempt)
+
+    def _find(self, find_created: Callable[[], Any]) -> _Found | None:
+        """`find_created()` (its reads are requests of their own) without losing `last_resent`."""
+        resent = self.last_resent
+        try:
+            found = find_created()
+        finally:
+            self.last_resent = resent
+        return None if found is None else _Found(found)
 
     def _unreachable(self, method: str, path: str, exc: BaseException) -> ServerError:
         reason = self._scrub(_reason(exc))
@@ -481,6 +525,26 @@ class PrefectAPI:
                 "e.g. http://127.0.0.1:4200/api"
             ) from None
         return str(version)
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What a create's `find_created` found on the server: the create's answer."""
+
+    value: Any
+
+
+def _maybe_committed(outcome: Any) -> bool:
+    """A failure after which the server may hold the write although no answer said so: a proxy's
+    502/504, a timeout, a dropped connection (not a connection never opened, nor a 503 or 429,
+    which refuse the request)."""
+    if isinstance(outcome, BaseException):
+        return isinstance(outcome, _MAYBE_SENT)
+    return outcome.status_code in (502, 504)
+
+
+def _failed(outcome: Any) -> bool:
+    return isinstance(outcome, BaseException) or outcome.status_code >= 400
 
 
 def _reason(exc: BaseException) -> str:

@@ -125,7 +125,7 @@ def managed_kinds(desired: Desired, live: Live) -> set[str]:
 
 
 AUTOMATION_FIELDS = ("id", "name", "description", "enabled", "tags", "trigger", "actions", "actions_on_trigger",
-                     "actions_on_resolve", "updated")
+                     "actions_on_resolve", "created", "updated")
 
 
 def _read_automations(api: PrefectAPI, desired: Desired, live: Live) -> None:

@@ -907,7 +907,7 @@ def automation_body(ctx: _Context, d: DesiredDeployment, alert: DesiredAlert) ->
     }
 
 
-def _automation_view(body: dict[str, Any]) -> dict[str, Any]:
+def automation_view(body: dict[str, Any]) -> dict[str, Any]:
     """What an automation says, comparable between the plan's body and the server's answer: the
     trigger's fields as chapctl writes them (the server adds its own), ids as text."""
     trigger = body.get("trigger") or {}
@@ -932,24 +932,35 @@ def _automation_view(body: dict[str, Any]) -> dict[str, Any]:
             "actions_on_resolve": body.get("actions_on_resolve") or []}
 
 
+def automation_age(automation: dict[str, Any]) -> tuple[str, str]:
+    """Sort key: the oldest automation first (ids break a tie, and order golden files without dates)."""
+    return str(automation.get("created") or ""), str(automation.get("id") or "")
+
+
 def _plan_automations(ctx: _Context) -> list[Action]:
     """One automation per alert of every project; this owner's others are deleted (an alert or a
-    project removed). Never touches an automation without this owner's tag."""
-    live_by_tag: dict[str, dict[str, Any]] = {}
-    extra: list[dict[str, Any]] = []
-    for a in ctx.live.automations:
+    project removed, or a second automation of one alert: the server never refuses a duplicate, so
+    an older chapctl whose create's answer was lost, or a kill, may have left one; the one that
+    says what the plan says is kept, else the oldest). Never touches an automation without this
+    owner's tag."""
+    by_tag: dict[str, list[dict[str, Any]]] = {}
+    extra: list[dict[str, Any]] = []  # this owner's, but no alert's, or a second of one alert: deleted
+    for a in sorted(ctx.live.automations, key=automation_age):
         tag = next((t for t in a.get("tags") or [] if t.startswith(ALERT_TAG_PREFIX)), None)
-        if tag is None or tag in live_by_tag:
+        if tag is None:
             extra.append(a)
         else:
-            live_by_tag[tag] = a
+            by_tag.setdefault(tag, []).append(a)
     actions = []
     for d in ctx.desired.deployments:
         for alert in d.alerts:
             body = automation_body(ctx, d, alert)
             tag = f"{ALERT_TAG_PREFIX}{d.name}/{alert.kind}"
             name = f"{d.name}/{alert.kind}"
-            have = live_by_tag.pop(tag, None)
+            copies = by_tag.pop(tag, [])
+            mine = automation_view(body)
+            have = next((a for a in copies if automation_view(a) == mine), copies[0] if copies else None)
+            extra += [a for a in copies if a is not have]
             targets = ", ".join(r.name for r in alert.notify)
             if have is None:
                 actions.append(Action("automation", name, CREATE,
@@ -960,9 +971,9 @@ def _plan_automations(ctx: _Context) -> list[Action]:
                                       requests=[Request("POST", "/automations/", body)], project=d.name))
                 continue
             # Leaf by leaf, in full: a reviewer sees `trigger.within: 60 → 1800`, `actions[0].subject: … → …`.
-            mine, theirs = paths(_automation_view(body)), paths(_automation_view(have))
-            changes = [Change(k, theirs.get(k), mine.get(k)) for k in sorted(mine.keys() | theirs.keys())
-                       if mine.get(k) != theirs.get(k)]
+            ours, theirs = paths(mine), paths(automation_view(have))
+            changes = [Change(k, theirs.get(k), ours.get(k)) for k in sorted(ours.keys() | theirs.keys())
+                       if ours.get(k) != theirs.get(k)]
             if not changes:
                 actions.append(Action("automation", name, NOOP, "up to date", project=d.name))
                 continue
@@ -972,10 +983,13 @@ def _plan_automations(ctx: _Context) -> list[Action]:
                 "changed on the server since the last apply; apply reverts it" if drift else "alerts changed",
                 drift=drift, changes=changes,
                 requests=[Request("PUT", f"/automations/{have['id']}", body)], project=d.name))
-    for a in sorted(list(live_by_tag.values()) + extra, key=lambda a: a.get("name") or ""):
+    gone = [a for copies in by_tag.values() for a in copies]  # no project declares their alert
+    duplicates = {id(a) for a in extra}
+    for a in sorted(gone + extra, key=lambda a: (a.get("name") or "", *automation_age(a))):
         tag = next((t for t in a.get("tags") or [] if t.startswith(ALERT_TAG_PREFIX)), "")
         actions.append(Action("automation", tag.removeprefix(ALERT_TAG_PREFIX) or a.get("name") or a["id"], DELETE,
-                              "its project or alert is gone" if a not in extra else "a duplicate of this owner's alert",
+                              "a duplicate of this owner's alert" if id(a) in duplicates else
+                              "its project or alert is gone",
                               changes=[Change("automation", a.get("name"), None)],
                               requests=[Request("DELETE", f"/automations/{a['id']}")]))
     return actions

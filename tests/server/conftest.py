@@ -283,6 +283,9 @@ def normalized_state(server: PrefectServer) -> dict[str, Any]:
     with server.client() as c:
         for w in c.post("/work_pools/filter", json={"limit": 200}).json():
             out["work_pools"][w["name"]] = w["type"]
+        out["automations"] = sorted(  # a duplicate shows as a second row
+            (a["name"], json.dumps(sorted(a["tags"])), a["enabled"])
+            for a in c.post("/automations/filter", json={"limit": 200}).json())
     return out
 
 

@@ -1,5 +1,6 @@
 """Apply through a faulty reverse proxy (tests/server/fault_proxy.py) in front of a real server:
-writes the server committed but whose answer was lost, retried deletes, a write that fails half-way."""
+writes the server committed but whose answer was lost, retried deletes, a write that fails half-way,
+automations (which the server never deduplicates) whose create was lost or committed late."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import json
 import pytest
 
 from compiler.errors import ApplyFailed
-from tests.server.conftest import Chapctl, all_deployments, deployment, normalized_state
+from tests.server.conftest import CANARY, Chapctl, all_deployments, deployment, normalized_state
 from tests.server.fault_proxy import FaultProxy
-from tests.server.repo import project
+from tests.server.repo import DEFAULTS, project
 
 # On SQLite (tests/server/conftest.py): a retried write meets its one-writer lock there.
 pytestmark = [pytest.mark.server, pytest.mark.sqlite]
@@ -20,6 +21,10 @@ THREE = [
     project("laos-dengue", "laos-dhis2", model_id=7, cron="30 5 2 * *"),
     project("rwanda-malaria", "rwanda-dhis2", model_id=3, cron="0 4 * * 2", timezone="Africa/Kigali"),
 ]
+HOOK_URL = f"http://127.0.0.1:9/hook/{CANARY}-hook"
+# THREE, of which one alerts (on failed and on missed runs: two automations) through a webhook.
+ALERTING = {**DEFAULTS, "notifications": {"ops-webhook": {"webhook": {"url_env": "OPS_WEBHOOK_URL"}}}}
+THREE_ALERTING = [{**THREE[0], "alerts": {"notify": ["ops-webhook"], "missed": "30m"}}, *THREE[1:]]
 
 # Every kind of create a first apply sends; the proxy forwards it, the server commits it, the
 # client hears 502 and sends it again.
@@ -33,15 +38,21 @@ CREATES = {
     "deployment": (r"^/api/deployments/$", b""),
     "apply lock": (r"^/api/variables/$", b"chapctl-lock--"),
     "commit record": (r"^/api/variables/$", b"chapctl-state--"),
+    "automation": (r"^/api/automations/$", b""),
 }
 # Idempotent by themselves (the server upserts), or recognised by the lock's own token.
 NOTHING_TO_RECOVER = {"block schema", "flow", "deployment", "apply lock", "commit record"}
 
 
 @pytest.fixture
+def env(env):
+    return {**env, "OPS_WEBHOOK_URL": HOOK_URL}
+
+
+@pytest.fixture
 def reference(chapctl, make_repo, clean_server):
-    """The server state one undisturbed apply of THREE leaves behind."""
-    repo = make_repo(THREE)
+    """The server state one undisturbed apply of THREE_ALERTING leaves behind."""
+    repo = make_repo(THREE_ALERTING, ALERTING)
     chapctl.apply(repo)
     state = normalized_state(clean_server)
     clean_server.wipe(registrations=True)  # every create happens again
@@ -61,6 +72,52 @@ def test_create_committed_behind_a_502_is_a_green_converged_apply(what, referenc
             assert result.recovered, result.to_json()
     assert normalized_state(clean_server) == expected
     assert not chapctl.plan(repo).has_changes
+
+
+@pytest.mark.parametrize("fault", ["reset", "held"])
+def test_a_lost_automation_create_leaves_one_automation_and_a_green_apply(fault, reference, chapctl, clean_server):
+    """Issue 21 #3: the client's own re-send of a lost `POST /automations/` made a second automation
+    (every failure notified twice) and apply still exited 0. `reset`: the server committed it and the
+    connection was reset; `held`: it reaches the server only after apply looked for it, just
+    before the re-send."""
+    repo, expected = reference
+    with FaultProxy(clean_server.api_url) as proxy:
+        proxy.fail("POST", r"^/api/automations/$", **{fault: True})
+        proc = Chapctl(clean_server, dict(chapctl.env, PREFECT_API_URL=proxy.api_url)).cli(repo, "apply", "--json")
+        assert [r for r in proxy.rules if r.hits], "the fault was never injected"
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert normalized_state(clean_server) == expected  # one automation per alert
+    said = {"reset": "already created (its answer was lost)", "held": "committed after apply looked for it"}[fault]
+    assert any(r.startswith("POST /automations/") and said in r for r in json.loads(proc.stdout)["recovered"]), \
+        proc.stdout
+    assert not chapctl.plan(repo).has_changes
+
+
+def test_a_duplicate_automation_left_behind_is_deleted_and_the_original_kept(reference, chapctl, clean_server):
+    """A duplicate of this owner's alert (left by an older chapctl, or a kill) is deleted by the
+    next apply; the automation that matches the plan (the older one of identical copies) stays."""
+    repo, expected = reference
+    chapctl.apply(repo)
+    with clean_server.client() as c:
+        mine = c.post("/automations/filter", json={}).json()
+        original = next(a for a in mine if "chapctl-alert:laos-malaria/failed" in a["tags"])
+        edited = next(a for a in mine if "chapctl-alert:laos-malaria/missed" in a["tags"])
+        keys = ("name", "description", "enabled", "tags", "trigger", "actions", "actions_on_trigger",
+                "actions_on_resolve")
+        c.post("/automations/", json={k: original[k] for k in keys}).raise_for_status()  # a newer copy
+        # The older one of `missed` no longer says what the plan says; its newer copy does.
+        c.put(f"/automations/{edited['id']}", json={**{k: edited[k] for k in keys}, "enabled": False}
+              ).raise_for_status()
+        matching = c.post("/automations/", json={k: edited[k] for k in keys}).raise_for_status().json()
+    plan = chapctl.plan(repo)
+    assert sorted((a.name, a.op) for a in plan.actions if a.kind == "automation" and a.writes) == [
+        ("laos-malaria/failed", "delete"), ("laos-malaria/missed", "delete")]
+    proc = chapctl.cli(repo, "apply")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert normalized_state(clean_server) == expected and not chapctl.plan(repo).has_changes
+    with clean_server.client() as c:
+        left = {a["id"] for a in c.post("/automations/filter", json={}).json()}
+    assert left == {original["id"], matching["id"]}
 
 
 def test_schedule_recreated_behind_a_502(chapctl, make_repo, clean_server):

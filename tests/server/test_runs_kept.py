@@ -160,7 +160,7 @@ def test_an_apply_killed_before_it_restored_the_runs_is_completed_by_the_next(ru
     repo.write_project(project("every-minute", cron="* * * * *", timezone="UTC", model_id=13))
 
     with FaultProxy(srv.api_url) as proxy:
-        held = proxy.hold("POST", r"^/api/deployments/[^/]+/schedule$")
+        held = proxy.stall("POST", r"^/api/deployments/[^/]+/schedule$")
         env = {**runner.process_env(repo), "PREFECT_API_URL": proxy.api_url, "CHAPCTL_LOCK_TTL": "2"}
         proc = subprocess.Popen([sys.executable, "-m", "compiler", "apply", "--root", str(repo.root)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -247,3 +247,64 @@ def test_a_secret_echoed_in_any_encoding_is_scrubbed(echo):
         api.post("/work_pools/", {"name": "x"})
     message = str(err.value)
     assert "CANARY" not in message and forms[echo] not in message, message
+
+
+def test_a_create_whose_answer_was_lost_is_looked_for_before_it_is_sent_again():
+    """Issue 21 #3: an automation is not unique on the server; the client's own re-send after a lost
+    answer made a second one. `find_created` is asked first: what it finds is the answer, nothing is
+    sent again."""
+    sent, looked, found = [], [], {"id": "a1"}
+    answers = iter([httpx.Response(502)])
+    api = api_with(lambda r: sent.append(r.method) or next(answers))
+    assert api.request("POST", "/automations/", json={}, find_created=lambda: looked.append(1) or found) == found
+    assert sent == ["POST"] and looked == [1] and api.last_found is True and api.stats.retries == 0
+    assert api.stats.writes == 1
+
+
+def test_a_create_not_found_is_sent_again_and_a_refused_connection_is_not_looked_for():
+    looked = []
+    answers = iter([httpx.Response(504), httpx.Response(201, json={"id": "a2"})])
+    api = api_with(lambda r: next(answers))
+    assert api.request("POST", "/automations/", json={}, find_created=lambda: looked.append(1)) == {"id": "a2"}
+    assert looked == [1] and api.last_resent is True and api.last_found is False
+
+    def refuse_once(request, refused=[]):
+        if not refused:
+            refused.append(1)
+            raise httpx.ConnectError("[Errno 111] Connection refused")  # never reached the server
+        return httpx.Response(201, json={"id": "a3"})
+
+    looked.clear()
+    api = api_with(refuse_once)
+    assert api.request("POST", "/automations/", json={}, find_created=lambda: looked.append(1)) == {"id": "a3"}
+    assert looked == []
+
+
+def test_a_create_that_ends_in_a_lost_answer_is_looked_for_once_more_and_keeps_last_resent():
+    """The last re-send's answer lost too: the create may be on the server all the same. The hook's
+    own reads do not reset `last_resent` when it finds nothing."""
+    looked = []
+
+    def handler(request):
+        if request.url.path.endswith("/filter"):
+            return httpx.Response(200, json=[])
+        return httpx.Response(502)
+
+    api = api_with(handler, retries=2)
+
+    def find():
+        looked.append(1)
+        api.post("/automations/filter", {})  # a read of its own
+        return {"id": "late"} if len(looked) == 3 else None
+
+    assert api.request("POST", "/automations/", json={}, find_created=find) == {"id": "late"}
+    assert len(looked) == 3 and api.last_found is True  # before each of the 2 re-sends, and at the end
+    looked.clear()
+
+    def find_nothing():
+        looked.append(1)
+        api.post("/automations/filter", {})
+
+    with pytest.raises(ServerError, match="kept answering 502"):
+        api.request("POST", "/automations/", json={}, find_created=find_nothing)
+    assert api.last_resent is True and api.last_found is False and len(looked) == 3
