@@ -33,9 +33,10 @@ of the pause. A deployment adopted in place (its schedule S kept with its id) is
 project's chains: its RUNS step re-schedules it from the moment S was taken over.
 
 Everything here is idempotent: a re-run after a kill finds nothing more to do. A kill between a
-chain's last write and its RUNS step leaves the runs to the scheduler's next pass (the re-run sees
-nothing to change); a schedule deleted also takes the runs already due and not yet started, which
-neither the scheduler nor this step makes again (they are in the past).
+chain's last write and its RUNS step leaves the dead apply's lock on the server: the next apply
+(changes or not) takes it over and `restore_since` schedules every active deployment of the owner
+from the moment the dead apply took the lock. A schedule deleted also takes the runs already due
+and not yet started, which neither the scheduler nor this step makes again (they are in the past).
 """
 
 from __future__ import annotations
