@@ -339,6 +339,9 @@ schedules:
     cron: "0 5 2 * *"
     parameters:
       end_date: 2026-06-30
+    replaces:
+      deployment: dhis2-chap-prediction/hand-made
+      schedule_id: 1b7e5f5c-8d1e-4a51-9a43-0c7c1b0e9f11
 """
 D, P, E = "projects/_defaults.yaml", "projects/one.yaml", "projects/two.yaml"
 FIELD_EDITS = {  # model field -> (file, text, replacement)
@@ -393,6 +396,8 @@ FIELD_EDITS = {  # model field -> (file, text, replacement)
     "Project.work_pool": (P, "work_pool: chap\nreplaces", "work_pool: other\nreplaces"),
     "Project.replaces.deployment": (P, "prediction/old", "prediction/older"),
     "Project.replaces.schedule_id": (P, "0c7c1b0e9f11", "0c7c1b0e9f12"),
+    "Project.schedules.replaces.deployment": (E, "prediction/hand-made", "prediction/hand-made-2"),
+    "Project.schedules.replaces.schedule_id": (E, "1b7e5f5c-8d1e", "1b7e5f5c-8d1f"),
 }
 
 
@@ -454,5 +459,7 @@ def test_diff_shows_an_edit_of_every_field(every_field, field, tmp_path):
     diff = compare(base, head, root / "templates")
     changed = [f.field for f in diff.defaults] + [f"{c.name}: {f.field}" for c in diff.changes for f in c.fields]
     assert diff.changed and changed, field
-    shown = "monthly-2" if field == "Project.schedules.slug" else field.split(".")[-1]  # a renamed entry: a new one
+    shown = ("monthly-2" if field == "Project.schedules.slug"  # a renamed entry: a new one
+             else "monthly.replaces" if field.startswith("Project.schedules.replaces.")  # the entry's whole replaces
+             else field.split(".")[-1])
     assert any(shown in name for name in changed), (field, changed)
