@@ -26,6 +26,11 @@ class FakeAdmin:
         """Add faults (see `tests.fake_dhis2.state` for the keys)."""
         return self._call("POST", "/faults", faults)
 
+    def route(self, **fields: Any) -> dict[str, Any]:
+        """The `chap` route as `GET /api/routes` lists it; fields given are changed first (e.g.
+        `responseTimeoutSeconds=1`; None plays a DHIS2 without the field). `reset` restores it."""
+        return self._call("PATCH", "/route", fields) if fields else self._call("GET", "/route")
+
     def clear_faults(self) -> None:
         self._call("DELETE", "/faults")
 

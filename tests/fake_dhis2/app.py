@@ -5,11 +5,13 @@ path, query pairs, JSON body, user, answered status) and can be answered by an i
 
 With `state.chap_url` set, the route forwards to that chap-core instead of the built-in one, as
 DHIS2's route does: `/api/routes/chap/run/<path>?<query>` goes to `<chap_url>/<path>?<query>`
-with the same method and body, and chap-core's status and body come back unchanged.
+with the same method and body, and chap-core's status and body come back unchanged. Either way
+chap's answer must come within the route's `responseTimeoutSeconds`, else 504 (`route.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -23,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fake_dhis2 import route as routes
 from tests.fake_dhis2.state import FakeState, dhis2_error
 
 ROUTE_CODES = {"chap", "E8OPcc45A22"}  # the route's code and the dev UID both work, as in DHIS2
@@ -74,6 +77,8 @@ def _dhis2(state: FakeState, method: str, path: str, query: Query) -> Answer:
         return _analytics(state, query)
     if method == "GET" and path == "/api/organisationUnits":
         return _org_units(state, query)
+    if method == "GET" and path == "/api/routes":
+        return routes.listing(state.route, query)
     return 404, dhis2_error(404, f"No handler for {method} {path}")
 
 
@@ -93,7 +98,11 @@ def _chap(state: FakeState, method: str, path: str, query: Query, body: Any) -> 
     if method == "POST" and (match := re.fullmatch(r"/v1/crud/prediction-setups/(\d+)/run", path)):
         return state.run_setup(int(match[1]), body)
     if method == "GET" and path == "/v1/jobs":
-        return 200, state.public_jobs([v for k, v in query if k == "ids"])
+        setup = dict(query).get("predictionSetupId")
+        if setup is not None and not setup.isdigit():
+            return 422, {"detail": [{"type": "int_parsing", "loc": ["query", "predictionSetupId"],
+                                     "msg": "Input should be a valid integer, unable to parse string as an integer"}]}
+        return 200, state.public_jobs([v for k, v in query if k == "ids"], int(setup) if setup else None)
     if method == "GET" and (match := re.fullmatch(r"/v1/jobs/([^/]+)", path)):
         return state.job_status(match[1])
     if method == "GET" and (match := re.fullmatch(r"/v1/analytics/prediction-entry/(\d+)", path)):
@@ -121,6 +130,8 @@ def _admin(state: FakeState, method: str, path: str, body: Any) -> Answer:
         ("POST", "/reset"): lambda: _reset(state, body or {}),
         ("POST", "/faults"): lambda: (state.set_faults(body or {}), (200, state.faults))[1],
         ("GET", "/faults"): lambda: (200, state.faults),
+        ("GET", "/route"): lambda: (200, state.route),
+        ("PATCH", "/route"): lambda: (state.route.update(body or {}), (200, state.route))[1],
         ("DELETE", "/faults"): lambda: (state.faults.clear(), (200, {}))[1],
         ("GET", "/requests"): lambda: (200, state.requests),
         ("DELETE", "/requests"): lambda: (state.requests.clear(), (200, []))[1],
@@ -174,10 +185,13 @@ async def _body(request: Request) -> Any:
 
 
 def _answer(state: FakeState, request: Request, body: Any) -> Answer:
+    """DHIS2's answer, or status 0 for a connection to reset (an injected `reset` fault)."""
     path, method = request.url.path, request.method
     if _user(request) != (state.username, state.password):
         return 401, dhis2_error(401, "Unauthorized")
     fault = state.take_http_error(method, path)
+    if fault is not None and fault.get("reset"):
+        return 0, None
     if fault is not None:
         default = {"detail": f"injected HTTP {fault['status']}"} if _ROUTE.match(path) else \
             dhis2_error(fault["status"], f"injected HTTP {fault['status']}")
@@ -185,37 +199,104 @@ def _answer(state: FakeState, request: Request, body: Any) -> Answer:
     return _dispatch(state, method, path, list(request.query_params.multi_items()), body)
 
 
-def _forwarded(state: FakeState, request: Request) -> str | None:
-    """The chap-core URL a request goes to, when the route forwards to a real one and the request
-    passed DHIS2's own checks (login, injected faults, route code)."""
+def _routed(state: FakeState, request: Request) -> str | None:
+    """chap's own path for a route call that passed DHIS2's own checks (login, injected faults,
+    route code), else None (DHIS2 answers it itself)."""
     route = _ROUTE.match(request.url.path)
-    if state.chap_url is None or route is None or route["code"] not in ROUTE_CODES:
+    if route is None or route["code"] not in ROUTE_CODES:
         return None
     if _user(request) != (state.username, state.password):
         return None
     if state.take_http_error(request.method, request.url.path, consume=False) is not None:
         return None
-    return state.chap_url.rstrip("/") + (route["sub"] or "/")
+    return route["sub"] or "/"
 
 
-async def _forward(client: httpx.AsyncClient, url: str, request: Request) -> httpx.Response:
-    raw = await request.body()
+async def _forward(client: httpx.AsyncClient, url: str, request: Request, raw: bytes) -> httpx.Response:
     headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "accept")}
     return await client.request(request.method, url, params=list(request.query_params.multi_items()),
                                 content=raw or None, headers=headers)
 
 
-def create_app(state: FakeState) -> Starlette:
-    # chap-core jobs can take a while to accept a request (it validates the whole dataset).
-    client = httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=5.0))
+Reply = tuple[int, bytes, str | None]  # status, body, media type
 
-    def record(request: Request, body: Any, status: int) -> None:
-        user = _user(request)
+
+def _json(status: int, payload: Any) -> Reply:
+    return status, JSONResponse(payload).body, "application/json"
+
+
+async def _chap_work(state: FakeState, client: httpx.AsyncClient, request: Request, body: Any, raw: bytes,
+                     chap_path: str, delay: float, generation: int) -> Reply:
+    """chap's side of a route call: `delay` seconds of work (`submit_seconds`), then the built-in
+    chap's answer or the real chap-core's. Runs to the end even when the route gave up on it."""
+    if delay:
+        await asyncio.sleep(delay)
+    if state.chap_url is not None:
+        try:
+            answer = await _forward(client, state.chap_url.rstrip("/") + chap_path, request, raw)
+        except httpx.HTTPError as exc:  # DHIS2 answers 502 when the route's target is down
+            return _json(502, dhis2_error(502, f"Route target not reachable: {type(exc).__name__}"))
+        return answer.status_code, answer.content, answer.headers.get("content-type", "application/json")
+    with state.lock:
+        if state.generation != generation:  # the fake was reset meanwhile: this work is not its state's
+            return _json(503, dhis2_error(503, "the fake was reset"))
+        return _json(*_chap(state, request.method, chap_path, list(request.query_params.multi_items()), body))
+
+
+def _record(state: FakeState, request: Request, body: Any, status: int) -> None:
+    user = _user(request)
+    with state.lock:
         state.requests.append({
             "method": request.method, "path": request.url.path,
             "query": [list(pair) for pair in request.query_params.multi_items()],
             "json": body, "user": user[0] if user else None, "status": status,
         })
+
+
+def _drop_connection(request: Request) -> Response:
+    """A TCP reset and no answer; the response returned after it is never sent."""
+    transport = request.scope.get(_TRANSPORT)
+    if transport is None:
+        raise RuntimeError("the fake can reset connections only under uvicorn")
+    routes.reset_connection(transport)
+    return Response(status_code=500)
+
+
+_TRANSPORT = "fake_dhis2.transport"
+
+
+def create_app(state: FakeState) -> Any:
+    # chap-core jobs can take a while to accept a request (it validates the whole dataset); the
+    # route's own timeout decides how long a caller waits for it.
+    client = httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=5.0))
+    left_running: set[asyncio.Task] = set()  # chap work the route gave up on, kept until it ends
+
+    async def route_call(request: Request, body: Any, chap_path: str) -> Response:
+        with state.lock:
+            delay = routes.submit_seconds(state.faults, request.method, chap_path)
+            timeout = routes.timeout_seconds(state.route)
+            generation = state.generation
+        work = asyncio.ensure_future(_chap_work(state, client, request, body, await request.body(), chap_path,
+                                                delay, generation))
+        left_running.add(work)
+        work.add_done_callback(left_running.discard)
+        try:
+            status, content, media = await asyncio.wait_for(asyncio.shield(work), timeout)
+        except asyncio.TimeoutError:  # DHIS2's own 504 has no body; chap goes on
+            status, content, media = 504, b"", None
+        fault = state.take_http_error(request.method, request.url.path, after=True)
+        if fault is not None and fault.get("reset"):
+            _record(state, request, body, 0)
+            return _drop_connection(request)
+        if fault is not None:
+            status = fault["status"]
+            if "body" in fault:
+                status, content, media = _json(status, fault["body"])
+            else:
+                status, content, media = (504, b"", None) if status == 504 else \
+                    _json(status, dhis2_error(status, f"injected HTTP {status}"))
+        _record(state, request, body, status)
+        return Response(content, status_code=status, media_type=media)
 
     async def endpoint(request: Request) -> Response:
         body = await _body(request)
@@ -225,25 +306,25 @@ def create_app(state: FakeState) -> Starlette:
                 status, payload = _admin(state, request.method, path, body)
             return JSONResponse(payload, status_code=status)
         with state.lock:
-            target = _forwarded(state, request)
-        if target is not None:
-            try:
-                answer = await _forward(client, target, request)
-            except httpx.HTTPError as exc:  # DHIS2 answers 502 when the route's target is down
-                status, payload = 502, dhis2_error(502, f"Route target not reachable: {type(exc).__name__}")
-            else:
-                with state.lock:
-                    record(request, body, answer.status_code)
-                media = answer.headers.get("content-type", "application/json")
-                return Response(answer.content, status_code=answer.status_code, media_type=media)
-            with state.lock:
-                record(request, body, status)
-            return JSONResponse(payload, status_code=status)
+            chap_path = _routed(state, request)
+        if chap_path is not None:
+            return await route_call(request, body, chap_path)
         with state.lock:
             status, payload = _answer(state, request, body)
-            record(request, body, status)
+        _record(state, request, body, status)
+        if status == 0:
+            return _drop_connection(request)
         headers = {"WWW-Authenticate": 'Basic realm="DHIS2"'} if status == 401 else None
         return JSONResponse(payload, status_code=status, headers=headers)
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
-    return Starlette(routes=[Route("/{path:path}", endpoint, methods=methods)])
+    app = Starlette(routes=[Route("/{path:path}", endpoint, methods=methods)])
+
+    async def with_transport(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # uvicorn's `send` is bound to the request's cycle, which holds the connection: the
+        # `reset` fault needs it to drop the connection without an answer.
+        if scope["type"] == "http":
+            scope[_TRANSPORT] = getattr(getattr(send, "__self__", None), "transport", None)
+        await app(scope, receive, send)
+
+    return with_transport

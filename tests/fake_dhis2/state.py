@@ -5,6 +5,13 @@ Faults (set over HTTP with `POST /__fake__/faults`, merged into the current ones
 - `http_errors`: `[{"method": "GET", "path": "/api/routes/chap/run/v1/jobs*", "status": 503,
   "times": 1, "body": {...}}]` -- answer matching requests (glob on the full path, method `*`
   for any) with that status, `times` times (omit or null for always), before any other handling.
+  `"after": true` handles the request first (a `/run` makes its job) and then answers with this
+  status instead of chap's (default body: DHIS2's own, an empty one for a 504): a proxy that lost
+  the answer. `"reset": true` resets the connection instead of answering (before or after).
+- `submit_seconds`: `{"3": 1.5, "*": ...}` -- chap takes this long to answer a `POST .../run` for
+  that setup (built in or forwarded); its job is made at the end, as chap-core makes it. Past the
+  route's `responseTimeoutSeconds` the route answers 504 and chap still makes the job (see
+  `tests.fake_dhis2.route`).
 - `data_gaps`: `[{"dataElement": "deRain001", "orgUnits": [...], "periods": [...]}]` -- remove
   analytics values; an omitted list means all (so `{"dataElement": X}` empties X completely).
 - `job_statuses`: `{"3": ["PENDING", "FAILURE"], "*": [...]}` -- statuses a new job for that
@@ -39,6 +46,7 @@ from datetime import date, datetime
 from typing import Any
 
 from tests.fake_dhis2 import periods, seed
+from tests.fake_dhis2.route import default_route
 
 DEFAULT_JOB_STATUSES = ["PENDING", "STARTED", "SUCCESS"]
 TRANSIENT = {"PENDING", "STARTED", "RUNNING", "QUEUED", "PROCESSING", "RETRY"}
@@ -90,17 +98,23 @@ class FakeState:
             self.rejection_log: list[dict[str, Any]] = []
             self.job_intervals: list[dict[str, Any]] = []  # oldest first
             self.peak_active_jobs = 0
+            self.route = default_route(self.chap_url)  # the chap route as /api/routes lists it
+            # chap work still running when the route gave up belongs to this generation; a reset drops it
+            self.generation = getattr(self, "generation", 0) + 1
 
     def set_faults(self, faults: dict[str, Any]) -> None:
         with self.lock:
             self.faults.update(faults)
 
-    def take_http_error(self, method: str, path: str, consume: bool = True) -> dict[str, Any] | None:
+    def take_http_error(self, method: str, path: str, consume: bool = True,
+                        after: bool = False) -> dict[str, Any] | None:
         """The first matching `http_errors` rule, consuming one of its `times` (unless `consume`
-        is false: a look only)."""
+        is false: a look only). `after`: the rules that answer once the request was handled."""
         with self.lock:
             for rule in self.faults.get("http_errors", []):
                 if rule.get("method", "*") not in ("*", method) or not fnmatch.fnmatchcase(path, rule["path"]):
+                    continue
+                if bool(rule.get("after")) != after:
                     continue
                 if rule.get("times") is not None:
                     if rule["times"] <= 0:
@@ -328,10 +342,11 @@ class FakeState:
     def _job(self, job_id: str) -> dict[str, Any] | None:
         return next((job for job in self.jobs if job["id"] == job_id), None)
 
-    def public_jobs(self, ids: list[str] | None = None) -> list[dict[str, Any]]:
-        """`GET /v1/jobs[?ids=...]`: every tracked job, newest first, or just the ones named."""
+    def public_jobs(self, ids: list[str] | None = None, setup_id: int | None = None) -> list[dict[str, Any]]:
+        """`GET /v1/jobs[?ids=...][&predictionSetupId=N]`: every tracked job, newest first, or just the
+        ones named, or a setup's (chap-core 2.5.1's filters; they compose)."""
         return [{k: v for k, v in job.items() if not k.startswith("_")} for job in self.jobs
-                if not ids or job["id"] in ids]
+                if (not ids or job["id"] in ids) and (setup_id is None or job["prediction_setup_id"] == setup_id)]
 
     def prediction_entries(self, prediction_id: int, quantiles: list[str]) -> tuple[int, Any]:
         if not quantiles:

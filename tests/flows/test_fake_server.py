@@ -104,3 +104,59 @@ def test_unknown_route_code_is_a_dhis2_404(api: httpx.Client) -> None:
     answer = api.get("/api/routes/nochap/run/system/info")
     assert answer.status_code == 404
     assert answer.json()["message"] == "Route not found or not accessible: nochap"
+
+
+# ---------------------------------------------------------------------- the chap route
+
+
+RUN_3 = CHAP + "/v1/crud/prediction-setups/3/run"
+
+
+def test_the_chap_route_is_listed_as_dhis2_lists_routes(api: httpx.Client, standalone: str) -> None:
+    asked = api.get("/api/routes", params={"filter": "code:eq:chap", "fields": "code,url,responseTimeoutSeconds"})
+    assert asked.json() == {"pager": {"page": 1, "pageCount": 1, "total": 1, "pageSize": 50},
+                            "routes": [{"code": "chap", "url": "http://chap-core:8000/**", "responseTimeoutSeconds": 5}]}
+    assert api.get("/api/routes", params={"paging": "false"}).json() == {
+        "routes": [{"id": "E8OPcc45A22", "displayName": "CHAP"}]}
+    assert api.get("/api/routes", params={"filter": "code:eq:other"}).json()["routes"] == []
+    FakeAdmin(standalone).route(responseTimeoutSeconds=None)  # a DHIS2 without the field
+    assert api.get("/api/routes", params={"fields": "code,responseTimeoutSeconds"}).json()["routes"] == [
+        {"code": "chap"}]
+
+
+def test_a_route_slower_than_its_timeout_answers_504_and_chap_still_makes_the_job(api: httpx.Client,
+                                                                                   standalone: str) -> None:
+    admin = FakeAdmin(standalone)
+    admin.route(responseTimeoutSeconds=0.3)
+    admin.faults(submit_seconds={"3": 0.6})
+    body = {"name": "late", "geojson": {"type": "FeatureCollection", "features": []}, "nPeriods": 3,
+            "providedData": [{"featureName": "disease_cases", "orgUnit": "ouDist001", "period": "202501", "value": 1}]}
+
+    answer = api.post(RUN_3, json=body)
+
+    assert (answer.status_code, answer.content) == (504, b"")  # DHIS2's own 504: no body
+    assert admin.state()["jobs"] == []
+    (job,) = processes.wait_until(lambda: admin.state()["jobs"], what="the job made after the 504")
+    assert (job["name"], job["prediction_setup_id"]) == ("late", 3)
+    assert api.get(CHAP + "/v1/jobs", params={"predictionSetupId": "3"}).json()[0]["id"] == job["id"]
+    assert api.get(CHAP + "/v1/jobs", params={"predictionSetupId": "5"}).json() == []
+    admin.faults(submit_seconds={"3": 0.1})  # faster than the route: chap's own answer
+    assert api.post(RUN_3, json=body).status_code == 200
+
+
+@pytest.mark.parametrize("fault", [{"status": 502}, {"status": 0, "reset": True}], ids=["502", "reset"])
+def test_an_answer_lost_after_the_request_was_handled(api: httpx.Client, standalone: str, fault) -> None:
+    admin = FakeAdmin(standalone)
+    admin.faults(http_errors=[{"method": "POST", "path": RUN_3, "after": True, "times": 1, **fault}])
+    body = {"name": "lost", "geojson": {"type": "FeatureCollection", "features": []},
+            "providedData": [{"featureName": "disease_cases", "orgUnit": "ouDist001", "period": "202501", "value": 1}]}
+
+    if fault.get("reset"):
+        with pytest.raises(httpx.ReadError):
+            api.post(RUN_3, json=body)
+    else:
+        answer = api.post(RUN_3, json=body)
+        assert (answer.status_code, answer.json()["httpStatusCode"]) == (502, 502)
+
+    assert [job["name"] for job in admin.state()["jobs"]] == ["lost"]  # the job was made all the same
+    assert [r["status"] for r in admin.requests(RUN_3)] == [fault["status"]]
