@@ -15,6 +15,12 @@ import httpx
 
 DEFAULT_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 ORG_UNIT_FIELDS = "id,geometry,parent[id],level,displayName,code"
+CHAP_ROUTE_CODE = "chap"
+# A gateway's answers that say nothing about what the server behind it did (DHIS2's route answers
+# 504 when chap-core is slower than the route's timeout, and chap-core still makes the job).
+LOST_ANSWER_STATUSES = frozenset({502, 504})
+# Connection failures before the request left: the server cannot have done it.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 _MAX_DETAIL_CHARS = 300
 
 
@@ -22,11 +28,14 @@ class ServiceError(Exception):
     """A DHIS2 or CHAP request that gave no usable answer."""
 
     def __init__(self, service: str, method: str, path: str, problem: str,
-                 status: int | None = None, detail: Any = None) -> None:
+                 status: int | None = None, detail: Any = None, answer_lost: bool = False) -> None:
         super().__init__(f"{service} {method} {path} -> {problem}")
         self.service = service
         self.status = status
         self.detail = detail
+        # The server may have done the request although the client heard no answer from it: a
+        # gateway's 502/504, or a connection that broke after the request was sent.
+        self.answer_lost = answer_lost
 
 
 @dataclass(frozen=True)
@@ -100,11 +109,13 @@ class _Service:
         try:
             response = self._client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise ServiceError(self.name, method, path, f"no response ({type(exc).__name__}: {exc})") from None
+            raise ServiceError(self.name, method, path, f"no response ({type(exc).__name__}: {exc})",
+                               answer_lost=not isinstance(exc, _NOT_SENT)) from None
         if response.status_code >= 300:
             detail = error_detail(response)
             problem = f"HTTP {response.status_code}: {error_text(detail)}"
-            raise ServiceError(self.name, method, path, problem, response.status_code, detail)
+            raise ServiceError(self.name, method, path, problem, response.status_code, detail,
+                               answer_lost=response.status_code in LOST_ANSWER_STATUSES)
         try:
             return response.json()
         except ValueError:
@@ -136,6 +147,16 @@ class Dhis2Api(_Service):
         if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
             raise self._unexpected("GET", "/api/analytics", "no 'rows' list")
         return [["" if cell is None else str(cell) for cell in row] for row in rows]
+
+    def routes(self, code: str) -> list[dict[str, Any]]:
+        """The routes with this code the user may read, each with its `responseTimeoutSeconds` when
+        DHIS2 has that field (DHIS2 >= 40.10 / 41.6)."""
+        params = {"filter": f"code:eq:{code}", "fields": "id,code,responseTimeoutSeconds", "paging": "false"}
+        body = self._call("GET", "/api/routes", params=params)
+        routes = body.get("routes") if isinstance(body, dict) else None
+        if not isinstance(routes, list):
+            raise self._unexpected("GET", "/api/routes", "no 'routes' list")
+        return [route for route in routes if isinstance(route, dict)]
 
     def org_units(self, ids: list[str]) -> list[dict[str, Any]]:
         params = {
@@ -170,13 +191,25 @@ class ChapApi(_Service):
         return setups
 
     def run_setup(self, setup_id: int, body: dict[str, Any]) -> str:
-        """Submit a prediction and return chap's job id. Never retried: a retry could run it twice."""
+        """Submit a prediction and return chap's job id. Never retried: a retry could run it twice
+        (a failure with `answer_lost` may have made the job: look for it with `find_job`)."""
         path = f"/v1/crud/prediction-setups/{setup_id}/run"
         answer = self._call("POST", path, json=body)
         job_id = answer.get("id") if isinstance(answer, dict) else None
         if not isinstance(job_id, str) or not job_id:
             raise self._unexpected("POST", path, "no job 'id'")
         return job_id
+
+    def find_job(self, setup_id: int, name: str) -> dict[str, Any] | None:
+        """The job chap-core lists for this setup under this name (its request's `name`), if any.
+
+        `?predictionSetupId=` narrows chap-core 2.5's listing to the setup's jobs (it still reads
+        every job it tracks, so this is for the rare lost answer, not for polling)."""
+        jobs = self._call("GET", "/v1/jobs", params={"predictionSetupId": setup_id})
+        if not isinstance(jobs, list):
+            raise self._unexpected("GET", "/v1/jobs", "not a list")
+        return next((job for job in jobs if isinstance(job, dict) and job.get("name") == name
+                     and job.get("prediction_setup_id") in (setup_id, None) and isinstance(job.get("id"), str)), None)
 
     def job(self, job_id: str) -> dict[str, Any]:
         """One job's description (status, result, error). `?ids=` asks for just this job: the bare

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
+from dataclasses import replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -102,6 +104,18 @@ def _new_report(credentials: Dhis2Credentials, configured_model_id: int | None,
     )
 
 
+def _run_token() -> str:
+    """What makes this run's prediction names unique: the start of the flow run's id (a random one
+    outside a flow run). A submit whose answer was lost is looked for by that name."""
+    try:
+        from prefect.runtime import flow_run
+
+        run_id = flow_run.id
+    except Exception:
+        run_id = None
+    return str(run_id or uuid.uuid4()).replace("-", "")[:8]
+
+
 def _deployment_name() -> str | None:
     try:
         from prefect.runtime import deployment
@@ -123,7 +137,7 @@ def _run(report: RunReport, credentials: Dhis2Credentials, end_mode: str, end_da
     try:
         end = check_end(end_mode, end_date, end_period_offset)
         limit = check_limit_name(limit)
-        settings = read_settings(os.environ, date.today())
+        settings = replace(read_settings(os.environ, date.today()), run_token=_run_token())
     except ConfigError as exc:
         report.config_error = str(exc)
         return
@@ -149,6 +163,7 @@ def _reach_and_select(report: RunReport, dhis2: Dhis2Api, chap: ChapApi, configu
         except Exception as exc:
             setattr(report, attribute, ServiceCheck(False, _describe(exc), getattr(exc, "status", None)))
             return None
+    report.chap_route = steps.read_chap_route(dhis2)
     if limit is not None:
         report.chap_limit = _check_limit(limit)
         if not report.chap_limit.usable:
@@ -213,7 +228,8 @@ def _predict(setup: PredictionSetup, outcome: SetupOutcome, step: _StepTracker, 
     with chap_slot(limit, settings.slot_timeout, get_run_logger()) as slot:
         if slot is not None:
             outcome.slot_limit, outcome.slot_wait = slot.limit, slot.waited
-        outcome.job_id = step(steps.run_prediction_setup, chap, setup, quote(body))
+        submission = step(steps.run_prediction_setup, chap, setup, quote(body), settings)
+        outcome.job_id, outcome.submit_note = submission.job_id, submission.note
         step(steps.wait_for_prediction, chap, outcome.job_id, settings)
         result = step(steps.fetch_prediction_result, chap, outcome.job_id, setup.period_type)
     outcome.prediction_id = result.prediction_id
@@ -241,7 +257,8 @@ def _prepare_request(setup: PredictionSetup, outcome: SetupOutcome, step: _StepT
     outcome.org_units_not_found = geometry.not_found
     # quote(): analytics can be hundreds of thousands of rows; Prefect need not walk them
     # looking for futures when they are passed to the next task.
-    body = step(steps.build_prediction_request, setup, outcome.input_periods, quote(rows), quote(geometry.geojson))
+    body = step(steps.build_prediction_request, setup, outcome.input_periods, quote(rows), quote(geometry.geojson),
+                settings.run_token)
     outcome.observations = len(body["providedData"])
     sent = {row["orgUnit"] for row in body["providedData"]}
     with_geometry = {feature["id"] for feature in geometry.geojson["features"]}

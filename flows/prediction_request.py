@@ -102,12 +102,15 @@ def feature_collection(setup: PredictionSetup, units: list[dict[str, Any]]) -> d
     return {"type": "FeatureCollection", "features": features}
 
 
-def request_name(setup: PredictionSetup, start: str, end: str) -> str:
-    return f"{setup.name} ({setup.configured_model.name}) {start}-{end}"
+def request_name(setup: PredictionSetup, start: str, end: str, run_token: str = "") -> str:
+    """The prediction's name in chap-core (its job's `name` in `GET /v1/jobs`). `run_token` makes it
+    unique to one flow run, so that a submit whose answer was lost can be found by its name."""
+    name = f"{setup.name} ({setup.configured_model.name}) {start}-{end}"
+    return f"{name} [run {run_token}]" if run_token else name
 
 
 def prediction_request(setup: PredictionSetup, start: str, end: str,
-                       provided: list[dict[str, Any]], geojson: dict[str, Any]) -> dict[str, Any]:
+                       provided: list[dict[str, Any]], geojson: dict[str, Any], run_token: str = "") -> dict[str, Any]:
     """The body of `POST /v1/crud/prediction-setups/{id}/run` (chap-core forbids other keys)."""
     if not provided:
         # chap-core would answer 422 "provided_data cannot be empty"; saying why is kinder.
@@ -119,7 +122,7 @@ def prediction_request(setup: PredictionSetup, start: str, end: str,
                           "cannot forecast without one (its job would fail with 'No data in dataset'); add "
                           "geometries to the org units in DHIS2 or choose other org units in the setup")
     return {
-        "name": request_name(setup, start, end),
+        "name": request_name(setup, start, end, run_token),
         "geojson": geojson,
         "providedData": provided,
         "nPeriods": periods.N_PERIODS[setup.period_type],

@@ -33,24 +33,30 @@ def retry_after(outcome: Any) -> float:
 
 def policy(*, attempts: int, backoff: float, retry_if: Callable[[tenacity.RetryCallState], bool],
            cap: float = DEFAULT_CAP_SECONDS, sleep: Callable[[float], None] = time.sleep,
-           before_sleep: Callable[[tenacity.RetryCallState, float], None] | None = None) -> tenacity.Retrying:
+           before_sleep: Callable[[tenacity.RetryCallState, float], None] | None = None,
+           seconds: float | None = None) -> tenacity.Retrying:
     """A tenacity loop: `for attempt in policy(...): with attempt: ...`.
 
     `retry_if(state)` decides from the attempt's outcome (an exception, or a result such as an
     HTTP response). After the last attempt the last outcome is returned (or its exception
-    re-raised), so the caller turns it into its own error."""
+    re-raised), so the caller turns it into its own error. `seconds` also ends the loop once an
+    attempt ends that long after the first began (a look that must end in bounded time)."""
     def wait(state: tenacity.RetryCallState) -> float:
         base = min(cap, backoff * 2 ** (state.attempt_number - 1))
         outcome = state.outcome
         asked = retry_after(outcome.result()) if outcome is not None and not outcome.failed else 0.0
-        return max(base + random.uniform(0, base / 2), min(asked, cap))
+        delay = max(base + random.uniform(0, base / 2), min(asked, cap))
+        if seconds is not None:  # the last attempt comes at the deadline, not a whole backoff after it
+            delay = min(delay, max(0.0, seconds - (state.seconds_since_start or 0.0)))
+        return delay
 
     def announce(state: tenacity.RetryCallState) -> None:
         if before_sleep is not None:
             before_sleep(state, state.next_action.sleep if state.next_action else 0.0)
 
     return tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(max(1, attempts)),
+        stop=tenacity.stop_after_attempt(max(1, attempts)) | (
+            tenacity.stop_after_delay(seconds) if seconds is not None else tenacity.stop_never),
         wait=wait,
         retry=_Predicate(retry_if),
         sleep=sleep,

@@ -7,6 +7,8 @@ Environment variables (all optional):
 - `CHAP_SCHEDULER_POLL_INTERVAL_SECONDS` — pause between job status checks (default 5).
 - `CHAP_SLOT_TIMEOUT_SECONDS` — with `chap_concurrency_limit`, how long one setup waits for a slot
   of that limit before it fails without submitting anything (default: the prediction timeout).
+- `CHAP_SUBMIT_LOOKUP_SECONDS` — after a submit whose answer was lost (a 502/504 or a broken
+  connection), how long to look for its job by name before giving up on it (default 120).
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ TODAY_ENV = "CHAP_TODAY"
 TIMEOUT_ENV = "CHAP_SCHEDULER_PREDICTION_TIMEOUT_SECONDS"
 POLL_INTERVAL_ENV = "CHAP_SCHEDULER_POLL_INTERVAL_SECONDS"
 SLOT_TIMEOUT_ENV = "CHAP_SLOT_TIMEOUT_SECONDS"
+SUBMIT_LOOKUP_ENV = "CHAP_SUBMIT_LOOKUP_SECONDS"
 DEFAULT_TIMEOUT_SECONDS = 3600.0
 DEFAULT_POLL_INTERVAL_SECONDS = 5.0
+# chap-core makes a job at the end of its `/run` handler, which for a national-scale body may end
+# well after DHIS2's route gave up (at most 60 s): look for that long, and then some.
+DEFAULT_SUBMIT_LOOKUP_SECONDS = 120.0
 
 REPORT_KEY_PREFIX = "chap-report"
 
@@ -53,6 +59,8 @@ class RunSettings:
     job_timeout: float
     poll_interval: float
     slot_timeout: float  # how long a setup waits for a slot of the CHAP concurrency limit
+    submit_lookup: float = DEFAULT_SUBMIT_LOOKUP_SECONDS  # how long to look for a job whose submit lost its answer
+    run_token: str = ""  # makes this run's prediction names unique (the start of the flow run's id)
 
 
 def check_end(mode: str, end_date: date | None, offset: int | None) -> EndSpec:
@@ -111,6 +119,7 @@ def read_settings(environ: Mapping[str, str], clock_today: date) -> RunSettings:
         job_timeout=job_timeout,
         poll_interval=_seconds(environ, POLL_INTERVAL_ENV, DEFAULT_POLL_INTERVAL_SECONDS),
         slot_timeout=_seconds(environ, SLOT_TIMEOUT_ENV, job_timeout),
+        submit_lookup=_seconds(environ, SUBMIT_LOOKUP_ENV, DEFAULT_SUBMIT_LOOKUP_SECONDS),
     )
 
 

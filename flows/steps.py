@@ -1,7 +1,8 @@
 """The flow's steps as Prefect tasks. A task's name is the step an operator sees fail.
 
 Tasks never retry themselves: the HTTP clients already retry idempotent requests, and
-re-running a step that POSTs would submit a second prediction.
+re-running a step that POSTs would submit a second prediction. A submit whose answer was lost
+looks for its job by name instead (`run_prediction_setup`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import periods
-from flows.api import ChapApi, Dhis2Api, ServiceError, error_text
+from flows.api import CHAP_ROUTE_CODE, ChapApi, Dhis2Api, ServiceError, error_text
 from flows.chap_slot import read_limit
 from flows.prediction_request import calculated_end_period, feature_collection, observations, prediction_request
-from flows.report import LimitCheck
+from flows.report import LimitCheck, RouteCheck
+from flows.retrying import policy
 from flows.run_config import EndSpec, RunSettings
 from flows.setups import PredictionSetup, SetupItem, parse_setup
 
@@ -38,6 +40,12 @@ class JobError(RuntimeError):
 class OrgUnitGeometry:
     geojson: dict[str, Any]
     not_found: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Submission:
+    job_id: str
+    note: str | None = None  # what happened, when the submit's answer was lost and its job found
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,23 @@ def check_chap(chap: ChapApi) -> str:
 def check_chap_limit(limit: str) -> LimitCheck:
     """The CHAP concurrency limit exists and can be used (`chap_slot.SlotError` otherwise)."""
     return read_limit(limit)
+
+
+@task(name="read_chap_route", **_STEP)
+def read_chap_route(dhis2: Dhis2Api) -> RouteCheck:
+    """The `chap` route's `responseTimeoutSeconds`, where the user may read it; "unknown" (never an
+    error) when DHIS2 refuses, does not list the route, or has no such field."""
+    try:
+        routes = dhis2.routes(CHAP_ROUTE_CODE)
+    except ServiceError as exc:
+        return RouteCheck(None, f"could not read the route ({exc})")
+    if not routes:
+        return RouteCheck(None, f"DHIS2 lists no route {CHAP_ROUTE_CODE!r} to this user")
+    seconds = routes[0].get("responseTimeoutSeconds")
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        return RouteCheck(None, "DHIS2 lists no responseTimeoutSeconds for the route (before DHIS2 40.10 / 41.6 "
+                                "the timeout is fixed: 10 s, or 30 s in 40.8-40.9 and 41.4-41.5)")
+    return RouteCheck(seconds)
 
 
 @task(name="list_prediction_setups", **_STEP)
@@ -110,18 +135,65 @@ def fetch_org_units_geojson(dhis2: Dhis2Api, setup: PredictionSetup) -> OrgUnitG
 
 @task(name="build_prediction_request", task_run_name="build_prediction_request [setup {setup.id}]", **_STEP)
 def build_prediction_request(setup: PredictionSetup, input_periods: list[str], rows: list[list[str]],
-                             geojson: dict[str, Any]) -> dict[str, Any]:
-    return prediction_request(setup, input_periods[0], input_periods[-1], observations(setup, rows), geojson)
+                             geojson: dict[str, Any], run_token: str = "") -> dict[str, Any]:
+    return prediction_request(setup, input_periods[0], input_periods[-1], observations(setup, rows), geojson,
+                              run_token)
 
 
 @task(name="run_prediction_setup", task_run_name="run_prediction_setup [setup {setup.id}]", **_STEP)
-def run_prediction_setup(chap: ChapApi, setup: PredictionSetup, body: dict[str, Any]) -> str:
+def run_prediction_setup(chap: ChapApi, setup: PredictionSetup, body: dict[str, Any],
+                         settings: RunSettings) -> Submission:
+    """Submit once. A submit whose answer was lost (a 502/504, a broken connection, a timeout) may
+    have made its job: look for it by its name, which is unique to this run, and never submit again."""
     try:
         job_id = chap.run_setup(setup.id, body)
     except ServiceError as exc:
-        raise _explained_refusal(exc, setup) from None
+        if not exc.answer_lost:
+            raise _explained_refusal(exc, setup) from None
+        return _find_lost_submit(chap, setup, body["name"], settings, exc)
     get_run_logger().info("chap accepted setup %s as job %s", setup.id, job_id)
-    return job_id
+    return Submission(job_id)
+
+
+def _find_lost_submit(chap: ChapApi, setup: PredictionSetup, name: str, settings: RunSettings,
+                      lost: ServiceError) -> Submission:
+    """Look for the job of a submit whose answer was lost, for up to `settings.submit_lookup` s.
+
+    chap-core makes the job at the end of its `/run` handler, so it may be listed only seconds
+    after DHIS2's route answered 504. Not found in time means not submitted again: a job that
+    appeared after a second submit would be a second forecast of the same setup in one run."""
+    logger = get_run_logger()
+    logger.warning("setup %s: %s; looking for its job by name %r", setup.id, lost, name)
+
+    def look_again(state: Any) -> bool:
+        if not state.outcome.failed:
+            return state.outcome.result() is None
+        error = state.outcome.exception()  # a look that failed outright (a 4xx) will not do better
+        return isinstance(error, ServiceError) and (error.status is None or error.status >= 500)
+
+    started = time.monotonic()
+    retrying = policy(attempts=10_000, backoff=settings.poll_interval, cap=max(settings.poll_interval, 8.0),
+                      retry_if=look_again, seconds=settings.submit_lookup)
+    problem = ""
+    try:
+        job = retrying(chap.find_job, setup.id, name)
+    except ServiceError as exc:
+        job, problem = None, f"; the last look failed: {exc}"
+    waited = time.monotonic() - started
+    if job is None:
+        raise JobError(f"{lost}. chap-core may have made the job anyway, but it listed no job named {name!r} within "
+                       f"{settings.submit_lookup:g} s (CHAP_SUBMIT_LOOKUP_SECONDS){problem}. Not submitted again, so "
+                       "that this run never makes two forecasts of the setup: look for that name in chap-core's jobs "
+                       "before running the setup again")
+    logger.info("setup %s: found job %s by its name after %.1f s; continuing with it", setup.id, job["id"], waited)
+    return Submission(job["id"], f"answered {_lost_answer(lost)}; found job {job['id']} by its name after "
+                                 f"{waited:.1f} s and continued with it (not submitted again)")
+
+
+def _lost_answer(error: ServiceError) -> str:
+    if error.status is None:
+        return str(error).split(" -> ", 1)[-1]  # "no response (ReadError: ...)"
+    return f"HTTP {error.status}"
 
 
 @task(name="wait_for_prediction", task_run_name="wait_for_prediction [job {job_id}]", **_STEP)

@@ -61,8 +61,9 @@ def test_a_missing_limit_fails_the_run_before_any_data_is_fetched(fake: FakeAdmi
     assert (run.state.name, run.state.message) == ("Failed", f"FAILED -- {text}")
     assert f"- **Result:** FAILED -- {text}" in run.lines
     assert run.lines[-3:] == ["## CHAP concurrency limit", "", f"**MISSING** -- {text}"]
-    # Both services were checked; nothing was fetched from DHIS2 and nothing was sent to CHAP.
-    assert [r["path"] for r in fake.requests()] == ["/api/system/info", CHAP + "/system/info"]
+    # Both services (and the chap route's timeout) were checked; no data was fetched from DHIS2 and
+    # nothing was sent to CHAP.
+    assert [r["path"] for r in fake.requests()] == ["/api/system/info", CHAP + "/system/info", "/api/routes"]
 
 
 def test_a_blank_limit_name_is_refused(fake: FakeAdmin, run_flow) -> None:

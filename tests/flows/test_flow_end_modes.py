@@ -7,6 +7,8 @@ helpers, not by `flows.periods`.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from datetime import date
@@ -31,6 +33,12 @@ def run_body(fake: FakeAdmin, setup_id: int) -> dict[str, Any]:
     posts = fake.requests(RUN_PATH.format(setup_id), method="POST")
     assert len(posts) == 1
     return posts[0]["json"]
+
+
+def plain_name(body: dict[str, Any]) -> str:
+    """The request's name without the token that makes it unique to the run (` [run 1a2b3c4d]`)."""
+    name, token = re.fullmatch(r"(.*) \[run ([0-9a-f]{8})\]", body["name"]).groups()
+    return name
 
 
 def test_calculated_mode_probes_then_fetches_the_full_range(fake: FakeAdmin, run_flow) -> None:
@@ -58,15 +66,17 @@ def test_calculated_end_is_the_earliest_of_the_covariates_latest_periods(fake: F
     assert run.state.name == "Completed"
     assert run.field("Malaria monthly", "End period") == "202601"
     assert dimension(analytics_calls(fake, MONTHLY_DX)[1], "pe") == months("202301", "202601")
-    assert run_body(fake, 3)["name"] == "Malaria monthly (chapkit-ewars-model) 202301-202601"
+    assert plain_name(run_body(fake, 3)) == "Malaria monthly (chapkit-ewars-model) 202301-202601"
 
 
 def test_monthly_request_body(fake: FakeAdmin, run_flow) -> None:
-    run_flow(end_mode="offset", end_period_offset=1, configured_model_id=12)
+    run = run_flow(end_mode="offset", end_period_offset=1, configured_model_id=12)
 
     body = run_body(fake, 3)
     assert sorted(body) == ["geojson", "nPeriods", "name", "providedData", "type"]
-    assert body["name"] == "Malaria monthly (chapkit-ewars-model) 202301-202602"
+    # unique to the run (the start of its flow run id), so a submit whose answer was lost is found by name
+    token = str(run.state.state_details.flow_run_id).replace("-", "")[:8]
+    assert body["name"] == f"Malaria monthly (chapkit-ewars-model) 202301-202602 [run {token}]"
     assert body["nPeriods"] == 3
     assert body["type"] == "forecasting"
     provided = body["providedData"]
@@ -113,7 +123,7 @@ def test_fixed_mode_uses_the_period_containing_end_date(fake: FakeAdmin, run_flo
     assert dimension(analytics_calls(fake, MONTHLY_DX)[0], "pe") == months("202301", "202512")
     assert dimension(analytics_calls(fake, WEEKLY_DX)[0], "pe") == weeks("2024W01", "2026W01", WEEKS_IN)
     assert len(analytics_calls(fake, MONTHLY_DX)) == 1  # no probe outside calculated mode
-    assert run_body(fake, 5)["name"] == "Dengue weekly (auto-regressive-weekly) 2024W01-2026W01"
+    assert plain_name(run_body(fake, 5)) == "Dengue weekly (auto-regressive-weekly) 2024W01-2026W01"
 
 
 def test_offset_mode_counts_back_from_the_current_period(fake: FakeAdmin, run_flow) -> None:
@@ -166,7 +176,7 @@ def test_weekly_offset_across_the_year_boundary(fake: FakeAdmin, use_today, run_
     assert run.state.name == "Completed"
     assert run.field("Dengue weekly", "End period") == "2026W53"
     assert run.field("Dengue weekly", "Input periods") == "2025W01..2026W53 (105 periods)"
-    assert run_body(fake, 5)["name"] == "Dengue weekly (auto-regressive-weekly) 2025W01-2026W53"
+    assert plain_name(run_body(fake, 5)) == "Dengue weekly (auto-regressive-weekly) 2025W01-2026W53"
 
 
 def test_monthly_offset_across_the_year_boundary(fake: FakeAdmin, use_today, run_flow) -> None:

@@ -41,6 +41,11 @@ def test_full_report_of_a_successful_run(fake: FakeAdmin, run_flow, fake_server)
         "",
         "**REACHABLE** -- chap-core 2.5.1 (python 3.13.1)",
         "",
+        "- **DHIS2 route timeout:** 5 s (`responseTimeoutSeconds` of the DHIS2 route `chap`) -- **WARNING:** under "
+        "30 s. chap-core answers a submit only after checking its whole body (measured: 5.8 s for 700 districts, 110 "
+        "weeks, 3 covariates), and when it is slower than this DHIS2 answers 504 although the job is made. Raise the "
+        "route's responseTimeoutSeconds to 60 (see docs/operations.md)",
+        "",
         "## Prediction setups (2 succeeded, 0 failed, 1 skipped)",
         "",
         "### `Malaria monthly` -- chapkit-ewars-model",
