@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import httpx
 import pytest
 
+from flows.api import ChapApi
 from flows.prediction_request import feature_collection, prediction_request
 from flows.setups import parse_setup
 from tests.chap_real import seed
 from tests.fake_dhis2.server import FakeDhis2Server
 from tests.lanes import lane
+from tests.processes import wait_until
 
 pytestmark = [pytest.mark.chap, pytest.mark.timeout(900)]
 
@@ -286,6 +289,32 @@ def test_i_jobs_answer_as_chap_core_does(backend):
                             "prediction_setup_id"}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+", rows[0]["start_time"])  # naive local time
     assert backend.client.get(f"{ROUTE}/v1/jobs", params={"ids": "nope"}).json() == []
+
+
+def test_j_a_submit_slower_than_the_route_is_a_504_and_its_one_job_is_found_by_its_name(backend):
+    # chap takes 1.5 s (injected before the forward: chap-core's own time to accept is too short to
+    # rely on for a small body), the route waits 1 s: DHIS2's empty 504, then the job appears and
+    # the flow's look-up (`ChapApi.find_job`) finds it under the request's name.
+    setup_id = backend.setups["monthly"]
+    body = body_for(backend, name=f"route timeout {uuid.uuid4().hex[:8]}")
+    backend.fake.admin.route(responseTimeoutSeconds=1)
+    backend.fake.admin.faults(submit_seconds={str(setup_id): 1.5})
+    try:
+        answer = backend.client.post(f"{ROUTE}/v1/crud/prediction-setups/{setup_id}/run", json=body)
+        assert (answer.status_code, answer.content) == (504, b"")
+        with httpx.Client(base_url=backend.fake.url + ROUTE + "/", auth=(backend.fake.username, backend.fake.password),
+                          timeout=60) as client:
+            job = wait_until(lambda: ChapApi(client).find_job(setup_id, body["name"]), "the job after the 504", 30)
+        listed = backend.client.get(f"{ROUTE}/v1/jobs", params={"predictionSetupId": setup_id}).json()
+        assert [row["id"] for row in listed if row["name"] == body["name"]] == [job["id"]]
+        assert job["prediction_setup_id"] == setup_id
+        other = backend.client.get(f"{ROUTE}/v1/jobs", params={"predictionSetupId": backend.setups["weekly"]}).json()
+        assert job["id"] not in [row["id"] for row in other]
+        wait_until(lambda: backend.client.get(f"{ROUTE}/v1/jobs/{job['id']}").json() not in ("PENDING", "STARTED"),
+                   "the job's end", 120)
+    finally:
+        backend.fake.admin.route(responseTimeoutSeconds=5)
+        backend.fake.admin.faults(submit_seconds={})
 
 
 @pytest.mark.parametrize("change, expected", [
