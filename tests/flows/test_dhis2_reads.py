@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 from itertools import product
 
+import httpx
 import pytest
 
-from flows.api import ServiceError
+from flows.api import ServiceError, error_code, error_detail
 from flows.dhis2_reads import (Chunk, Page, ReadBudget, ReadPlanError, halve_ids, item_bytes, plan_analytics,
                                plan_ids, run_reads)
 
@@ -114,3 +115,14 @@ def test_an_error_that_halving_cannot_cure_is_raised() -> None:
     read_capped, _ = _capped_reads(cap=0)
     with pytest.raises(ServiceError, match="409"):  # one cell still refused: nothing left to halve
         run_reads([Chunk(("a",), ("p",), ("o1",))], read_capped, Chunk.halves, lambda page: None, concurrency=2)
+
+
+def test_a_proxys_html_error_page_is_said_by_its_title() -> None:
+    page = ("<html>\r\n<head><title>414 Request-URI Too Large</title></head>\r\n<body>\r\n"
+            "<center><h1>414 Request-URI Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+    response = httpx.Response(414, text=page, headers={"content-type": "text/html"})
+    assert error_detail(response) == "414 Request-URI Too Large"
+    assert error_code(response) is None
+    capped = httpx.Response(409, json={"httpStatusCode": 409, "message": "Query result set exceeded max limit: `50000`",
+                                       "errorCode": "E7128"})
+    assert (error_detail(capped), error_code(capped)) == ("Query result set exceeded max limit: `50000`", "E7128")
