@@ -8,10 +8,14 @@ report can show it as one readable line.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
+
+from flows.dhis2_reads import Page
 
 DEFAULT_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 ORG_UNIT_FIELDS = "id,geometry,parent[id],level,displayName,code"
@@ -22,17 +26,20 @@ LOST_ANSWER_STATUSES = frozenset({502, 504})
 # Connection failures before the request left: the server cannot have done it.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 _MAX_DETAIL_CHARS = 300
+_HTML_TITLE = re.compile(r"<title>([^<]*)</title>", re.IGNORECASE)
 
 
 class ServiceError(Exception):
     """A DHIS2 or CHAP request that gave no usable answer."""
 
     def __init__(self, service: str, method: str, path: str, problem: str,
-                 status: int | None = None, detail: Any = None, answer_lost: bool = False) -> None:
+                 status: int | None = None, detail: Any = None, code: str | None = None,
+                 answer_lost: bool = False) -> None:
         super().__init__(f"{service} {method} {path} -> {problem}")
         self.service = service
         self.status = status
         self.detail = detail
+        self.code = code  # DHIS2's `errorCode` (e.g. E7128), when it gave one
         # The server may have done the request although the client heard no answer from it: a
         # gateway's 502/504, or a connection that broke after the request was sent.
         self.answer_lost = answer_lost
@@ -74,13 +81,25 @@ def error_detail(response: httpx.Response) -> Any:
     try:
         body = response.json()
     except ValueError:
-        return response.text.strip()[:_MAX_DETAIL_CHARS] or response.reason_phrase
+        text = response.text.strip()
+        title = _HTML_TITLE.search(text) if text.startswith("<") else None  # a proxy's HTML error page
+        return (title[1].strip() if title else text[:_MAX_DETAIL_CHARS]) or response.reason_phrase
     if isinstance(body, dict):
         for key in ("detail", "message", "exception_detail"):
             if key in body:
                 return body[key]
         return None if "request_body" in body else body
     return body
+
+
+def error_code(response: httpx.Response) -> str | None:
+    """DHIS2's `errorCode` of a failed answer (`E7128`: over the analytics record cap)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("errorCode") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def error_text(detail: Any, limit: int = _MAX_DETAIL_CHARS) -> str:
@@ -106,6 +125,10 @@ class _Service:
         self._client = client
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._json(method, path, self._response(method, path, **kwargs))
+
+    def _response(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The answer, if it is a success (below 300); every failure a ServiceError."""
         try:
             response = self._client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -114,8 +137,11 @@ class _Service:
         if response.status_code >= 300:
             detail = error_detail(response)
             problem = f"HTTP {response.status_code}: {error_text(detail)}"
-            raise ServiceError(self.name, method, path, problem, response.status_code, detail,
+            raise ServiceError(self.name, method, path, problem, response.status_code, detail, error_code(response),
                                answer_lost=response.status_code in LOST_ANSWER_STATUSES)
+        return response
+
+    def _json(self, method: str, path: str, response: httpx.Response) -> Any:
         try:
             return response.json()
         except ValueError:
@@ -134,19 +160,30 @@ class Dhis2Api(_Service):
             raise self._unexpected("GET", "/api/system/info", "no 'version' in the system info")
         return info
 
-    def analytics(self, dx: list[str], pe: list[str] | str, ou: list[str]) -> list[list[str]]:
-        """Analytics rows `[dx, pe, ou, value, ...]`, every cell a string as DHIS2 sends them."""
-        periods = pe if isinstance(pe, str) else ";".join(pe)
-        params = [
-            ("dimension", "dx:" + ";".join(dx)),
-            ("dimension", "pe:" + periods),
-            ("dimension", "ou:" + ";".join(ou)),
-        ]
-        body = self._call("GET", "/api/analytics", params=params)
+    ANALYTICS = "/api/analytics"
+    ORG_UNITS = "/api/organisationUnits"
+
+    def request_line(self, path: str, params: list[tuple[str, str]]) -> int:
+        """Bytes of the request line a GET sends (`GET <target> HTTP/1.1`), the context path included."""
+        target = self._client.build_request("GET", path, params=params).url.raw_path
+        return len("GET ") + len(target) + len(" HTTP/1.1")
+
+    @staticmethod
+    def analytics_params(dx: Sequence[str], pe: Sequence[str], ou: Sequence[str]) -> list[tuple[str, str]]:
+        # skipMeta: no metadata to build or send; skipRounding: values as stored, not rounded
+        return [("dimension", "dx:" + ";".join(dx)), ("dimension", "pe:" + ";".join(pe)),
+                ("dimension", "ou:" + ";".join(ou)), ("skipMeta", "true"), ("skipRounding", "true")]
+
+    def analytics(self, dx: Sequence[str], pe: Sequence[str], ou: Sequence[str]) -> Page:
+        """One analytics read: rows `[dx, pe, ou, value, ...]`, every cell a string as DHIS2 sends
+        them. Its size is the caller's business (`flows.dhis2_reads`)."""
+        response = self._response("GET", self.ANALYTICS, params=self.analytics_params(dx, pe, ou))
+        body = self._json("GET", self.ANALYTICS, response)
         rows = body.get("rows") if isinstance(body, dict) else None
         if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
-            raise self._unexpected("GET", "/api/analytics", "no 'rows' list")
-        return [["" if cell is None else str(cell) for cell in row] for row in rows]
+            raise self._unexpected("GET", self.ANALYTICS, "no 'rows' list")
+        rows = [["" if cell is None else str(cell) for cell in row] for row in rows]
+        return Page(rows, len(response.content), len(rows))
 
     def routes(self, code: str) -> list[dict[str, Any]]:
         """The routes with this code the user may read, each with its `responseTimeoutSeconds` when
@@ -158,17 +195,18 @@ class Dhis2Api(_Service):
             raise self._unexpected("GET", "/api/routes", "no 'routes' list")
         return [route for route in routes if isinstance(route, dict)]
 
-    def org_units(self, ids: list[str]) -> list[dict[str, Any]]:
-        params = {
-            "filter": "id:in:[" + ",".join(ids) + "]",
-            "fields": ORG_UNIT_FIELDS,
-            "paging": "false",
-        }
-        body = self._call("GET", "/api/organisationUnits", params=params)
+    @staticmethod
+    def org_unit_params(ids: Sequence[str]) -> list[tuple[str, str]]:
+        return [("filter", "id:in:[" + ",".join(ids) + "]"), ("fields", ORG_UNIT_FIELDS), ("paging", "false")]
+
+    def org_units(self, ids: Sequence[str]) -> Page:
+        response = self._response("GET", self.ORG_UNITS, params=self.org_unit_params(ids))
+        body = self._json("GET", self.ORG_UNITS, response)
         units = body.get("organisationUnits") if isinstance(body, dict) else None
         if not isinstance(units, list):
-            raise self._unexpected("GET", "/api/organisationUnits", "no 'organisationUnits' list")
-        return [unit for unit in units if isinstance(unit, dict) and isinstance(unit.get("id"), str)]
+            raise self._unexpected("GET", self.ORG_UNITS, "no 'organisationUnits' list")
+        return Page([unit for unit in units if isinstance(unit, dict) and isinstance(unit.get("id"), str)],
+                    len(response.content))
 
 
 class ChapApi(_Service):

@@ -36,6 +36,7 @@ from flows import steps  # noqa: E402
 from flows.api import ChapApi, Dhis2Api, ServiceError, missing_value_rejections  # noqa: E402
 from flows.blocks import Dhis2Credentials  # noqa: E402
 from flows.chap_slot import SlotError, chap_slot  # noqa: E402
+from flows.dhis2_reads import ReadPlanError, ReadStats  # noqa: E402
 from flows.periods import PeriodError  # noqa: E402
 from flows.prediction_request import NoDataError  # noqa: E402
 from flows.report import LimitCheck, RunReport, ServiceCheck, SetupOutcome, render  # noqa: E402
@@ -46,7 +47,8 @@ from flows.setups import PredictionSetup, Selection, SetupItem, select_setups  #
 REPORT_DESCRIPTION = "CHAP prediction run report"
 
 # Errors whose message is already written for operators; anything else is shown with its type.
-_EXPLAINED = (ServiceError, ConfigError, PeriodError, NoDataError, steps.JobError, TimeoutError, SlotError)
+_EXPLAINED = (ServiceError, ConfigError, PeriodError, NoDataError, steps.JobError, TimeoutError, SlotError,
+              ReadPlanError)
 
 # Not a task: the slot is held around the three CHAP steps that follow it.
 ACQUIRE_SLOT_STEP = "acquire_chap_slot"
@@ -244,21 +246,27 @@ def _predict(setup: PredictionSetup, outcome: SetupOutcome, step: _StepTracker, 
 def _prepare_request(setup: PredictionSetup, outcome: SetupOutcome, step: _StepTracker, end: EndSpec,
                      settings: RunSettings, dhis2: Dhis2Api) -> dict[str, Any]:
     """End period, period range, DHIS2 data and geometry: everything chap's request needs."""
+    outcome.reads = ReadStats()
     if end.mode == "calculated":
-        outcome.end_period = step(steps.probe_latest_covariate_periods, dhis2, setup)
+        probe = step(steps.probe_latest_covariate_periods, dhis2, setup, settings.reads)
+        outcome.reads.add(probe.reads)
+        outcome.end_period = probe.end_period
     else:
         outcome.end_period = step(steps.resolve_end_period, setup, end, settings.today)
     outcome.input_periods = step(steps.validate_period_range, setup, outcome.end_period)
-    rows = step(steps.fetch_dhis2_for_setup, dhis2, setup, outcome.input_periods)
-    outcome.analytics_rows = len(rows)
-    geometry = step(steps.fetch_org_units_geojson, dhis2, setup)
+    data = step(steps.fetch_dhis2_for_setup, dhis2, setup, outcome.input_periods, settings.reads)
+    outcome.reads.add(data.reads)
+    outcome.analytics_rows = data.reads.records
+    geometry = step(steps.fetch_org_units_geojson, dhis2, setup, settings.reads)
+    outcome.reads.add(geometry.reads)
     outcome.org_units = len(setup.org_units)
     outcome.org_units_with_geometry = len(geometry.geojson["features"])
     outcome.org_units_not_found = geometry.not_found
-    # quote(): analytics can be hundreds of thousands of rows; Prefect need not walk them
+    # quote(): the data can be hundreds of thousands of items; Prefect need not walk them
     # looking for futures when they are passed to the next task.
-    body = step(steps.build_prediction_request, setup, outcome.input_periods, quote(rows), quote(geometry.geojson),
-                settings.run_token)
+    body = step(steps.build_prediction_request, setup, outcome.input_periods, quote(data.provided),
+                quote(geometry.geojson), settings.run_token)
+    del data  # the body holds the same items; nothing else should keep them alive
     outcome.observations = len(body["providedData"])
     sent = {row["orgUnit"] for row in body["providedData"]}
     with_geometry = {feature["id"] for feature in geometry.geojson["features"]}

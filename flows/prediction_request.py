@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 from flows import periods
@@ -14,13 +15,15 @@ class NoDataError(ValueError):
     """DHIS2 has no data the prediction could use."""
 
 
-def latest_period_per_element(rows: list[list[str]], period_type: str) -> dict[str, str]:
-    """For each data element in the rows, its latest period (by period start, not by text).
+def latest_period_per_element(rows: list[list[str]], period_type: str,
+                              latest: dict[str, str] | None = None) -> dict[str, str]:
+    """For each data element in the rows, its latest period (by period start, not by text),
+    merged into `latest` when given (one read's rows at a time).
 
     Ordering by start date matters for weeks: as text, DHIS2's unpadded `2025W9` sorts after
     `2025W10`.
     """
-    latest: dict[str, str] = {}
+    latest = {} if latest is None else latest
     for row in rows:
         if len(row) < 4:
             continue
@@ -34,9 +37,9 @@ def latest_period_per_element(rows: list[list[str]], period_type: str) -> dict[s
     return latest
 
 
-def calculated_end_period(setup: PredictionSetup, rows: list[list[str]]) -> str:
-    """The earliest of the covariates' latest periods: the last period all of them cover."""
-    latest = latest_period_per_element(rows, setup.period_type)
+def calculated_end_period(setup: PredictionSetup, latest: dict[str, str]) -> str:
+    """The earliest of the covariates' latest periods (`latest_period_per_element`): the last
+    period all of them cover."""
     missing = sorted(
         f"{source.covariate} ({source.data_element_id})"
         for source in setup.covariate_sources
@@ -60,25 +63,29 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def observations(setup: PredictionSetup, rows: list[list[str]]) -> list[dict[str, Any]]:
-    """chap-core `providedData` items, one per usable analytics row and covariate.
+def observations(setup: PredictionSetup, rows: list[list[str]],
+                 into: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """chap-core `providedData` items, one per usable analytics row and covariate, appended to
+    `into` when given (one read's rows at a time, so the raw rows need not all be kept).
 
     The period is passed on as DHIS2 wrote it (chap-core accepts `2025W5` and `2025W05`).
     Rows that are too short, name a data element the setup does not use, or hold no number
-    are dropped.
+    are dropped. Org unit and period strings are interned: a national dataset repeats each one
+    thousands of times.
     """
     covariates: dict[str, list[str]] = {}
     for source in setup.covariate_sources:
         covariates.setdefault(source.data_element_id, []).append(source.covariate)
-    provided = []
+    provided = [] if into is None else into
     for row in rows:
         if len(row) < 4 or row[0] not in covariates:
             continue
         value = _number(row[3])
         if value is None:
             continue
+        org_unit, period = sys.intern(row[2]), sys.intern(row[1])
         for covariate in covariates[row[0]]:
-            provided.append({"featureName": covariate, "orgUnit": row[2], "period": row[1], "value": value})
+            provided.append({"featureName": covariate, "orgUnit": org_unit, "period": period, "value": value})
     return provided
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from flows import periods
 from flows.api import Rejection
+from flows.dhis2_reads import ReadStats
 from flows.periods import PeriodError
 from flows.setups import SetupItem
 
@@ -97,6 +98,7 @@ class SetupOutcome:
     predicted_periods: list[str] = field(default_factory=list)
     slot_limit: str | None = None  # the CHAP concurrency limit whose slot the setup held
     slot_wait: float | None = None  # seconds it waited for that slot
+    reads: ReadStats | None = None  # what its DHIS2 reads took (end-period probe, data, org units)
 
     @classmethod
     def for_item(cls, item: SetupItem) -> SetupOutcome:
@@ -205,6 +207,8 @@ class RunReport:
                  "org_units_predicted": None if o.org_units_predicted is None else len(o.org_units_predicted),
                  "org_units_lost": o.org_units_lost,
                  **({"submit": o.submit_note} if o.submit_note else {}),
+                 **({"dhis2_reads": {"reads": o.reads.reads, "refused": o.reads.refused, "records": o.reads.records,
+                                     "bytes": o.reads.bytes}} if o.reads is not None else {}),
                  **({"chap_slot_wait_seconds": round(o.slot_wait, 1)} if o.slot_wait is not None else {})}
                 for o in self.outcomes
             ],
@@ -263,6 +267,7 @@ def _fact_lines(o: SetupOutcome) -> list[str]:
         ("Input periods", period_list(o.input_periods, 4) if o.input_periods else None),
         ("Analytics rows fetched", f"{o.analytics_rows:,}" if o.analytics_rows is not None else None),
         ("Values sent to chap", f"{o.observations:,}" if o.observations is not None else None),
+        ("DHIS2 reads", _reads_text(o.reads)),
         ("Org units", _org_unit_text(o)),
         ("Waited for CHAP slot", _slot_wait_text(o)),
         ("Submit", o.submit_note),
@@ -272,6 +277,15 @@ def _fact_lines(o: SetupOutcome) -> list[str]:
         ("Predicted periods", period_list(o.predicted_periods, 6) if o.predicted_periods else None),
     ]
     return [f"- **{label}:** {value}" for label, value in facts if value is not None]
+
+
+def _reads_text(reads: ReadStats | None) -> str | None:
+    """`14 reads (0 refused and halved), 319,200 analytics records, 12.3 MB`."""
+    if reads is None or not reads.reads + reads.refused:
+        return None
+    size = f"{reads.bytes / 1e6:.1f} MB" if reads.bytes >= 1e5 else f"{reads.bytes / 1e3:.1f} kB"
+    return (f"{reads.reads:,} reads ({reads.refused} refused and halved), {reads.records:,} records, "
+            f"{size}")
 
 
 def _slot_wait_text(o: SetupOutcome) -> str | None:

@@ -9,6 +9,11 @@ Environment variables (all optional):
   of that limit before it fails without submitting anything (default: the prediction timeout).
 - `CHAP_SUBMIT_LOOKUP_SECONDS` — after a submit whose answer was lost (a 502/504 or a broken
   connection), how long to look for its job by name before giving up on it (default 120).
+- `CHAP_DHIS2_MAX_RECORDS` — the most analytics records one DHIS2 read may answer (default 25,000;
+  DHIS2 refuses more than 50,000 by default).
+- `CHAP_DHIS2_MAX_REQUEST_LINE` — the longest request line one DHIS2 read may send, in bytes
+  (default 6,000; a proxy such as nginx refuses more than 8 KB by default).
+- `CHAP_DHIS2_CONCURRENT_READS` — how many DHIS2 reads of one setup run at once (default 4).
 """
 
 from __future__ import annotations
@@ -18,11 +23,16 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Mapping
 
+from flows.dhis2_reads import DEFAULT_CONCURRENCY, DEFAULT_MAX_RECORDS, DEFAULT_MAX_REQUEST_LINE, ReadBudget
+
 TODAY_ENV = "CHAP_TODAY"
 TIMEOUT_ENV = "CHAP_SCHEDULER_PREDICTION_TIMEOUT_SECONDS"
 POLL_INTERVAL_ENV = "CHAP_SCHEDULER_POLL_INTERVAL_SECONDS"
 SLOT_TIMEOUT_ENV = "CHAP_SLOT_TIMEOUT_SECONDS"
 SUBMIT_LOOKUP_ENV = "CHAP_SUBMIT_LOOKUP_SECONDS"
+MAX_RECORDS_ENV = "CHAP_DHIS2_MAX_RECORDS"
+MAX_REQUEST_LINE_ENV = "CHAP_DHIS2_MAX_REQUEST_LINE"
+CONCURRENT_READS_ENV = "CHAP_DHIS2_CONCURRENT_READS"
 DEFAULT_TIMEOUT_SECONDS = 3600.0
 DEFAULT_POLL_INTERVAL_SECONDS = 5.0
 # chap-core makes a job at the end of its `/run` handler, which for a national-scale body may end
@@ -61,6 +71,7 @@ class RunSettings:
     slot_timeout: float  # how long a setup waits for a slot of the CHAP concurrency limit
     submit_lookup: float = DEFAULT_SUBMIT_LOOKUP_SECONDS  # how long to look for a job whose submit lost its answer
     run_token: str = ""  # makes this run's prediction names unique (the start of the flow run's id)
+    reads: ReadBudget = ReadBudget()  # how big and how many DHIS2 reads may be
 
 
 def check_end(mode: str, end_date: date | None, offset: int | None) -> EndSpec:
@@ -104,6 +115,27 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _count(environ: Mapping[str, str], name: str, default: int, lowest: int, highest: int, unit: str) -> int:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number of {unit}, got {text!r}") from None
+    if not lowest <= value <= highest:
+        raise ConfigError(f"{name} must be from {lowest:,} to {highest:,} {unit}, got {text!r}")
+    return value
+
+
+def read_budget(environ: Mapping[str, str]) -> ReadBudget:
+    return ReadBudget(
+        max_records=_count(environ, MAX_RECORDS_ENV, DEFAULT_MAX_RECORDS, 100, 10_000_000, "records"),
+        max_request_line=_count(environ, MAX_REQUEST_LINE_ENV, DEFAULT_MAX_REQUEST_LINE, 1024, 1_000_000, "bytes"),
+        concurrency=_count(environ, CONCURRENT_READS_ENV, DEFAULT_CONCURRENCY, 1, 32, "reads"),
+    )
+
+
 def read_settings(environ: Mapping[str, str], clock_today: date) -> RunSettings:
     text = environ.get(TODAY_ENV, "").strip()
     today = clock_today
@@ -120,6 +152,7 @@ def read_settings(environ: Mapping[str, str], clock_today: date) -> RunSettings:
         poll_interval=_seconds(environ, POLL_INTERVAL_ENV, DEFAULT_POLL_INTERVAL_SECONDS),
         slot_timeout=_seconds(environ, SLOT_TIMEOUT_ENV, job_timeout),
         submit_lookup=_seconds(environ, SUBMIT_LOOKUP_ENV, DEFAULT_SUBMIT_LOOKUP_SECONDS),
+        reads=read_budget(environ),
     )
 
 

@@ -8,6 +8,7 @@ looks for its job by name instead (`run_prediction_setup`).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -18,7 +19,9 @@ from prefect.cache_policies import NO_CACHE
 from flows import periods
 from flows.api import CHAP_ROUTE_CODE, ChapApi, Dhis2Api, ServiceError, error_text
 from flows.chap_slot import read_limit
-from flows.prediction_request import calculated_end_period, feature_collection, observations, prediction_request
+from flows.dhis2_reads import Chunk, ReadBudget, ReadStats, halve_ids, plan_analytics, plan_ids, run_reads
+from flows.prediction_request import (calculated_end_period, feature_collection, latest_period_per_element,
+                                      observations, prediction_request)
 from flows.report import LimitCheck, RouteCheck
 from flows.retrying import policy
 from flows.run_config import EndSpec, RunSettings
@@ -40,6 +43,21 @@ class JobError(RuntimeError):
 class OrgUnitGeometry:
     geojson: dict[str, Any]
     not_found: list[str] = field(default_factory=list)
+    reads: ReadStats = field(default_factory=ReadStats)
+
+
+@dataclass(frozen=True)
+class EndProbe:
+    end_period: str
+    reads: ReadStats
+
+
+@dataclass(frozen=True)
+class SetupData:
+    """A setup's analytics, already as chap-core's `providedData` items."""
+
+    provided: list[dict[str, Any]]
+    reads: ReadStats  # its `records` are the analytics rows received
 
 
 @dataclass(frozen=True)
@@ -106,11 +124,13 @@ def resolve_end_period(setup: PredictionSetup, end: EndSpec, today: date) -> str
 
 @task(name="probe_latest_covariate_periods",
       task_run_name="probe_latest_covariate_periods [setup {setup.id}]", **_STEP)
-def probe_latest_covariate_periods(dhis2: Dhis2Api, setup: PredictionSetup) -> str:
+def probe_latest_covariate_periods(dhis2: Dhis2Api, setup: PredictionSetup, budget: ReadBudget) -> EndProbe:
     """End period for calculated mode: the last period every covariate has data for."""
     window = periods.PROBE_WINDOWS[periods.check_period_type(setup.period_type)]
-    rows = dhis2.analytics(setup.data_elements, window, list(setup.org_units))
-    return calculated_end_period(setup, rows)
+    latest: dict[str, str] = {}
+    stats = read_analytics(dhis2, setup.data_elements, [window], setup.org_units, budget,
+                           lambda rows: latest_period_per_element(rows, setup.period_type, latest))
+    return EndProbe(calculated_end_period(setup, latest), stats)
 
 
 @task(name="validate_period_range", task_run_name="validate_period_range [setup {setup.id}]", **_STEP)
@@ -119,25 +139,44 @@ def validate_period_range(setup: PredictionSetup, end_period: str) -> list[str]:
 
 
 @task(name="fetch_dhis2_for_setup", task_run_name="fetch_dhis2_for_setup [setup {setup.id}]", **_STEP)
-def fetch_dhis2_for_setup(dhis2: Dhis2Api, setup: PredictionSetup, input_periods: list[str]) -> list[list[str]]:
-    return dhis2.analytics(setup.data_elements, input_periods, list(setup.org_units))
+def fetch_dhis2_for_setup(dhis2: Dhis2Api, setup: PredictionSetup, input_periods: list[str],
+                          budget: ReadBudget) -> SetupData:
+    """Every value of the setup's covariates, read in chunks that fit DHIS2's limits and turned
+    into chap-core's items as each chunk arrives."""
+    provided: list[dict[str, Any]] = []
+    stats = read_analytics(dhis2, setup.data_elements, input_periods, setup.org_units, budget,
+                           lambda rows: observations(setup, rows, provided))
+    return SetupData(provided, stats)
 
 
 @task(name="fetch_org_units_geojson", task_run_name="fetch_org_units_geojson [setup {setup.id}]", **_STEP)
-def fetch_org_units_geojson(dhis2: Dhis2Api, setup: PredictionSetup) -> OrgUnitGeometry:
-    units = dhis2.org_units(list(setup.org_units))
+def fetch_org_units_geojson(dhis2: Dhis2Api, setup: PredictionSetup, budget: ReadBudget) -> OrgUnitGeometry:
+    units: list[dict[str, Any]] = []
+    ids = list(dict.fromkeys(setup.org_units))
+    groups = plan_ids(ids, budget, dhis2.request_line(dhis2.ORG_UNITS, dhis2.org_unit_params([])))
+    stats = run_reads(groups, dhis2.org_units, halve_ids, lambda page: units.extend(page.items), budget.concurrency)
     found = {unit["id"] for unit in units}
     return OrgUnitGeometry(
         geojson=feature_collection(setup, units),
         not_found=[ou for ou in setup.org_units if ou not in found],
+        reads=stats,
     )
 
 
 @task(name="build_prediction_request", task_run_name="build_prediction_request [setup {setup.id}]", **_STEP)
-def build_prediction_request(setup: PredictionSetup, input_periods: list[str], rows: list[list[str]],
+def build_prediction_request(setup: PredictionSetup, input_periods: list[str], provided: list[dict[str, Any]],
                              geojson: dict[str, Any], run_token: str = "") -> dict[str, Any]:
-    return prediction_request(setup, input_periods[0], input_periods[-1], observations(setup, rows), geojson,
-                              run_token)
+    return prediction_request(setup, input_periods[0], input_periods[-1], provided, geojson, run_token)
+
+
+def read_analytics(dhis2: Dhis2Api, dx: Sequence[str], pe: Sequence[str], ou: Sequence[str], budget: ReadBudget,
+                   consume: Callable[[list[list[str]]], Any]) -> ReadStats:
+    """Every (data element, period, org unit) in reads that fit the budgets (`flows.dhis2_reads`);
+    `consume` gets each read's rows as they arrive."""
+    chunks = plan_analytics(dx, pe, list(dict.fromkeys(ou)), budget,
+                            dhis2.request_line(dhis2.ANALYTICS, dhis2.analytics_params([], [], [])))
+    return run_reads(chunks, lambda chunk: dhis2.analytics(chunk.dx, chunk.pe, chunk.ou), Chunk.halves,
+                     lambda page: consume(page.items), budget.concurrency)
 
 
 @task(name="run_prediction_setup", task_run_name="run_prediction_setup [setup {setup.id}]", **_STEP)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from fnmatch import fnmatchcase
 from typing import Any
 
 import httpx
@@ -13,8 +12,8 @@ class FakeAdmin:
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
 
-    def _call(self, method: str, action: str, body: Any = None) -> Any:
-        response = httpx.request(method, f"{self.url}/__fake__{action}", json=body, timeout=10)
+    def _call(self, method: str, action: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
+        response = httpx.request(method, f"{self.url}/__fake__{action}", json=body, params=params, timeout=60)
         response.raise_for_status()
         return response.json()
 
@@ -35,9 +34,8 @@ class FakeAdmin:
         self._call("DELETE", "/faults")
 
     def requests(self, path: str = "*", method: str = "*") -> list[dict[str, Any]]:
-        """Recorded requests, oldest first, whose path matches the glob `path`."""
-        return [r for r in self._call("GET", "/requests")
-                if fnmatchcase(r["path"], path) and method in ("*", r["method"])]
+        """Recorded requests, oldest first, whose path matches the glob `path` (filtered by the fake)."""
+        return self._call("GET", "/requests", params={"path": path, "method": method})
 
     def clear_requests(self) -> None:
         self._call("DELETE", "/requests")
@@ -50,6 +48,21 @@ class FakeAdmin:
 
     def delete_setup(self, setup_id: int) -> None:
         self._call("DELETE", f"/setups/{setup_id}")
+
+    def limits(self, **limits: int | None) -> dict[str, Any]:
+        """Change DHIS2's limits until the next reset (`max_records`, `max_request_line`; None = off);
+        with no argument, read them."""
+        return self._call("POST", "/limits", limits) if limits else self._call("GET", "/limits")
+
+    def seed_scale(self, setup_id: int, period_type: str, org_units: int, covariates: int, periods: int,
+                   name: str | None = None) -> dict[str, Any]:
+        """Add a national-scale setup (`tests.fake_dhis2.scale`) and return it."""
+        return self._call("POST", "/scale", {"id": setup_id, "periodType": period_type, "orgUnits": org_units,
+                                             "covariates": covariates, "periods": periods, "name": name})
+
+    def held_values(self, setup_id: int, first: str, last: str) -> list[list[str]]:
+        """Every value DHIS2 holds for the setup from `first` to `last`: `[de, pe, ou, value]`."""
+        return self._call("GET", "/values", params={"setup": str(setup_id), "first": first, "last": last})
 
     def state(self) -> dict[str, Any]:
         return self._call("GET", "/state")

@@ -17,6 +17,7 @@ import binascii
 import json
 import re
 from datetime import date
+from fnmatch import fnmatchcase
 from typing import Any, Callable
 
 import httpx
@@ -56,7 +57,9 @@ def _analytics(state: FakeState, query: Query) -> Answer:
         if key == "dimension":
             name, _, items = value.partition(":")
             dimensions[name] = [item for item in items.split(";") if item]
-    return state.analytics(dimensions)
+    flags = {key: value.lower() == "true" for key, value in query if key in ("skipRounding", "skipMeta")}
+    return state.analytics(dimensions, skip_rounding=flags.get("skipRounding", False),
+                           skip_meta=flags.get("skipMeta", False))
 
 
 def _org_units(state: FakeState, query: Query) -> Answer:
@@ -122,7 +125,21 @@ def _dispatch(state: FakeState, method: str, path: str, query: Query, body: Any)
 # ---------------------------------------------------------------------- admin
 
 
-def _admin(state: FakeState, method: str, path: str, body: Any) -> Answer:
+def _checked(action: Callable[[], Any]) -> Answer:
+    try:
+        return 200, action()
+    except (KeyError, TypeError, ValueError) as exc:
+        return 422, {"detail": f"{type(exc).__name__}: {exc}"}
+
+
+def _requests(state: FakeState, query: dict[str, str]) -> Answer:
+    """The request log, optionally only the requests whose path matches the glob `path` and whose
+    method is `method` (a national-scale body is big: send only what was asked for)."""
+    pattern, method = query.get("path", "*"), query.get("method", "*")
+    return 200, [r for r in state.requests if fnmatchcase(r["path"], pattern) and method in ("*", r["method"])]
+
+
+def _admin(state: FakeState, method: str, path: str, body: Any, query: dict[str, str]) -> Answer:
     """`/__fake__/...`: control the fake from tests, in this process or another."""
     action = path.removeprefix("/__fake__")
     handlers: dict[tuple[str, str], Callable[[], Answer]] = {
@@ -133,12 +150,17 @@ def _admin(state: FakeState, method: str, path: str, body: Any) -> Answer:
         ("GET", "/route"): lambda: (200, state.route),
         ("PATCH", "/route"): lambda: (state.route.update(body or {}), (200, state.route))[1],
         ("DELETE", "/faults"): lambda: (state.faults.clear(), (200, {}))[1],
-        ("GET", "/requests"): lambda: (200, state.requests),
+        ("GET", "/requests"): lambda: _requests(state, query),
         ("DELETE", "/requests"): lambda: (state.requests.clear(), (200, []))[1],
         ("GET", "/state"): lambda: (200, {"today": state.today.isoformat(), "setups": list(state.setups.values()),
                                          "jobs": state.public_jobs(), "rejections": state.rejection_log,
                                          "job_concurrency": state.job_concurrency()}),
         ("POST", "/setups"): lambda: _put_setup(state, body),
+        ("GET", "/limits"): lambda: (200, state.limits),
+        ("POST", "/limits"): lambda: _checked(lambda: (state.set_limits(body or {}), state.limits)[1]),
+        ("POST", "/scale"): lambda: _checked(lambda: state.seed_scale(body or {})),
+        ("GET", "/values"): lambda: _checked(lambda: state.held_values(int(query["setup"]), query["first"],
+                                                                       query["last"])),
     }
     if (method, action) in handlers:
         return handlers[(method, action)]()
@@ -219,6 +241,20 @@ async def _forward(client: httpx.AsyncClient, url: str, request: Request, raw: b
 
 
 Reply = tuple[int, bytes, str | None]  # status, body, media type
+# nginx's answer when a request line does not fit its buffer (large_client_header_buffers 4 8k)
+_TOO_LONG = ("<html>\r\n<head><title>414 Request-URI Too Large</title></head>\r\n<body>\r\n"
+             "<center><h1>414 Request-URI Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n"
+             "</body>\r\n</html>\r\n")
+
+
+def _request_line_too_long(state: FakeState, request: Request) -> Response | None:
+    """A proxy in front of DHIS2 refuses a request line longer than its buffer, before DHIS2 sees it."""
+    query = request.scope.get("query_string", b"")
+    target = len(request.scope.get("raw_path", request.url.path.encode())) + (1 + len(query) if query else 0)
+    length = len(request.method) + 1 + target + len(" HTTP/1.1")
+    with state.lock:
+        too_long = state.request_line_too_long(length)
+    return Response(_TOO_LONG, status_code=414, media_type="text/html") if too_long else None
 
 
 def _json(status: int, payload: Any) -> Reply:
@@ -303,8 +339,11 @@ def create_app(state: FakeState) -> Any:
         path = request.url.path
         if path.startswith("/__fake__/"):
             with state.lock:
-                status, payload = _admin(state, request.method, path, body)
+                status, payload = _admin(state, request.method, path, body, dict(request.query_params))
             return JSONResponse(payload, status_code=status)
+        if too_long := _request_line_too_long(state, request):
+            _record(state, request, body, 414)
+            return too_long
         with state.lock:
             chap_path = _routed(state, request)
         if chap_path is not None:

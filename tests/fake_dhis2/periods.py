@@ -8,6 +8,7 @@ writes them padded (`2025W05`); both are read.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from datetime import date, timedelta
 
 Period = tuple[str, date]
@@ -19,6 +20,7 @@ _YEAR = re.compile(r"^(\d{4})$")
 RELATIVE = {"LAST_12_MONTHS": ("month", 12), "LAST_52_WEEKS": ("week", 52), "LAST_5_YEARS": ("year", 5)}
 
 
+@lru_cache(maxsize=65536)  # a national-scale request repeats each period thousands of times
 def parse(period_id: str) -> Period | None:
     """(type, first day) of a period id, or None if DHIS2 would not accept it."""
     if m := _MONTH.match(period_id):
@@ -51,6 +53,7 @@ def step(period: Period, n: int) -> Period:
     return kind, date(index // 12, index % 12 + 1, 1)
 
 
+@lru_cache(maxsize=65536)  # a national-scale request repeats each period thousands of times
 def dhis2_id(period: Period) -> str:
     """How DHIS2 writes the period: weeks without zero padding."""
     kind, start = period
@@ -62,6 +65,7 @@ def dhis2_id(period: Period) -> str:
     return f"{year}W{week}"
 
 
+@lru_cache(maxsize=65536)  # a national-scale request repeats each period thousands of times
 def chap_id(period: Period) -> str:
     """How chap-core writes the period: weeks zero-padded."""
     if period[0] != "week":

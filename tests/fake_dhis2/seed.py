@@ -60,28 +60,37 @@ class DataElement:
     period_type: str
     first_period: str
     scale: int  # values are in [0, scale)
-    decimals: bool
+    decimals: int  # places after the point (0: whole numbers)
+
+    def holds(self, period: periods.Period, today: date) -> bool:
+        """Whether analytics has values of this element in `period` (from its first period to the
+        last complete one before today)."""
+        first = periods.parse(self.first_period)
+        last_complete = periods.step(periods.current(self.period_type, today), -1)
+        return period[0] == self.period_type and first[1] <= period[1] <= last_complete[1]
+
+    def raw(self, period_id: str, org_unit: str) -> str:
+        """The value held for a period (DHIS2's id) and org unit, at full precision, generated on
+        demand from a hash (nothing is stored, so a national-scale instance costs no memory)."""
+        digest = zlib.crc32(f"{self.id}|{period_id}|{org_unit}".encode())
+        if self.decimals:
+            factor = 10 ** self.decimals
+            return f"{digest % (self.scale * factor) / factor:.{self.decimals}f}"
+        return str(digest % self.scale)
 
     def value(self, period: periods.Period, org_unit: str, today: date) -> str | None:
         """The value DHIS2 analytics holds, as the string it would send, or None (no row)."""
-        first = periods.parse(self.first_period)
-        last_complete = periods.step(periods.current(self.period_type, today), -1)
-        if period[0] != self.period_type or not first[1] <= period[1] <= last_complete[1]:
-            return None
-        digest = zlib.crc32(f"{self.id}|{periods.dhis2_id(period)}|{org_unit}".encode())
-        if self.decimals:
-            return f"{digest % (self.scale * 10) / 10:.1f}"
-        return str(digest % self.scale)
+        return self.raw(periods.dhis2_id(period), org_unit) if self.holds(period, today) else None
 
 
 DATA_ELEMENTS = {
     de.id: de
     for de in (
-        DataElement("deCase001", "month", "202101", 400, False),
-        DataElement("deRain001", "month", "202101", 300, True),
-        DataElement("deTemp001", "month", "202101", 35, True),
-        DataElement("deCaseW01", "week", "2024W1", 90, False),
-        DataElement("deRainW01", "week", "2024W1", 80, True),
+        DataElement("deCase001", "month", "202101", 400, 0),
+        DataElement("deRain001", "month", "202101", 300, 1),
+        DataElement("deTemp001", "month", "202101", 35, 1),
+        DataElement("deCaseW01", "week", "2024W1", 90, 0),
+        DataElement("deRainW01", "week", "2024W1", 80, 1),
     )
 }
 

@@ -10,7 +10,7 @@ import uvicorn
 
 from tests.fake_dhis2.admin import FakeAdmin
 from tests.fake_dhis2.app import create_app
-from tests.fake_dhis2.state import FakeState
+from tests.fake_dhis2.state import DEFAULT_LIMITS, FakeState
 
 DEFAULT_USERNAME = "admin"
 DEFAULT_PASSWORD = "district"
@@ -21,11 +21,15 @@ class FakeDhis2Server:
 
     def __init__(self, username: str = DEFAULT_USERNAME, password: str = DEFAULT_PASSWORD,
                  today: date | None = None, host: str = "127.0.0.1", port: int = 0,
-                 chap_url: str | None = None) -> None:
+                 chap_url: str | None = None, max_records: int | None = DEFAULT_LIMITS["max_records"],
+                 max_request_line: int | None = DEFAULT_LIMITS["max_request_line"]) -> None:
+        """`max_records`, `max_request_line`: DHIS2's limits (`tests.fake_dhis2.state`); None turns one off."""
         self.username, self.password = username, password
-        self.state = FakeState(username, password, today, chap_url)
+        self.state = FakeState(username, password, today, chap_url,
+                               {"max_records": max_records, "max_request_line": max_request_line})
+        # h11 refuses a request head over 16 KB by itself; the fake's own `max_request_line` decides.
         config = uvicorn.Config(create_app(self.state), host=host, port=port, log_level="warning",
-                                lifespan="off", access_log=False)
+                                lifespan="off", access_log=False, h11_max_incomplete_event_size=1 << 20)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="fake-dhis2", daemon=True)
         self.url = ""

@@ -29,6 +29,16 @@ Faults (set over HTTP with `POST /__fake__/faults`, merged into the current ones
 - `odd_rows`: true -- analytics answers also carry a short row, an empty value, a
   non-numeric value and a data element nobody asked for, as real instances sometimes do.
 
+DHIS2's limits (`limits`, on by default; `POST /__fake__/limits` changes them until the next
+`reset`, which restores the ones the fake was started with):
+
+- `max_records` (default 50,000, DHIS2's `keyAnalyticsMaxLimit`): an analytics answer with more
+  records is refused with 409 and DHIS2's error E7128, no rows.
+- `max_request_line` (default 8,192 bytes, nginx's request line buffer in front of DHIS2): a
+  longer request line (method, path, query, protocol) is answered 414, as the proxy would.
+- Values are rounded as DHIS2 rounds them unless the query says `skipRounding=true`;
+  `skipMeta=true` leaves out `metaData`.
+
 Job concurrency (what a CHAP concurrency limit must bound): a job is *active* from its `/run`
 POST until the first poll (`GET /v1/jobs/{id}`) that reports it final. `job_concurrency()` gives
 the number active now, the peak number active at once, and one interval per job (`job`, `setup`,
@@ -45,7 +55,7 @@ import zlib
 from datetime import date, datetime
 from typing import Any
 
-from tests.fake_dhis2 import periods, seed
+from tests.fake_dhis2 import periods, scale, seed
 from tests.fake_dhis2.route import default_route
 
 DEFAULT_JOB_STATUSES = ["PENDING", "STARTED", "SUCCESS"]
@@ -55,13 +65,28 @@ TARGET_FEATURE = "disease_cases"  # chap-core does not check the target for gaps
 DEFAULT_JOB_ERROR = "RuntimeError: the model failed (injected by the fake)"
 NO_GEOMETRY_ERROR = "No data in dataset DataSet({})"  # a job whose request has no geometry at all (chap-core's words)
 SHORT_HISTORY_ERROR = "Training data must cover at least two whole years"  # chap_core.validators
+DEFAULT_LIMITS = {"max_records": 50_000, "max_request_line": 8192}
+RECORD_CAP_ERROR = "E7128"  # DHIS2's "Query result set exceeded max limit"
 
 
-def dhis2_error(status: int, message: str) -> dict[str, Any]:
+def dhis2_error(status: int, message: str, error_code: str | None = None) -> dict[str, Any]:
+    """DHIS2's WebMessage error body (`errorCode` only when DHIS2 gives one)."""
     reasons = {401: "Unauthorized", 404: "Not Found", 409: "Conflict", 500: "Internal Server Error",
                502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
-    return {"httpStatus": reasons.get(status, "Error"), "httpStatusCode": status, "status": "ERROR",
+    body = {"httpStatus": reasons.get(status, "Error"), "httpStatusCode": status, "status": "ERROR",
             "message": message}
+    if error_code:
+        body["errorCode"] = error_code
+    return body
+
+
+def dhis2_rounded(value: str) -> str:
+    """A value as DHIS2 analytics sends it without `skipRounding=true` (its `MathUtils.getRounded`):
+    two decimals between -1 and 1, one otherwise; a value with no more places is sent unchanged."""
+    whole, _, fraction = value.partition(".")
+    number = float(value)
+    places = 2 if -1 < number < 1 else 1
+    return value if len(fraction) <= places else repr(round(number, places))
 
 
 def _valid_observation(row: Any) -> bool:
@@ -77,10 +102,11 @@ def _valid_observation(row: Any) -> bool:
 
 class FakeState:
     def __init__(self, username: str, password: str, today: date | None = None,
-                 chap_url: str | None = None) -> None:
+                 chap_url: str | None = None, limits: dict[str, int | None] | None = None) -> None:
         self.username = username
         self.password = password
         self.chap_url = chap_url  # forward the chap route to this chap-core (None: the built-in fake)
+        self.default_limits = {**DEFAULT_LIMITS, **(limits or {})}  # None: that limit is off
         self.lock = threading.RLock()
         self.reset(today)
 
@@ -90,6 +116,9 @@ class FakeState:
         with self.lock:
             self.today = today or date.today()
             self.setups = seed.prediction_setups(self.today)
+            self.units: dict[str, dict[str, Any]] = dict(seed.ORG_UNITS)
+            self.data_elements: dict[str, seed.DataElement] = dict(seed.DATA_ELEMENTS)
+            self.limits: dict[str, int | None] = dict(self.default_limits)
             self.jobs: list[dict[str, Any]] = []  # newest first, as chap-core lists them
             self.predictions: dict[int, list[dict[str, Any]]] = {}
             self.next_prediction_id = 42
@@ -101,6 +130,39 @@ class FakeState:
             self.route = default_route(self.chap_url)  # the chap route as /api/routes lists it
             # chap work still running when the route gave up belongs to this generation; a reset drops it
             self.generation = getattr(self, "generation", 0) + 1
+
+    def set_limits(self, limits: dict[str, Any]) -> None:
+        with self.lock:
+            unknown = set(limits) - set(DEFAULT_LIMITS)
+            if unknown or any(v is not None and (not isinstance(v, int) or v < 1) for v in limits.values()):
+                raise ValueError(f"limits are {sorted(DEFAULT_LIMITS)}: a positive integer, or null for none")
+            self.limits.update(limits)
+
+    def seed_scale(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Add a national-scale setup (see `tests.fake_dhis2.scale`); returns it."""
+        with self.lock:
+            setup, units, elements = scale.scaled_setup(spec, self.today)
+            self.units.update(units)
+            self.data_elements.update(elements)
+            self.setups[setup["id"]] = setup
+            return setup
+
+    def held_values(self, setup_id: int, first: str, last: str) -> list[list[str]]:
+        """Every value analytics holds for a setup's data elements and org units from `first` to
+        `last` (inclusive): `[dataElement, period (DHIS2's id), orgUnit, value]`, full precision."""
+        with self.lock:
+            setup = self.setups[setup_id]
+            start, end = periods.parse(first), periods.parse(last)
+            wanted, period = [], start
+            while period[1] <= end[1]:
+                wanted.append(period)
+                period = periods.step(period, 1)
+            elements = [source["dataElementId"] for source in setup["covariateSources"]]
+            return self._rows(wanted, elements, setup["orgUnits"], None, skip_rounding=True)[1]
+
+    def request_line_too_long(self, length: int) -> bool:
+        cap = self.limits.get("max_request_line")
+        return cap is not None and length > cap
 
     def set_faults(self, faults: dict[str, Any]) -> None:
         with self.lock:
@@ -157,43 +219,67 @@ class FakeState:
             found.extend(parsed)
         return found
 
-    def analytics(self, dimensions: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+    def analytics(self, dimensions: dict[str, list[str]], skip_rounding: bool = False,
+                  skip_meta: bool = False) -> tuple[int, dict[str, Any]]:
         missing = [d for d in ("dx", "pe", "ou") if not dimensions.get(d)]
         if missing:
             return 409, dhis2_error(409, f"Dimension(s) {', '.join(missing)} missing or empty")
-        unknown = [de for de in dimensions["dx"] if de not in seed.DATA_ELEMENTS]
-        unknown += [ou for ou in dimensions["ou"] if ou not in seed.ORG_UNITS]
+        unknown = [de for de in dimensions["dx"] if de not in self.data_elements]
+        unknown += [ou for ou in dimensions["ou"] if ou not in self.units]
         if unknown:
             return 409, dhis2_error(409, f"Dimension items not found: {', '.join(unknown)}")
         pes = self._periods_of(dimensions["pe"])
         if isinstance(pes, str):
             return 409, dhis2_error(409, f"Period is invalid: `{pes}`")
-        rows = []
-        # Newest period first: analytics gives no order guarantee, and the flow must not need one.
-        for period in sorted(set(pes), key=lambda p: p[1], reverse=True):
-            for element in dimensions["dx"]:
-                for org_unit in dimensions["ou"]:
-                    value = seed.DATA_ELEMENTS[element].value(period, org_unit, self.today)
-                    pid = periods.dhis2_id(period)
-                    if value is not None and not self._has_gap(element, pid, org_unit):
-                        rows.append([element, pid, org_unit, value])
+        cap = self.limits.get("max_records")
+        within, rows = self._rows(pes, dimensions["dx"], dimensions["ou"], cap, skip_rounding)
+        if not within:
+            return 409, dhis2_error(409, f"Query result set exceeded max limit: `{cap}`", RECORD_CAP_ERROR)
         if self.faults.get("odd_rows"):
             first = dimensions["dx"][0]
             rows += [[first, "202501"], [first, "202501", "ouDist001", ""],
                      [first, "202501", "ouDist001", "n/a"], ["deOther001", "202501", "ouDist001", "5"]]
-        return 200, {
+        body: dict[str, Any] = {
             "headers": [{"name": "dx", "column": "Data", "valueType": "TEXT"},
                         {"name": "pe", "column": "Period", "valueType": "TEXT"},
                         {"name": "ou", "column": "Organisation unit", "valueType": "TEXT"},
                         {"name": "value", "column": "Value", "valueType": "NUMBER"}],
-            "metaData": {"items": {}, "dimensions": {"dx": dimensions["dx"],
-                                                     "pe": [periods.dhis2_id(p) for p in pes],
-                                                     "ou": dimensions["ou"]}},
             "rows": rows, "height": len(rows), "width": 4,
         }
+        if not skip_meta:
+            body["metaData"] = {"items": {}, "dimensions": {"dx": dimensions["dx"],
+                                                            "pe": [periods.dhis2_id(p) for p in pes],
+                                                            "ou": dimensions["ou"]}}
+        return 200, body
+
+    def _rows(self, pes: list[periods.Period], elements: list[str], org_units: list[str], cap: int | None,
+              skip_rounding: bool) -> tuple[bool, list[list[str]]]:
+        """(within the cap, rows) -- generation stops as soon as the cap is passed, as DHIS2's
+        query does (it asks the database for one record more than the cap)."""
+        rows: list[list[str]] = []
+        gaps = bool(self.faults.get("data_gaps"))
+        # Newest period first: analytics gives no order guarantee, and the flow must not need one.
+        for period in sorted(set(pes), key=lambda p: p[1], reverse=True):
+            pid = periods.dhis2_id(period)
+            for element in elements:
+                holder = self.data_elements[element]
+                if not holder.holds(period, self.today):
+                    continue
+                for org_unit in org_units:
+                    if gaps and self._has_gap(element, pid, org_unit):
+                        continue
+                    value = holder.raw(pid, org_unit)
+                    rows.append([element, pid, org_unit, value if skip_rounding else dhis2_rounded(value)])
+                if cap is not None and len(rows) > cap:
+                    return False, []
+        return True, rows
 
     def org_units(self, ids: list[str] | None, paging: bool) -> dict[str, Any]:
-        units = [unit for uid, unit in seed.ORG_UNITS.items() if ids is None or uid in ids]
+        if ids is None:
+            units = list(self.units.values())
+        else:
+            wanted = set(ids)
+            units = [unit for uid, unit in self.units.items() if uid in wanted]
         body: dict[str, Any] = {"organisationUnits": units}
         if paging:
             body["pager"] = {"page": 1, "pageCount": 1, "total": len(units), "pageSize": 50}

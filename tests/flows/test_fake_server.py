@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -160,3 +161,68 @@ def test_an_answer_lost_after_the_request_was_handled(api: httpx.Client, standal
 
     assert [job["name"] for job in admin.state()["jobs"]] == ["lost"]  # the job was made all the same
     assert [r["status"] for r in admin.requests(RUN_3)] == [fault["status"]]
+# ------------------------------------------------------------------ DHIS2's limits
+
+
+def _analytics(api: httpx.Client, ou: list[str], *extra: tuple[str, str]) -> httpx.Response:
+    return api.get("/api/analytics", params=[("dimension", "dx:deCaseW01;deRainW01"), ("dimension", "pe:LAST_52_WEEKS"),
+                                             ("dimension", "ou:" + ";".join(ou)), *extra])
+
+
+def test_the_record_cap_is_refused_with_dhis2s_e7128(api: httpx.Client, standalone: str) -> None:
+    admin = FakeAdmin(standalone)
+    assert admin.limits() == {"max_records": 50_000, "max_request_line": 8192}  # on by default
+    assert _analytics(api, ["ouDist001", "ouDist003"]).json()["height"] == 208
+    admin.limits(max_records=207)
+
+    answer = _analytics(api, ["ouDist001", "ouDist003"])
+
+    assert answer.status_code == 409
+    assert answer.json() == {"httpStatus": "Conflict", "httpStatusCode": 409, "status": "ERROR",
+                             "message": "Query result set exceeded max limit: `207`", "errorCode": "E7128"}
+    admin.reset()
+    assert admin.limits()["max_records"] == 50_000  # a reset restores the limits the fake started with
+
+
+def test_a_request_line_past_the_proxys_buffer_is_answered_414(api: httpx.Client, standalone: str) -> None:
+    admin = FakeAdmin(standalone)
+    admin.seed_scale(20, "week", 700, 1, 110)
+    ids = [unit for unit in admin.state()["setups"] if unit["id"] == 20][0]["orgUnits"]
+
+    long_read = api.get("/api/organisationUnits", params={"filter": "id:in:[" + ",".join(ids) + "]"})
+    assert long_read.status_code == 414 and "414 Request-URI Too Large" in long_read.text
+    assert api.get("/api/organisationUnits",
+                   params={"filter": "id:in:[" + ",".join(ids[:400]) + "]", "paging": "false"}).status_code == 200
+    assert admin.requests("/api/organisationUnits")[0]["status"] == 414
+
+    admin.limits(max_request_line=None)
+    everything = api.get("/api/organisationUnits", params={"filter": "id:in:[" + ",".join(ids) + "]",
+                                                           "paging": "false"})
+    assert len(everything.json()["organisationUnits"]) == 700
+    assert all(unit["geometry"]["type"] == "Polygon" for unit in everything.json()["organisationUnits"])
+
+
+def test_values_are_rounded_unless_skip_rounding_and_skip_meta_drops_the_metadata(api: httpx.Client,
+                                                                                  standalone: str) -> None:
+    admin = FakeAdmin(standalone)
+    setup = admin.seed_scale(21, "month", 2, 2, 30)
+    rainfall = setup["covariateSources"][1]["dataElementId"]
+    query = [("dimension", f"dx:{rainfall}"), ("dimension", "pe:202601"), ("dimension", "ou:" + setup["orgUnits"][0])]
+
+    rounded = api.get("/api/analytics", params=query).json()
+    exact = api.get("/api/analytics", params=query + [("skipRounding", "true"), ("skipMeta", "true")]).json()
+
+    [held] = [value for de, _, ou, value in admin.held_values(21, "202601", "202601")
+              if de == rainfall and ou == setup["orgUnits"][0]]
+    assert exact["rows"][0][3] == held and len(held.split(".")[1]) == 3
+    assert rounded["rows"][0][3] == repr(round(float(held), 2 if float(held) < 1 else 1))
+    assert "metaData" in rounded and "metaData" not in exact
+
+
+def test_the_limits_come_from_the_command_line_or_the_environment() -> None:
+    env = {**os.environ, "FAKE_DHIS2_MAX_RECORDS": "1234"}
+    with processes.spawn("a fake with its own limits", [sys.executable, "-m", "tests.fake_dhis2", "--port", "0",
+                                                        "--max-request-line", "0"],
+                         env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True) as process:
+        url = process.stdout.readline().strip()
+        assert FakeAdmin(url).limits() == {"max_records": 1234, "max_request_line": None}

@@ -73,6 +73,13 @@ def test_blank_limit_name_is_refused(name: str) -> None:
     ({"CHAP_SCHEDULER_POLL_INTERVAL_SECONDS": "0"},
      "CHAP_SCHEDULER_POLL_INTERVAL_SECONDS must be more than 0 seconds, got '0'"),
     ({"CHAP_SLOT_TIMEOUT_SECONDS": "-5"}, "CHAP_SLOT_TIMEOUT_SECONDS must be more than 0 seconds, got '-5'"),
+    ({"CHAP_DHIS2_MAX_RECORDS": "lots"}, "CHAP_DHIS2_MAX_RECORDS must be a whole number of records, got 'lots'"),
+    ({"CHAP_DHIS2_MAX_RECORDS": "50"}, "CHAP_DHIS2_MAX_RECORDS must be from 100 to 10,000,000 records, got '50'"),
+    ({"CHAP_DHIS2_MAX_REQUEST_LINE": "8k"},
+     "CHAP_DHIS2_MAX_REQUEST_LINE must be a whole number of bytes, got '8k'"),
+    ({"CHAP_DHIS2_MAX_REQUEST_LINE": "512"},
+     "CHAP_DHIS2_MAX_REQUEST_LINE must be from 1,024 to 1,000,000 bytes, got '512'"),
+    ({"CHAP_DHIS2_CONCURRENT_READS": "0"}, "CHAP_DHIS2_CONCURRENT_READS must be from 1 to 32 reads, got '0'"),
 ])
 def test_bad_settings(environ: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as error:
@@ -90,3 +97,11 @@ def test_bad_settings(environ: dict[str, str], message: str) -> None:
 ])
 def test_report_key(deployment: str | None, block: str | None, key: str) -> None:
     assert report_key(deployment, block) == key
+
+
+def test_read_budgets_default_under_dhis2s_limits_and_are_read_from_the_environment() -> None:
+    default = read_settings({}, date(2026, 3, 10)).reads
+    assert (default.max_records, default.max_request_line, default.concurrency) == (25_000, 6_000, 4)
+    chosen = read_settings({"CHAP_DHIS2_MAX_RECORDS": "10_000", "CHAP_DHIS2_MAX_REQUEST_LINE": "4096",
+                            "CHAP_DHIS2_CONCURRENT_READS": "2"}, date(2026, 3, 10)).reads
+    assert (chosen.max_records, chosen.max_request_line, chosen.concurrency) == (10_000, 4096, 2)
