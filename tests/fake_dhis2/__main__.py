@@ -1,9 +1,9 @@
 """`python -m tests.fake_dhis2 [--host H] [--port P] [--username U] [--password X] [--today D] [--chap-url URL]
-[--max-records N] [--max-request-line BYTES]`
+[--max-records N] [--max-request-line BYTES] [--max-route-body BYTES]`
 
 Prints the base URL on the first line of stdout once listening, then serves until interrupted.
 DHIS2's limits are on by default; `0` turns one off. Their defaults can also come from the
-environment: `FAKE_DHIS2_MAX_RECORDS`, `FAKE_DHIS2_MAX_REQUEST_LINE`.
+environment: `FAKE_DHIS2_MAX_RECORDS`, `FAKE_DHIS2_MAX_REQUEST_LINE`, `FAKE_DHIS2_MAX_ROUTE_BODY`.
 """
 
 from __future__ import annotations
@@ -42,13 +42,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-request-line", type=int,
                         default=_limit("FAKE_DHIS2_MAX_REQUEST_LINE", DEFAULT_LIMITS["max_request_line"]),
                         help="request line bytes a proxy accepts, 414 past it (default 8192; 0 = none)")
+    parser.add_argument("--max-route-body", type=int,
+                        default=_limit("FAKE_DHIS2_MAX_ROUTE_BODY", DEFAULT_LIMITS["max_route_body"]),
+                        help="bytes of chap's answer the route passes on, 502 past it (default 262144; 0 = none)")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     with FakeDhis2Server(args.username, args.password, args.today, args.host, args.port, args.chap_url,
-                         args.max_records or None, args.max_request_line or None) as server:
+                         args.max_records or None, args.max_request_line or None,
+                         args.max_route_body or None) as server:
         print(server.url, flush=True)
         stop.wait()
 

@@ -108,6 +108,8 @@ def _chap(state: FakeState, method: str, path: str, query: Query, body: Any) -> 
         return 200, state.public_jobs([v for k, v in query if k == "ids"], int(setup) if setup else None)
     if method == "GET" and (match := re.fullmatch(r"/v1/jobs/([^/]+)", path)):
         return state.job_status(match[1])
+    if method == "GET" and (match := re.fullmatch(r"/v1/crud/predictions/(\d+)", path)):
+        return state.prediction_summary(int(match[1]))
     if method == "GET" and (match := re.fullmatch(r"/v1/analytics/prediction-entry/(\d+)", path)):
         return state.prediction_entries(int(match[1]), [v for k, v in query if k == "quantiles"])
     return 404, {"detail": "Not Found"}
@@ -320,6 +322,10 @@ def create_app(state: FakeState) -> Any:
             status, content, media = await asyncio.wait_for(asyncio.shield(work), timeout)
         except asyncio.TimeoutError:  # DHIS2's own 504 has no body; chap goes on
             status, content, media = 504, b"", None
+        with state.lock:
+            limit = state.limits.get("max_route_body")
+        if limit is not None and len(content) > limit:  # DHIS2 buffers at most this much of chap's answer
+            status, content, media = _json(502, routes.too_large(limit))
         fault = state.take_http_error(request.method, request.url.path, after=True)
         if fault is not None and fault.get("reset"):
             _record(state, request, body, 0)

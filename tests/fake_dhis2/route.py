@@ -8,6 +8,12 @@ real chap-core -- and DHIS2 waits for chap's answer at most the route's `respons
 while chap goes on: a `POST .../run` still makes its job, seconds after the client heard 504. The
 fake does the same: chap's work (the `submit_seconds` delay, then the built-in chap's handling or
 the forward to the real one) runs in a task that the timeout does not cancel.
+
+DHIS2 also buffers chap's answer in at most 256 KB ("the maximum allowed size for a route response
+body is 256 kilobytes. A response body from the origin exceeding this limit will lead to the DHIS2
+server returning a bad gateway error": route.md; Spring's codec buffer, 262,144 bytes). Past it the
+fake answers 502 with DHIS2's error body (`too_large`), whatever chap's status, as it would for any
+target answering more (the limit `max_route_body`; None turns it off).
 """
 
 from __future__ import annotations
@@ -58,6 +64,13 @@ def listing(route: dict[str, Any], query: list[tuple[str, str]]) -> tuple[int, d
     if dict(query).get("paging", "true") != "false":
         body = {"pager": {"page": 1, "pageCount": 1, "total": len(routes), "pageSize": 50}, **body}
     return 200, body
+
+
+def too_large(limit: int) -> dict[str, Any]:
+    """DHIS2's 502 for a route answer past its buffer: its WebMessage shape (the message is the fake's:
+    DHIS2 words it by its version; the flow relies only on the 502)."""
+    return {"httpStatus": "Bad Gateway", "httpStatusCode": 502, "status": "ERROR",
+            "message": f"Route response body exceeds the maximum allowed size of {limit} bytes"}
 
 
 def submit_seconds(faults: dict[str, Any], method: str, chap_path: str) -> float:

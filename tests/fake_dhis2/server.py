@@ -22,11 +22,14 @@ class FakeDhis2Server:
     def __init__(self, username: str = DEFAULT_USERNAME, password: str = DEFAULT_PASSWORD,
                  today: date | None = None, host: str = "127.0.0.1", port: int = 0,
                  chap_url: str | None = None, max_records: int | None = DEFAULT_LIMITS["max_records"],
-                 max_request_line: int | None = DEFAULT_LIMITS["max_request_line"]) -> None:
-        """`max_records`, `max_request_line`: DHIS2's limits (`tests.fake_dhis2.state`); None turns one off."""
+                 max_request_line: int | None = DEFAULT_LIMITS["max_request_line"],
+                 max_route_body: int | None = DEFAULT_LIMITS["max_route_body"]) -> None:
+        """`max_records`, `max_request_line`, `max_route_body`: DHIS2's limits (`tests.fake_dhis2.state`);
+        None turns one off."""
         self.username, self.password = username, password
         self.state = FakeState(username, password, today, chap_url,
-                               {"max_records": max_records, "max_request_line": max_request_line})
+                               {"max_records": max_records, "max_request_line": max_request_line,
+                                "max_route_body": max_route_body})
         # h11 refuses a request head over 16 KB by itself; the fake's own `max_request_line` decides.
         config = uvicorn.Config(create_app(self.state), host=host, port=port, log_level="warning",
                                 lifespan="off", access_log=False, h11_max_incomplete_event_size=1 << 20)

@@ -36,6 +36,9 @@ DHIS2's limits (`limits`, on by default; `POST /__fake__/limits` changes them un
   records is refused with 409 and DHIS2's error E7128, no rows.
 - `max_request_line` (default 8,192 bytes, nginx's request line buffer in front of DHIS2): a
   longer request line (method, path, query, protocol) is answered 414, as the proxy would.
+- `max_route_body` (default 262,144 bytes, DHIS2's 256 KB for a route's response body): a
+  route call whose answer from chap is longer is answered 502 with DHIS2's error body
+  (`tests.fake_dhis2.route`), whatever chap said; a `POST .../run` still made its job.
 - Values are rounded as DHIS2 rounds them unless the query says `skipRounding=true`;
   `skipMeta=true` leaves out `metaData`.
 
@@ -65,7 +68,8 @@ TARGET_FEATURE = "disease_cases"  # chap-core does not check the target for gaps
 DEFAULT_JOB_ERROR = "RuntimeError: the model failed (injected by the fake)"
 NO_GEOMETRY_ERROR = "No data in dataset DataSet({})"  # a job whose request has no geometry at all (chap-core's words)
 SHORT_HISTORY_ERROR = "Training data must cover at least two whole years"  # chap_core.validators
-DEFAULT_LIMITS = {"max_records": 50_000, "max_request_line": 8192}
+# max_route_body: DHIS2's route buffers chap's answer in at most 256 KB (route.md)
+DEFAULT_LIMITS = {"max_records": 50_000, "max_request_line": 8192, "max_route_body": 256 * 1024}
 RECORD_CAP_ERROR = "E7128"  # DHIS2's "Query result set exceeded max limit"
 
 
@@ -121,6 +125,7 @@ class FakeState:
             self.limits: dict[str, int | None] = dict(self.default_limits)
             self.jobs: list[dict[str, Any]] = []  # newest first, as chap-core lists them
             self.predictions: dict[int, list[dict[str, Any]]] = {}
+            self.prediction_summaries: dict[int, dict[str, Any]] = {}  # GET /v1/crud/predictions/{id}
             self.next_prediction_id = 42
             self.faults: dict[str, Any] = {}
             self.requests: list[dict[str, Any]] = []
@@ -375,6 +380,7 @@ class FakeState:
         prediction_id = self.next_prediction_id
         self.next_prediction_id += 1
         self.predictions[prediction_id] = self._forecast(body, forecast_units)
+        self.prediction_summaries[prediction_id] = self._summary(prediction_id, setup_id, body, forecast_units)
         self.jobs.insert(0, {
             "id": job_id, "type": "create_prediction", "name": body.get("name"), "status": statuses[0],
             # chap-core writes naive local timestamps
@@ -400,6 +406,24 @@ class FakeState:
         last = max((periods.parse(row["period"]) for row in provided), key=lambda p: p[1])
         future = [periods.step(last, n) for n in range(1, body.get("nPeriods", 3) + 1)]
         return [{"orgUnit": ou, "period": periods.chap_id(p)} for p in future for ou in org_units]
+
+    def _summary(self, prediction_id: int, setup_id: int, body: dict[str, Any], org_units: list[str]) -> dict[str, Any]:
+        """chap-core 2.5.1's `PredictionInfo` (camelCase), the fields a client may read: the org units
+        forecast, `nPeriods`, and the dataset sent (`firstPeriod`, `lastPeriod`, its org units)."""
+        sent = sorted({periods.parse(row["period"]) for row in body["providedData"]}, key=lambda p: p[1])
+        model = self.setups[setup_id]["configuredModel"]
+        return {"datasetId": prediction_id, "predictionSetupId": setup_id, "modelId": model["name"],
+                "nPeriods": body.get("nPeriods", 3), "name": body.get("name"), "created": datetime.now().isoformat(),
+                "metaData": {}, "orgUnits": org_units, "id": prediction_id,
+                "configuredModel": {k: v for k, v in model.items() if k != "modelTemplate"},
+                "dataset": {"name": body.get("name"), "dataSources": [], "type": "prediction", "id": prediction_id,
+                            "covariates": sorted({row["featureName"] for row in body["providedData"]}),
+                            "firstPeriod": periods.chap_id(sent[0]), "lastPeriod": periods.chap_id(sent[-1]),
+                            "orgUnits": sorted({row["orgUnit"] for row in body["providedData"]})}}
+
+    def prediction_summary(self, prediction_id: int) -> tuple[int, Any]:
+        summary = self.prediction_summaries.get(prediction_id)
+        return (200, summary) if summary is not None else (404, {"detail": "Prediction not found"})
 
     def job_status(self, job_id: str) -> tuple[int, Any]:
         with self.lock:
