@@ -18,6 +18,12 @@ import httpx
 from flows.dhis2_reads import Page
 
 DEFAULT_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+# DHIS2's route passes on at most 256 KB of chap's answer and answers 502 past it (route.md).
+ROUTE_BODY_LIMIT = 256 * 1024
+# Bytes of one prediction entry as chap-core 2.5.1 writes it, beyond its org unit id: measured 74
+# for `{"orgUnit":"S0200000001","period":"2026W11","quantile":0.5,"value":254.0},`; a value can
+# take 18 digits (`201.10000000000002`), so this is an upper bound, not an average.
+_ENTRY_BYTES = 80
 ORG_UNIT_FIELDS = "id,geometry,parent[id],level,displayName,code"
 CHAP_ROUTE_CODE = "chap"
 # A gateway's answers that say nothing about what the server behind it did (DHIS2's route answers
@@ -266,6 +272,21 @@ class ChapApi(_Service):
         if not isinstance(status, str):
             raise self._unexpected("GET", path, f"expected a bare status string, got {status!r:.80}")
         return status
+
+    def prediction(self, prediction_id: int) -> dict[str, Any]:
+        """A prediction's summary, without its values (`GET /v1/crud/predictions/{id}`): `orgUnits`
+        (those forecast), `nPeriods`, `dataset.lastPeriod` (the last period sent), ...; about 30
+        bytes per org unit."""
+        path = f"/v1/crud/predictions/{prediction_id}"
+        summary = self._call("GET", path)
+        if not isinstance(summary, dict) or not isinstance(summary.get("orgUnits"), list):
+            raise self._unexpected("GET", path, "no 'orgUnits' list")
+        return summary
+
+    @staticmethod
+    def entries_size(org_units: Sequence[str], n_periods: int, quantiles: Sequence[float]) -> int:
+        """At most how many bytes `prediction_entries` answers for a forecast of these org units."""
+        return n_periods * len(quantiles) * sum(_ENTRY_BYTES + len(ou) for ou in org_units)
 
     def prediction_entries(self, prediction_id: int,
                            quantiles: tuple[float, ...] = DEFAULT_QUANTILES) -> list[dict[str, Any]]:

@@ -223,6 +223,7 @@ def _run_setup(item: SetupItem, selection: Selection, end: EndSpec, settings: Ru
 def _predict(setup: PredictionSetup, outcome: SetupOutcome, step: _StepTracker, end: EndSpec,
              settings: RunSettings, dhis2: Dhis2Api, chap: ChapApi, limit: str | None) -> None:
     body = _prepare_request(setup, outcome, step, end, settings, dhis2)
+    n_periods = body["nPeriods"]
     if limit is not None:
         step.current = ACQUIRE_SLOT_STEP
     # chap-core's memory is what the limit protects: hold the slot from the POST until the job
@@ -233,11 +234,12 @@ def _predict(setup: PredictionSetup, outcome: SetupOutcome, step: _StepTracker, 
         submission = step(steps.run_prediction_setup, chap, setup, quote(body), settings)
         outcome.job_id, outcome.submit_note = submission.job_id, submission.note
         step(steps.wait_for_prediction, chap, outcome.job_id, settings)
-        result = step(steps.fetch_prediction_result, chap, outcome.job_id, setup.period_type)
+        result = step(steps.fetch_prediction_result, chap, outcome.job_id, setup, n_periods)
     outcome.prediction_id = result.prediction_id
     outcome.prediction_values = result.values
     outcome.predicted_periods = result.periods
     outcome.org_units_predicted = result.org_units
+    outcome.prediction_note = result.note
     if outcome.settle().org_units_lost:
         get_run_logger().error("setup %s: the forecast is missing org units %s", setup.id,
                                ", ".join(outcome.org_units_lost))

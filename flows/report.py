@@ -96,6 +96,7 @@ class SetupOutcome:
     prediction_id: int | None = None
     prediction_values: int | None = None
     predicted_periods: list[str] = field(default_factory=list)
+    prediction_note: str | None = None  # what of the forecast DHIS2's route could not pass on
     slot_limit: str | None = None  # the CHAP concurrency limit whose slot the setup held
     slot_wait: float | None = None  # seconds it waited for that slot
     reads: ReadStats | None = None  # what its DHIS2 reads took (end-period probe, data, org units)
@@ -207,6 +208,7 @@ class RunReport:
                  "org_units_predicted": None if o.org_units_predicted is None else len(o.org_units_predicted),
                  "org_units_lost": o.org_units_lost,
                  **({"submit": o.submit_note} if o.submit_note else {}),
+                 **({"prediction_entries": o.prediction_note} if o.prediction_note else {}),
                  **({"dhis2_reads": {"reads": o.reads.reads, "refused": o.reads.refused, "records": o.reads.records,
                                      "bytes": o.reads.bytes}} if o.reads is not None else {}),
                  **({"chap_slot_wait_seconds": round(o.slot_wait, 1)} if o.slot_wait is not None else {})}
@@ -275,6 +277,7 @@ def _fact_lines(o: SetupOutcome) -> list[str]:
         ("Prediction", o.prediction_id),
         ("Prediction values returned", f"{o.prediction_values:,}" if o.prediction_values is not None else None),
         ("Predicted periods", period_list(o.predicted_periods, 6) if o.predicted_periods else None),
+        ("Prediction entries", o.prediction_note),
     ]
     return [f"- **{label}:** {value}" for label, value in facts if value is not None]
 

@@ -17,7 +17,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import periods
-from flows.api import CHAP_ROUTE_CODE, ChapApi, Dhis2Api, ServiceError, error_text
+from flows.api import CHAP_ROUTE_CODE, DEFAULT_QUANTILES, ROUTE_BODY_LIMIT, ChapApi, Dhis2Api, ServiceError, error_text
 from flows.chap_slot import read_limit
 from flows.dhis2_reads import Chunk, ReadBudget, ReadStats, halve_ids, plan_analytics, plan_ids, run_reads
 from flows.prediction_request import (calculated_end_period, feature_collection, latest_period_per_element,
@@ -69,9 +69,10 @@ class Submission:
 @dataclass(frozen=True)
 class PredictionResult:
     prediction_id: int
-    values: int
+    values: int | None  # entries read (None: none could be read through the route)
     periods: list[str]
-    org_units: list[str] = field(default_factory=list)  # the org units the forecast covers
+    org_units: list[str] | None = None  # the org units the forecast covers (None: unknown)
+    note: str | None = None  # what could not be read through DHIS2's route, and where to read it
 
 
 @task(name="check_dhis2", **_STEP)
@@ -263,14 +264,52 @@ def wait_for_prediction(chap: ChapApi, job_id: str, settings: RunSettings) -> st
 
 
 @task(name="fetch_prediction_result", task_run_name="fetch_prediction_result [job {job_id}]", **_STEP)
-def fetch_prediction_result(chap: ChapApi, job_id: str, period_type: str) -> PredictionResult:
+def fetch_prediction_result(chap: ChapApi, job_id: str, setup: PredictionSetup, n_periods: int) -> PredictionResult:
+    """What the report needs of the forecast, within DHIS2's route limit (256 KB per answer, 502 past
+    it): the entries of the five quantiles if they fit, else of the median only, else the prediction's
+    summary (its org units and periods, no values). The forecast exists once its job succeeded: an
+    answer too large for the route is said in the report, never a failure of the setup."""
     prediction_id = _prediction_id(chap.job(job_id), job_id)
-    entries = chap.prediction_entries(prediction_id)
-    if not entries:
-        raise JobError(f"prediction {prediction_id} (job {job_id}) has no prediction entries")
-    found = {str(entry.get("period")) for entry in entries if entry.get("period") is not None}
-    org_units = sorted({str(entry["orgUnit"]) for entry in entries if entry.get("orgUnit") is not None})
-    return PredictionResult(prediction_id, len(entries), _sorted_periods(found, period_type), org_units)
+    too_large = None
+    for quantiles in (DEFAULT_QUANTILES, (0.5,)):
+        if ChapApi.entries_size(setup.org_units, n_periods, quantiles) > ROUTE_BODY_LIMIT:
+            too_large = f"its entries are larger than DHIS2's route passes on ({ROUTE_BODY_LIMIT // 1024} KB)"
+            continue
+        try:
+            entries = chap.prediction_entries(prediction_id, quantiles)
+        except ServiceError as exc:
+            if exc.status != 502:
+                raise
+            too_large = "reading its entries through DHIS2's route answered HTTP 502 (larger than the route passes on?)"
+            break
+        if not entries:
+            raise JobError(f"prediction {prediction_id} (job {job_id}) has no prediction entries")
+        found = {str(entry.get("period")) for entry in entries if entry.get("period") is not None}
+        org_units = sorted({str(entry["orgUnit"]) for entry in entries if entry.get("orgUnit") is not None})
+        note = None if quantiles == DEFAULT_QUANTILES else f"the median only: {too_large}"
+        return PredictionResult(prediction_id, len(entries), _sorted_periods(found, setup.period_type), org_units, note)
+    where = (f"read prediction {prediction_id} in chap-core (`GET /v1/analytics/prediction-entry/{prediction_id}`"
+             " directly, not through DHIS2's route) or in the DHIS2 Modeling app")
+    get_run_logger().warning("prediction %s: %s; reading its summary instead", prediction_id, too_large)
+    try:
+        summary = chap.prediction(prediction_id)
+    except ServiceError as exc:
+        if exc.status != 502:
+            raise
+        return PredictionResult(prediction_id, None, [], None,
+                                f"not read: {too_large}, and so is its summary (HTTP 502); {where}")
+    org_units = sorted(str(ou) for ou in summary["orgUnits"])
+    return PredictionResult(prediction_id, None, _summary_periods(summary, setup.period_type), org_units,
+                            f"values not read: {too_large}; org units and periods from its summary; {where}")
+
+
+def _summary_periods(summary: dict[str, Any], period_type: str) -> list[str]:
+    """The `nPeriods` periods after the last period sent (`dataset.lastPeriod`), as chap-core predicts them."""
+    last, count = (summary.get("dataset") or {}).get("lastPeriod"), summary.get("nPeriods")
+    try:
+        return [periods.shift(str(last), period_type, n) for n in range(1, int(count) + 1)]
+    except (periods.PeriodError, TypeError, ValueError):
+        return []
 
 
 def _prediction_id(job: dict[str, Any], job_id: str) -> int:
