@@ -52,13 +52,18 @@ class Setup:
     periods: tuple[str, ...]  # the periods the backtest was given
 
 
-def geojson(org_units: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """A FeatureCollection with a 0.1-degree square per org unit, shaped like the flow's."""
+def geojson(org_units: list[str] | tuple[str, ...], shapes: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A FeatureCollection shaped like the flow's: `shapes[ou]` (a GeoJSON geometry) per org unit,
+    by default a 0.1-degree square at the fake's district's corner."""
     features = []
     for ou in org_units:
-        x, y = DISTRICTS[ou]
-        ring = [[x, y], [x + 0.1, y], [x + 0.1, y - 0.1], [x, y - 0.1], [x, y]]
-        features.append({"type": "Feature", "id": ou, "geometry": {"type": "Polygon", "coordinates": [ring]},
+        if shapes is None:
+            x, y = DISTRICTS[ou]
+            geometry = {"type": "Polygon", "coordinates": [[[x, y], [x + 0.1, y], [x + 0.1, y - 0.1], [x, y - 0.1],
+                                                            [x, y]]]}
+        else:
+            geometry = shapes[ou]
+        features.append({"type": "Feature", "id": ou, "geometry": geometry,
                          "properties": {"id": ou, "level": 2, "displayName": ou, "parent": "ouProv0001"}})
     return {"type": "FeatureCollection", "features": features}
 
@@ -98,13 +103,16 @@ def wait_for_job(client: httpx.Client, job_id: str, timeout: float = JOB_TIMEOUT
 
 
 def create_setup(client: httpx.Client, name: str, model: str, period_type: str, sources: dict[str, str],
-                 org_units: tuple[str, ...], periods: list[str], *, weather: str | None = None) -> Setup:
-    """Backtest `model` on generated data, then promote the backtest to a prediction setup."""
+                 org_units: tuple[str, ...], periods: list[str], *, weather: str | None = None,
+                 shapes: dict[str, dict[str, Any]] | None = None,
+                 rows: list[dict[str, Any]] | None = None) -> Setup:
+    """Backtest `model` on generated data (or on `rows`, `providedData` items), then promote the
+    backtest to a prediction setup. `shapes`: each org unit's geometry (default: `geojson`'s squares)."""
     body: dict[str, Any] = {
         "name": f"{name} backtest",
         "modelId": model,
-        "geojson": geojson(org_units),
-        "providedData": observations(sources, org_units, periods),
+        "geojson": geojson(org_units, shapes),
+        "providedData": rows if rows is not None else observations(sources, org_units, periods),
         "dataToBeFetched": [],
         "dataSources": [{"covariate": c, "dataElementId": de} for c, de in sources.items()],
         "nPeriods": 3,
@@ -145,3 +153,28 @@ def seed_setups(chap) -> dict[str, Setup]:
         }
         wait_idle(client)
         return setups
+
+
+def seed_national(chap, fake, setup_id: int, org_units: int, covariates: int, periods: int) -> tuple[Setup, dict[str, Any]]:
+    """A national-scale weekly setup on both sides: the fake DHIS2 (`fake`, a `FakeDhis2Server` in
+    this process) generates it with `seed_scale` (org units with geometry, data elements, values);
+    chap-core gets the same org units, geometry, data elements and values by a backtest of
+    `naive_model` (which needs `rainfall` and `mean_temperature`: `covariates` >= 3), promoted to a
+    setup. Returns chap-core's setup (its id is chap-core's own) and the fake's."""
+    from tests.fake_dhis2 import periods as fake_periods
+
+    made = fake.admin.seed_scale(setup_id, "week", org_units, covariates, periods)
+    sources = {source["covariate"]: source["dataElementId"] for source in made["covariateSources"]}
+    covariate_of = {de: covariate for covariate, de in sources.items()}
+    with fake.state.lock:
+        shapes = {ou: fake.state.units[ou]["geometry"] for ou in made["orgUnits"]}
+        last = fake_periods.chap_id(fake_periods.step(fake_periods.current("week", fake.state.today), -1))
+        held = fake.state.held_values(setup_id, made["startPeriod"], last)
+    rows = [{"featureName": covariate_of[de], "orgUnit": ou, "period": fake_periods.chap_id(fake_periods.parse(pe)),
+             "value": float(value)} for de, pe, ou, value in held]
+    weeks = sorted({row["period"] for row in rows}, key=lambda pe: fake_periods.parse(pe)[1])
+    with httpx.Client(base_url=chap.url, timeout=120) as client:
+        setup = create_setup(client, made["name"], "naive_model", "week", sources, tuple(made["orgUnits"]), weeks,
+                             shapes=shapes, rows=rows)
+        wait_idle(client, timeout=600)
+    return setup, made
