@@ -187,6 +187,20 @@ def test_a_valid_weekly_request_with_unpadded_weeks(backend):
     assert got == success(["ouDist001", "ouDist003"], [f"2026W{w:02d}" for w in range(3, 15)])
 
 
+def test_a_prediction_summary_names_its_org_units_and_periods(backend):
+    # what the flow reads when the entries are too large for DHIS2's route (flows/steps.py)
+    answer = backend.client.post(f"{ROUTE}/v1/crud/prediction-setups/{backend.setups['monthly']}/run",
+                                 json=body_for(backend, rows=drop(("rainfall", "ouDist002", "202505"))))
+    job_id = answer.raise_for_status().json()["id"]
+    wait_until(lambda: backend.client.get(f"{ROUTE}/v1/jobs/{job_id}").json() not in ("PENDING", "STARTED"),
+               "the job's end", 120)
+    (row,) = backend.client.get(f"{ROUTE}/v1/jobs", params={"ids": job_id}).json()
+    summary = backend.client.get(f"{ROUTE}/v1/crud/predictions/{row['result']}").raise_for_status().json()
+    assert sorted(summary["orgUnits"]) == ["ouDist001", "ouDist003"]  # the org units forecast, not those sent
+    assert (summary["nPeriods"], summary["dataset"]["lastPeriod"]) == (3, "202512")
+    assert backend.client.get(f"{ROUTE}/v1/crud/predictions/99999").json() == {"detail": "Prediction not found"}
+
+
 def test_a_predicted_periods_follow_the_last_period_sent(backend):
     got = outcome(backend, "monthly", body_for(backend, periods=MONTHS[:-1]))  # to 202511
     assert got == success(ALL3, ["202512", "202601", "202602"])
