@@ -171,7 +171,7 @@ def _analytics(api: httpx.Client, ou: list[str], *extra: tuple[str, str]) -> htt
 
 def test_the_record_cap_is_refused_with_dhis2s_e7128(api: httpx.Client, standalone: str) -> None:
     admin = FakeAdmin(standalone)
-    assert admin.limits() == {"max_records": 50_000, "max_request_line": 8192}  # on by default
+    assert admin.limits() == {"max_records": 50_000, "max_request_line": 8192, "max_route_body": 262_144}  # on by default
     assert _analytics(api, ["ouDist001", "ouDist003"]).json()["height"] == 208
     admin.limits(max_records=207)
 
@@ -220,9 +220,20 @@ def test_values_are_rounded_unless_skip_rounding_and_skip_meta_drops_the_metadat
 
 
 def test_the_limits_come_from_the_command_line_or_the_environment() -> None:
-    env = {**os.environ, "FAKE_DHIS2_MAX_RECORDS": "1234"}
+    env = {**os.environ, "FAKE_DHIS2_MAX_RECORDS": "1234", "FAKE_DHIS2_MAX_ROUTE_BODY": "4096"}
     with processes.spawn("a fake with its own limits", [sys.executable, "-m", "tests.fake_dhis2", "--port", "0",
                                                         "--max-request-line", "0"],
                          env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True) as process:
         url = process.stdout.readline().strip()
-        assert FakeAdmin(url).limits() == {"max_records": 1234, "max_request_line": None}
+        assert FakeAdmin(url).limits() == {"max_records": 1234, "max_request_line": None, "max_route_body": 4096}
+
+
+def test_a_route_answer_past_256_kb_is_dhis2s_502(api: httpx.Client, standalone: str) -> None:
+    admin = FakeAdmin(standalone)
+    admin.limits(max_route_body=1000)  # the setups' listing is ~2 kB; the next test's reset restores 256 KB
+
+    answer = api.get("/api/routes/chap/run/v1/crud/prediction-setups")
+    assert answer.status_code == 502
+    assert answer.json() == {"httpStatus": "Bad Gateway", "httpStatusCode": 502, "status": "ERROR",
+                             "message": "Route response body exceeds the maximum allowed size of 1000 bytes"}
+    assert api.get("/api/routes/chap/run/system/info").status_code == 200  # a small answer passes
