@@ -57,6 +57,7 @@ def _peak_mb() -> float:
 
 def child_flow(url: str, setup_id: int) -> dict[str, Any]:
     """The flow's data phase, as `_predict` runs it, in this fresh process."""
+    from dataclasses import replace
     from datetime import date
 
     from prefect.utilities.annotations import BaseAnnotation
@@ -67,7 +68,6 @@ def child_flow(url: str, setup_id: int) -> dict[str, Any]:
     from flows.report import SetupOutcome
     from flows.run_config import check_end, read_settings
     from flows.setups import parse_setup
-    from dataclasses import replace
 
     credentials = Dhis2Credentials(base_url=url, username=USER, password=PASSWORD)
     settings = replace(read_settings(os.environ, date.today()), run_token="bench000")
@@ -176,7 +176,7 @@ def run(repeat: int, cases: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The fastest run, with the highest peak memory of all runs."""
+    """The fastest run, with the highest peak memory of all runs (and the median time)."""
     fastest = min(runs, key=lambda r: r["seconds"])
     return {**fastest, "peak_mb": max(r["peak_mb"] for r in runs),
             "median_s": sorted(r["seconds"] for r in runs)[len(runs) // 2]}

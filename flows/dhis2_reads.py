@@ -235,7 +235,7 @@ def run_reads(chunks: Sequence[C], read: Callable[[C], Page], halve: Callable[[C
 def collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off for the block (as it was after it). A national read
     makes hundreds of thousands of small containers (answer rows, request items) and keeps most
-    of them: each collection would walk the whole growing dataset again (measured: about a third
+    of them: each collection would walk the whole growing dataset again (measured: about half
     of the data phase of 700 districts, `bench/flow.py`). None of them is in a cycle, so
     reference counting frees them all the same."""
     was_enabled = gc.isenabled()

@@ -121,7 +121,7 @@ def test_an_error_that_halving_cannot_cure_is_raised() -> None:
 
 def test_the_cyclic_collector_is_paused_while_reads_run_and_restored_after() -> None:
     """A national read makes hundreds of thousands of small acyclic containers (rows, items); the
-    collector would walk the growing dataset again and again (measured: a third of the data
+    collector would walk the growing dataset again and again (measured: about half of the data
     phase, bench/flow.py). Refcounting frees them all the same."""
     enabled: list[bool] = []
 
