@@ -75,6 +75,7 @@ lock-test-envs: $(UV) ## Re-pin the suite's other environments: a Prefect releas
 bench: setup ## Run the benchmarks under bench/
 	$(UV) run --frozen --no-sync python bench/compile.py
 	$(UV) run --frozen --no-sync python bench/apply.py
+	$(UV) run --frozen --no-sync python bench/flow.py
 
 demo-plan: setup ## What `make run` would change on the local stack (after you edit projects/)
 	$(PY) scripts/stack.py start-server

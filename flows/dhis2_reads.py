@@ -15,14 +15,17 @@ org-unit read. So every read is planned from the setup's size:
   anyway (a DHIS2 with a smaller cap, a shorter proxy buffer: 409 E7128 or 414) is halved and
   only its halves are read again. Each answer is handed to `consume` in this thread as it comes,
   so the caller turns it into its own form at once and no full copy of the raw answers is kept.
+  Python's cyclic garbage collector is paused meanwhile (`collector_paused`).
 
 Budgets: `ReadBudget`, from the environment (`flows.run_config`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import gc
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -217,14 +220,31 @@ def run_reads(chunks: Sequence[C], read: Callable[[C], Page], halve: Callable[[C
     reads = _Reads(read, halve, consume, ReadStats())
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="dhis2-read")
     try:
-        pending: dict[Future[Page], C] = {pool.submit(read, chunk): chunk for chunk in chunks}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                _settle(reads, pool, pending, pending.pop(future), future)
+        with collector_paused():
+            pending: dict[Future[Page], C] = {pool.submit(read, chunk): chunk for chunk in chunks}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    _settle(reads, pool, pending, pending.pop(future), future)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return reads.stats
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block (as it was after it). A national read
+    makes hundreds of thousands of small containers (answer rows, request items) and keeps most
+    of them: each collection would walk the whole growing dataset again (measured: about half
+    of the data phase of 700 districts, `bench/flow.py`). None of them is in a cycle, so
+    reference counting frees them all the same."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _settle(reads: _Reads[C], pool: ThreadPoolExecutor, pending: dict[Future[Page], C], chunk: C,

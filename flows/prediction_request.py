@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from datetime import date
 from typing import Any
 
 from flows import periods
@@ -21,19 +22,28 @@ def latest_period_per_element(rows: list[list[str]], period_type: str,
     merged into `latest` when given (one read's rows at a time).
 
     Ordering by start date matters for weeks: as text, DHIS2's unpadded `2025W9` sorts after
-    `2025W10`.
+    `2025W10`. Each distinct period is parsed once: a national read repeats it in every org unit.
     """
     latest = {} if latest is None else latest
+    seen: dict[str, dict[str, None]] = {}  # element -> its periods, in the order first met
     for row in rows:
-        if len(row) < 4:
-            continue
-        element, period = row[0], row[1]
-        try:
-            start = periods.period_start(period, period_type)
-        except PeriodError:
-            continue
-        if element not in latest or start > periods.period_start(latest[element], period_type):
-            latest[element] = period
+        if len(row) >= 4:
+            seen.setdefault(row[0], {})[row[1]] = None
+    starts: dict[str, date | None] = {}
+
+    def start(period: str) -> date | None:
+        if period not in starts:
+            try:
+                starts[period] = periods.period_start(period, period_type)
+            except PeriodError:
+                starts[period] = None
+        return starts[period]
+
+    for element, found in seen.items():
+        for period in found:
+            begins, best = start(period), start(latest[element]) if element in latest else None
+            if begins is not None and (best is None or begins > best):
+                latest[element] = period
     return latest
 
 
@@ -77,15 +87,14 @@ def observations(setup: PredictionSetup, rows: list[list[str]],
     for source in setup.covariate_sources:
         covariates.setdefault(source.data_element_id, []).append(source.covariate)
     provided = [] if into is None else into
+    append, intern = provided.append, sys.intern  # (the loop runs once per value of a national dataset)
     for row in rows:
-        if len(row) < 4 or row[0] not in covariates:
+        names = covariates.get(row[0]) if len(row) >= 4 else None
+        if names is None or (value := _number(row[3])) is None:
             continue
-        value = _number(row[3])
-        if value is None:
-            continue
-        org_unit, period = sys.intern(row[2]), sys.intern(row[1])
-        for covariate in covariates[row[0]]:
-            provided.append({"featureName": covariate, "orgUnit": org_unit, "period": period, "value": value})
+        org_unit, period = intern(row[2]), intern(row[1])
+        for name in names:
+            append({"featureName": name, "orgUnit": org_unit, "period": period, "value": value})
     return provided
 
 

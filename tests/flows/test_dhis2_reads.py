@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from itertools import product
 
@@ -11,6 +12,7 @@ import pytest
 from flows.api import ServiceError, error_code, error_detail
 from flows.dhis2_reads import (Chunk, Page, ReadBudget, ReadPlanError, halve_ids, item_bytes, plan_analytics,
                                plan_ids, run_reads)
+from flows.prediction_request import latest_period_per_element
 
 FIXED = 120  # a request line with no items, about what the flow's analytics read has
 DX = [f"D{i:010d}" for i in range(4)]
@@ -115,6 +117,44 @@ def test_an_error_that_halving_cannot_cure_is_raised() -> None:
     read_capped, _ = _capped_reads(cap=0)
     with pytest.raises(ServiceError, match="409"):  # one cell still refused: nothing left to halve
         run_reads([Chunk(("a",), ("p",), ("o1",))], read_capped, Chunk.halves, lambda page: None, concurrency=2)
+
+
+def test_the_cyclic_collector_is_paused_while_reads_run_and_restored_after() -> None:
+    """A national read makes hundreds of thousands of small acyclic containers (rows, items); the
+    collector would walk the growing dataset again and again (measured: about half of the data
+    phase, bench/flow.py). Refcounting frees them all the same."""
+    enabled: list[bool] = []
+
+    def read(chunk: Chunk) -> Page:
+        return Page([["a", "p", chunk.ou[0], "1"]], 10, 1)
+
+    run_reads([Chunk(("a",), ("p",), (ou,)) for ou in ("o1", "o2")], read, Chunk.halves,
+              lambda page: enabled.append(gc.isenabled()), concurrency=2)
+    assert enabled == [False, False] and gc.isenabled()
+
+    def failing(chunk: Chunk) -> Page:
+        raise ServiceError("DHIS2", "GET", "/api/analytics", "HTTP 500", 500)
+
+    with pytest.raises(ServiceError):
+        run_reads([Chunk(("a",), ("p",), ("o1",))], failing, Chunk.halves, lambda page: None, concurrency=1)
+    assert gc.isenabled()
+    gc.disable()  # a caller that had it off keeps it off
+    try:
+        run_reads([Chunk(("a",), ("p",), ("o1",))], read, Chunk.halves, lambda page: None, concurrency=1)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_the_latest_period_of_each_element_is_by_start_and_merged_across_reads() -> None:
+    rows = [["a", "2025W9", "o1", "1"], ["a", "2025W10", "o2", "1"], ["b", "2025W5", "o1", "1"],
+            ["b", "2025W05", "o2", "1"], ["a", "not-a-week", "o1", "1"], ["c", "2025W30", "o1"]]
+    latest = latest_period_per_element(rows, "week")
+    assert latest == {"a": "2025W10", "b": "2025W5"}  # unpadded weeks by date; a short row is no value
+
+    latest_period_per_element([["a", "2025W8", "o3", "2"], ["b", "2025W6", "o3", "2"]], "week", latest)
+    assert latest == {"a": "2025W10", "b": "2025W6"}
+    assert latest_period_per_element([["m", "202412", "o", "1"], ["m", "202501", "o", "1"]], "month") == {"m": "202501"}
 
 
 def test_a_proxys_html_error_page_is_said_by_its_title() -> None:
