@@ -85,7 +85,7 @@ PASSWORD_ENV = "TOPOLOGY_DHIS2_PASSWORD"
 BLOCK = "topology-dhis2"
 CHAP_ROUTE = "/api/routes/chap/run"
 # The flow's tasks for one setup in end_mode offset (docs/flow.md, "Steps").
-FLOW_STEPS = {"check_dhis2", "check_chap", "list_prediction_setups", "resolve_end_period", "validate_period_range",
+FLOW_STEPS = {"check_dhis2", "check_chap", "read_chap_route", "list_prediction_setups", "resolve_end_period", "validate_period_range",
               "fetch_dhis2_for_setup", "fetch_org_units_geojson", "build_prediction_request", "run_prediction_setup",
               "wait_for_prediction", "fetch_prediction_result"}
 
