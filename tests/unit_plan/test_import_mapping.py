@@ -321,3 +321,46 @@ def test_schedules_pinning_other_credentials_become_a_project_each_and_nothing_i
     validated = validate(load_repo(tmp_path))
     assert [x for x in validated.diagnostics if x.severity == "error"] == []
     assert map_server(state(d), importer.read_repo(tmp_path)).files == {}
+
+
+# -- issue 23 #5: import writes a value as compile quotes it; it reads back the same and compiles --
+TRICKY = ['He said "hi": it\'s #1 — ünïcödé 中文 🎉', "*starred", "&anchor", "!tag", "123", "1.5", "0x1F", "1e3",
+          "2026-06-30", "yes", "no", "No", "on", "off", "y", "null", "~", "true", "key: value", "ends:", "a #b",
+          "#comment", "- dash", "[flow]", "{map}", "|", ">", "%percent", "@at", "`tick`", " lead", "trail ", "",
+          "line\nbreak"]
+
+
+def test_tricky_values_read_back_the_same_through_chapctl_and_compile(tmp_path):
+    """A description, a tag, a DHIS2 username and a git branch holding what YAML would read as
+    something else (an alias, a number, a boolean, a comment, a mapping) come back from the project
+    files and from prefect.yaml exactly as the server had them."""
+    from compiler.compile.build import compile_repo
+
+    tags = sorted(t for t in TRICKY if importer.mapping._TAG.match(t))
+    git = importer.read.safe_pull_steps([{"git_clone": {"repository": "https://github.com/example/chap.git",
+                                                        "branch": "yes"}}])
+    deployments = [{**PLAIN, "id": sid(700 + n), "name": f"tricky-{n}", "description": text, "tags": tags,
+                    "pull_steps": git,
+                    "parameters": importer.read.safe_parameters({"credentials": {
+                        "base_url": "https://dhis2.sl.example.org", "username": text or "u", "password": CANARY},
+                        "configured_model_id": 5}),
+                    "schedules": [ui_schedule(n + 10, "0 3 * * 3", "UTC", {})]}
+                   for n, text in enumerate(TRICKY)]
+    result = map_server(state(*deployments), repo())
+    assert len(result.projects) == len(TRICKY), result.findings
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    write(tmp_path, result.files)
+    loaded = {s.path: s.data for s in load_repo(tmp_path).projects}
+    compiled = compile_repo(tmp_path)
+    validated = {v.project.name: v.project for v in compiled.checked.validated.projects}
+    prefect = {d["name"]: d for d in load(compiled.artifacts.files["prefect.yaml"])["deployments"]}
+    for n, text in enumerate(TRICKY):
+        name, path = f"tricky-{n}", f"projects/tricky-{n}.yaml"
+        description = load(result.files[path]).get("description")
+        if text:  # an empty description is not kept
+            assert loaded[path]["description"] == description == validated[name].description == text, path
+            assert prefect[name]["description"] == text
+        assert loaded[path]["tags"] == validated[name].tags == tags
+        assert loaded[path]["credentials"]["username"] == (text or "u")
+    assert load(result.files["projects/_defaults.yaml"])["source"]["git"]["branch"] == "yes"
+    assert compiled.checked.validated.defaults.source.git.branch == "yes"
