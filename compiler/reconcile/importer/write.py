@@ -15,6 +15,7 @@ from typing import Any
 
 import jinja2
 
+from compiler.compile.models import DEFAULT_TIMEZONE
 from compiler.compile.render import YamlText, yaml_scalar
 from compiler.constants import DEFAULT_OWNER, written_out
 from compiler.reconcile.importer.values import Finding, ImportResult
@@ -26,7 +27,8 @@ COMMENT_COLUMN = 42  # where a value's comment starts (one space more when the l
 
 
 class _Comment(str):
-    """Comment text already written out on one line by the `note` filter."""
+    """Comment text written out on one line by `note`, or a whole line with its comment by `commented`
+    (whose values went through `y`)."""
 
 
 def _y(value: Any) -> YamlText:
@@ -77,8 +79,6 @@ def render_project(name: str, header: list[str], fields: dict[str, Any], comment
 def render_defaults(work_pool: str, git: tuple[str, str] | None) -> str:
     """`_defaults.yaml`: the default owner and time zone, `work_pool`, and the flow code's source:
     the git repository (url, branch) when there is one, else a directory named by a variable."""
-    from compiler.compile.models import DEFAULT_TIMEZONE
-
     return _environment().get_template("defaults.yaml.j2").render(
         owner=DEFAULT_OWNER, timezone=DEFAULT_TIMEZONE, work_pool=work_pool, git=git)
 
