@@ -29,7 +29,7 @@ def sid(n: int) -> str:
 
 def ui_schedule(n: int, cron: str, zone: str | None, params: dict, active: bool = True, **extra) -> dict:
     return {"id": sid(n), "schedule": {"cron": cron, "timezone": zone, "day_or": True, **extra}, "active": active,
-            "slug": None, "parameters": importer._safe_parameters(params), "max_scheduled_runs": None,
+            "slug": None, "parameters": importer.read.safe_parameters(params), "max_scheduled_runs": None,
             "created": f"2026-01-01T00:00:{n:02d}Z"}
 
 
@@ -39,7 +39,7 @@ def ref(block_id: str) -> dict:
 
 def served(schedules: list[dict], name: str = "chap-scheduler", params: dict | None = None) -> dict:
     return {"id": sid(900), "name": name, "work_pool_name": None, "paused": False, "tags": [], "version": "abc",
-            "description": "Fetch DHIS2 data", "parameters": importer._safe_parameters(params or {}),
+            "description": "Fetch DHIS2 data", "parameters": importer.read.safe_parameters(params or {}),
             "pull_steps": [], "schedules": schedules}
 
 
@@ -76,10 +76,10 @@ SERVED = served([
 
 PLAIN = {"id": sid(901), "name": "sl-malaria", "work_pool_name": "chap-pool", "paused": False, "tags": ["sl"],
          "version": None, "description": None,
-         "parameters": importer._safe_parameters({"credentials": {"base_url": "https://dhis2.sl.example.org/",
+         "parameters": importer.read.safe_parameters({"credentials": {"base_url": "https://dhis2.sl.example.org/",
                                                                   "username": "chap-bot", "password": CANARY},
                                                   "configured_model_id": 5}),
-         "pull_steps": importer._safe_pull_steps([{"prefect.deployments.steps.git_clone": {
+         "pull_steps": importer.read.safe_pull_steps([{"prefect.deployments.steps.git_clone": {
              "repository": "https://github.com/example/chap.git", "branch": "prod"}}]),
          "schedules": [ui_schedule(8, "0 3 * * 3", "Africa/Freetown", {}),
                        {**ui_schedule(9, "x", "UTC", {}), "schedule": {"rrule": "FREQ=DAILY"}}]}
@@ -93,7 +93,7 @@ def test_the_parameters_import_maps_are_the_flows():
 
 
 def test_secrets_are_dropped_as_they_are_read():
-    safe = importer._safe_deployment({"id": "x", "name": "d", "parameters": {
+    safe = importer.read.safe_deployment({"id": "x", "name": "d", "parameters": {
         "credentials": {"base_url": "https://h", "username": "u", "password": CANARY}, "api_token": CANARY},
         "schedules": [{"id": "s", "parameters": {"credentials": {"password": CANARY}, "whatever": [CANARY]}}]})
     assert CANARY not in repr(safe)
@@ -222,7 +222,7 @@ def test_a_dangling_symlink_in_projects_does_not_break_the_import_check(tmp_path
     (tmp_path / "projects").mkdir()
     (tmp_path / "projects" / "gone.yaml").symlink_to(tmp_path / "nowhere.yaml")
     result = map_server(state(SERVED), repo())
-    importer._validate(tmp_path, result)
+    importer.write.validate_files(tmp_path, result)
     assert result.files and not [f for f in result.findings if "would not validate" in f.message]
 
 
@@ -277,7 +277,7 @@ def test_findings_are_one_line_each():
 
 # -- issue 21 #9: every schedule of every deployment is mapped; nothing is left for adopt to delete --
 def pool_deployment(schedules: list[dict], name: str = "sl-malaria") -> dict:
-    return {**PLAIN, "name": name, "parameters": importer._safe_parameters({"credentials": ref(LAOS),
+    return {**PLAIN, "name": name, "parameters": importer.read.safe_parameters({"credentials": ref(LAOS),
                                                                           "configured_model_id": 5}),
             "schedules": schedules}
 
@@ -321,3 +321,46 @@ def test_schedules_pinning_other_credentials_become_a_project_each_and_nothing_i
     validated = validate(load_repo(tmp_path))
     assert [x for x in validated.diagnostics if x.severity == "error"] == []
     assert map_server(state(d), importer.read_repo(tmp_path)).files == {}
+
+
+# -- issue 23 #5: import writes a value as compile quotes it; it reads back the same and compiles --
+TRICKY = ['He said "hi": it\'s #1 — ünïcödé 中文 🎉', "*starred", "&anchor", "!tag", "123", "1.5", "0x1F", "1e3",
+          "2026-06-30", "yes", "no", "No", "on", "off", "y", "null", "~", "true", "key: value", "ends:", "a #b",
+          "#comment", "- dash", "[flow]", "{map}", "|", ">", "%percent", "@at", "`tick`", " lead", "trail ", "",
+          "line\nbreak"]
+
+
+def test_tricky_values_read_back_the_same_through_chapctl_and_compile(tmp_path):
+    """A description, a tag, a DHIS2 username and a git branch holding what YAML would read as
+    something else (an alias, a number, a boolean, a comment, a mapping) come back from the project
+    files and from prefect.yaml exactly as the server had them."""
+    from compiler.compile.build import compile_repo
+
+    tags = sorted(t for t in TRICKY if importer.mapping._TAG.match(t))
+    git = importer.read.safe_pull_steps([{"git_clone": {"repository": "https://github.com/example/chap.git",
+                                                        "branch": "yes"}}])
+    deployments = [{**PLAIN, "id": sid(700 + n), "name": f"tricky-{n}", "description": text, "tags": tags,
+                    "pull_steps": git,
+                    "parameters": importer.read.safe_parameters({"credentials": {
+                        "base_url": "https://dhis2.sl.example.org", "username": text or "u", "password": CANARY},
+                        "configured_model_id": 5}),
+                    "schedules": [ui_schedule(n + 10, "0 3 * * 3", "UTC", {})]}
+                   for n, text in enumerate(TRICKY)]
+    result = map_server(state(*deployments), repo())
+    assert len(result.projects) == len(TRICKY), result.findings
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    write(tmp_path, result.files)
+    loaded = {s.path: s.data for s in load_repo(tmp_path).projects}
+    compiled = compile_repo(tmp_path)
+    validated = {v.project.name: v.project for v in compiled.checked.validated.projects}
+    prefect = {d["name"]: d for d in load(compiled.artifacts.files["prefect.yaml"])["deployments"]}
+    for n, text in enumerate(TRICKY):
+        name, path = f"tricky-{n}", f"projects/tricky-{n}.yaml"
+        description = load(result.files[path]).get("description")
+        if text:  # an empty description is not kept
+            assert loaded[path]["description"] == description == validated[name].description == text, path
+            assert prefect[name]["description"] == text
+        assert loaded[path]["tags"] == validated[name].tags == tags
+        assert loaded[path]["credentials"]["username"] == (text or "u")
+    assert load(result.files["projects/_defaults.yaml"])["source"]["git"]["branch"] == "yes"
+    assert compiled.checked.validated.defaults.source.git.branch == "yes"
