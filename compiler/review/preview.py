@@ -46,7 +46,7 @@ def schedule_runs(cron: str, timezone: str, count: int, start: dt.datetime | Non
 
 
 def _preview(project: Project, entry, default_zone: str, count: int, start: dt.datetime | None) -> Preview:
-    from compiler.review.schedules import schedule_label
+    from compiler.compile.schedule_report import schedule_label
 
     zone = entry.timezone or default_zone
     runs = schedule_runs(entry.cron, zone, count, start)
