@@ -14,6 +14,7 @@ import os
 import click
 
 from compiler.cli import compile_cmds, import_cmds, review_cmds, server, status_cmds
+from compiler.cli.common import ChapctlGroup
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -27,7 +28,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     ctx.exit(0)
 
 
-@click.group(name="chapctl", context_settings=CONTEXT)
+@click.group(name="chapctl", cls=ChapctlGroup, context_settings=CONTEXT)
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Print chapctl's version and the Prefect release it works with, and exit.")
 def app() -> None:

@@ -1,7 +1,8 @@
 """What every verb shares: `--root`, one output option (`--format text|json|markdown`, with the old
-`-f`, `--json` and `--markdown` kept as aliases), `--strict`, the error boundary (`run_guarded`:
-user error → one line, internal bug → a short line and a traceback in the debug log) and
-printing. click and rich live in this package only; the core never imports them."""
+`-f`, `--json` and `--markdown` kept as aliases), `--strict`, the exit codes (`run_guarded`: user
+error → one line, internal bug → a short line and a traceback in the debug log; `ChapctlGroup`: a
+usage error → one line, `EXIT_USAGE`) and printing. click and rich live in this package only; the
+core never imports them."""
 
 from __future__ import annotations
 
@@ -10,12 +11,58 @@ import os
 import re
 import sys
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import click
 
 DEBUG_LOG = Path(os.environ.get("TMPDIR", "/tmp")) / "chapctl-debug.log"
+
+# Exit codes, decided here once: 0 ok, 1 error, 2 changes (--detailed-exitcode), 3 failing or late
+# and 4 out of sync (status), 130 interrupted (Ctrl-C, SIGTERM). A usage error (unknown option, bad
+# value) is none of those: sysexits' EX_USAGE, so that a CI step can tell `plan --bogus` from changes.
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+EXIT_USAGE = 64
+EXIT_EPILOG = (f"Every verb exits {EXIT_USAGE} on a usage error (an unknown option, a bad value) and "
+               f"{EXIT_INTERRUPTED} when interrupted (Ctrl-C, SIGTERM).")
+
+
+class UsageFailed(click.ClickException):
+    """A click usage error (`UsageError`, `BadParameter`, ...) with chapctl's exit code, shown as
+    one line naming the problem and the help to read."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, cause: click.UsageError):
+        super().__init__(cause.format_message())
+        self.cause = cause
+
+    def show(self, file=None) -> None:  # noqa: ARG002 (always stderr)
+        if isinstance(self.cause, click.exceptions.NoArgsIsHelpError):  # bare `chapctl`: the help
+            self.cause.show(file)
+            return
+        message = " ".join(self.cause.format_message().split()).rstrip(".")
+        ctx = self.cause.ctx
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        err(f"error: {message[:1].lower()}{message[1:]}{hint}")
+
+
+class ChapctlGroup(click.Group):
+    """The `chapctl` group: every usage error of the group or of a verb becomes `UsageFailed`."""
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            raise UsageFailed(exc) from exc
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise UsageFailed(exc) from exc
 
 
 def root_option(function):
@@ -83,22 +130,45 @@ def _dotenv_names(path: Path) -> list[str]:
 
 
 def run_guarded(action: Callable[[], int]) -> None:
-    """Run a command body; map errors to one clean line and an exit code decided here, once."""
+    """Run a command body; map errors to one clean line and an exit code decided here, once.
+    SIGTERM interrupts it as Ctrl-C does (exit 130)."""
     from compiler.errors import UserError
 
     try:
-        code = action()
+        with sigterm_interrupts():
+            code = action()
     except UserError as exc:
         err(f"error: {exc}")
-        code = 1
+        code = EXIT_ERROR
     except KeyboardInterrupt:
         err("interrupted")
-        code = 130
+        code = EXIT_INTERRUPTED
     except Exception as exc:  # an internal bug: short message, traceback to the debug log
         DEBUG_LOG.write_text(traceback.format_exc())
         err(f"internal error: {type(exc).__name__}: {exc} (traceback in {DEBUG_LOG}; please report it)")
-        code = 1
+        code = EXIT_ERROR
     sys.exit(code)
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """A CI job cancelled mid-verb gets SIGTERM: turn it into KeyboardInterrupt, so that the verb
+    ends as Ctrl-C ends it (exit 130, "interrupted") and apply releases its lock on the way out
+    (the server converges on the next apply either way)."""
+    import signal
+
+    def interrupt(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (tests): nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def printable(text: str) -> str:

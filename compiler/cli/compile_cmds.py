@@ -9,6 +9,7 @@ from typing import Optional
 import click
 
 from compiler.cli.common import (
+    EXIT_EPILOG,
     find_repo,
     err,
     output_option,
@@ -25,7 +26,7 @@ def register(app: click.Group) -> None:
     app.add_command(compile_)
 
 
-@click.command(short_help="Check every project file; report all problems. Writes nothing.")
+@click.command(epilog=EXIT_EPILOG, short_help="Check every project file; report all problems. Writes nothing.")
 @root_option
 @output_option("text", "json")
 @strict_option
@@ -54,7 +55,7 @@ def validate(root: Optional[Path], output: str, strict: bool) -> None:
     run_guarded(body)
 
 
-@click.command(name="compile", short_help="Validate and render the committed artifacts (--check: stale?).")
+@click.command(epilog=EXIT_EPILOG, name="compile", short_help="Validate and render the committed artifacts (--check: stale?).")
 @root_option
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff if the committed artifacts are stale.")
 @click.option("--force", is_flag=True, help="Overwrite compiled files that were edited by hand (their edits are lost).")

@@ -9,14 +9,14 @@ from typing import Optional
 
 import click
 
-from compiler.cli.common import find_repo, open_api, output_option, print_lines, root_option, run_guarded
+from compiler.cli.common import EXIT_EPILOG, find_repo, open_api, output_option, print_lines, root_option, run_guarded
 
 
 def register(app: click.Group) -> None:
     app.add_command(import_command)
 
 
-@click.command(name="import", short_help="Write projects/*.yaml from a hand-made server (flow.serve(), UI schedules).")
+@click.command(epilog=EXIT_EPILOG, name="import", short_help="Write projects/*.yaml from a hand-made server (flow.serve(), UI schedules).")
 @root_option
 @output_option("text", "json")
 @click.option("--dry-run", is_flag=True, help="Print the files import would write; write nothing.")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import click
 
-from compiler.cli.common import find_repo, output_option, printable, root_option, run_guarded
+from compiler.cli.common import EXIT_EPILOG, find_repo, output_option, printable, root_option, run_guarded
 
 
 def register(app: click.Group) -> None:
@@ -15,14 +15,14 @@ def register(app: click.Group) -> None:
     app.add_command(diff)
 
 
-@click.command(short_help="Next runs of each project, local time and UTC (Prefect's own code).")
+@click.command(epilog=EXIT_EPILOG, short_help="Next runs of each project, local time and UTC (Prefect's own code).")
 @root_option
 @click.option("--next", "-n", "count", type=click.IntRange(1, 1000), default=5, show_default=True,
               help="How many runs per project.")
-@click.option("--project", "-p", default=None, help="Only this project.")
+@click.option("--project", "-p", "projects", multiple=True, metavar="NAME", help="Only this project (repeatable).")
 @click.option("--from", "start", default=None, help="Start from this ISO date or date-time (naive = UTC); default now.")
 @output_option("text", "json")
-def schedule(root: Optional[Path], count: int, project: Optional[str], start: Optional[str], output: str) -> None:
+def schedule(root: Optional[Path], count: int, projects: tuple[str, ...], start: Optional[str], output: str) -> None:
     """Preview the next runs of each project, in its time zone and in UTC.
 
     Computed by the installed Prefect's own schedule code (DST gaps and overlaps, day_or), exactly
@@ -35,7 +35,7 @@ def schedule(root: Optional[Path], count: int, project: Optional[str], start: Op
         from compiler.review.preview import next_runs, parse_start, preview_json, semantics_note
 
         validated = validate_repo(find_repo(root))
-        previews = next_runs(validated, count, parse_start(start), project)
+        previews = next_runs(validated, count, parse_start(start), projects)
         note = semantics_note(_server_version())
         if output == "json":
             print(json.dumps(preview_json(previews), indent=2))
@@ -86,7 +86,7 @@ def _print_previews(previews) -> None:
     console.print(table)
 
 
-@click.command(short_help="What changed in the projects between two git revisions.")
+@click.command(epilog=EXIT_EPILOG, short_help="What changed in the projects between two git revisions.")
 @root_option
 @click.option("--base", default=None, help="Git revision to compare from (default: the merge base of HEAD with main).")
 @click.option("--head", default=None, help="Git revision to compare to (default: the working tree).")

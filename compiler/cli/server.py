@@ -8,14 +8,13 @@ command bodies.
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import click
 
 from compiler.constants import DEFAULT_WORKERS
-from compiler.cli.common import console, find_repo, open_api, output_option, print_lines, root_option, run_guarded
+from compiler.cli.common import EXIT_EPILOG, console, find_repo, open_api, output_option, print_lines, root_option, run_guarded
 
 adopt_option = click.option(
     "--adopt", is_flag=True,
@@ -34,7 +33,7 @@ def register(app: click.Group) -> None:
     app.add_command(apply_command)
 
 
-@click.command(name="plan", short_help="Show what apply would change on the Prefect server (drift marked).")
+@click.command(epilog=EXIT_EPILOG, name="plan", short_help="Show what apply would change on the Prefect server (drift marked).")
 @root_option
 @output_option("text", "json", "markdown")
 @click.option("--detailed-exitcode", is_flag=True,
@@ -79,7 +78,7 @@ def plan_command(root: Optional[Path], output: str, detailed_exitcode: bool, ado
     run_guarded(body)
 
 
-@click.command(name="apply", short_help="Make the Prefect server match the projects; write only what differs.")
+@click.command(epilog=EXIT_EPILOG, name="apply", short_help="Make the Prefect server match the projects; write only what differs.")
 @root_option
 @output_option("text", "json", "markdown")
 @adopt_option
@@ -122,7 +121,7 @@ def apply_command(root: Optional[Path], output: str, adopt: bool, allow_delete_a
         options = ApplyOptions(PlanOptions(adopt, allow_delete_all, cancel_in_flight), lock_timeout,
                                ignore_applied_commit, parallel)
         repo = find_repo(root)
-        with open_api(repo) as api, _sigterm_interrupts(), bar:
+        with open_api(repo) as api, bar:
             try:
                 prepared, result = apply(repo, api, options=options, progress=progress, on_wait=waiting,
                                          on_plan=bar.start)
@@ -144,26 +143,6 @@ def apply_command(root: Optional[Path], output: str, adopt: bool, allow_delete_a
 
 
 # -- helpers --------------------------------------------------------------------------------------
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """A CI job cancelled mid-apply gets SIGTERM: turn it into KeyboardInterrupt so that the apply
-    lock is released on the way out (the server converges on the next apply either way)."""
-    import signal
-
-    def interrupt(signum, frame):  # noqa: ARG001
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread (tests): nothing to install
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 class _ProgressBar:
     """A rich progress bar under the lines apply prints, for long applies in a terminal only
     (never in --format json/markdown, never when the output is a pipe or a CI log)."""

@@ -11,7 +11,7 @@ from typing import Optional
 
 import click
 
-from compiler.cli.common import find_repo, open_api, output_option, print_lines, root_option, run_guarded
+from compiler.cli.common import EXIT_EPILOG, find_repo, open_api, output_option, print_lines, root_option, run_guarded
 
 _PART = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -44,7 +44,7 @@ def register(app: click.Group) -> None:
     app.add_command(status_command)
 
 
-@click.command(name="status", short_help="Per project: in sync with the files? ran? failing or late? (exit 3)")
+@click.command(epilog=EXIT_EPILOG, name="status", short_help="Per project: in sync with the files? ran? failing or late? (exit 3)")
 @root_option
 @output_option("text", "json", "markdown")
 @click.option("--grace", type=Duration(), default="15m", show_default=True, metavar="DURATION",
@@ -54,7 +54,7 @@ def register(app: click.Group) -> None:
 @click.option("--require-sync", is_flag=True,
               help="Also exit 4 when a project is not in sync (changed, drift, not applied, conflict) "
                    "and none is failing or late.")
-@click.option("--project", "projects", multiple=True, metavar="NAME",
+@click.option("--project", "-p", "projects", multiple=True, metavar="NAME",
               help="Only this project (repeatable). The requests are the same.")
 def status_command(root: Optional[Path], output: str, grace: dt.timedelta, lookback: dt.timedelta,
                    require_sync: bool, projects: tuple[str, ...]) -> None:

@@ -12,7 +12,7 @@ from compiler.errors import HandEdited, StaleArtifacts, ValidationFailed
 from compiler.compile.load import load_repo
 from compiler.compile.render import BLOCKS_DIR, PREFECT_YAML, Artifacts, edited_by_hand, render
 from compiler.compile.models import SINGLE_SCHEDULE_SLUG
-from compiler.review.schedules import ScheduleReport, schedule_label, schedule_report
+from compiler.compile.schedule_report import ScheduleReport, schedule_label, schedule_report
 from compiler.compile.validate import ValidatedRepo, validate
 
 TEMPLATES_DIR = "templates"

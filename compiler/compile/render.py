@@ -17,7 +17,7 @@ import jinja2
 
 from compiler.constants import BLOCK_TYPE_SLUG, INSTANCE_LIMIT, MANAGED_TAG, OWNER_TAG_PREFIX, owner_tag
 from compiler.compile.models import Alerts, Defaults, Project, ScheduleParameters, duration_seconds
-from compiler.review.schedules import HEATMAP_ROWS, HOT_COLOUR, REFERENCE_YEAR, SCALE, ScheduleReport, schedule_report
+from compiler.compile.schedule_report import HEATMAP_ROWS, HOT_COLOUR, REFERENCE_YEAR, SCALE, ScheduleReport, schedule_report
 from compiler.compile.schema import render_schemas
 from compiler.compile.validate import ValidatedRepo
 

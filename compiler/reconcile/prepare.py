@@ -4,7 +4,9 @@ and the applied-commit guard. `prepare()` is its one entry point and returns a `
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,20 +63,34 @@ def prepare(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None
             if fresh_check:
                 ensure_fresh(root)  # the clearer error: which artifact is stale and why
             raise
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chapctl-read") as pool:
-        reading = pool.submit(read_live, api, desired, dict(env))
-        try:
-            if fresh_check:
-                ensure_fresh(root)
-            checkout = checkout if checkout is not None else gitinfo.checkout(root)
-        except BaseException:
-            reading.cancel()
-            _ = reading.exception()  # let the reads finish; this error is the one to report
-            raise
-        live = reading.result()
+    reading = _in_background(read_live, api, desired, dict(env))
+    try:
+        if fresh_check:
+            ensure_fresh(root)
+        checkout = checkout if checkout is not None else gitinfo.checkout(root)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: now, not after the reads (nothing they do needs undoing)
+        raise
+    except BaseException:
+        _ = reading.exception()  # let the reads finish; this error is the one to report
+        raise
+    live = reading.result()  # an interruption while waiting here leaves at once too
     return Prepared(root, desired, live, plan(desired, live, options), commit_guard(root, desired.owner, live, checkout))
+
+
+def _in_background(function, *args) -> Future:
+    """`function(*args)` in a daemon thread: its Future. A daemon, so that an interrupted verb
+    (Ctrl-C, SIGTERM) exits without waiting for reads stuck on a hung server."""
+    future: Future = Future()
+
+    def run() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(function(*args))
+            except BaseException as exc:  # noqa: BLE001 (handed to the waiting thread)
+                future.set_exception(exc)
+
+    threading.Thread(target=run, name="chapctl-read", daemon=True).start()
+    return future
 
 
 def recorded_state(live: Live, owner: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from compiler.errors import UserError
 from compiler.jsontree import paths
 from compiler.markdown import code as md_code
 from compiler.markdown import text as md_text
-from compiler.review.schedules import ScheduleReport, describe, schedule_report
+from compiler.compile.schedule_report import ScheduleReport, describe, schedule_report
 
 MAIN_BRANCHES = ("origin/main", "main", "origin/master", "master")
 PREVIEW_RUNS = 3
@@ -231,7 +231,7 @@ def _schedule_side(spec: ScheduleSpec | None, start: dt.datetime) -> ScheduleSid
     if spec is None:
         return None
     from compiler.review.preview import schedule_runs
-    from compiler.review.schedules import utc_texts
+    from compiler.compile.schedule_report import utc_texts
 
     return ScheduleSide(spec.cron, spec.timezone, spec.active, describe(spec.cron), utc_texts(spec.cron, spec.timezone),
                         tuple(schedule_runs(spec.cron, spec.timezone, PREVIEW_RUNS, start)))

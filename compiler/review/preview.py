@@ -26,14 +26,16 @@ class Preview:
 
 
 def next_runs(validated: ValidatedRepo, count: int, start: dt.datetime | None = None,
-              only: str | None = None) -> list[Preview]:
-    """Previews of every scheduled project (or just `only`), starting at `start` (default now)."""
+              only: tuple[str, ...] = ()) -> list[Preview]:
+    """Previews of every scheduled project (or just those named in `only`), starting at `start`
+    (default now)."""
     projects = [v.project for v in validated.projects if v.project.schedule_entries]
-    if only is not None:
-        projects = [p for p in projects if p.name == only]
-        if not projects:
+    if only:
+        unknown = sorted(set(only) - {p.name for p in projects})
+        if unknown:
             known = ", ".join(v.project.name for v in validated.projects) or "none"
-            raise UserError(f"no scheduled project named {only!r} (projects: {known})")
+            raise UserError(f"no scheduled project named {', '.join(map(repr, unknown))} (projects: {known})")
+        projects = [p for p in projects if p.name in only]
     return [_preview(p, e, validated.defaults.timezone, count, start) for p in projects for e in p.schedule_entries]
 
 
@@ -46,7 +48,7 @@ def schedule_runs(cron: str, timezone: str, count: int, start: dt.datetime | Non
 
 
 def _preview(project: Project, entry, default_zone: str, count: int, start: dt.datetime | None) -> Preview:
-    from compiler.review.schedules import schedule_label
+    from compiler.compile.schedule_report import schedule_label
 
     zone = entry.timezone or default_zone
     runs = schedule_runs(entry.cron, zone, count, start)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
+import sys
 
 import pytest
 import yaml as pyyaml
@@ -149,3 +152,27 @@ def test_the_comment_script_creates_one_comment_then_updates_it(existing, tmp_pa
     assert "<summary>When every project runs" in body and "| laos-malaria |" in body
     assert "schedules.svg" not in body  # an image a comment cannot show
     assert (tmp_path / "summary.md").read_text() == body
+
+
+def plan_step() -> str:
+    workflow = pyyaml.safe_load((REPO / ".github/workflows/chapctl-pr.yml").read_text())
+    (step,) = [s for s in workflow["jobs"]["plan"]["steps"] if "chapctl plan" in s.get("run", "")]
+    return step["run"]
+
+
+@pytest.mark.parametrize("chapctl, passes", [
+    ("exit 0", True), ("exit 2", True), ("exit 1", False), ("exit 3", False), ("exit 130", False),
+    (f'exec {sys.executable} -m compiler "$@" --bogus', False),  # the real CLI's usage error
+], ids=["no-changes", "changes", "error", "other", "interrupted", "usage-error"])
+def test_the_pull_request_check_passes_on_no_changes_and_changes_only(tmp_path, chapctl, passes):
+    """Issue 23 #4: the step failed only on exit 1, so `chapctl plan --bogus` (then exit 2, the
+    code of changes) passed the pull-request check."""
+    stub = tmp_path / ".venv" / "bin" / "chapctl"
+    stub.parent.mkdir(parents=True)
+    stub.write_text(f"#!/bin/sh\n{chapctl}\n")
+    stub.chmod(0o755)
+    output = tmp_path / "github_output"
+    step = subprocess.run(["bash", "-e", "-c", plan_step()], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "GITHUB_OUTPUT": str(output), "PYTHONPATH": str(REPO)})
+    assert (step.returncode == 0) is passes, (step.returncode, step.stderr)
+    assert output.read_text().startswith("code=")

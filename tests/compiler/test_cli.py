@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from compiler.cli import app
+from compiler.cli.common import EXIT_USAGE
 from tests.compiler.conftest import REPO, valid_project
 
 
@@ -126,7 +128,8 @@ def test_compile_refuses_to_discard_a_hand_edit_and_names_the_project_to_edit(re
 
 def test_one_output_option_on_every_verb_with_the_old_spellings_as_aliases(repo_factory):
     repo = repo_factory({"projects/one.yaml": valid_project("one")})
-    for verb in ("validate", "compile", "schedule", "diff", "plan", "apply", "status"):
+    assert {"import", "plan", "validate"} <= set(app.commands)
+    for verb in app.commands:  # the CLI's own list: a new verb is checked without editing this test
         assert "--format" in invoke(verb, "--help").stdout, verb
     as_format = invoke("validate", "--root", str(repo), "--format", "json")
     assert as_format.exit_code == 0
@@ -134,7 +137,29 @@ def test_one_output_option_on_every_verb_with_the_old_spellings_as_aliases(repo_
         assert invoke("validate", "--root", str(repo), *alias).stdout == as_format.stdout
     assert invoke("schedule", "--root", str(repo), "--json").stdout.startswith("[")
     both = CliRunner().invoke(app, ["schedule", "--root", str(repo), "--json", "--format", "text"])
-    assert both.exit_code == 2 and "pick one output format" in both.stderr
+    assert both.exit_code == EXIT_USAGE and "pick one output format" in both.stderr
+
+
+def usage_error(*args: str) -> str:
+    """The one line a usage error prints; asserts its exit code and that nothing else is printed."""
+    result = CliRunner().invoke(app, list(args), env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    assert result.exit_code == EXIT_USAGE, (args, result.exit_code, result.output)
+    assert result.stdout == "" and len(result.stderr.splitlines()) == 1, (args, result.stderr)
+    return result.stderr
+
+
+def test_a_usage_error_has_its_own_exit_code_on_every_verb():
+    """Issue 23 #4: a usage error exited 2, the code of "changes" under --detailed-exitcode, so the
+    pull-request check passed on `chapctl plan --bogus`."""
+    assert EXIT_USAGE not in (0, 1, 2, 3, 4, 130)
+    for verb in app.commands:  # every verb the CLI has, not a hand-kept list
+        assert f"exits {EXIT_USAGE} on a usage error" in invoke(verb, "--help").stdout, verb
+        line = usage_error(verb, "--bogus")
+        assert line.startswith("error: no such option '--bogus'") and f"(see `chapctl {verb} --help`)" in line, line
+    assert usage_error("--bogus").startswith("error: no such option '--bogus'")
+    assert usage_error("plna").startswith("error: no such command 'plna'. Did you mean 'plan'?")
+    assert "'15' is not a duration" in usage_error("status", "--grace", "15")
+    assert "--parallel': 0 is not in the range" in usage_error("apply", "--parallel", "0")
 
 
 def test_a_duration_too_long_for_a_calendar_is_a_usage_error(tmp_path):
@@ -142,7 +167,7 @@ def test_a_duration_too_long_for_a_calendar_is_a_usage_error(tmp_path):
     for option in ("--grace", "--lookback"):
         result = CliRunner().invoke(app, ["status", "--root", str(REPO), option, "99999999d"],
                                     env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
-        assert result.exit_code == 2, result.output
+        assert result.exit_code == EXIT_USAGE, result.output
         assert "is too long: at most 3650d" in result.stderr and "internal error" not in result.stderr
 
 
@@ -187,3 +212,40 @@ def test_a_server_verb_says_that_dotenv_is_not_read(repo_factory, monkeypatch):
                                "environment lacks: chapctl does not read .env"), verb
         assert "set -a; . ./.env; set +a" in note and "s3cret" not in note
         assert error.startswith("error: PREFECT_API_URL is not set")
+
+
+def test_project_is_repeatable_with_p_on_every_verb_that_takes_it(repo_factory):
+    """Issue 23 #4: `schedule --project` took one name and `status` had no `-p`."""
+    takers = {verb: [o for o in command.params if o.name in ("project", "projects")]
+              for verb, command in app.commands.items()}
+    takers = {verb: options for verb, options in takers.items() if options}
+    assert {"schedule", "status"} <= set(takers)
+    for verb, (option,) in takers.items():
+        assert option.opts == ["--project", "-p"] and option.multiple, (verb, option.opts, option.multiple)
+    repo = repo_factory({f"projects/{n}.yaml": valid_project(n) for n in ("one", "two", "three")})
+    result = invoke("schedule", "--root", str(repo), "-p", "one", "--project", "three", "--json", "-n", "1")
+    assert result.exit_code == 0, result.stderr
+    assert [p["project"] for p in json.loads(result.stdout)] == ["one", "three"]
+    unknown = CliRunner().invoke(app, ["schedule", "--root", str(repo), "-p", "one", "-p", "four", "-p", "five"])
+    assert unknown.exit_code == 1 and "no scheduled project named 'five', 'four'" in unknown.stderr
+
+
+def test_the_docs_state_the_exit_codes_and_defaults_the_cli_has():
+    """Issue 23 #6: docs/apply.md said writes are sequential (the default is 4 at a time) and the
+    README gave usage errors exit 2. The claims are now read back from the CLI itself."""
+    import re
+
+    from compiler.cli.common import EXIT_INTERRUPTED
+
+    readme, apply_doc = (REPO / "README.md").read_text(), (REPO / "docs/apply.md").read_text()
+    table = [line for line in readme.splitlines() if line.startswith("| `chapctl ") or line.startswith("| every verb")]
+    for verb in app.commands:
+        assert [line for line in table if line.startswith(f"| `chapctl {verb}")], f"README's table lacks {verb}"
+    (every,) = [line for line in table if line.startswith("| every verb")]
+    assert every.endswith(f"| {EXIT_USAGE} usage error, {EXIT_INTERRUPTED} interrupted |"), every
+    assert f"| {EXIT_USAGE} | usage error" in apply_doc and f"| {EXIT_INTERRUPTED} | interrupted" in apply_doc
+    parallel = next(p for p in app.commands["apply"].params if p.name == "parallel").default
+    stated = re.findall(r"--parallel N`?,? (?:at a time )?\(?default (\d+)", readme + apply_doc
+                        + (REPO / "docs/performance.md").read_text())
+    assert len(stated) >= 3 and set(stated) == {str(parallel)}, stated
+    assert "sequential." not in apply_doc

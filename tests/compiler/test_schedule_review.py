@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from compiler.cli import app
-from compiler.review.schedules import describe, utc_crons, utc_texts
+from compiler.compile.schedule_report import describe, utc_crons, utc_texts
 
 PROJECT = """\
 name: {name}

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from compiler.cli.common import EXIT_USAGE
 from tests.server.conftest import CANARY, deployment
 from tests.server.repo import project
 
@@ -280,7 +281,7 @@ def test_exit_codes_healthy_and_require_sync(chapctl, make_repo, clean_server):
     assert by_grace["1h"]["projects"][0]["health"] == "never_run"
     assert by_grace["1h"]["projects"][0]["next_run"]["state"] in ("Scheduled", "Late")  # due, within the grace
     bad = chapctl.cli(repo, "status", "--grace", "15")
-    assert bad.returncode == 2 and "not a duration" in bad.stderr
+    assert bad.returncode == EXIT_USAGE and "not a duration" in bad.stderr
 
 
 def test_status_requests_do_not_grow_with_projects(chapctl, make_repo, clean_server):

@@ -1,4 +1,7 @@
-"""Schedule review: what every project's cron means in local time and UTC, and the weekly load.
+"""The schedule report: what every project's cron means in local time and UTC, and the weekly load.
+
+Compile's own data (it renders SCHEDULES.md and schedules.svg from it and turns its hot-spots into
+warnings), so it lives below compile; review (`diff`, `preview`) reads it, never the other way.
 
 A pure function of the validated repository (never of today's date): DST is read from the pinned
 tzdata for one fixed reference year, so SCHEDULES.md and schedules.svg are byte-stable. Run times
