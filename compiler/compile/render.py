@@ -360,12 +360,6 @@ def yaml_scalar(value: Any) -> YamlText:
     return YamlText(json.dumps(value, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
-def _refuse_raw(value: Any) -> Any:
-    if isinstance(value, YamlText):
-        return value
-    raise TypeError(f"template emitted {value!r} without the `y` filter; every value must be quoted")
-
-
 def _bytecode_cache(templates_dir: Path) -> jinja2.BytecodeCache | None:
     """Compiled templates kept under .chapctl/cache (git-ignored): compiling the four templates
     from source costs ~0.08 s per run. Jinja checks each template's mtime, so edits are seen."""
@@ -407,15 +401,27 @@ def _markdown_environment(templates_dir: Path) -> jinja2.Environment:
 
 
 def _environment(templates_dir: Path) -> jinja2.Environment:
+    return yaml_environment(jinja2.FileSystemLoader(str(templates_dir)), _bytecode_cache(templates_dir))
+
+
+def yaml_environment(loader: jinja2.BaseLoader, bytecode_cache: jinja2.BytecodeCache | None = None,
+                     allowed: tuple[type, ...] = ()) -> jinja2.Environment:
+    """A jinja2 environment for YAML templates (compile's, import's): every value a template emits
+    must have gone through the `y` filter (`yaml_scalar`), or be of an `allowed` type."""
+    def refuse_raw(value: Any) -> Any:
+        if isinstance(value, (YamlText, *allowed)):
+            return value
+        raise TypeError(f"template emitted {value!r} without the `y` filter; every value must be quoted")
+
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
-        bytecode_cache=_bytecode_cache(templates_dir),
+        loader=loader,
+        bytecode_cache=bytecode_cache,
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # YAML, not HTML: escaping is done by the `y` filter, enforced by finalize
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        finalize=_refuse_raw,
+        finalize=refuse_raw,
     )
     env.filters["y"] = yaml_scalar
     return env

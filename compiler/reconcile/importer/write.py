@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 
 from compiler.compile.models import DEFAULT_TIMEZONE
-from compiler.compile.render import YamlText, yaml_scalar
+from compiler.compile.render import YamlText, yaml_environment, yaml_scalar
 from compiler.constants import DEFAULT_OWNER, written_out
 from compiler.reconcile.importer.values import Finding, ImportResult
 
@@ -47,23 +47,9 @@ def _commented(line: str, comment: str | None) -> _Comment:
     return _Comment(f"{line:<{COMMENT_COLUMN}} # {_note(comment)}" if comment else line)
 
 
-def _refuse_raw(value: Any) -> Any:
-    if isinstance(value, (YamlText, _Comment)):
-        return value
-    raise TypeError(f"template emitted {value!r} without the `y` or `note` filter; every value must be quoted")
-
-
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(Path(__file__).parent)),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,  # YAML, not HTML: escaping is done by the `y` filter, enforced by finalize
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        finalize=_refuse_raw,
-    )
+    env = yaml_environment(jinja2.FileSystemLoader(str(Path(__file__).parent)), allowed=(_Comment,))
     env.filters.update(y=_y, note=_note, commented=_commented)
     return env
 
