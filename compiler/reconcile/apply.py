@@ -32,8 +32,9 @@ from compiler.jsontree import leaves, map_leaves
 from compiler.reconcile import gitinfo, handover
 from compiler.reconcile.client import PrefectAPI
 from compiler.reconcile.ownership import deployment_owner
-from compiler.reconcile.plan import (CREATE, DELETE, HANDOVER, NOOP, RUNS, UPDATE, Action, AsRead, Placeholder, Plan,
-                                     PlanOptions, ResourceId, SecretFromEnv, automation_age, automation_view)
+from compiler.reconcile.actions import (CREATE, DELETE, HANDOVER, NOOP, RUNS, UPDATE, Action, AsRead, Placeholder, Plan,
+                                        PlanOptions, ResourceId, SecretFromEnv)
+from compiler.reconcile.plan import automation_age, automation_view
 from compiler.reconcile.prepare import Prepared, prepare, recorded_state
 from compiler.reconcile.secrets import with_secrets
 

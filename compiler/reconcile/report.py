@@ -22,7 +22,7 @@ from typing import Any
 
 from compiler.markdown import code as md_code
 from compiler.markdown import text as md_text
-from compiler.reconcile.plan import CREATE, DELETE, NOOP, UPDATE, Action, Change, Plan
+from compiler.reconcile.actions import CREATE, DELETE, NOOP, UPDATE, Action, Change, Plan
 
 GROUPS = (
     ("work_pool", "Work pools"),
