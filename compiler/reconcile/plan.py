@@ -32,11 +32,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from compiler.constants import BLOCK_TYPE_SLUG, MANAGED_TAG, STATE_VARIABLE
+from compiler.constants import BLOCK_TYPE_SLUG, DEFAULT_COLLISION_STRATEGY, MANAGED_TAG, STATE_VARIABLE
 from compiler.reconcile.actions import (CREATE, DELETE, HANDOVER, NOOP, RUNS, SECRET_HIDDEN, UPDATE, Action,  # noqa: F401
                                         AsRead, Change, Placeholder, Plan, PlanOptions, Request, ResourceId,
                                         SecretFromEnv, encode, path_text, ref)
-from compiler.reconcile.desired import BlockRef, Desired, DesiredAlert, DesiredBlock, DesiredDeployment, Replaces
+from compiler.compile.artifact import AlertSpec, BlockRef, Replaces
+from compiler.reconcile.desired import Desired, DesiredBlock, DesiredDeployment
 from compiler.jsontree import paths
 from compiler.reconcile.ownership import LEGACY, claim_name, deployment_owner
 from compiler.reconcile.live import Live, prune_candidates
@@ -692,7 +693,7 @@ ALERT_TAG_PREFIX = "chapctl-alert:"
 _UI_LINK = "{% if flow_run|ui_url %}\n{{ flow_run|ui_url }}{% endif %}"
 
 
-def automation_body(ctx: _Context, d: DesiredDeployment, alert: DesiredAlert) -> dict[str, Any]:
+def automation_body(ctx: _Context, d: DesiredDeployment, alert: AlertSpec) -> dict[str, Any]:
     """The Prefect automation of one alert of one project: an event trigger on the flow runs of
     its deployment (matched by id: a deployment re-created by apply gets the automation updated),
     one send-notification action per target. Not owned by the deployment (`owner_resource`):
@@ -886,7 +887,7 @@ def _update_deployment(ctx: _Context, d: DesiredDeployment, live: dict[str, Any]
             changes.append(Change(key, "(previous schema)", "(schema of flows/ today)"))
         else:
             changes.append(Change(key, before, after))
-    have = (live["concurrency_limit"], live.get("collision_strategy") or "ENQUEUE") \
+    have = (live["concurrency_limit"], live.get("collision_strategy") or DEFAULT_COLLISION_STRATEGY) \
         if live.get("concurrency_limit") is not None else None
     if have != d.concurrency:
         patch["concurrency_limit"] = d.concurrency[0] if d.concurrency else None
