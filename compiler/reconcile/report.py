@@ -24,18 +24,9 @@ from compiler.constants import DEFAULT_TIMEZONE
 from compiler.markdown import code as md_code
 from compiler.markdown import text as md_text
 from compiler.reconcile.actions import CREATE, DELETE, NOOP, UPDATE, Action, Change, Plan
+from compiler.reconcile.kinds import KINDS
 
-GROUPS = (
-    ("work_pool", "Work pools"),
-    ("block_type", "Block type"),
-    ("block_schema", "Block type"),
-    ("block_document", "Block documents"),
-    ("flow", "Flows"),
-    ("concurrency_limit", "Concurrency limits (per DHIS2 instance)"),
-    ("deployment", "Deployments"),
-    ("schedule", "Deployments"),
-    ("automation", "Alerts (Prefect automations)"),
-)
+GROUPS = tuple((k.name, k.label) for k in KINDS)  # action kind -> the title its rows are grouped under
 SIGN = {CREATE: "+", UPDATE: "~", DELETE: "-", NOOP: "="}
 STYLE = {CREATE: "green", UPDATE: "yellow", DELETE: "red", NOOP: "dim"}
 VERB = {CREATE: "create", UPDATE: "update", DELETE: "delete", NOOP: "no change"}
