@@ -12,6 +12,9 @@ from flows.constants import BLOCK_TYPE_SLUG  # noqa: F401  (the Dhis2Credentials
 MANAGED_TAG = "managed-by:chapctl"  # every deployment chapctl writes carries it (a marker for people)
 OWNER_TAG_PREFIX = "chapctl-owner:"  # + the owner of `_defaults.yaml`: what plan/apply own and prune
 DEFAULT_OWNER = "default"  # a repository whose _defaults.yaml names no owner
+DEFAULT_WORK_POOL = "default"  # `work_pool:` of _defaults.yaml when it names none
+DEFAULT_TIMEZONE = "UTC"  # `timezone:` of _defaults.yaml when it names none; Prefect's for a schedule without one
+DEFAULT_COLLISION_STRATEGY = "ENQUEUE"  # `limits.collision_strategy`, and Prefect's when a deployment has none
 # 1-32 characters (OWNER_MAX_LENGTH), single hyphens only: "--" separates the owner from a name in what
 # chapctl creates (INSTANCE_LIMIT), so owners "team" and "team--x" would otherwise claim each other's limits.
 OWNER_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"

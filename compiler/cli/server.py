@@ -52,7 +52,7 @@ def plan_command(root: Optional[Path], output: str, detailed_exitcode: bool, ado
     def body() -> int:
         from compiler.reconcile import report as plan_report
         from compiler.reconcile.prepare import prepare
-        from compiler.reconcile.plan import PlanOptions
+        from compiler.reconcile.actions import PlanOptions
 
         repo = find_repo(root)
         with open_api(repo) as api:
@@ -104,7 +104,7 @@ def apply_command(root: Optional[Path], output: str, adopt: bool, allow_delete_a
         from compiler.reconcile import report as plan_report
         from compiler.reconcile.apply import ApplyOptions, apply
         from compiler.errors import ApplyFailed
-        from compiler.reconcile.plan import PlanOptions
+        from compiler.reconcile.actions import PlanOptions
 
         out = console() if output == "text" else None
         bar = _ProgressBar(out)

@@ -12,7 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from compiler.constants import DEFAULT_OWNER, OWNER_MAX_LENGTH, OWNER_PATTERN
+from compiler.constants import (DEFAULT_COLLISION_STRATEGY, DEFAULT_OWNER, DEFAULT_TIMEZONE,  # noqa: F401  (importer)
+                                DEFAULT_WORK_POOL, OWNER_MAX_LENGTH, OWNER_PATTERN)
 
 NAME_PATTERN = r"^[a-z0-9-]{1,63}$"
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -30,8 +31,6 @@ def duration_seconds(text: str) -> int:
 
 
 SINGLE_SCHEDULE_SLUG = "chapctl-cron"  # the slug of a project's `schedule:` (kept when it becomes `schedules:`)
-DEFAULT_WORK_POOL = "default"
-DEFAULT_TIMEZONE = "UTC"
 
 
 class _Strict(BaseModel):
@@ -182,7 +181,7 @@ class Limits(_Strict):
 
     concurrency: int = Field(ge=1, description="Most runs of this project at once.", examples=[1])
     collision_strategy: Literal["ENQUEUE", "CANCEL_NEW"] = Field(
-        default="ENQUEUE",
+        default=DEFAULT_COLLISION_STRATEGY,
         description="What happens to a run over the limit: ENQUEUE waits for a slot, CANCEL_NEW cancels it.",
         examples=["ENQUEUE"],
     )

@@ -16,88 +16,18 @@ from typing import Any
 import jinja2
 
 from compiler.constants import BLOCK_TYPE_SLUG, INSTANCE_LIMIT, MANAGED_TAG, OWNER_TAG_PREFIX, owner_tag
+from compiler.compile.artifact import (SCHEDULE_SLUG, AlertSpec, BlockDocument, BlockRef,  # noqa: F401  (review.diff)
+                                       ConcurrencyLimitSpec, DeploymentSpec, PullStep, Replaces, ScheduleSpec)
 from compiler.compile.models import Alerts, Defaults, Project, ScheduleParameters, duration_seconds
 from compiler.compile.schedule_report import HEATMAP_ROWS, HOT_COLOUR, REFERENCE_YEAR, SCALE, ScheduleReport, schedule_report
 from compiler.compile.schema import render_schemas
 from compiler.compile.validate import ValidatedRepo
 
 ENTRYPOINT = "flows/dhis2_chap_prediction.py:dhis2_chap_prediction"
-SCHEDULE_SLUG = "chapctl-cron"
 PREFECT_YAML = "prefect.yaml"
 BLOCKS_DIR = "blocks"
 SCHEDULES_MD = "SCHEDULES.md"
 SCHEDULES_SVG = "schedules.svg"
-
-
-@dataclass(frozen=True)
-class ScheduleSpec:
-    cron: str
-    timezone: str
-    active: bool
-    slug: str = SCHEDULE_SLUG
-    parameters: tuple[tuple[str, Any], ...] = ()  # flow parameters this schedule's runs override
-    replaces: tuple[tuple[str, str], ...] | None = None  # (("deployment", …), ("schedule_id", …)) of its entry
-
-
-@dataclass(frozen=True)
-class AlertSpec:
-    """One Prefect automation of a project: `failed` (a run ended Failed or Crashed) or `missed`
-    (a run still not started `grace_seconds` after Prefect marked it Late)."""
-
-    kind: str
-    notify: tuple[tuple[str, str], ...]  # (block type slug, block name) of each notification target
-    grace_seconds: int | None = None
-
-
-@dataclass(frozen=True)
-class NotificationSpec:
-    """A managed notification block (`notifications:` in _defaults.yaml)."""
-
-    name: str
-    type_slug: str
-    data: tuple[tuple[str, Any], ...]  # non-secret fields; values are scalars, lists or flat mappings
-    secret_env: tuple[tuple[str, str], ...]  # (field path, environment variable)
-    used_by: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ConcurrencyLimitSpec:
-    """A Prefect global concurrency limit for one DHIS2 instance (`instance_limits:`)."""
-
-    name: str
-    limit: int
-    block: str
-    used_by: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class DeploymentSpec:
-    name: str
-    entrypoint: str
-    description: str | None
-    tags: tuple[str, ...]
-    work_pool: str
-    parameters: tuple[tuple[str, Any], ...]
-    schedules: tuple[ScheduleSpec, ...]
-    replaces: tuple[tuple[str, str], ...] | None = None  # (("deployment", …), ("schedule_id", …))
-    concurrency: tuple[int, str] | None = None  # (limit, collision strategy)
-    alerts: tuple[AlertSpec, ...] = ()
-
-
-@dataclass(frozen=True)
-class BlockSpec:
-    name: str
-    base_url: str
-    username: str
-    password_env: str
-    used_by: tuple[str, ...]
-    type_slug: str = BLOCK_TYPE_SLUG
-
-
-@dataclass(frozen=True)
-class PullStep:
-    name: str
-    fields: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -177,7 +107,7 @@ def deployment_spec(project: Project, defaults: Defaults) -> DeploymentSpec:
     schedules = tuple(
         ScheduleSpec(cron=e.cron, timezone=e.timezone or defaults.timezone, active=e.active, slug=e.slug,
                      parameters=schedule_parameters(e.parameters),
-                     replaces=(("deployment", e.replaces.deployment), ("schedule_id", e.replaces.schedule_id))
+                     replaces=Replaces.of(e.replaces.deployment, e.replaces.schedule_id, e.slug)
                      if e.replaces is not None else None)
         for e in project.schedule_entries
     )
@@ -189,7 +119,7 @@ def deployment_spec(project: Project, defaults: Defaults) -> DeploymentSpec:
         work_pool=project.work_pool or defaults.work_pool,
         parameters=flow_parameters(project, defaults),
         schedules=schedules,
-        replaces=(("deployment", project.replaces.deployment), ("schedule_id", project.replaces.schedule_id))
+        replaces=Replaces.of(project.replaces.deployment, project.replaces.schedule_id)
         if project.replaces is not None else None,
         concurrency=(project.limits.concurrency, project.limits.collision_strategy) if project.limits else None,
         alerts=alert_specs(project, defaults),
@@ -248,7 +178,7 @@ def alert_specs(project: Project, defaults: Defaults) -> tuple[AlertSpec, ...]:
     alerts = effective_alerts(project, defaults)
     if alerts is None:
         return ()
-    targets = tuple((NOTIFICATION_TYPES[defaults.notifications[n].kind], n) for n in alerts.notify
+    targets = tuple(BlockRef(NOTIFICATION_TYPES[defaults.notifications[n].kind], n) for n in alerts.notify
                     if n in defaults.notifications)
     specs = []
     if alerts.failed:
@@ -258,7 +188,7 @@ def alert_specs(project: Project, defaults: Defaults) -> tuple[AlertSpec, ...]:
     return tuple(specs)
 
 
-def notification_specs(projects: list[Project], defaults: Defaults) -> list[NotificationSpec]:
+def notification_specs(projects: list[Project], defaults: Defaults) -> list[BlockDocument]:
     """One managed block per declared notification target (named by a project or not)."""
     users: dict[str, list[str]] = {name: [] for name in defaults.notifications}
     for project in projects:
@@ -269,16 +199,16 @@ def notification_specs(projects: list[Project], defaults: Defaults) -> list[Noti
     specs = []
     for name, target in sorted(defaults.notifications.items()):
         if target.webhook is not None:
-            data = (("name", name), ("url", "{{url}}"), ("method", "POST"),
-                    ("json_data", (("subject", "{{subject}}"), ("body", "{{body}}"))))
-            secrets = (("secrets.url", target.webhook.url_env),)
+            data = {"name": name, "url": "{{url}}", "method": "POST",
+                    "json_data": {"subject": "{{subject}}", "body": "{{body}}"}}
+            secrets = {"secrets.url": target.webhook.url_env}
         elif target.slack is not None:
-            data, secrets = (), (("url", target.slack.url_env),)
+            data, secrets = {}, {"url": target.slack.url_env}
         else:
-            data = (("sender_email", target.email.sender), ("to_emails", tuple(target.email.to)))
-            secrets = (("api_key", target.email.api_key_env),)
-        specs.append(NotificationSpec(name, NOTIFICATION_TYPES[target.kind], data, secrets,
-                                      tuple(sorted(set(users[name])))))
+            data = {"sender_email": target.email.sender, "to_emails": list(target.email.to)}
+            secrets = {"api_key": target.email.api_key_env}
+        specs.append(BlockDocument(NOTIFICATION_TYPES[target.kind], name, data, secrets,
+                                   tuple(sorted(set(users[name])))))
     return specs
 
 
@@ -292,7 +222,7 @@ def concurrency_limit_specs(projects: list[Project], defaults: Defaults) -> list
             for block, limit in sorted(defaults.instance_limits.items()) if block in users]
 
 
-def block_specs(projects: list[Project]) -> list[BlockSpec]:
+def block_specs(projects: list[Project]) -> list[BlockDocument]:
     """One spec per managed block; validation already proved that sharers agree."""
     users: dict[str, list[str]] = {}
     first: dict[str, Project] = {}
@@ -302,11 +232,12 @@ def block_specs(projects: list[Project]) -> list[BlockSpec]:
             users.setdefault(creds.block, []).append(project.name)
             first.setdefault(creds.block, project)
     return [
-        BlockSpec(
+        BlockDocument(
+            type_slug=BLOCK_TYPE_SLUG,
             name=name,
-            base_url=first[name].credentials.base_url.rstrip("/"),
-            username=first[name].credentials.username,
-            password_env=first[name].credentials.password_env,
+            data={"base_url": first[name].credentials.base_url.rstrip("/"),
+                  "username": first[name].credentials.username},
+            secret_env={"password": first[name].credentials.password_env},
             used_by=tuple(sorted(users[name])),
         )
         for name in sorted(users)

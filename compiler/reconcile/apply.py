@@ -31,9 +31,11 @@ from compiler.errors import ApplyFailed, ApplyRefused, Conflict, NotFound, UserE
 from compiler.jsontree import leaves, map_leaves
 from compiler.reconcile import gitinfo, handover
 from compiler.reconcile.client import PrefectAPI
+from compiler.reconcile.kinds import BY_NAME, stage_kinds
 from compiler.reconcile.ownership import deployment_owner
-from compiler.reconcile.plan import (CREATE, DELETE, HANDOVER, NOOP, RUNS, UPDATE, Action, AsRead, Placeholder, Plan,
-                                     PlanOptions, ResourceId, SecretFromEnv, automation_age, automation_view)
+from compiler.reconcile.actions import (CREATE, DELETE, HANDOVER, NOOP, RUNS, UPDATE, Action, AsRead, Placeholder, Plan,
+                                        PlanOptions, ResourceId, SecretFromEnv)
+from compiler.reconcile.plan import automation_age, automation_view
 from compiler.reconcile.prepare import Prepared, prepare, recorded_state
 from compiler.reconcile.secrets import with_secrets
 
@@ -209,16 +211,15 @@ def _record_commit(api: PrefectAPI, prepared: Prepared) -> None:
 # `workers`. Block documents stay one chain: Prefect 3.9.1 on PostgreSQL answers 409 "data
 # integrity conflict" to block documents created at the same moment. On a server that answers
 # 503 "database is locked" (SQLite: one writer at a time) the rest goes one write at a time.
-_STAGES = (("work_pool", "block_type", "block_schema", "concurrency_limit"), ("block_document",), ("flow",),
-           ("deployment", "schedule"), ("automation",))
+# The stages and their kinds come from the registry (compiler/reconcile/kinds.py).
 def stages(p: Plan) -> list[list[list[Action]]]:
     """The plan's writes as stages of independent chains of actions (see above)."""
     out: list[list[list[Action]]] = []
-    for kinds in _STAGES:
+    for kinds in stage_kinds():
         chains: dict[str, list[Action]] = {}
         for a in p.actions:
             if a.writes and a.kind in kinds and not (a.kind == "deployment" and a.op == DELETE):
-                key = a.project if a.kind in ("deployment", "schedule") and a.project else "in order"
+                key = a.project if BY_NAME[a.kind].per_project and a.project else "in order"
                 chains.setdefault(key, []).append(a)
         out.append(list(chains.values()))
     out.append([[a] for a in p.actions if a.writes and a.kind == "deployment" and a.op == DELETE])

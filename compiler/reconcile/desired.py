@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from compiler.cachedir import cache_dir, store
-from compiler.constants import DEFAULT_OWNER, ENV_TEMPLATE, FINGERPRINT_PREFIX, MANAGED_TAG, owner_tag
+from compiler.compile.artifact import (AlertSpec, BlockDocument, BlockRef, ConcurrencyLimitSpec, DeploymentSpec,  # noqa: F401
+                                       Replaces, ScheduleSpec, read_block, read_prefect_yaml)
+from compiler.constants import ENV_TEMPLATE, FINGERPRINT_PREFIX, MANAGED_TAG, owner_tag
 from compiler.errors import ApplyRefused
 from compiler.jsontree import map_leaves
 
@@ -32,65 +34,6 @@ def secret_digest(value: str) -> str:
     return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class BlockRef:
-    slug: str
-    name: str
-
-
-@dataclass
-class DesiredSchedule:
-    slug: str
-    cron: str
-    timezone: str | None
-    active: bool
-    day_or: bool = True
-    parameters: dict[str, Any] = field(default_factory=dict)  # flow parameters this schedule overrides
-
-    def api_body(self) -> dict[str, Any]:
-        """The whole schedule, always: a partial update would reset `parameters` (docs/design.md §5)."""
-        return {
-            "schedule": {"cron": self.cron, "timezone": self.timezone, "day_or": self.day_or},
-            "active": self.active,
-            "slug": self.slug,
-            "parameters": dict(self.parameters),
-            "max_scheduled_runs": None,
-        }
-
-
-@dataclass(frozen=True)
-class DesiredAlert:
-    """A Prefect automation of one project (`chapctl.alerts` of its deployment in prefect.yaml)."""
-
-    kind: str  # failed | missed
-    notify: tuple[BlockRef, ...]
-    grace_seconds: int | None = None
-
-
-@dataclass(frozen=True)
-class DesiredConcurrencyLimit:
-    """A global concurrency limit this owner manages (`chapctl.concurrency_limits`)."""
-
-    name: str
-    limit: int
-    block: str
-    used_by: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Replaces:
-    """A hand-made schedule a project takes over (`replaces:` in its project file)."""
-
-    flow_name: str
-    deployment_name: str
-    schedule_id: str
-    slug: str | None = None  # the project's schedule taking it over (`schedules:` entry; None: the first)
-
-    @property
-    def deployment(self) -> str:
-        return f"{self.flow_name}/{self.deployment_name}"
-
-
 @dataclass
 class DesiredDeployment:
     name: str
@@ -99,16 +42,20 @@ class DesiredDeployment:
     description: str | None
     tags: list[str]
     work_pool: str
-    parameters: dict[str, Any]  # block references still as BlockRef
-    schedules: list[DesiredSchedule]
+    parameters: dict[str, Any]  # block references as BlockRef
+    schedules: tuple[ScheduleSpec, ...]
     pull_steps: list[dict[str, Any]] | None  # resolved; None when an environment variable is unset
     pull_template: list[dict[str, Any]]  # as written in prefect.yaml, `{{ $VAR }}` unresolved
     parameter_openapi_schema: dict[str, Any]
     fingerprint: str = ""
     replaces: Replaces | None = None  # project-level `replaces:` (taken over by its first schedule)
-    schedule_replaces: tuple[Replaces, ...] = ()  # `replaces:` of `schedules:` entries, with their slugs
     concurrency: tuple[int, str] | None = None  # (limit, collision strategy)
-    alerts: tuple[DesiredAlert, ...] = ()
+    alerts: tuple[AlertSpec, ...] = ()
+
+    @property
+    def schedule_replaces(self) -> tuple[Replaces, ...]:
+        """`replaces:` of `schedules:` entries, with their slugs."""
+        return tuple(s.replaces for s in self.schedules if s.replaces is not None)
 
     @property
     def replaced(self) -> tuple[Replaces, ...]:
@@ -154,7 +101,7 @@ class Desired:
     flows: list[str]
     process_base_job_template: dict[str, Any]
     unset_pull_env: list[str] = field(default_factory=list)  # variables the pull steps read, unset here
-    concurrency_limits: list[DesiredConcurrencyLimit] = field(default_factory=list)
+    concurrency_limits: list[ConcurrencyLimitSpec] = field(default_factory=list)
 
     @property
     def owner_tag(self) -> str:
@@ -191,52 +138,21 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
     project_yaml = root / "prefect.yaml"
     if not project_yaml.is_file():
         raise ApplyRefused(f"{project_yaml} does not exist; run `chapctl compile` first")
-    doc = _yaml_load(project_yaml, cache_dir(root)) or {}
-    owner = str((doc.get("chapctl") or {}).get("owner") or DEFAULT_OWNER)
-    raw_deployments = doc.get("deployments") or []
-    pull_template = doc.get("pull") or []
+    compiled = read_prefect_yaml(_yaml_load(project_yaml, cache_dir(root)))
+    owner = compiled.owner
+    pull_template = [step.to_json() for step in compiled.pull]
     pull_steps, unset = resolve_env_templates(pull_template, env)
 
     blocks = [_load_block(p, env, cache_dir(root)) for p in sorted((root / "blocks").glob("*.yaml"))]
-    slugs = sorted({b.slug for b in blocks} | _referenced_slugs(raw_deployments))
-    entrypoints = sorted({d["entrypoint"] for d in raw_deployments})
+    slugs = sorted({b.slug for b in blocks} | {r.slug for d in compiled.deployments for r in _block_refs(d)})
+    entrypoints = sorted({d.entrypoint for d in compiled.deployments})
     if facts is None:
         from compiler.reconcile.facts import load_facts
 
         facts = load_facts(root, entrypoints, slugs) if (entrypoints or slugs) else None
 
-    deployments = []
-    for raw in raw_deployments:
-        flow = facts.flows[raw["entrypoint"]]
-        deployments.append(
-            DesiredDeployment(
-                name=raw["name"],
-                flow_name=flow.flow_name,
-                entrypoint=raw["entrypoint"],
-                description=raw.get("description"),
-                tags=list(raw.get("tags") or []),
-                work_pool=(raw.get("work_pool") or {}).get("name") or "default",
-                parameters={k: _parse_param(v) for k, v in (raw.get("parameters") or {}).items()},
-                schedules=[
-                    DesiredSchedule(
-                        slug=s["slug"],
-                        cron=s["cron"],
-                        timezone=s.get("timezone") or "UTC",
-                        active=bool(s.get("active", True)),
-                        day_or=bool(s.get("day_or", True)),
-                        parameters=dict(s.get("parameters") or {}),
-                    )
-                    for s in raw.get("schedules") or []
-                ],
-                pull_steps=None if unset else pull_steps,
-                pull_template=pull_template,
-                parameter_openapi_schema=flow.parameter_openapi_schema,
-                replaces=_replaces(raw),
-                schedule_replaces=_schedule_replaces(raw),
-                concurrency=_concurrency(raw),
-                alerts=_alerts(raw),
-            )
-        )
+    deployments = [_deployment(spec, facts.flows[spec.entrypoint], None if unset else pull_steps, pull_template)
+                   for spec in compiled.deployments]
     for d in deployments:
         for tag in (MANAGED_TAG, owner_tag(owner)):  # compile always writes them; never rely on that
             if tag not in d.tags:
@@ -260,57 +176,41 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
         flows=sorted({d.flow_name for d in deployments}),
         process_base_job_template=facts.process_base_job_template if facts is not None else {},
         unset_pull_env=sorted(unset),
-        concurrency_limits=[
-            DesiredConcurrencyLimit(str(c["name"]), int(c["limit"]), str(c["block"]), tuple(c.get("used_by") or ()))
-            for c in (doc.get("chapctl") or {}).get("concurrency_limits") or []
-        ],
+        concurrency_limits=list(compiled.concurrency_limits),
+    )
+
+
+def _deployment(spec: DeploymentSpec, flow: Any, pull_steps: list[dict[str, Any]] | None,
+                pull_template: list[dict[str, Any]]) -> DesiredDeployment:
+    """A compiled deployment joined with what the flow facts know (its flow's name and schema)."""
+    return DesiredDeployment(
+        name=spec.name,
+        flow_name=flow.flow_name,
+        entrypoint=spec.entrypoint,
+        description=spec.description,
+        tags=list(spec.tags),
+        work_pool=spec.work_pool,
+        parameters={k: _parse_param(v) for k, v in spec.parameters},
+        schedules=spec.schedules,
+        pull_steps=pull_steps,
+        pull_template=pull_template,
+        parameter_openapi_schema=flow.parameter_openapi_schema,
+        replaces=spec.replaces,
+        concurrency=spec.concurrency,
+        alerts=spec.alerts,
     )
 
 
 def _load_block(path: Path, env: Mapping[str, str], cache: Path | None) -> DesiredBlock:
-    raw = _yaml_load(path, cache) or {}
-    secret_env = dict(raw.get("secret_env") or {})
+    doc: BlockDocument = read_block(_yaml_load(path, cache))
     return DesiredBlock(
-        slug=raw["block_type_slug"],
-        name=raw["name"],
-        data=dict(raw.get("data") or {}),
-        secret_env=secret_env,
-        secret_digests={f: (secret_digest(env[v]) if env.get(v) else None) for f, v in secret_env.items()},
-        used_by=list(raw.get("used_by") or []),
+        slug=doc.type_slug,
+        name=doc.name,
+        data=doc.data,
+        secret_env=doc.secret_env,
+        secret_digests={f: (secret_digest(env[v]) if env.get(v) else None) for f, v in doc.secret_env.items()},
+        used_by=list(doc.used_by),
     )
-
-
-def _concurrency(raw: dict[str, Any]) -> tuple[int, str] | None:
-    spec = raw.get("concurrency_limit")
-    if spec is None:
-        return None
-    if isinstance(spec, int):  # prefect.yaml's short form
-        return spec, "ENQUEUE"
-    return int(spec["limit"]), str(spec.get("collision_strategy") or "ENQUEUE")
-
-
-def _alerts(raw: dict[str, Any]) -> tuple[DesiredAlert, ...]:
-    return tuple(
-        DesiredAlert(str(a["kind"]), tuple(BlockRef(str(n["block_type_slug"]), str(n["name"])) for n in a["notify"]),
-                     a.get("grace_seconds"))
-        for a in (raw.get("chapctl") or {}).get("alerts") or []
-    )
-
-
-def _replaces(raw: dict[str, Any]) -> Replaces | None:
-    spec = ((raw.get("chapctl") or {}).get("replaces")) or None
-    if not spec:
-        return None
-    flow, _, name = str(spec["deployment"]).partition("/")
-    return Replaces(flow, name, str(spec["schedule_id"]))
-
-
-def _schedule_replaces(raw: dict[str, Any]) -> tuple[Replaces, ...]:
-    out = []
-    for spec in ((raw.get("chapctl") or {}).get("schedule_replaces")) or []:
-        flow, _, name = str(spec["deployment"]).partition("/")
-        out.append(Replaces(flow, name, str(spec["schedule_id"]), str(spec["slug"])))
-    return tuple(out)
 
 
 def _parse_param(value: Any) -> Any:
@@ -319,13 +219,8 @@ def _parse_param(value: Any) -> Any:
     return value
 
 
-def _referenced_slugs(raw_deployments: list[dict[str, Any]]) -> set[str]:
-    return {
-        m.group(1)
-        for d in raw_deployments
-        for v in (d.get("parameters") or {}).values()
-        if isinstance(v, str) and (m := BLOCK_REF.match(v))
-    }
+def _block_refs(spec: DeploymentSpec) -> list[BlockRef]:
+    return [ref for _, v in spec.parameters if isinstance(ref := _parse_param(v), BlockRef)]
 
 
 def resolve_env_templates(value: Any, env: Mapping[str, str]) -> tuple[Any, set[str]]:

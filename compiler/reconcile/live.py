@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler.constants import INSTANCE_LIMIT, MANAGED_TAG, STATE_VARIABLE, VARIABLE_PREFIX
+from compiler.constants import DEFAULT_COLLISION_STRATEGY, INSTANCE_LIMIT, MANAGED_TAG, STATE_VARIABLE, VARIABLE_PREFIX
 from compiler.reconcile.desired import Desired, secret_digest
 from compiler.errors import NotFound
 from compiler.reconcile.ownership import LEGACY, deployment_owner
@@ -261,7 +261,7 @@ def _read_deployments(api: PrefectAPI, desired: Desired, live: Live) -> None:
         limit = r.get("global_concurrency_limit") or {}
         if limit.get("limit") is not None:  # the deployment's own concurrency limit (`limits:`)
             d["concurrency_limit"] = limit["limit"]
-            d["collision_strategy"] = (r.get("concurrency_options") or {}).get("collision_strategy") or "ENQUEUE"
+            d["collision_strategy"] = (r.get("concurrency_options") or {}).get("collision_strategy") or DEFAULT_COLLISION_STRATEGY
         live.deployments.append(d)
 
 

@@ -18,7 +18,8 @@ from compiler.reconcile.client import PrefectAPI
 from compiler.reconcile.desired import Desired, load_desired
 from compiler.reconcile.freshness import ensure_fresh
 from compiler.reconcile.live import Live, read_live
-from compiler.reconcile.plan import Plan, PlanOptions, plan
+from compiler.reconcile.actions import Plan, PlanOptions
+from compiler.reconcile.plan import plan
 from compiler.reconcile.secrets import with_secrets
 
 

@@ -20,21 +20,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from compiler.constants import DEFAULT_TIMEZONE
 from compiler.markdown import code as md_code
 from compiler.markdown import text as md_text
-from compiler.reconcile.plan import CREATE, DELETE, NOOP, UPDATE, Action, Change, Plan
+from compiler.reconcile.actions import CREATE, DELETE, NOOP, UPDATE, Action, Change, Plan
+from compiler.reconcile.kinds import KINDS
 
-GROUPS = (
-    ("work_pool", "Work pools"),
-    ("block_type", "Block type"),
-    ("block_schema", "Block type"),
-    ("block_document", "Block documents"),
-    ("flow", "Flows"),
-    ("concurrency_limit", "Concurrency limits (per DHIS2 instance)"),
-    ("deployment", "Deployments"),
-    ("schedule", "Deployments"),
-    ("automation", "Alerts (Prefect automations)"),
-)
+GROUPS = tuple((k.name, k.label) for k in KINDS)  # action kind -> the title its rows are grouped under
 SIGN = {CREATE: "+", UPDATE: "~", DELETE: "-", NOOP: "="}
 STYLE = {CREATE: "green", UPDATE: "yellow", DELETE: "red", NOOP: "dim"}
 VERB = {CREATE: "create", UPDATE: "update", DELETE: "delete", NOOP: "no change"}
@@ -115,8 +107,8 @@ def schedule_previews(plan: Plan, count: int = PREVIEW_RUNS, start: dt.datetime 
     start = start or dt.datetime.now(dt.timezone.utc)
     by_action: dict[tuple[str, str], list[NextRuns]] = {}
     for action, name, body in targets:
-        sched = body["schedule"]  # chapctl's schedules are always cron (DesiredSchedule.api_body)
-        cron, zone, active = sched["cron"], sched.get("timezone") or "UTC", body.get("active", True) is not False
+        sched = body["schedule"]  # chapctl's schedules are always cron (ScheduleSpec.api_body)
+        cron, zone, active = sched["cron"], sched.get("timezone") or DEFAULT_TIMEZONE, body.get("active", True) is not False
         runs: tuple[dt.datetime, ...] = ()
         note = None
         if not active:

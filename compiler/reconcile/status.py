@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compiler.constants import LOCK_VARIABLE
+from compiler.constants import DEFAULT_TIMEZONE, LOCK_VARIABLE
 from compiler.errors import HandEdited, StaleArtifacts, UserError, ValidationFailed
 from compiler.reconcile.client import PrefectAPI
 from compiler.reconcile.ownership import LEGACY, deployment_owner
@@ -387,7 +387,7 @@ def _describe(action: Any) -> str:
 
 def _schedule_state(lv: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     schedules = [{"slug": s.get("slug"), "cron": (s.get("schedule") or {}).get("cron"),
-                  "timezone": (s.get("schedule") or {}).get("timezone") or "UTC", "active": bool(s.get("active"))}
+                  "timezone": (s.get("schedule") or {}).get("timezone") or DEFAULT_TIMEZONE, "active": bool(s.get("active"))}
                  for s in lv.get("schedules") or []]
     if not schedules:
         return "none", schedules
@@ -525,7 +525,7 @@ def missed_fire(deployment: Mapping[str, Any], runs: list[Run], *, now: dt.datet
         if not s.get("active") or not spec.get("cron"):
             continue
         after = max(written + [t for t in (parse_time(s.get("updated")),) if t], default=since)
-        fired = _last_fire(spec["cron"], spec.get("timezone") or "UTC", bool(spec.get("day_or", True)), due)
+        fired = _last_fire(spec["cron"], spec.get("timezone") or DEFAULT_TIMEZONE, bool(spec.get("day_or", True)), due)
         if fired is None or fired < max(after, since):
             continue
         latest = fired if latest is None or fired > latest else latest

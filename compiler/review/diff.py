@@ -217,12 +217,13 @@ def _effective(project: Project, defaults: Defaults) -> tuple[dict[str, Any], di
     for s in spec.schedules:
         side = {f.name: getattr(s, f.name) for f in fields(s) if f.name not in ("slug", "parameters")}
         side["parameters"] = dict(s.parameters)
+        side["replaces"] = s.replaces.items() if s.replaces else None
         doc["schedule"].update(side if s.slug == SCHEDULE_SLUG else {s.slug: side})
     concurrency = doc.pop("concurrency")
     doc["limits"] = dict(zip(("concurrency", "collision_strategy"), concurrency)) if concurrency else None
-    doc["alerts"] = {a.kind: {"notify": ", ".join(f"{name} ({slug})" for slug, name in a.notify),
+    doc["alerts"] = {a.kind: {"notify": ", ".join(f"{r.name} ({r.slug})" for r in a.notify),
                               "grace_seconds": a.grace_seconds} for a in spec.alerts}
-    doc["replaces"] = dict(spec.replaces) if spec.replaces else None
+    doc["replaces"] = dict(spec.replaces.items()) if spec.replaces else None
     flat = {k: v for k, v in paths(doc).items() if v is not None and v != {}}
     return flat, {s.slug: s for s in spec.schedules}
 

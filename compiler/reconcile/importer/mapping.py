@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from compiler.constants import BLOCK_TYPE_SLUG, MANAGED_TAG, OWNER_TAG_PREFIX, written_out
+from compiler.constants import BLOCK_TYPE_SLUG, DEFAULT_TIMEZONE, MANAGED_TAG, OWNER_TAG_PREFIX, written_out
 from compiler.reconcile.importer.naming import BlockNames, base_name, cadence, choose_names, slug, unique
 from compiler.reconcile.importer.read import BLOCK_TEMPLATE, UNKNOWN, ref_id
 from compiler.reconcile.importer.values import (FLOW_NAME, FLOW_PARAMETERS, ORIGIN, Finding, ImportedProject,
@@ -407,7 +407,7 @@ def _map_schedule(s: dict[str, Any], d: dict[str, Any], what: str, problems: lis
         detail = f" (every {_seconds(sched['interval'])} s)" if "interval" in sched else ""
         problems.append(f"{kind} schedule{detail}: chapctl projects use cron schedules")
         return None
-    cron, zone = str(sched["cron"]), sched.get("timezone") or "UTC"
+    cron, zone = str(sched["cron"]), sched.get("timezone") or DEFAULT_TIMEZONE
     problem = cron_problem(cron)
     if problem:
         problems.append(f"cron {cron!r}: {problem}")
