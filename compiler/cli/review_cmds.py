@@ -64,11 +64,11 @@ def _server_version(timeout: float = 2.0) -> Optional[str]:
 
 
 def _print_previews(previews) -> None:
-    import datetime as dt
-
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
+
+    from compiler.timefmt import utc_minute, zoned
 
     table = Table(show_lines=False, box=None, pad_edge=False)
     for column in ("project", "schedule", "local time", "UTC"):
@@ -76,9 +76,8 @@ def _print_previews(previews) -> None:
     for preview in previews:
         label = f"{preview.cron} {preview.timezone}" + ("" if preview.active else " (paused: no runs)")
         for index, run in enumerate(preview.runs):
-            utc = run.astimezone(dt.timezone.utc)
             cells = (preview.project if index == 0 else "", label if index == 0 else "",
-                     f"{run:%a %Y-%m-%d %H:%M %Z}", f"{utc:%a %Y-%m-%d %H:%M}")
+                     zoned(run), utc_minute(run, weekday=True))
             table.add_row(*(Text(printable(cell)) for cell in cells))  # Text: `[slug]` is no markup
     console = Console()
     if not console.is_terminal:  # piped: no 80-column wrapping of a table meant to be read whole

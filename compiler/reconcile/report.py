@@ -25,6 +25,7 @@ from compiler.markdown import code as md_code
 from compiler.markdown import text as md_text
 from compiler.reconcile.actions import CREATE, DELETE, NOOP, UPDATE, Action, Change, Plan
 from compiler.reconcile.kinds import KINDS
+from compiler.timefmt import run_json, utc_minute, zoned
 
 GROUPS = tuple((k.name, k.label) for k in KINDS)  # action kind -> the title its rows are grouped under
 SIGN = {CREATE: "+", UPDATE: "~", DELETE: "-", NOOP: "="}
@@ -63,7 +64,7 @@ class NextRuns:
     note: str | None = None  # PAUSED, or why there is no preview
 
     def to_json(self) -> list[dict[str, str]]:
-        return [{"local": r.isoformat(), "utc": r.astimezone(dt.timezone.utc).isoformat()} for r in self.runs]
+        return [run_json(r) for r in self.runs]
 
 
 @dataclass(frozen=True)
@@ -127,8 +128,7 @@ def schedule_previews(plan: Plan, count: int = PREVIEW_RUNS, start: dt.datetime 
 
 def when(run: dt.datetime) -> tuple[str, str]:
     """A run in its zone and in UTC, e.g. ("Mon 2026-11-30 06:00 +07", "Sun 2026-11-29 23:00 UTC")."""
-    utc = run.astimezone(dt.timezone.utc)
-    return f"{run:%a %Y-%m-%d %H:%M} {run.tzname()}", f"{utc:%a %Y-%m-%d %H:%M} UTC"
+    return zoned(run), f"{utc_minute(run, weekday=True)} UTC"
 
 
 def _next_runs_lines(previews: list[NextRuns]) -> list[tuple[str, str]]:

@@ -44,6 +44,8 @@ from compiler.constants import DEFAULT_TIMEZONE, LOCK_VARIABLE
 from compiler.errors import HandEdited, StaleArtifacts, UserError, ValidationFailed
 from compiler.reconcile.client import PrefectAPI
 from compiler.reconcile.ownership import LEGACY, deployment_owner
+from compiler.timefmt import iso_utc as iso
+from compiler.timefmt import span, utc_minute
 
 UTC = dt.timezone.utc
 DEFAULT_GRACE = dt.timedelta(minutes=15)
@@ -77,11 +79,6 @@ def parse_time(value: Any) -> dt.datetime | None:
     except ValueError:
         return None
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
-def iso(t: dt.datetime | None) -> str | None:
-    """ISO 8601 in UTC to the second, e.g. 2026-01-05T06:00:00Z."""
-    return None if t is None else t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -151,10 +148,10 @@ class Late:
     def reason(self, now: dt.datetime) -> str:
         late = span(now - self.since)
         if self.run is None:
-            return (f"its schedule fired at {self.since:%Y-%m-%d %H:%M} UTC ({late} ago) and no run exists for it: "
+            return (f"its schedule fired at {utc_minute(self.since)} UTC ({late} ago) and no run exists for it: "
                     "is Prefect's scheduler service running?")
         more = f" ({self.overdue_runs} overdue runs)" if self.overdue_runs > 1 else ""
-        return (f"run {self.run.name} ({self.run.state_name}) was due {self.since:%Y-%m-%d %H:%M} UTC and has not "
+        return (f"run {self.run.name} ({self.run.state_name}) was due {utc_minute(self.since)} UTC and has not "
                 f"started for {late}{more}: is a worker polling its work pool?")
 
     def to_json(self, now: dt.datetime) -> dict[str, Any]:
@@ -551,21 +548,3 @@ def _last_fire(cron: str, zone: str, day_or: bool, before: dt.datetime) -> dt.da
     except Exception:  # a schedule made in the UI that the vendored croniter cannot read: no verdict
         return None
     return prev.replace(tzinfo=tz).astimezone(UTC)
-
-
-def span(delta: dt.timedelta) -> str:
-    """A duration for people: 0.4s, 45s, 3m 07s, 12m, 3h 05m, 2d 04h, 35d."""
-    total = max(0.0, delta.total_seconds())
-    if total < 10:
-        return f"{total:.1f}s"
-    seconds = int(total)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours:02d}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h {minutes:02d}m" if minutes else f"{hours}h"
-    if minutes:
-        return f"{minutes}m {secs:02d}s" if minutes < 10 and secs else f"{minutes}m"
-    return f"{secs}s"

@@ -9,7 +9,8 @@ import json
 
 from compiler.markdown import code as md_code
 from compiler.markdown import text as md_text
-from compiler.reconcile.status import EXIT_OUT_OF_SYNC, EXIT_UNHEALTHY, ProjectStatus, Run, StatusReport, span
+from compiler.reconcile.status import EXIT_OUT_OF_SYNC, EXIT_UNHEALTHY, ProjectStatus, Run, StatusReport
+from compiler.timefmt import span, utc_minute
 
 HEALTH_STYLE = {"healthy": "green", "failing": "bold red", "late": "bold red", "never_run": "", "unknown": "yellow"}
 HEALTH_ICON = {"healthy": ":white_check_mark:", "failing": ":x:", "late": ":alarm_clock:",
@@ -24,7 +25,7 @@ def words(value: str) -> str:
 
 
 def _when(t: dt.datetime | None) -> str:
-    return "—" if t is None else f"{t.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M}"
+    return "—" if t is None else utc_minute(t)
 
 
 def _schedule(p: ProjectStatus) -> str:
@@ -112,7 +113,7 @@ def status_lines(report: StatusReport) -> list[tuple[str, str]]:
     now = report.generated_at
     out: list[tuple[str, str]] = [(
         "bold", f"Prefect {report.server_version} at {report.url} — owner {report.owner!r} — "
-                f"{len(report.projects)} project(s) — {now:%Y-%m-%d %H:%M} UTC")]
+                f"{len(report.projects)} project(s) — {utc_minute(now)} UTC")]
     applied = _applied(report)
     if applied:
         out.append(("dim", applied))
@@ -162,7 +163,7 @@ def _run_md(run: Run | None) -> str:
 def status_markdown(report: StatusReport) -> str:
     now = report.generated_at
     lines = ["### chapctl status", "",
-             f"Prefect {report.server_version} at `{report.url}` — owner `{report.owner}` — {now:%Y-%m-%d %H:%M} UTC"]
+             f"Prefect {report.server_version} at `{report.url}` — owner `{report.owner}` — {utc_minute(now)} UTC"]
     applied = _applied(report)
     if applied:
         lines[-1] += f" — {_md(applied)}"

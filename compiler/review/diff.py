@@ -31,6 +31,7 @@ from compiler.errors import UserError
 from compiler.jsontree import paths
 from compiler.markdown import code as md_code
 from compiler.markdown import text as md_text
+from compiler.timefmt import utc_clock, zoned
 from compiler.compile.schedule_report import ScheduleReport, describe, schedule_report
 
 MAIN_BRANCHES = ("origin/main", "main", "origin/master", "master")
@@ -242,8 +243,7 @@ def _schedule_side(spec: ScheduleSpec | None, start: dt.datetime) -> ScheduleSid
 
 
 def _when(run: dt.datetime) -> str:
-    utc = run.astimezone(dt.timezone.utc)
-    return f"{run:%a %Y-%m-%d %H:%M} {run.tzname()} = {utc:%a %H:%M} UTC"
+    return f"{zoned(run)} = {utc_clock(run)} UTC"
 
 
 def _side_text(side: ScheduleSide | None) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from compiler.errors import UserError
 from compiler.compile.models import Project
 from compiler.compile.validate import ValidatedRepo
+from compiler.timefmt import run_json
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,6 @@ def parse_start(text: str | None, default_zone: str = "UTC") -> dt.datetime | No
 def preview_json(previews: list[Preview]) -> list[dict]:
     return [
         {"project": p.project, "cron": p.cron, "timezone": p.timezone, "active": p.active,
-         "runs": [{"local": r.isoformat(), "utc": r.astimezone(dt.timezone.utc).isoformat()} for r in p.runs]}
+         "runs": [run_json(r) for r in p.runs]}
         for p in previews
     ]
