@@ -32,15 +32,17 @@ def schedule(root: Optional[Path], count: int, projects: tuple[str, ...], start:
         import json
 
         from compiler.compile.build import validate_repo
-        from compiler.review.preview import next_runs, parse_start, preview_json, semantics_note
+        from compiler.reconcile.client import probe_server_version
+        from compiler.review.preview import (PREVIEW_COLUMNS, next_runs, parse_start, preview_json, preview_rows,
+                                             semantics_note)
 
         validated = validate_repo(find_repo(root))
         previews = next_runs(validated, count, parse_start(start), projects)
-        note = semantics_note(_server_version())
+        note = semantics_note(probe_server_version())
         if output == "json":
             print(json.dumps(preview_json(previews), indent=2))
         else:
-            _print_previews(previews)
+            _print_table(PREVIEW_COLUMNS, preview_rows(previews))
         if note:
             import sys
 
@@ -50,35 +52,16 @@ def schedule(root: Optional[Path], count: int, projects: tuple[str, ...], start:
     run_guarded(body)
 
 
-def _server_version(timeout: float = 2.0) -> Optional[str]:
-    """The configured server's Prefect version, or None when none is configured or it does not
-    answer within `timeout`: previews work offline, and say nothing then."""
-    from compiler.errors import ChapctlError
-    from compiler.reconcile.client import ApiSettings, PrefectAPI
-
-    try:
-        with PrefectAPI(ApiSettings.from_env(), retries=0, timeout=timeout) as api:
-            return api.server_version()
-    except ChapctlError:
-        return None
-
-
-def _print_previews(previews) -> None:
+def _print_table(columns: tuple[str, ...], rows) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    from compiler.timefmt import utc_minute, zoned
-
     table = Table(show_lines=False, box=None, pad_edge=False)
-    for column in ("project", "schedule", "local time", "UTC"):
+    for column in columns:
         table.add_column(column, no_wrap=True)
-    for preview in previews:
-        label = f"{preview.cron} {preview.timezone}" + ("" if preview.active else " (paused: no runs)")
-        for index, run in enumerate(preview.runs):
-            cells = (preview.project if index == 0 else "", label if index == 0 else "",
-                     zoned(run), utc_minute(run, weekday=True))
-            table.add_row(*(Text(printable(cell)) for cell in cells))  # Text: `[slug]` is no markup
+    for cells in rows:
+        table.add_row(*(Text(printable(cell)) for cell in cells))  # Text: `[slug]` is no markup
     console = Console()
     if not console.is_terminal:  # piped: no 80-column wrapping of a table meant to be read whole
         console = Console(width=200)

@@ -44,7 +44,7 @@ if "httpx" not in sys.modules:
         del sys.modules["httpcore._sync.http2"]
 import httpx  # noqa: E402
 
-from compiler.errors import Conflict, NotFound, ServerError  # noqa: E402
+from compiler.errors import ChapctlError, Conflict, NotFound, ServerError  # noqa: E402
 from flows.api import error_detail, error_text  # noqa: E402
 
 PAGE_SIZE = 200  # Prefect's default PREFECT_SERVER_API_DEFAULT_LIMIT (also the page maximum)
@@ -525,6 +525,16 @@ class PrefectAPI:
                 "e.g. http://127.0.0.1:4200/api"
             ) from None
         return str(version)
+
+
+def probe_server_version(timeout: float = 2.0) -> str | None:
+    """The configured server's Prefect version, or None when none is configured or it does not
+    answer within `timeout`: for output that works offline and says nothing then."""
+    try:
+        with PrefectAPI(ApiSettings.from_env(), retries=0, timeout=timeout) as api:
+            return api.server_version()
+    except ChapctlError:
+        return None
 
 
 @dataclass(frozen=True)

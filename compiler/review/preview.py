@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from compiler.errors import UserError
 from compiler.compile.models import Project
 from compiler.compile.validate import ValidatedRepo
-from compiler.timefmt import run_json
+from compiler.timefmt import run_json, utc_minute, zoned
 
 
 @dataclass(frozen=True)
@@ -97,3 +97,18 @@ def preview_json(previews: list[Preview]) -> list[dict]:
          "runs": [run_json(r) for r in p.runs]}
         for p in previews
     ]
+
+
+PREVIEW_COLUMNS = ("project", "schedule", "local time", "UTC")
+
+
+def preview_rows(previews: list[Preview]) -> list[tuple[str, str, str, str]]:
+    """The text table of `chapctl schedule`, one row per run (PREVIEW_COLUMNS): the project and its
+    schedule on the first run's row only."""
+    rows = []
+    for preview in previews:
+        label = f"{preview.cron} {preview.timezone}" + ("" if preview.active else " (paused: no runs)")
+        for index, run in enumerate(preview.runs):
+            rows.append((preview.project if index == 0 else "", label if index == 0 else "",
+                         zoned(run), utc_minute(run, weekday=True)))
+    return rows
