@@ -69,7 +69,6 @@ def compile_(root: Optional[Path], check: bool, force: bool, output: str, strict
 
     def body() -> int:
         import json
-        from dataclasses import asdict
 
         from compiler.compile import build
         from compiler.errors import ValidationFailed
@@ -88,11 +87,7 @@ def compile_(root: Optional[Path], check: bool, force: bool, output: str, strict
         pending = build.changes(repo, compiled.artifacts) if check else build.write(repo, compiled.artifacts,
                                                                                       force=force)
         if output == "json":
-            print(json.dumps({"check": check, "fresh": not pending if check else None,
-                              "changes": [{"path": c.path, "kind": c.kind, "edited_by_hand": bool(c.hand_edit)}
-                                          for c in pending],
-                              "warnings": len(compiled.warnings),
-                              "diagnostics": [asdict(d) for d in compiled.warnings]}, indent=2))
+            print(json.dumps(build.compile_json(compiled, pending, check), indent=2))
         elif check and pending:
             sys.stdout.write("".join(c.diff for c in pending))
             err(f"error: {len(pending)} compiled file(s) are stale: {', '.join(c.label() for c in pending)}; "
@@ -100,10 +95,7 @@ def compile_(root: Optional[Path], check: bool, force: bool, output: str, strict
         elif check:
             print(f"compiled artifacts are fresh ({len(compiled.validated.projects)} projects)")
         else:
-            for change in pending:
-                print(f"{change.kind:>7} {change.path}")
-            print(f"compiled {len(compiled.validated.projects)} project(s): "
-                  f"{len(pending)} file(s) changed, {len(compiled.artifacts.files) - len(pending)} unchanged")
+            print("\n".join(build.written_lines(compiled, pending)))
         if check and pending:
             return 1
         return strict_exit(strict, compiled.warnings)

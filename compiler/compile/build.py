@@ -190,3 +190,20 @@ def _diff(path: str, before: str, after: str) -> str:
     )
     text = "".join(lines)
     return text if text.endswith("\n") or not text else text + "\n"
+
+
+def compile_json(compiled: Compiled, pending: list[Change], check: bool) -> dict[str, Any]:
+    """`chapctl compile --format json`: what was written (or, with --check, what is stale)."""
+    from dataclasses import asdict
+
+    return {"check": check, "fresh": not pending if check else None,
+            "changes": [{"path": c.path, "kind": c.kind, "edited_by_hand": bool(c.hand_edit)} for c in pending],
+            "warnings": len(compiled.warnings),
+            "diagnostics": [asdict(d) for d in compiled.warnings]}
+
+
+def written_lines(compiled: Compiled, pending: list[Change]) -> list[str]:
+    """`chapctl compile`'s text after a write: each changed file, then the count."""
+    return [f"{change.kind:>7} {change.path}" for change in pending] + [
+        f"compiled {len(compiled.validated.projects)} project(s): "
+        f"{len(pending)} file(s) changed, {len(compiled.artifacts.files) - len(pending)} unchanged"]
