@@ -212,6 +212,8 @@ def _record_commit(api: PrefectAPI, prepared: Prepared) -> None:
 # integrity conflict" to block documents created at the same moment. On a server that answers
 # 503 "database is locked" (SQLite: one writer at a time) the rest goes one write at a time.
 # The stages and their kinds come from the registry (compiler/reconcile/kinds.py).
+# Requests that are steps of apply's own (compiler/reconcile/handover.py), by their method.
+_OWN_STEPS = {HANDOVER: handover.finish, RUNS: handover.restore_runs}
 def stages(p: Plan) -> list[list[list[Action]]]:
     """The plan's writes as stages of independent chains of actions (see above)."""
     out: list[list[list[Action]]] = []
@@ -248,11 +250,9 @@ def execute(p: Plan, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
                     before_write()
                 for req in action.requests:
                     path, body = _resolve_path(req.path, ids), _resolve(req.body, ids, env)
-                    if req.method in (HANDOVER, RUNS):  # a step of apply's own (reads and writes), not one request
-                        if req.method == HANDOVER:
-                            handover.finish(api, path, body)
-                        else:
-                            handover.restore_runs(api, path, body)
+                    own_step = _OWN_STEPS.get(req.method)
+                    if own_step is not None:  # a step of apply's own (reads and writes), not one request
+                        own_step(api, path, body)
                         continue
                     response = _send(api, action, req.method, path, body, result)
                     if action.provides and isinstance(response, dict) and "id" in response:  # the object it made
