@@ -31,11 +31,12 @@ from compiler.errors import ApplyFailed, ApplyRefused, Conflict, NotFound, UserE
 from compiler.jsontree import leaves, map_leaves
 from compiler.reconcile import gitinfo, handover
 from compiler.reconcile.client import PrefectAPI
-from compiler.reconcile.kinds import BY_NAME, stage_kinds
+from compiler.reconcile.kinds import REGISTRY, action_kind, stage_number, stage_numbers
+from compiler.reconcile.kinds.automation import automations_like
+from compiler.reconcile.live import manages as managed_after
 from compiler.reconcile.ownership import deployment_owner
 from compiler.reconcile.actions import (CREATE, DELETE, HANDOVER, NOOP, RUNS, UPDATE, Action, AsRead, Placeholder, Plan,
                                         PlanOptions, ResourceId, SecretFromEnv)
-from compiler.reconcile.plan import automation_age, automation_view
 from compiler.reconcile.prepare import Prepared, prepare, recorded_state
 from compiler.reconcile.secrets import with_secrets
 
@@ -182,11 +183,9 @@ def _record_commit(api: PrefectAPI, prepared: Prepared) -> None:
              "by": holder_description()}
     # The optional kinds this owner has after this apply (or still has, until one converges): the
     # next plan reads them even when the projects no longer declare any, to prune them.
-    desired, live = prepared.desired, prepared.live
-    manages = ({"automations"} if any(d.alerts for d in desired.deployments) or live.automations else set()) | (
-        {"concurrency_limits"} if desired.concurrency_limits or live.concurrency_limits else set())
+    manages = managed_after(prepared.desired, prepared.live)
     if manages:
-        value["manages"] = sorted(manages)
+        value["manages"] = manages
     if prepared.plan.left_alone:  # hand-made schedules of adopted deployments: later plans leave them alone
         value["hand_made_schedules"] = list(prepared.plan.left_alone)
     existing = prepared.live.variables.get(name)
@@ -211,20 +210,25 @@ def _record_commit(api: PrefectAPI, prepared: Prepared) -> None:
 # `workers`. Block documents stay one chain: Prefect 3.9.1 on PostgreSQL answers 409 "data
 # integrity conflict" to block documents created at the same moment. On a server that answers
 # 503 "database is locked" (SQLite: one writer at a time) the rest goes one write at a time.
-# The stages and their kinds come from the registry (compiler/reconcile/kinds.py).
+# The stages and the kinds in each come from the registry (compiler/reconcile/kinds/).
 # Requests that are steps of apply's own (compiler/reconcile/handover.py), by their method.
 _OWN_STEPS = {HANDOVER: handover.finish, RUNS: handover.restore_runs}
+
+
 def stages(p: Plan) -> list[list[list[Action]]]:
     """The plan's writes as stages of independent chains of actions (see above)."""
+    writes = [(stage_number(a), action_kind(a.kind), a) for a in p.actions if a.writes]
     out: list[list[list[Action]]] = []
-    for kinds in stage_kinds():
-        chains: dict[str, list[Action]] = {}
-        for a in p.actions:
-            if a.writes and a.kind in kinds and not (a.kind == "deployment" and a.op == DELETE):
-                key = a.project if BY_NAME[a.kind].per_project and a.project else "in order"
+    for number in stage_numbers():
+        chains: dict[Any, list[Action]] = {}
+        for stage, kind, a in writes:
+            if stage == number:
+                if a.op == DELETE and kind.deletes_last:
+                    key: Any = id(a)  # each on its own
+                else:
+                    key = a.project if kind.per_project and a.project else "in order"
                 chains.setdefault(key, []).append(a)
         out.append(list(chains.values()))
-    out.append([[a] for a in p.actions if a.writes and a.kind == "deployment" and a.op == DELETE])
     return [stage for stage in out if stage]
 
 
@@ -302,7 +306,7 @@ def _send(api: PrefectAPI, action: Action, method: str, path: str, body: Any, re
     if api.last_found:
         result.recovered.append(f"{method} {path}: already created (its answer was lost), matches the plan")
     elif api.last_resent and path == "/automations/" and method == "POST" and isinstance(answer, dict):
-        for row in _automations_like(api, body):  # the first send committed late, after apply looked
+        for row in automations_like(api, body):  # the first send committed late, after apply looked
             if row["id"] != answer.get("id"):
                 api.delete(f"/automations/{row['id']}")
                 result.recovered.append(f"{method} {path}: its first send was committed after apply looked for "
@@ -310,54 +314,19 @@ def _send(api: PrefectAPI, action: Action, method: str, path: str, body: Any, re
     return answer
 
 
-def _automations_like(api: PrefectAPI, body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The automations on the server that say what `body` says (the same tags: this owner's and this
-    alert's), oldest first."""
-    rows = api.filter_all("/automations/filter", {"automations": {"tags": {"all_": body["tags"]}}})
-    want = automation_view(body)
-    return sorted((r for r in rows if automation_view(r) == want), key=automation_age)
-
-
 def _already_there(api: PrefectAPI, path: str, body: Any) -> Any:
-    """The object a create meant to make, when the server holds it as the create meant it; else None."""
+    """The object a create meant to make, when the server holds it as the create meant it; else None
+    (each kind knows its own creates: `Kind.find_created`)."""
     if not isinstance(body, (dict, list)):
         return None
     try:
-        if path == "/automations/":  # unique by nothing on the server: found by its tags and content
-            return next(iter(_automations_like(api, body)), None)
-        if path == "/work_pools/":
-            return api.get(f"/work_pools/{body['name']}")
-        if path == "/block_types/":
-            return api.get(f"/block_types/slug/{body['slug']}")
-        if path == "/block_schemas/":
-            rows = api.post("/block_schemas/filter", {"block_schemas": {"block_type_id": {"any_": [body["block_type_id"]]}}})
-            fields = body.get("fields")
-            return next((r for r in rows if r.get("fields") == fields and r.get("version") == body.get("version")), None)
-        if path == "/variables/":
-            current = api.get(f"/variables/name/{body['name']}")
-            return current if current.get("value") == body.get("value") else None
-        if path == "/block_documents/":
-            rows = api.post("/block_documents/filter", {
-                "block_documents": {"name": {"any_": [body["name"]]}, "is_anonymous": {"eq_": False},
-                                    "block_type_id": {"any_": [body["block_type_id"]]}},
-                "include_secrets": True, "limit": 1})
-            return rows[0] if rows and _same_data(rows[0].get("data") or {}, body.get("data") or {}) else None
-        if path.startswith("/deployments/") and path.endswith("/schedules") and isinstance(body, list):
-            current = api.get(path)
-            by_slug = {s.get("slug"): s for s in current}
-            for wanted in body:
-                have = by_slug.get(wanted.get("slug"))
-                if have is None or any(have.get(k) != wanted.get(k) for k in ("active", "parameters")) or \
-                        any((have.get("schedule") or {}).get(k) != v for k, v in wanted["schedule"].items()):
-                    return None
-            return [by_slug[w.get("slug")] for w in body]
+        for kind in REGISTRY:
+            found = kind.find_created(api, path, body) if kind.find_created is not None else None
+            if found is not None:
+                return found
     except (NotFound, KeyError, TypeError):
         return None
     return None
-
-
-def _same_data(have: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    return all(have.get(k) == v for k, v in wanted.items())
 
 
 def _check_env(p: Plan, env: Mapping[str, str], api: PrefectAPI) -> None:

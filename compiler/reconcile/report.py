@@ -24,10 +24,10 @@ from compiler.constants import DEFAULT_TIMEZONE
 from compiler.markdown import code as md_code
 from compiler.markdown import text as md_text
 from compiler.reconcile.actions import CREATE, DELETE, NOOP, UPDATE, Action, Change, Plan
-from compiler.reconcile.kinds import KINDS
+from compiler.reconcile.kinds import LABELS
 from compiler.timefmt import run_json, utc_minute, zoned
 
-GROUPS = tuple((k.name, k.label) for k in KINDS)  # action kind -> the title its rows are grouped under
+GROUPS = LABELS  # action kind -> the title its rows are grouped under (a view of the registry of kinds)
 SIGN = {CREATE: "+", UPDATE: "~", DELETE: "-", NOOP: "="}
 STYLE = {CREATE: "green", UPDATE: "yellow", DELETE: "red", NOOP: "dim"}
 VERB = {CREATE: "create", UPDATE: "update", DELETE: "delete", NOOP: "no change"}

@@ -12,7 +12,8 @@ from pathlib import Path
 from compiler.reconcile.desired import load_desired
 from compiler.reconcile.facts import Facts
 from compiler.reconcile.live import Live
-from compiler.reconcile.plan import DELETE, plan
+from compiler.reconcile.actions import DELETE
+from compiler.reconcile.plan import plan
 
 HERE = Path(__file__).parent
 CASE = HERE / "cases" / "unmanaged_name_clash_adopted"

@@ -292,7 +292,7 @@ def normalized_state(server: PrefectServer) -> dict[str, Any]:
 SWEEPS = ["sample", pytest.param("all", marks=pytest.mark.slow)]  # @pytest.mark.parametrize("sweep", SWEEPS)
 
 
-# apply's stages (compiler/reconcile/kinds.py `KINDS`), by the path a write goes to
+# apply's stages (the `ActionKind` stages of compiler/reconcile/kinds/), by the path a write goes to
 _STAGE_OF = {"work_pools": "definitions", "block_types": "definitions", "block_schemas": "definitions",
              "v2": "definitions", "block_documents": "blocks", "variables": "blocks", "flows": "flows",
              "deployments": "deployments", "automations": "automations"}
