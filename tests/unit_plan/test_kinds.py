@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from compiler.jsontree import leaves
-from compiler.reconcile import report
+from compiler.output import plan as report
 from compiler.reconcile.actions import Placeholder, ResourceId
 from compiler.reconcile.apply import stages
 from compiler.reconcile.kinds import BY_NAME, KINDS, stage_kinds
