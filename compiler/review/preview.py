@@ -103,7 +103,10 @@ class ScheduleResult:
 
     previews: tuple[Preview, ...]
     note: str | None = None
-    exit_code: int = EXIT_OK
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK
 
 
 def run_schedule(root: Path, count: int, start: str | None = None, only: tuple[str, ...] = (),

@@ -9,6 +9,7 @@ Each rule is also fed a line that breaks it, so that none of them can pass by ch
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import re
 from pathlib import Path
@@ -44,15 +45,31 @@ def test_every_verb_has_a_reporter_for_every_format_its_format_option_offers():
 
 def test_each_family_module_declares_exactly_its_verbs_and_holds_their_reporters():
     assert set(output.VERBS) == set(app.commands), "VERBS names a verb the CLI does not have (or lacks one)"
+    assert output.family(None).RESULTS == {}  # the common module: the boundary's lines, no verb
     for module in set(output.VERBS.values()):
-        declared = set(output.family(None).RESULTS) | set(output.importlib.import_module(
-            f"compiler.output.{module}").RESULTS)
+        declared = set(importlib.import_module(f"compiler.output.{module}").RESULTS)
         assert declared == {v for v, m in output.VERBS.items() if m == module}, module
     for verb in output.VERBS:
         home = output.family(verb).__name__
         for (result_type, fmt), function in output.registered().items():
             if result_type in output.results(verb):
                 assert function.__module__ == home, (verb, result_type, fmt, function.__module__)
+
+
+def test_a_verb_loads_only_its_own_reporters():
+    """`VERBS` makes the registry lazy: `chapctl validate` imports the compile family's reporters
+    and the common ones, never the server verbs' (nor their cores: httpx, the planner)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom compiler.cli import main\nsys.argv = ['chapctl', 'validate']\ntry:\n    main()\n"
+             "except SystemExit:\n    pass\nprint(*sorted(sys.modules), sep='\\n', file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
+    assert "project(s) valid" in result.stdout, result.stderr[-2000:]
+    imported = set(result.stderr.split())
+    assert {m for m in imported if m.startswith("compiler.output")} == {
+        "compiler.output", "compiler.output.common", "compiler.output.compile"}
+    assert not {m for m in imported if m.startswith(("compiler.reconcile", "httpx", "rich"))}
 
 
 def test_a_second_reporter_for_the_same_type_and_format_is_refused():
