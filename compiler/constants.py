@@ -32,6 +32,13 @@ LOCK_VARIABLE = "chapctl-lock--{owner}"  # the apply lock of one owner
 STATE_VARIABLE = "chapctl-state--{owner}"  # the git commit an owner last applied
 CLAIM_VARIABLE = "chapctl-block--{slug}--{name}"  # which owner manages a block document
 INSTANCE_LIMIT = "chapctl-{owner}--{block}"  # the global concurrency limit of one DHIS2 instance
+# Exit codes, one table: a verb's result carries one of the first five (`exit_code`), the CLI's error
+# boundary (compiler/cli/common.py) the others. 0 ok; 1 error (a user error, invalid projects, stale
+# artifacts, --strict); 2 changes (--detailed-exitcode); 3 a project failing or late and 4 one out of
+# sync with --require-sync (status); 64 a usage error (sysexits' EX_USAGE, apart from every code a verb
+# returns); 130 interrupted (Ctrl-C, SIGTERM).
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_UNHEALTHY, EXIT_OUT_OF_SYNC = 0, 1, 2, 3, 4
+EXIT_USAGE, EXIT_INTERRUPTED = 64, 130
 
 
 def owner_tag(owner: str) -> str:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -88,3 +89,26 @@ class ApplyFailed(UserError):
         super().__init__(message)
         self.result = result
         self.prepared = prepared
+
+
+# -- what the CLI's error boundary reports besides a UserError (compiler/output/common.py words them) --
+@dataclass(frozen=True)
+class UsageProblem:
+    """A usage error (unknown option, bad value) as the command line's parser gave it."""
+
+    message: str
+    command: str | None = None  # e.g. "chapctl plan": whose --help to read
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """Ctrl-C or SIGTERM ended the verb."""
+
+
+@dataclass(frozen=True)
+class InternalError:
+    """An exception no one raised on purpose: a bug. Its traceback went to `log`."""
+
+    kind: str  # the exception's class name
+    message: str
+    log: str

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from functools import cache
 
 
@@ -34,3 +35,15 @@ def version(package: str) -> str | None:
         if _normal(name) == wanted:
             return release
     return None
+
+
+@dataclass(frozen=True)
+class Versions:
+    """`chapctl --version`: chapctl's release and the Prefect release installed beside it."""
+
+    chapctl: str | None
+    prefect: str | None
+
+
+def versions() -> Versions:
+    return Versions(version("chapctl"), version("prefect"))

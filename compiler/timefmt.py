@@ -5,7 +5,9 @@
   "Sun 2026-11-29 23:00" (no zone name: callers say "UTC" where their layout wants it).
 * `utc_clock(t)`: weekday and clock time in UTC, e.g. "Sun 23:00".
 * `iso_utc(t)`: ISO 8601 in UTC to the second, e.g. "2026-01-05T06:00:00Z".
+* `iso(t)`: ISO 8601 in the time's own zone, as Python writes it, e.g. "2026-11-30T06:00:00+07:00".
 * `run_json(t)`: a run for JSON, {"local": ISO in its zone, "utc": ISO in UTC}.
+* `day_month(d)`: a day of the year, e.g. "3 Mar" (English month names, whatever the locale).
 * `span(delta)`: a duration, e.g. 0.4s, 45s, 3m 07s, 12m, 3h 05m, 2d 04h, 35d.
 """
 
@@ -32,8 +34,19 @@ def iso_utc(t: dt.datetime | None) -> str | None:
     return None if t is None else t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def iso(t: dt.datetime) -> str:
+    return t.isoformat()
+
+
 def run_json(t: dt.datetime) -> dict[str, str]:
-    return {"local": t.isoformat(), "utc": t.astimezone(UTC).isoformat()}
+    return {"local": iso(t), "utc": iso(t.astimezone(UTC))}
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def day_month(day: dt.date) -> str:
+    return f"{day.day} {MONTHS[day.month - 1]}"  # not strftime: its month names follow the locale
 
 
 def span(delta: dt.timedelta) -> str:

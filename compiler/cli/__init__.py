@@ -1,4 +1,5 @@
-"""The `chapctl` command line: parse options, call the core, print. Nothing else lives here.
+"""The `chapctl` command line: parse options, call the core, print what the output layer
+(compiler.output) rendered of its result. Nothing else lives here.
 
 One module per group of verbs, each registering its commands on `app`: `compile_cmds` (validate,
 compile), `review_cmds` (schedule, diff), `server` (plan, apply), `status_cmds` (status),
@@ -22,9 +23,10 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from compiler.installed import version
+    from compiler.cli.common import report
+    from compiler.installed import versions
 
-    click.echo(f"chapctl {version('chapctl') or 'unknown'} (Prefect {version('prefect') or 'not installed'})")
+    report(versions())
     ctx.exit(0)
 
 

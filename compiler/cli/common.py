@@ -1,30 +1,30 @@
 """What every verb shares: `--root`, one output option (`--format text|json|markdown`, with the old
-`-f`, `--json` and `--markdown` kept as aliases), `--strict`, the exit codes (`run_guarded`: user
+`-f`, `--json` and `--markdown` kept as aliases), `--strict`, the error boundary (`run_guarded`: user
 error → one line, internal bug → a short line and a traceback in the debug log; `ChapctlGroup`: a
-usage error → one line, `EXIT_USAGE`) and printing. click and rich live in this package only; the
-core never imports them."""
+usage error → one line, `EXIT_USAGE`), and the one way out to the terminal: `run_verb` calls a
+verb's entry point, hands its result to the output layer (`compiler.output.render`, the one
+dispatch) and exits with the code the result carries; `emit` prints what the output layer rendered.
+No output text is built here or anywhere in compiler/cli (tests/unit_plan/test_one_reporter.py).
+click and rich live in this package only; the core never imports them."""
 
 from __future__ import annotations
 
 import functools
 import os
-import re
 import sys
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import click
 
+# The exit codes (compiler/constants.py): a verb's result carries its own; the boundary here gives
+# EXIT_ERROR to a user error or a bug, EXIT_INTERRUPTED to Ctrl-C/SIGTERM, EXIT_USAGE to a usage error.
+from compiler.constants import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
+
 DEBUG_LOG = Path(os.environ.get("TMPDIR", "/tmp")) / "chapctl-debug.log"
 
-# Exit codes, decided here once: 0 ok, 1 error, 2 changes (--detailed-exitcode), 3 failing or late
-# and 4 out of sync (status), 130 interrupted (Ctrl-C, SIGTERM). A usage error (unknown option, bad
-# value) is none of those: sysexits' EX_USAGE, so that a CI step can tell `plan --bogus` from changes.
-EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
-EXIT_USAGE = 64
 EXIT_EPILOG = (f"Every verb exits {EXIT_USAGE} on a usage error (an unknown option, a bad value) and "
                f"{EXIT_INTERRUPTED} when interrupted (Ctrl-C, SIGTERM).")
 
@@ -43,10 +43,10 @@ class UsageFailed(click.ClickException):
         if isinstance(self.cause, click.exceptions.NoArgsIsHelpError):  # bare `chapctl`: the help
             self.cause.show(file)
             return
-        message = " ".join(self.cause.format_message().split()).rstrip(".")
+        from compiler.errors import UsageProblem
+
         ctx = self.cause.ctx
-        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        err(f"error: {message[:1].lower()}{message[1:]}{hint}")
+        report(UsageProblem(self.cause.format_message(), ctx.command_path if ctx is not None else None))
 
 
 class ChapctlGroup(click.Group):
@@ -109,43 +109,54 @@ def find_repo(explicit: Optional[Path]) -> Path:
 
 def open_api(repo: Path):
     """The Prefect API client of a server verb, from the environment; first a note when the
-    repository's `.env` sets variables the environment lacks (the make targets read it, chapctl
-    does not: the only environment it reads is the process's)."""
+    repository's `.env` sets variables the environment lacks (chapctl reads no `.env`)."""
     from compiler.reconcile.client import ApiSettings, PrefectAPI
+    from compiler.root import unread_dotenv
 
-    unset = sorted(name for name in _dotenv_names(repo / ".env") if name not in os.environ)
-    if unset:
-        err(f"note: {repo / '.env'} sets {', '.join(unset)}, which the environment lacks: chapctl does not read "
-            ".env (the make targets do); use `make plan`/`make apply`, or export it first: set -a; . ./.env; set +a")
+    unread = unread_dotenv(repo, os.environ)
+    if unread is not None:
+        report(unread)
     return PrefectAPI(ApiSettings.from_env())
 
 
-def _dotenv_names(path: Path) -> list[str]:
-    """The names `path` assigns (`NAME=…` or `export NAME=…`), never their values; [] without the file."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return []
-    return re.findall(r"(?m)^[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)[ \t]*=", text)
+def run_verb(verb: str, fmt: str, call: Callable[[], Any]) -> None:
+    """The one dispatch of every verb: `call()` its entry point (inside the error boundary), render
+    the result it returns with `verb`'s reporter for `fmt`, print that, and exit with the code
+    the result carries (`result.exit_code`)."""
+
+    def body() -> int:
+        result = call()
+        report(result, fmt, verb=verb)
+        return result.exit_code
+
+    run_guarded(body)
+
+
+def report(value: Any, fmt: str = "text", *, verb: Optional[str] = None, out=None) -> None:
+    """Render `value` through the output layer and print it (`out`: a rich console, for styled
+    lines printed under a progress bar). Events a verb reports while it runs go through here too."""
+    from compiler.output import render
+
+    emit(render(value, fmt, verb=verb), out)
 
 
 def run_guarded(action: Callable[[], int]) -> None:
     """Run a command body; map errors to one clean line and an exit code decided here, once.
     SIGTERM interrupts it as Ctrl-C does (exit 130)."""
-    from compiler.errors import UserError
+    from compiler.errors import InternalError, Interrupted, UserError
 
     try:
         with sigterm_interrupts():
             code = action()
     except UserError as exc:
-        err(f"error: {exc}")
+        report(exc)
         code = EXIT_ERROR
     except KeyboardInterrupt:
-        err("interrupted")
+        report(Interrupted())
         code = EXIT_INTERRUPTED
     except Exception as exc:  # an internal bug: short message, traceback to the debug log
         DEBUG_LOG.write_text(traceback.format_exc())
-        err(f"internal error: {type(exc).__name__}: {exc} (traceback in {DEBUG_LOG}; please report it)")
+        report(InternalError(type(exc).__name__, str(exc), str(DEBUG_LOG)))
         code = EXIT_ERROR
     sys.exit(code)
 
@@ -180,34 +191,48 @@ def printable(text: str) -> str:
     return written_out(text)
 
 
-def err(message: str) -> None:
-    print(printable(message), file=sys.stderr)
-
-
-def print_diagnostics(diagnostics, output: str) -> None:
-    from compiler.compile.diagnostics import format_json, format_text
-
-    if output == "json":
-        print(format_json(diagnostics))
-    elif diagnostics:
-        err(format_text(diagnostics))
-
-
-def strict_exit(strict: bool, warnings) -> int:
-    if strict and warnings:
-        err(f"error: {len(warnings)} warning(s) and --strict")
-        return 1
-    return 0
-
-
 def console():
     from rich.console import Console
 
     return Console(highlight=False, soft_wrap=True)
 
 
-def print_lines(lines: list[tuple[str, str]]) -> None:
-    """Styled `(style, text)` lines from the reporters; never interpreted as markup."""
-    out = console()
+def emit(rendered, out=None) -> None:
+    """Print what the output layer rendered, part by part in order: `Out` to stdout as it is,
+    `Lines` styled through rich (`out`, or a console of its own), `Table` through rich, `Err` to
+    stderr. Text from lines, tables and stderr is `printable`; `Out` is JSON, Markdown or a diff."""
+    from compiler.output import Err, Lines, Out, Table
+
+    for part in rendered:
+        if isinstance(part, Out):
+            sys.stdout.write(part.text)
+        elif isinstance(part, Lines):
+            _lines(part.lines, out or console())
+        elif isinstance(part, Table):
+            _table(part.columns, part.rows)
+        elif isinstance(part, Err):
+            print(printable(part.text), file=sys.stderr)
+        else:
+            raise TypeError(f"not an output part: {part!r}")
+
+
+def _lines(lines, out) -> None:
+    """Styled `(style, text)` lines; never interpreted as markup."""
     for style, text in lines:
         out.print(printable(text), style=style or None, markup=False, highlight=False)
+
+
+def _table(columns, rows) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_lines=False, box=None, pad_edge=False)
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    for cells in rows:
+        table.add_row(*(Text(printable(cell)) for cell in cells))  # Text: `[slug]` is no markup
+    out = Console()
+    if not out.is_terminal:  # piped: no 80-column wrapping of a table meant to be read whole
+        out = Console(width=200)
+    out.print(table)

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
 import click
 
-from compiler.cli.common import (
-    EXIT_EPILOG,
-    find_repo,
-    err,
-    output_option,
-    print_diagnostics,
-    root_option,
-    run_guarded,
-    strict_exit,
-    strict_option,
-)
+from compiler.cli.common import EXIT_EPILOG, find_repo, output_option, root_option, run_verb, strict_option
 
 
 def register(app: click.Group) -> None:
@@ -36,23 +25,12 @@ def validate(root: Optional[Path], output: str, strict: bool) -> None:
     Also reviews the schedules: load hot-spots are warnings. Exit 0 when valid (warnings allowed),
     1 when any file is invalid, or with --strict when there is any warning."""
 
-    def body() -> int:
-        from compiler.compile.build import check_repo
-        from compiler.errors import ValidationFailed
+    def call():
+        from compiler.compile.build import run_validate
 
-        try:
-            checked = check_repo(find_repo(root))
-        except ValidationFailed as exc:
-            print_diagnostics(exc.diagnostics, output)
-            err(f"error: {exc}")
-            return 1
-        print_diagnostics(list(checked.warnings), output)
-        if output == "text":
-            warned = f" ({len(checked.warnings)} warning(s))" if checked.warnings else ""
-            print(f"{len(checked.validated.projects)} project(s) valid{warned}")
-        return strict_exit(strict, checked.warnings)
+        return run_validate(find_repo(root), strict)
 
-    run_guarded(body)
+    run_verb("validate", output, call)
 
 
 @click.command(epilog=EXIT_EPILOG, name="compile", short_help="Validate and render the committed artifacts (--check: stale?).")
@@ -67,37 +45,9 @@ def compile_(root: Optional[Path], check: bool, force: bool, output: str, strict
     Warnings (load hot-spots) are printed. Exit 0 when written (or fresh with --check); 1 on invalid
     projects, with --check on stale files, with --strict on any warning (then nothing is written)."""
 
-    def body() -> int:
-        import json
+    def call():
+        from compiler.compile.build import run_compile
 
-        from compiler.compile import build
-        from compiler.errors import ValidationFailed
+        return run_compile(find_repo(root), check=check, force=force, strict=strict)
 
-        repo = find_repo(root)
-        try:
-            compiled = build.compile_repo(repo)
-        except ValidationFailed as exc:
-            print_diagnostics(exc.diagnostics, output)
-            err(f"error: {exc}")
-            return 1
-        if output == "text":
-            print_diagnostics(list(compiled.warnings), output)
-        if strict and compiled.warnings and not check:
-            return strict_exit(strict, compiled.warnings)
-        pending = build.changes(repo, compiled.artifacts) if check else build.write(repo, compiled.artifacts,
-                                                                                      force=force)
-        if output == "json":
-            print(json.dumps(build.compile_json(compiled, pending, check), indent=2))
-        elif check and pending:
-            sys.stdout.write("".join(c.diff for c in pending))
-            err(f"error: {len(pending)} compiled file(s) are stale: {', '.join(c.label() for c in pending)}; "
-                 "run `chapctl compile` and commit the result")
-        elif check:
-            print(f"compiled artifacts are fresh ({len(compiled.validated.projects)} projects)")
-        else:
-            print("\n".join(build.written_lines(compiled, pending)))
-        if check and pending:
-            return 1
-        return strict_exit(strict, compiled.warnings)
-
-    run_guarded(body)
+    run_verb("compile", output, call)

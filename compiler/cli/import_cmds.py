@@ -1,15 +1,14 @@
-"""`chapctl import`: write project files from a hand-made Prefect server (options and printing only;
-the core is `compiler.reconcile.importer`, imported inside the command so `--help` stays instant)."""
+"""`chapctl import`: write project files from a hand-made Prefect server (options only; the core is
+`compiler.reconcile.importer`, imported inside the command so `--help` stays instant)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import click
 
-from compiler.cli.common import EXIT_EPILOG, find_repo, open_api, output_option, print_lines, root_option, run_guarded
+from compiler.cli.common import EXIT_EPILOG, find_repo, open_api, output_option, root_option, run_verb
 
 
 def register(app: click.Group) -> None:
@@ -33,17 +32,11 @@ def import_command(root: Optional[Path], output: str, dry_run: bool) -> None:
     Then: `chapctl compile`, `chapctl plan --adopt`, `chapctl apply --adopt` (each replaced schedule
     is paused, never deleted, in the apply that creates its successor)."""
 
-    def body() -> int:
+    def call():
         from compiler.reconcile.importer import ImportOptions, import_server
-        from compiler.reconcile.importer.report import import_lines
 
         repo = find_repo(root)
         with open_api(repo) as api:
-            result = import_server(api, repo, ImportOptions(dry_run=dry_run))
-        if output == "json":
-            print(json.dumps(result.to_json(), indent=2))
-        else:
-            print_lines(import_lines(result, dry_run))
-        return 0
+            return import_server(api, repo, ImportOptions(dry_run=dry_run))
 
-    run_guarded(body)
+    run_verb("import", output, call)

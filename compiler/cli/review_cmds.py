@@ -7,7 +7,7 @@ from typing import Optional
 
 import click
 
-from compiler.cli.common import EXIT_EPILOG, find_repo, output_option, printable, root_option, run_guarded
+from compiler.cli.common import EXIT_EPILOG, find_repo, output_option, root_option, run_verb
 
 
 def register(app: click.Group) -> None:
@@ -28,44 +28,13 @@ def schedule(root: Optional[Path], count: int, projects: tuple[str, ...], start:
     Computed by the installed Prefect's own schedule code (DST gaps and overlaps, day_or), exactly
     as the server's scheduler will. Exit 0; 1 on invalid projects or an unknown --project."""
 
-    def body() -> int:
-        import json
-
-        from compiler.compile.build import validate_repo
+    def call():
         from compiler.reconcile.client import probe_server_version
-        from compiler.review.preview import (PREVIEW_COLUMNS, next_runs, parse_start, preview_json, preview_rows,
-                                             semantics_note)
+        from compiler.review.preview import run_schedule
 
-        validated = validate_repo(find_repo(root))
-        previews = next_runs(validated, count, parse_start(start), projects)
-        note = semantics_note(probe_server_version())
-        if output == "json":
-            print(json.dumps(preview_json(previews), indent=2))
-        else:
-            _print_table(PREVIEW_COLUMNS, preview_rows(previews))
-        if note:
-            import sys
+        return run_schedule(find_repo(root), count, start, projects, server_version=probe_server_version)
 
-            print(f"note: {note}", file=sys.stderr)
-        return 0
-
-    run_guarded(body)
-
-
-def _print_table(columns: tuple[str, ...], rows) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(show_lines=False, box=None, pad_edge=False)
-    for column in columns:
-        table.add_column(column, no_wrap=True)
-    for cells in rows:
-        table.add_row(*(Text(printable(cell)) for cell in cells))  # Text: `[slug]` is no markup
-    console = Console()
-    if not console.is_terminal:  # piped: no 80-column wrapping of a table meant to be read whole
-        console = Console(width=200)
-    console.print(table)
+    run_verb("schedule", output, call)
 
 
 @click.command(epilog=EXIT_EPILOG, short_help="What changed in the projects between two git revisions.")
@@ -81,16 +50,9 @@ def diff(root: Optional[Path], base: Optional[str], head: Optional[str], output:
 
     Exit 0 (or with --detailed-exitcode: 0 no change, 2 changes); 1 on error."""
 
-    def body() -> int:
-        from compiler.review.diff import diff_json, diff_lines, diff_markdown, semantic_diff
+    def call():
+        from compiler.review.diff import run_diff
 
-        result = semantic_diff(find_repo(root), base, head)
-        if output == "markdown":
-            print(diff_markdown(result), end="")
-        elif output == "json":
-            print(diff_json(result))
-        else:
-            print("\n".join(diff_lines(result)))
-        return 2 if detailed_exitcode and result.changed else 0
+        return run_diff(find_repo(root), base, head, detailed_exitcode)
 
-    run_guarded(body)
+    run_verb("diff", output, call)

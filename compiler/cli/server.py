@@ -7,14 +7,13 @@ command bodies.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
 import click
 
 from compiler.constants import DEFAULT_WORKERS
-from compiler.cli.common import EXIT_EPILOG, console, find_repo, open_api, output_option, print_lines, root_option, run_guarded
+from compiler.cli.common import EXIT_EPILOG, console, find_repo, open_api, output_option, report, root_option, run_verb
 
 adopt_option = click.option(
     "--adopt", is_flag=True,
@@ -49,33 +48,16 @@ def plan_command(root: Optional[Path], output: str, detailed_exitcode: bool, ado
     Drift (a change made on the server since the last apply) is marked as such. Exit 0, or with
     --detailed-exitcode 0 no changes / 2 changes; 1 on error or when apply would refuse."""
 
-    def body() -> int:
-        from compiler.reconcile import report as plan_report
-        from compiler.reconcile.prepare import prepare
+    def call():
         from compiler.reconcile.actions import PlanOptions
+        from compiler.reconcile.verbs import run_plan
 
         repo = find_repo(root)
         with open_api(repo) as api:
-            prepared = prepare(repo, api, options=PlanOptions(adopt, allow_delete_all, cancel_in_flight))
-            header = _header(api, prepared)
-        p = prepared.plan
-        # Next runs of every schedule the plan creates or changes, from Prefect's own schedule
-        # code; None (and prefect never imported) when no schedule is created or changed.
-        runs = plan_report.schedule_previews(p, server_version=prepared.live.server_version)
-        if output == "json":
-            print(plan_report.plan_json(p, header, runs, prepared.guard))
-        elif output == "markdown":
-            from compiler.compile.build import check_repo  # the compile pipeline: only for the pull-request comment
+            return run_plan(repo, api, PlanOptions(adopt, allow_delete_all, cancel_in_flight),
+                            detailed_exitcode=detailed_exitcode, verbose=verbose, load_warnings=output == "markdown")
 
-            warnings = [d.message for d in check_repo(prepared.root).warnings]
-            print(plan_report.plan_markdown(p, header, runs, prepared.guard, warnings), end="")
-        else:
-            print_lines(plan_report.plan_lines(p, header, show_noops=verbose, next_runs=runs, guard=prepared.guard))
-        if p.blockers:
-            return 1
-        return 2 if detailed_exitcode and p.has_changes else 0
-
-    run_guarded(body)
+    run_verb("plan", output, call)
 
 
 @click.command(epilog=EXIT_EPILOG, name="apply", short_help="Make the Prefect server match the projects; write only what differs.")
@@ -100,46 +82,23 @@ def apply_command(root: Optional[Path], output: str, adopt: bool, allow_delete_a
     this repository's owner's objects; removes its deployments whose project is gone. One apply
     per owner at a time (a lock on the server); refuses a checkout older than the last apply."""
 
-    def body() -> int:
-        from compiler.reconcile import report as plan_report
-        from compiler.reconcile.apply import ApplyOptions, apply
-        from compiler.errors import ApplyFailed
+    def call():
         from compiler.reconcile.actions import PlanOptions
-
-        out = console() if output == "text" else None
-        bar = _ProgressBar(out)
-
-        def progress(action) -> None:
-            if out is not None and not action.quiet:
-                for style, text in plan_report.action_lines(action, past=True):
-                    bar.print(text, style=style or None)
-            bar.advance()
-
-        def waiting(message: str) -> None:
-            print(message, file=sys.stderr, flush=True)
+        from compiler.reconcile.apply import ApplyOptions
+        from compiler.reconcile.verbs import Applied, run_apply
 
         options = ApplyOptions(PlanOptions(adopt, allow_delete_all, cancel_in_flight), lock_timeout,
                                ignore_applied_commit, parallel)
         repo = find_repo(root)
-        with open_api(repo) as api, bar:
-            try:
-                prepared, result = apply(repo, api, options=options, progress=progress, on_wait=waiting,
-                                         on_plan=bar.start)
-                failure = None
-            except ApplyFailed as exc:
-                prepared, result, failure = exc.prepared, exc.result, exc
-            header = _header(api, prepared)
-        if output == "json":
-            print(plan_report.apply_json(result, header))
-        elif output == "markdown":
-            print(plan_report.apply_markdown(result, header), end="")
-        else:
-            print_lines(plan_report.apply_lines(result, header, include_actions=False))
-        if failure is not None:
-            raise failure
-        return 0
+        with open_api(repo) as api, _ProgressBar(console() if output == "text" else None) as bar:
+            def event(happened) -> None:  # a write done (the bar advances) or a wait for the lock
+                report(happened, output, verb="apply", out=bar.console)
+                if isinstance(happened, Applied):
+                    bar.advance()
 
-    run_guarded(body)
+            return run_apply(repo, api, options, events=event, on_plan=bar.start)
+
+    run_verb("apply", output, call)
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -172,19 +131,11 @@ class _ProgressBar:
         self.task = self.progress.add_task("apply", total=total)
         self.progress.start()
 
-    def print(self, text: str, style=None) -> None:
-        target = self.progress.console if self.progress is not None else self.out
-        target.print(text, style=style, markup=False, highlight=False)
+    @property
+    def console(self):
+        """Where styled lines go: above the bar while it shows."""
+        return self.progress.console if self.progress is not None else self.out
 
     def advance(self) -> None:
         if self.progress is not None:
             self.progress.advance(self.task)
-
-
-def _header(api, prepared):
-    from compiler.reconcile import report as plan_report
-
-    return plan_report.Header(api.settings.url, prepared.live.server_version, len(prepared.desired.deployments),
-                              api.stats.requests, api.stats.writes, prepared.desired.owner)
-
-

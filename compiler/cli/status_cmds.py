@@ -11,7 +11,7 @@ from typing import Optional
 
 import click
 
-from compiler.cli.common import EXIT_EPILOG, find_repo, open_api, output_option, print_lines, root_option, run_guarded
+from compiler.cli.common import EXIT_EPILOG, find_repo, open_api, output_option, root_option, run_verb
 
 _PART = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -71,20 +71,12 @@ def status_command(root: Optional[Path], output: str, grace: dt.timedelta, lookb
          did not start within --grace, or its schedule fired and no run exists)
       4  with --require-sync: a project is not in sync, and none is failing or late"""
 
-    def body() -> int:
-        from compiler.reconcile import status_report
+    def call():
         from compiler.reconcile.status import StatusOptions, project_status
 
         options = StatusOptions(grace=grace, lookback=lookback, require_sync=require_sync, projects=projects)
         repo = find_repo(root)
         with open_api(repo) as api:
-            report = project_status(repo, api, options)
-        if output == "json":
-            print(status_report.status_json(report))
-        elif output == "markdown":
-            print(status_report.status_markdown(report), end="")
-        else:
-            print_lines(status_report.status_lines(report))
-        return report.exit_code
+            return project_status(repo, api, options)
 
-    run_guarded(body)
+    run_verb("status", output, call)

@@ -1,13 +1,18 @@
-"""The compile pipeline: load -> validate -> render, and the freshness check of committed output."""
+"""The compile pipeline: load -> validate -> render, and the freshness check of committed output.
+
+`run_validate` and `run_compile` are the entry points of `chapctl validate` and `chapctl compile`:
+each returns a result (`ValidateResult`, `CompileResult`) that carries its exit code; its reporters
+are in compiler/output/compile.py."""
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from compiler.compile.diagnostics import Diagnostic
+from compiler.constants import EXIT_ERROR, EXIT_OK
 from compiler.errors import HandEdited, StaleArtifacts, ValidationFailed
 from compiler.compile.load import load_repo
 from compiler.compile.render import BLOCKS_DIR, PREFECT_YAML, Artifacts, edited_by_hand, render
@@ -192,18 +197,81 @@ def _diff(path: str, before: str, after: str) -> str:
     return text if text.endswith("\n") or not text else text + "\n"
 
 
-def compile_json(compiled: Compiled, pending: list[Change], check: bool) -> dict[str, Any]:
-    """`chapctl compile --format json`: what was written (or, with --check, what is stale)."""
-    from dataclasses import asdict
+# -- the verbs ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ValidateResult:
+    """`chapctl validate`: the projects checked, and every diagnostic to show — all of them when
+    a file is invalid (`error` is then ValidationFailed's message), the warnings otherwise."""
 
-    return {"check": check, "fresh": not pending if check else None,
-            "changes": [{"path": c.path, "kind": c.kind, "edited_by_hand": bool(c.hand_edit)} for c in pending],
-            "warnings": len(compiled.warnings),
-            "diagnostics": [asdict(d) for d in compiled.warnings]}
+    projects: int = 0
+    diagnostics: tuple[Diagnostic, ...] = ()
+    error: str | None = None
+    strict: bool = False  # --strict: a warning fails
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity == "warning")
+
+    @property
+    def strict_failed(self) -> bool:
+        return self.error is None and self.strict and bool(self.warnings)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_ERROR if self.error is not None or self.strict_failed else EXIT_OK
 
 
-def written_lines(compiled: Compiled, pending: list[Change]) -> list[str]:
-    """`chapctl compile`'s text after a write: each changed file, then the count."""
-    return [f"{change.kind:>7} {change.path}" for change in pending] + [
-        f"compiled {len(compiled.validated.projects)} project(s): "
-        f"{len(pending)} file(s) changed, {len(compiled.artifacts.files) - len(pending)} unchanged"]
+def run_validate(root: Path, strict: bool = False) -> ValidateResult:
+    try:
+        checked = check_repo(root)
+    except ValidationFailed as exc:
+        return ValidateResult(diagnostics=tuple(exc.diagnostics), error=str(exc), strict=strict)
+    return ValidateResult(len(checked.validated.projects), checked.warnings, strict=strict)
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """`chapctl compile` (`check`: `--check`): what was written, or with `check` what is stale
+    (`pending`, a unified diff each); `pending` is None when `--strict` stopped it before writing.
+    When a file is invalid, `error` is ValidationFailed's message and `diagnostics` all of them."""
+
+    check: bool = False
+    strict: bool = False
+    projects: int = 0
+    files: int = 0  # artifacts compiled
+    diagnostics: tuple[Diagnostic, ...] = ()  # the warnings; every diagnostic when invalid
+    pending: tuple[Change, ...] | None = None
+    error: str | None = None
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity == "warning")
+
+    @property
+    def stale(self) -> bool:
+        return self.check and bool(self.pending)
+
+    @property
+    def strict_failed(self) -> bool:
+        """`--strict` with warnings fails it (unless it already failed as stale)."""
+        return self.error is None and self.strict and bool(self.warnings) and not self.stale
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_ERROR if self.error is not None or self.stale or self.strict_failed else EXIT_OK
+
+
+def run_compile(root: Path, check: bool = False, force: bool = False, strict: bool = False) -> CompileResult:
+    """Validate and render; then with `check` compare with what is committed, else write what
+    differs (HandEdited, unless `force`, when that would discard a hand edit). `strict` with
+    warnings writes nothing."""
+    try:
+        compiled = compile_repo(root)
+    except ValidationFailed as exc:
+        return CompileResult(check, strict, diagnostics=tuple(exc.diagnostics), error=str(exc))
+    done = CompileResult(check, strict, len(compiled.validated.projects), len(compiled.artifacts.files),
+                         compiled.warnings)
+    if strict and compiled.warnings and not check:
+        return done
+    pending = changes(root, compiled.artifacts) if check else write(root, compiled.artifacts, force=force)
+    return replace(done, pending=tuple(pending))

@@ -1,10 +1,9 @@
-"""User-facing problems, collected rather than raised one at a time, and their reporters."""
+"""User-facing problems, collected rather than raised one at a time (their reporters: compiler/output/compile.py)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from typing import Iterable, Literal
+from dataclasses import dataclass, field
+from typing import Literal
 
 Severity = Literal["error", "warning"]
 
@@ -24,6 +23,12 @@ class Diagnostic:
     def location(self) -> str:
         return f"{self.file}:{self.line}:{self.column}" if self.line else self.file
 
+    def headline(self) -> str:
+        """`path:line:col: [warning: ]field: message`: the diagnostic in one line, without its hint."""
+        prefix = "" if self.severity == "error" else "warning: "
+        where = f"{self.field}: " if self.field else ""
+        return f"{self.location()}: {prefix}{where}{self.message}"
+
 
 def dotted_path(path: tuple) -> str:
     """("schedule", "cron") -> "schedule.cron"; list indexes as [i]: ("tags", 0) -> "tags[0]"."""
@@ -35,25 +40,3 @@ def dotted_path(path: tuple) -> str:
 
 def sort_key(d: Diagnostic) -> tuple:
     return (d.file, d.line, d.column, d.field, d.message)
-
-
-def format_text(diagnostics: Iterable[Diagnostic]) -> str:
-    """`path:line:col: field: message` plus an indented hint line, sorted by place."""
-    lines = []
-    for d in sorted(diagnostics, key=sort_key):
-        prefix = "" if d.severity == "error" else "warning: "
-        where = f"{d.field}: " if d.field else ""
-        lines.append(f"{d.location()}: {prefix}{where}{d.message}")
-        if d.hint:
-            lines.append(f"    hint: {d.hint}")
-    return "\n".join(lines)
-
-
-def format_json(diagnostics: Iterable[Diagnostic]) -> str:
-    items = [asdict(d) for d in sorted(diagnostics, key=sort_key)]
-    errors = sum(1 for d in items if d["severity"] == "error")
-    return json.dumps(
-        {"valid": errors == 0, "errors": errors, "warnings": len(items) - errors, "diagnostics": items},
-        indent=2,
-        ensure_ascii=False,
-    )

@@ -15,6 +15,7 @@ from typing import Any
 
 import jinja2
 
+from compiler import markdown
 from compiler.constants import BLOCK_TYPE_SLUG, INSTANCE_LIMIT, MANAGED_TAG, OWNER_TAG_PREFIX, owner_tag
 from compiler.compile.artifact import (SCHEDULE_SLUG, AlertSpec, BlockDocument, BlockRef,  # noqa: F401  (review.diff)
                                        ConcurrencyLimitSpec, DeploymentSpec, PullStep, Replaces, ScheduleSpec)
@@ -303,15 +304,12 @@ def _bytecode_cache(templates_dir: Path) -> jinja2.BytecodeCache | None:
 
 
 class MdText(str):
-    """Text already made safe for Markdown by the `md`/`code` filters."""
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
+    """Text already made safe for Markdown by the `md`/`code` filters (compiler/markdown.py, the
+    one escaper)."""
 
 
 def markdown_text(value: Any) -> MdText:
-    text = " ".join(str(value).split())  # one line: tables cannot hold newlines
-    return MdText(_MD_SPECIAL.sub(r"\\\1", text))
+    return MdText(markdown.text(" ".join(str(value).split())))  # one line: tables cannot hold newlines
 
 
 def _markdown_environment(templates_dir: Path) -> jinja2.Environment:
@@ -325,7 +323,7 @@ def _markdown_environment(templates_dir: Path) -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True, finalize=refuse_raw)
     env.filters["md"] = markdown_text
-    env.filters["code"] = lambda v: MdText("`" + str(v).replace("`", "") + "`")
+    env.filters["code"] = lambda v: MdText(markdown.code(v))
     env.filters["bold"] = lambda v: MdText("**" + markdown_text(v) + "**")
     env.filters["mdjoin"] = lambda items, sep: MdText(sep.join(markdown_text(i) for i in items))
     return env

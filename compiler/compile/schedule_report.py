@@ -21,6 +21,7 @@ from compiler.compile.cron import MACRO_CRONS, describe, expand
 from compiler.compile.models import SINGLE_SCHEDULE_SLUG, Defaults, Project, ScheduleEntry
 from compiler.compile.parallel import map_split
 from compiler.compile.validate import ValidatedRepo
+from compiler.timefmt import MONTHS, day_month
 
 REFERENCE_YEAR = 2027  # DST rules of this year (from the pinned tzdata) stand for "any year"
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -44,7 +45,7 @@ class Regime:
         return dict(self.offsets)[zone]
 
     def label(self) -> str:
-        return f"{_day(self.start)} – {_day(self.end)}"
+        return f"{day_month(self.start)} – {day_month(self.end)}"
 
 
 @dataclass(frozen=True)
@@ -466,14 +467,14 @@ def _day_matches(day: dt.date, dom: list, months: list, dow: list, nth: dict) ->
 
 def _on_dates(dates: list[dt.date]) -> str:
     months = sorted({d.month for d in dates})
-    every = "every month" if len(months) == 12 else ", ".join(_MONTHS[m - 1] for m in months)
+    every = "every month" if len(months) == 12 else ", ".join(MONTHS[m - 1] for m in months)
     if len(months) == len(dates):
         days = {d.day for d in dates}
         if len(days) == 1:
             return f"on day {days.pop()} of {every}"
         if all((d + dt.timedelta(days=1)).day == 1 for d in dates):
             return f"on the last day of {every}"
-    shown = ", ".join(_day(d) for d in dates[:3]) + (", …" if len(dates) > 3 else "")
+    shown = ", ".join(day_month(d) for d in dates[:3]) + (", …" if len(dates) > 3 else "")
     return f"on {len(dates)} day{'s' if len(dates) > 1 else ''} of the year ({shown})"
 
 
@@ -519,10 +520,3 @@ def _merge(spans: list[Regime]) -> list[Regime]:
         else:
             merged.append(span)
     return merged
-
-
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def _day(day: dt.date) -> str:
-    return f"{day.day} {_MONTHS[day.month - 1]}"  # not strftime: its month names follow the locale

@@ -1,6 +1,6 @@
 """`chapctl status`: one row per project — is the server in sync with the files, and did the
 project run when it should have. `project_status(root, api, options)` is the one entry point; it
-returns a `StatusReport` that `status_report` renders as text, JSON or Markdown.
+returns a `StatusReport` that compiler/output/status.py renders as text, JSON or Markdown.
 
 Sync comes from the planner (`prepare`: desired + live + plan), per project:
   in_sync      no action of that project's objects would write
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compiler.constants import DEFAULT_TIMEZONE, LOCK_VARIABLE
+from compiler.constants import DEFAULT_TIMEZONE, EXIT_OK, EXIT_OUT_OF_SYNC, EXIT_UNHEALTHY, LOCK_VARIABLE
 from compiler.errors import HandEdited, StaleArtifacts, UserError, ValidationFailed
 from compiler.reconcile.client import PrefectAPI
 from compiler.reconcile.ownership import LEGACY, deployment_owner
@@ -52,7 +52,6 @@ DEFAULT_GRACE = dt.timedelta(minutes=15)
 DEFAULT_LOOKBACK = dt.timedelta(days=35)  # longer than a month: monthly schedules keep a last run
 SYNC_STATES = ("in_sync", "changed", "drift", "not_applied", "conflict")
 HEALTH_STATES = ("healthy", "failing", "late", "never_run", "unknown")
-EXIT_OK, EXIT_UNHEALTHY, EXIT_OUT_OF_SYNC = 0, 3, 4
 FAILED_TYPES = frozenset({"FAILED", "CRASHED"})
 FINISHED_TYPES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 # A run expected this close before a schedule's fire time is taken as that fire's run.

@@ -26,12 +26,9 @@ from compiler.compile.models import Defaults, Project
 from compiler.compile.render import (BLOCKS_DIR, PREFECT_YAML, SCHEDULE_SLUG, ScheduleSpec, deployment_spec,
                                      render)
 from compiler.compile.validate import ValidatedRepo, validate
-from compiler.constants import artifact_env
+from compiler.constants import EXIT_CHANGES, EXIT_OK, artifact_env
 from compiler.errors import UserError
 from compiler.jsontree import paths
-from compiler.markdown import code as md_code
-from compiler.markdown import text as md_text
-from compiler.timefmt import utc_clock, zoned
 from compiler.compile.schedule_report import ScheduleReport, describe, schedule_report
 
 MAIN_BRANCHES = ("origin/main", "main", "origin/master", "master")
@@ -185,12 +182,10 @@ def _checkout(root: Path, rev: str, target: Path) -> Path:
 
 
 def _validated(root: Path, where: str) -> ValidatedRepo:
-    from compiler.compile.diagnostics import format_text
-
     result = validate(load_repo(root))
     if not result.ok:
         errors = [d for d in result.diagnostics if d.severity == "error"]
-        first = format_text(errors[:1]).splitlines()[0]
+        first = errors[0].headline()
         raise UserError(f"projects {where} are invalid ({len(errors)} error(s), first: {first}); "
                         "fix them, or diff against another revision")
     return result
@@ -239,127 +234,19 @@ def _schedule_side(spec: ScheduleSpec | None, start: dt.datetime) -> ScheduleSid
                         tuple(schedule_runs(spec.cron, spec.timezone, PREVIEW_RUNS, start)))
 
 
-# --- reporters ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DiffResult:
+    """`chapctl diff`: the semantic diff; `detailed_exitcode` makes a change exit 2."""
+
+    diff: SemanticDiff
+    detailed_exitcode: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CHANGES if self.detailed_exitcode and self.diff.changed else EXIT_OK
 
 
-def _when(run: dt.datetime) -> str:
-    return f"{zoned(run)} = {utc_clock(run)} UTC"
-
-
-def _side_text(side: ScheduleSide | None) -> str:
-    if side is None:
-        return "no schedule"
-    state = "" if side.active else " (paused: no runs)"
-    utc = "; ".join(side.utc)
-    return f"`{side.cron}` {side.timezone}: {side.description} (UTC: {utc}){state}"
-
-
-def _summary(diff: SemanticDiff) -> str:
-    c = diff.counts()
-    return f"{c['added']} added, {c['changed']} changed, {c['removed']} removed, {c['unchanged']} unchanged"
-
-
-DEFAULTS_FILE = "_defaults.yaml"
-
-
-def _entries(diff: SemanticDiff) -> list[ProjectChange]:
-    """`_defaults.yaml` first (what it changes for the whole repository), then the projects."""
-    defaults = [ProjectChange(DEFAULTS_FILE, "changed", diff.defaults, None, None)] if diff.defaults else []
-    return defaults + list(diff.changes)
-
-
-def diff_lines(diff: SemanticDiff) -> list[str]:
-    lines = [f"Projects: {diff.base[:12]} → {diff.head}"]
-    if not diff.changed:
-        lines.append("No project changes.")
-    for change in _entries(diff):
-        lines.append(f"{ {'added': '+', 'removed': '-', 'changed': '~'}[change.kind]} {change.name} ({change.kind})")
-        for f in change.fields:
-            lines.append(f"    {f.field}: {_value(f.before)} → {_value(f.after)}")
-        if change.schedule_before or change.schedule_after:
-            for label, side in (("before", change.schedule_before), ("after", change.schedule_after)):
-                if change.kind == "added" and label == "before" or change.kind == "removed" and label == "after":
-                    continue
-                lines.append(f"    schedule {label}: {_side_text(side)}")
-                for run in side.next_runs if side else ():
-                    lines.append(f"        {_when(run)}")
-    if diff.changed:
-        lines.append(_summary(diff))
-    lines += [f"warning: new load hot-spot: {w}" for w in diff.new_warnings]
-    lines += [f"resolved load hot-spot: {w}" for w in diff.gone_warnings]
-    if diff.new_variables:
-        lines.append("variables apply will need that the base did not: " + ", ".join(diff.new_variables)
-                     + " (set each where apply runs before merge: a repository secret in CI)")
-    return lines
-
-
-def diff_markdown(diff: SemanticDiff) -> str:
-    out = [f"### chapctl diff: projects {md_code(diff.base[:12])} → {_md_text(diff.head)}", ""]
-    if not diff.changed:
-        out += ["No project changes.", ""]
-    else:
-        out += [f"**{_summary(diff)}**", ""]
-    for change in _entries(diff):
-        out.append(f"#### {_md_text(change.name)} — {change.kind}")
-        out.append("")
-        rows = [(_md_text(f.field), _md(f.before), _md(f.after)) for f in change.fields]
-        before, after = change.schedule_before, change.schedule_after
-        if before or after:
-            rows.append(("when", _md_side(before), _md_side(after)))
-            runs_before = before.next_runs if before else ()
-            runs_after = after.next_runs if after else ()
-            for i in range(max(len(runs_before), len(runs_after))):
-                rows.append((f"next run {i + 1}", _when(runs_before[i]) if i < len(runs_before) else "",
-                             _when(runs_after[i]) if i < len(runs_after) else ""))
-        if rows:
-            out += ["| | before | after |", "|---|---|---|"]
-            out += [f"| {field} | {b} | {a} |" for field, b, a in rows]
-            out.append("")
-    if diff.new_warnings or diff.gone_warnings:
-        out += [":warning: **Load hot-spots this change adds:**" if diff.new_warnings else "", ""]
-        out += [f"- {_md_text(w)}" for w in diff.new_warnings]
-        out += [f"- resolved: {_md_text(w)}" for w in diff.gone_warnings]
-        out.append("")
-    if diff.variables:
-        marked = [md_code(v) + (" **(new)**" if v in diff.new_variables else "") for v in diff.variables]
-        out += [":key: **Variables apply will need** (each must be set where apply runs — a repository secret in "
-                f"CI): {', '.join(marked)}", ""]
-    return "\n".join(line for i, line in enumerate(out) if line or (i and out[i - 1])).rstrip() + "\n"
-
-
-def diff_json(diff: SemanticDiff) -> str:
-    import json
-    from dataclasses import asdict
-
-    doc = asdict(diff)
-    doc["counts"] = diff.counts()
-    return json.dumps(doc, indent=2, default=lambda o: o.isoformat() if isinstance(o, dt.datetime) else str(o))
-
-
-def _md_side(side: ScheduleSide | None) -> str:
-    if side is None:
-        return "no schedule"
-    state = "" if side.active else " **(paused: no runs)**"
-    return f"{_md(side.cron)} {_md_text(side.timezone)}: {_md_text(side.description)} (UTC: {_md_text('; '.join(side.utc))}){state}"
-
-
-_md_text = md_text  # the one escaper (compiler/markdown.py)
-
-
-def _text(value: Any) -> str:
-    """A value as a project file writes it: true/false, lists and mappings as JSON (YAML's flow style)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, dict)):
-        import json
-
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return str(value)
-
-
-def _value(value: Any) -> str:
-    return "(none)" if value is None else _text(value)
-
-
-def _md(value: Any) -> str:
-    return "—" if value is None else md_code(_text(value))
+def run_diff(root: Path, base: str | None = None, head: str | None = None,
+             detailed_exitcode: bool = False) -> DiffResult:
+    """The entry point of `chapctl diff` (its reporters: compiler/output/review.py)."""
+    return DiffResult(semantic_diff(root, base, head), detailed_exitcode)

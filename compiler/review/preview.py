@@ -3,6 +3,9 @@
 Schedule semantics move between Prefect releases (DST gaps and overlaps, `day_or`), so previews
 never re-implement them: they call `prefect.server.schemas.schedules.CronSchedule.get_dates`, the
 method the server's scheduler itself uses, imported lazily (it costs a couple of seconds).
+
+`run_schedule` is the entry point of `chapctl schedule`; its reporters are in
+compiler/output/review.py.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
+from compiler.constants import EXIT_OK
 from compiler.errors import UserError
 from compiler.compile.models import Project
 from compiler.compile.validate import ValidatedRepo
-from compiler.timefmt import run_json, utc_minute, zoned
 
 
 @dataclass(frozen=True)
@@ -91,24 +96,25 @@ def parse_start(text: str | None, default_zone: str = "UTC") -> dt.datetime | No
     return value if value.tzinfo else value.replace(tzinfo=_zone(default_zone))
 
 
-def preview_json(previews: list[Preview]) -> list[dict]:
-    return [
-        {"project": p.project, "cron": p.cron, "timezone": p.timezone, "active": p.active,
-         "runs": [run_json(r) for r in p.runs]}
-        for p in previews
-    ]
+@dataclass(frozen=True)
+class ScheduleResult:
+    """`chapctl schedule`: the next runs of each schedule; `note` when the server's Prefect is
+    another release than the one computing them."""
+
+    previews: tuple[Preview, ...]
+    note: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK
 
 
-PREVIEW_COLUMNS = ("project", "schedule", "local time", "UTC")
+def run_schedule(root: Path, count: int, start: str | None = None, only: tuple[str, ...] = (),
+                 server_version: Callable[[], str | None] = lambda: None) -> ScheduleResult:
+    """Validate, then the next `count` runs of every scheduled project (or those in `only`) from
+    `start` (`--from`). `server_version` asks the configured server its release (None offline)."""
+    from compiler.compile.build import validate_repo
 
-
-def preview_rows(previews: list[Preview]) -> list[tuple[str, str, str, str]]:
-    """The text table of `chapctl schedule`, one row per run (PREVIEW_COLUMNS): the project and its
-    schedule on the first run's row only."""
-    rows = []
-    for preview in previews:
-        label = f"{preview.cron} {preview.timezone}" + ("" if preview.active else " (paused: no runs)")
-        for index, run in enumerate(preview.runs):
-            rows.append((preview.project if index == 0 else "", label if index == 0 else "",
-                         zoned(run), utc_minute(run, weekday=True)))
-    return rows
+    validated = validate_repo(root)
+    previews = next_runs(validated, count, parse_start(start), only)
+    return ScheduleResult(tuple(previews), semantics_note(server_version()))

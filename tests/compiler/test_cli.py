@@ -183,15 +183,17 @@ def test_version_names_chapctl_and_its_prefect_release():
 def test_server_text_reaches_the_terminal_with_its_control_characters_escaped(capsys):
     """Issue 21 #8: control and bidi characters in a server's names reached the terminal raw (an
     escape sequence can rewrite the screen; a bidi override shows other text than what is there)."""
-    from compiler.cli.common import err, print_lines
+    from compiler.cli.common import emit
+    from compiler.output import Err, Lines, Table
 
-    print_lines([("", "deployment \x1b[2Jgone\u202eevil\x07 bell"), ("bold", "tab\tok")])
-    err("error: \x1b]0;title\x07 and \x9b")
+    emit((Lines((("", "deployment \x1b[2Jgone\u202eevil\x07 bell"), ("bold", "tab\tok"))),
+          Table(("name",), (("cell \x1b[31mred\u2066",),)), Err("error: \x1b]0;title\x07 and \x9b")))
     out, errors = capsys.readouterr()
     for text in (out, errors):
         assert not [c for c in text if (ord(c) < 32 and c not in "\n\t") or 0x7f <= ord(c) <= 0x9f
                     or c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"], repr(text)
     assert "\\x1b[2Jgone\\u202eevil\\x07 bell" in out and "tab" in out  # rich expands the tab
+    assert "cell \\x1b[31mred\\u2066" in out
     assert "\\x1b]0;title\\x07 and \\x9b" in errors
 
 

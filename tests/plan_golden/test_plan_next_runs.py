@@ -1,6 +1,6 @@
 """`plan` shows the next runs of every schedule it creates or changes (text, Markdown, JSON).
 
-Previews are computed outside the pure planner (`compiler.plan_report.schedule_previews`) from the
+Previews are computed outside the pure planner (`compiler.reconcile.previews.schedule_previews`) from the
 schedule bodies apply will send, with Prefect's own CronSchedule (`compiler.preview.schedule_runs`);
 Prefect is imported only when an active schedule is created or changed.
 """
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler.reconcile import report as plan_report
+from compiler.output import plan as plan_report
+from compiler.reconcile.previews import schedule_previews
 from compiler.reconcile.desired import load_desired
 from compiler.reconcile.plan import plan
 from compiler.review.preview import schedule_runs
@@ -61,7 +62,7 @@ def text(p, previews) -> str:
 
 def test_changed_schedule_text_markdown_and_json():
     p = golden_plan("yaml_change_one_project")
-    previews = plan_report.schedule_previews(p, start=START)
+    previews = schedule_previews(p, start=START)
     assert previews is not None and list(previews.by_action) == [("schedule", "laos-malaria/chapctl-cron")]
 
     out = text(p, previews)
@@ -105,7 +106,7 @@ def test_changed_schedule_text_markdown_and_json():
 
 def test_new_deployments_show_the_runs_of_their_schedules():
     p = golden_plan("first_apply_empty_server")
-    previews = plan_report.schedule_previews(p, start=START)
+    previews = schedule_previews(p, start=START)
     assert sorted(previews.by_action) == [("deployment", "laos-dengue"), ("deployment", "laos-malaria"),
                                           ("deployment", "rwanda-malaria")]
     (rw,) = previews.by_action[("deployment", "rwanda-malaria")]
@@ -121,7 +122,7 @@ def test_new_deployments_show_the_runs_of_their_schedules():
 
 def test_drift_reverts_are_previewed_and_deletes_are_not():
     p = golden_plan("drift_made_in_ui")
-    previews = plan_report.schedule_previews(p, start=START)
+    previews = schedule_previews(p, start=START)
     # the cron edited in the UI and the schedule paused in the UI are both reverted: both previewed
     assert sorted(previews.by_action) == [("schedule", "laos-dengue/chapctl-cron"), ("schedule", "laos-malaria/chapctl-cron")]
     (dengue,) = previews.by_action[("schedule", "laos-dengue/chapctl-cron")]
@@ -137,7 +138,7 @@ def test_previews_are_prefects_own_schedule_runs_across_a_dst_change(tmp_path):
     edited[0] = project("laos-malaria", "laos-dhis2", model_id=12, cron="30 2 * * *", timezone="Europe/Oslo")
     p = scenario_plan(tmp_path, edited)
     start = dt.datetime(2027, 3, 27, tzinfo=dt.timezone.utc)
-    previews = plan_report.schedule_previews(p, count=3, start=start)
+    previews = schedule_previews(p, count=3, start=start)
     (nr,) = previews.by_action[("schedule", "laos-malaria/chapctl-cron")]
     assert list(nr.runs) == schedule_runs("30 2 * * *", "Europe/Oslo", 3, start)
     assert [r.date() for r in nr.runs] == [dt.date(2027, 3, 27), dt.date(2027, 3, 28), dt.date(2027, 3, 29)]
@@ -155,7 +156,7 @@ def test_paused_schedules_say_paused_no_runs(tmp_path):
     edited.append(project("sl-malaria", "laos-dhis2", model_id=5, cron="0 8 * * 3", timezone="Africa/Freetown",
                           active=False))
     p = scenario_plan(tmp_path, edited)
-    previews = plan_report.schedule_previews(p, start=START)
+    previews = schedule_previews(p, start=START)
     assert sorted(previews.by_action) == [("deployment", "sl-malaria"), ("schedule", "laos-dengue/chapctl-cron")]
     for (nr,) in previews.by_action.values():
         assert not nr.active and nr.runs == () and nr.note == "paused: no runs"
@@ -174,7 +175,7 @@ def test_paused_schedules_say_paused_no_runs(tmp_path):
                                   "work_pool_deleted_on_server"])
 def test_no_schedule_created_or_changed_means_no_previews(case):
     p = golden_plan(case)
-    assert plan_report.schedule_previews(p) is None
+    assert schedule_previews(p) is None
     assert "next runs" not in text(p, None).lower()
     assert "Next " not in plan_report.plan_markdown(p, next_runs=None)
     assert "next_runs" not in plan_report.plan_json(p, next_runs=None)
@@ -182,7 +183,7 @@ def test_no_schedule_created_or_changed_means_no_previews(case):
 
 def test_verbose_text_previews_only_what_changes():
     p = golden_plan("yaml_change_one_project")
-    previews = plan_report.schedule_previews(p, start=START)
+    previews = schedule_previews(p, start=START)
     out = "\n".join(t for _s, t in plan_report.plan_lines(p, show_noops=True, next_runs=previews))
     assert "= schedule rwanda-malaria/chapctl-cron: no change" in out
     assert out.count("next runs") == 1
@@ -191,7 +192,8 @@ def test_verbose_text_previews_only_what_changes():
 _IMPORTS = """
 import datetime as dt, json, sys
 from pathlib import Path
-from compiler.reconcile import report as plan_report
+from compiler.output import plan as plan_report
+from compiler.reconcile.previews import schedule_previews
 from compiler.reconcile.desired import load_desired
 from compiler.reconcile.facts import Facts
 from compiler.reconcile.plan import plan
@@ -201,7 +203,7 @@ facts = Facts.from_json(json.loads((here / "facts.json").read_text()))
 case = Path(sys.argv[1])
 p = plan(load_desired(case / "desired", json.loads((case / "env.json").read_text()), facts=facts),
          Live.from_json(json.loads((case / "live.json").read_text())))
-runs = plan_report.schedule_previews(p)
+runs = schedule_previews(p)
 plan_report.plan_lines(p, next_runs=runs); plan_report.plan_markdown(p, next_runs=runs); plan_report.plan_json(p, next_runs=runs)
 print(runs is not None)
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from compiler.reconcile import report as plan_report
+from compiler.output import plan as plan_report
 from compiler.reconcile.desired import load_desired
 from compiler.reconcile.facts import Facts
 from compiler.reconcile.plan import plan

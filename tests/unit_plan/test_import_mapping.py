@@ -266,7 +266,7 @@ def test_server_text_is_escaped_in_comments_and_never_becomes_a_key():
 
 
 def test_findings_are_one_line_each():
-    from compiler.reconcile.importer.report import import_lines
+    from compiler.output.importer import import_lines
 
     odd = served([{**ui_schedule(4, "x", "UTC", {}), "schedule": {"interval": 60.0}}], name="a\nb: c\r\u2028d")
     result = map_server(state(odd), repo())

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from compiler.jsontree import leaves
-from compiler.reconcile import kinds, report
+from compiler.output import plan as report
+from compiler.reconcile import kinds
 from compiler.reconcile.actions import CREATE, NOOP, Placeholder, ResourceId
 from compiler.reconcile.apply import execute, stages
 from compiler.reconcile.client import ApiSettings, PrefectAPI

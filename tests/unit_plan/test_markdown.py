@@ -41,7 +41,7 @@ def test_code_spans_hold_any_text(value):
 
 
 def test_a_plan_comment_of_a_hostile_project_has_no_live_markup(tmp_path):
-    from compiler.reconcile import report
+    from compiler.output import plan as report
     from compiler.reconcile.desired import load_desired
     from compiler.reconcile.facts import Facts
     from compiler.reconcile.live import Live
@@ -61,7 +61,7 @@ def test_a_plan_comment_of_a_hostile_project_has_no_live_markup(tmp_path):
 def test_a_missing_webhook_url_is_not_called_a_password_nor_the_flows_dir_a_secret(tmp_path):
     """Issue 21 #19: plan said a notification block "is created with the password read from"
     OPS_WEBHOOK_URL, and listed CHAPCTL_FLOWS_DIR under "Secrets apply will need"."""
-    from compiler.reconcile import report
+    from compiler.output import plan as report
     from compiler.reconcile.desired import load_desired
     from compiler.reconcile.live import Live
     from compiler.reconcile.plan import plan

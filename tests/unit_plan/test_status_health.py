@@ -24,7 +24,7 @@ from compiler.reconcile.status import (
     span,
     ui_url,
 )
-from compiler.reconcile.status_report import status_json, status_lines, status_markdown
+from compiler.output.status import status_json, status_lines, status_markdown
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 3, 4, 9, 0, tzinfo=UTC)  # a Wednesday

@@ -18,6 +18,8 @@ block and an end mode through its parameters; sometimes a few deployments made b
 - `write`: the files rendered from `project.yaml.j2` and `defaults.yaml.j2` beside it, with
   compile's YAML scalar quoting; validated before anything is written; an existing file never
   overwritten (left alone, and said so).
+
+The `ImportResult` is `chapctl import`'s result; its reporters are in compiler/output/importer.py.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def import_server(api: PrefectAPI, root: Path, options: ImportOptions | None = N
     options = options or ImportOptions()
     repo = read_repo(root)
     result = map_server(read_server(api), repo)
+    result.dry_run = options.dry_run
     validate_files(root, result)
     write_files(root, result, options.dry_run)
     return result

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from compiler.constants import EXIT_OK
+
 FLOW_NAME = "dhis2-chap-prediction"
 # The flow's parameters a project expresses (flows/dhis2_chap_prediction.py; tests/unit_plan/
 # test_import_mapping.py checks they are the flow's). Any other parameter is reported, never dropped.
@@ -63,6 +65,11 @@ class ImportResult:
     deployments_read: int = 0
     schedules_read: int = 0
     written: bool = False
+    dry_run: bool = False  # `--dry-run`: `files` are what import would write
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK  # what cannot be imported is a finding, not a failure
 
     def of_kind(self, kind: str) -> list[Finding]:
         return [f for f in self.findings if f.kind == kind]

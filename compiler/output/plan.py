@@ -1,129 +1,34 @@
-"""Reporters for plans and apply results: JSON, Markdown (a pull-request comment or a CI step
-summary), and styled lines that the CLI prints with rich. No rich import here: the core and its
-reporters stay free of UI libraries; `(style, text)` pairs are all the CLI needs.
+"""Reporters of plans and applies (`chapctl plan`: `PlanResult`; `chapctl apply`: `ApplyOutcome`
+and its events): styled text lines for the terminal, JSON, and Markdown (a pull-request comment or
+a CI step summary). No rich import here: `(style, text)` pairs are all the CLI needs.
 
 Secrets never reach this module: the planner only ever says "changed", "unchanged" or
-"not checked" about them.
-
-Next runs: `schedule_previews(plan)` computes, for every schedule the plan creates or changes
-(drift reverts included), its next runs with the installed Prefect's own `CronSchedule`
-(`compiler.preview.schedule_runs`). It reads the schedule bodies apply will send, so a preview is
-of exactly what the server will get. Prefect is imported only when at least one active schedule
-is created or changed: a no-op plan never imports it. The reporters take the result as an optional
-`next_runs` argument; `plan()` itself stays pure.
+"not checked" about them. The next runs shown are computed beforehand
+(compiler/reconcile/previews.py) and given as `next_runs`; nothing here imports Prefect.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
 from typing import Any
 
-from compiler.constants import DEFAULT_TIMEZONE
 from compiler.markdown import code as md_code
 from compiler.markdown import text as md_text
+from compiler.output import Err, Lines, Out, Rendered, reporter
 from compiler.reconcile.actions import CREATE, DELETE, NOOP, UPDATE, Action, Change, Plan
 from compiler.reconcile.kinds import LABELS
-from compiler.timefmt import run_json, utc_minute, zoned
+from compiler.reconcile.previews import NextRuns, Previews
+from compiler.reconcile.verbs import Applied, ApplyOutcome, Header, PlanResult, Waiting
+from compiler.timefmt import iso, utc_minute, zoned
+
+RESULTS = {"plan": (PlanResult,), "apply": (ApplyOutcome, Applied, Waiting)}
 
 GROUPS = LABELS  # action kind -> the title its rows are grouped under (a view of the registry of kinds)
 SIGN = {CREATE: "+", UPDATE: "~", DELETE: "-", NOOP: "="}
 STYLE = {CREATE: "green", UPDATE: "yellow", DELETE: "red", NOOP: "dim"}
 VERB = {CREATE: "create", UPDATE: "update", DELETE: "delete", NOOP: "no change"}
 PAST = {CREATE: "created", UPDATE: "updated", DELETE: "deleted", NOOP: "unchanged"}
-
-
-@dataclass(frozen=True)
-class Header:
-    url: str  # never carries a user:password (ApiSettings strips it)
-    server_version: str
-    projects: int
-    requests: int = 0
-    writes: int = 0
-    owner: str = ""
-
-    def title(self) -> str:
-        owner = f" — owner {self.owner!r}" if self.owner else ""
-        return f"Prefect {self.server_version} at {self.url}{owner} — {self.projects} project(s)"
-
-
-PREVIEW_RUNS = 3
-PAUSED = "paused: no runs"
-
-
-@dataclass(frozen=True)
-class NextRuns:
-    """The next runs of one schedule that a plan creates or changes."""
-
-    schedule: str  # "<project>/<slug>"
-    cron: str
-    timezone: str
-    active: bool
-    runs: tuple[dt.datetime, ...]  # aware, in the schedule's zone; empty when paused
-    note: str | None = None  # PAUSED, or why there is no preview
-
-    def to_json(self) -> list[dict[str, str]]:
-        return [run_json(r) for r in self.runs]
-
-
-@dataclass(frozen=True)
-class Previews:
-    """Next runs keyed by the action (kind, name) whose requests create or change the schedules."""
-
-    start: dt.datetime
-    count: int
-    by_action: dict[tuple[str, str], list[NextRuns]]
-    note: str | None = None  # the server's Prefect release differs from the one computing previews
-
-    def get(self, action: Action) -> list[NextRuns]:
-        return self.by_action.get((action.kind, action.name), [])
-
-
-def previewed_schedules(plan: Plan) -> list[tuple[Action, str, dict[str, Any]]]:
-    """(action, schedule name, schedule body as apply sends it) for every schedule the plan creates
-    or updates: schedule creates/updates, and the schedules inside a new deployment's POST."""
-    out: list[tuple[Action, str, dict[str, Any]]] = []
-    for a in plan.actions:
-        if a.op not in (CREATE, UPDATE):
-            continue
-        for r in a.requests:
-            if a.kind == "schedule" and r.method in ("POST", "PATCH"):
-                bodies = r.body if isinstance(r.body, list) else [r.body]
-                out += [(a, a.name, b) for b in bodies
-                        if isinstance(b, dict) and "cron" in (b.get("schedule") or {})]  # a paused hand-made one may not be
-            elif a.kind == "deployment" and a.op == CREATE and r.method == "POST" and isinstance(r.body, dict):
-                for b in r.body.get("schedules") or []:
-                    out.append((a, f"{a.name}/{b.get('slug') or 'schedule'}", b))
-    return out
-
-
-def schedule_previews(plan: Plan, count: int = PREVIEW_RUNS, start: dt.datetime | None = None,
-                      server_version: str | None = None) -> Previews | None:
-    """Next runs of the schedules `plan` creates or changes; None when there are none (then
-    nothing is imported). Paused schedules get no runs and no Prefect call."""
-    targets = previewed_schedules(plan)
-    if not targets:
-        return None
-    start = start or dt.datetime.now(dt.timezone.utc)
-    by_action: dict[tuple[str, str], list[NextRuns]] = {}
-    for action, name, body in targets:
-        sched = body["schedule"]  # chapctl's schedules are always cron (ScheduleSpec.api_body)
-        cron, zone, active = sched["cron"], sched.get("timezone") or DEFAULT_TIMEZONE, body.get("active", True) is not False
-        runs: tuple[dt.datetime, ...] = ()
-        note = None
-        if not active:
-            note = PAUSED
-        elif sched.get("day_or", True) is not True:  # never compiled; schedule_runs assumes day_or
-            note = "day_or false: no preview"
-        else:
-            from compiler.review.preview import schedule_runs
-
-            runs = tuple(schedule_runs(cron, zone, count, start))
-        by_action.setdefault((action.kind, action.name), []).append(NextRuns(name, cron, zone, active, runs, note))
-    from compiler.review.preview import semantics_note
-
-    return Previews(start, count, by_action, semantics_note(server_version))
 
 
 def when(run: dt.datetime) -> tuple[str, str]:
@@ -301,7 +206,7 @@ def plan_json(plan: Plan, header: Header | None = None, next_runs: Previews | No
     if guard is not None:
         doc["commit"] = _guard_json(guard)
     if next_runs is not None:
-        doc["next_runs_from"] = next_runs.start.isoformat()
+        doc["next_runs_from"] = iso(next_runs.start)
         if next_runs.note:
             doc["next_runs_server_note"] = next_runs.note
         for action, entry in zip(plan.actions, doc["actions"]):
@@ -338,8 +243,9 @@ def plan_markdown(plan: Plan, header: Header | None = None, next_runs: Previews 
                   guard: Any = None, warnings: list[str] | None = None) -> str:
     lines = ["### chapctl plan", ""]
     if header:
-        owner = f" — owner `{header.owner}`" if header.owner else ""
-        lines += [f"Prefect {header.server_version} at `{header.url}`{owner} — {header.projects} project(s)", ""]
+        owner = f" — owner {md_code(header.owner)}" if header.owner else ""
+        lines += [f"Prefect {_md(header.server_version)} at {md_code(header.url)}{owner} — {header.projects} project(s)",
+                  ""]
     if guard is not None and guard.refusal:
         lines += [f":warning: **Apply from this checkout would refuse:** {_md(guard.refusal)}", ""]
     if guard is not None and guard.note:
@@ -409,8 +315,8 @@ def apply_markdown(result: Any, header: Header | None = None) -> str:
     c = result.counts()
     lines = ["### chapctl apply", ""]
     if header:
-        owner = f" — owner `{header.owner}`" if header.owner else ""
-        lines += [f"Prefect {header.server_version} at `{header.url}`{owner}", ""]
+        owner = f" — owner {md_code(header.owner)}" if header.owner else ""
+        lines += [f"Prefect {_md(header.server_version)} at {md_code(header.url)}{owner}", ""]
     done = f"{c['created']} created, {c['updated']} updated, {c['deleted']} deleted"
     failed = result.failed is not None or result.error
     if failed:
@@ -431,3 +337,57 @@ def apply_markdown(result: Any, header: Header | None = None) -> str:
     for text in result.recovered:
         lines += ["", f"> retried {_md(text)}"]
     return "\n".join(lines).rstrip() + "\n"
+
+
+# -- the registered reporters ---------------------------------------------------------------------
+@reporter(PlanResult, "text")
+def plan_text(result: PlanResult) -> Rendered:
+    return (Lines(tuple(plan_lines(result.plan, result.header, show_noops=result.verbose, next_runs=result.previews,
+                                   guard=result.guard))),)
+
+
+@reporter(PlanResult, "json")
+def plan_json_report(result: PlanResult) -> Rendered:
+    return (Out(plan_json(result.plan, result.header, result.previews, result.guard) + "\n"),)
+
+
+@reporter(PlanResult, "markdown")
+def plan_markdown_report(result: PlanResult) -> Rendered:
+    warnings = list(result.warnings) if result.warnings is not None else None
+    return (Out(plan_markdown(result.plan, result.header, result.previews, result.guard, warnings)),)
+
+
+def _failure(outcome: ApplyOutcome) -> Rendered:
+    return (Err(f"error: {outcome.failure}"),) if outcome.failure is not None else ()
+
+
+@reporter(ApplyOutcome, "text")
+def apply_text(outcome: ApplyOutcome) -> Rendered:
+    """The summary: the actions were printed one by one as they were written (`Applied`)."""
+    return (Lines(tuple(apply_lines(outcome.result, outcome.header, include_actions=False))),) + _failure(outcome)
+
+
+@reporter(ApplyOutcome, "json")
+def apply_json_report(outcome: ApplyOutcome) -> Rendered:
+    return (Out(apply_json(outcome.result, outcome.header) + "\n"),) + _failure(outcome)
+
+
+@reporter(ApplyOutcome, "markdown")
+def apply_markdown_report(outcome: ApplyOutcome) -> Rendered:
+    return (Out(apply_markdown(outcome.result, outcome.header)),) + _failure(outcome)
+
+
+@reporter(Applied, "text")
+def applied_text(event: Applied) -> Rendered:
+    """One write as it is done (fingerprint-only writes are counted in the summary instead)."""
+    return () if event.action.quiet else (Lines(tuple(action_lines(event.action, past=True))),)
+
+
+@reporter(Applied, "json", "markdown")
+def applied_silent(_: Applied) -> Rendered:
+    return ()  # the document at the end lists every write
+
+
+@reporter(Waiting, "text", "json", "markdown")
+def waiting(event: Waiting) -> Rendered:
+    return (Err(event.message),)

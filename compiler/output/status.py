@@ -1,6 +1,6 @@
-"""Renderers of a `StatusReport` (compiler.reconcile.status): aligned text lines for the terminal
-(`(style, text)` pairs the CLI prints with rich), JSON (stable keys, ISO 8601 UTC times) and
-Markdown (a table for a pull-request comment or a status page). Pure; no rich import here."""
+"""Reporters of `chapctl status` (`StatusReport`, compiler.reconcile.status): aligned text lines for
+the terminal (`(style, text)` pairs the CLI prints with rich), JSON (stable keys, ISO 8601 UTC times)
+and Markdown (a table for a pull-request comment or a status page). Pure; no rich import here."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ import json
 
 from compiler.markdown import code as md_code
 from compiler.markdown import text as md_text
-from compiler.reconcile.status import EXIT_OUT_OF_SYNC, EXIT_UNHEALTHY, ProjectStatus, Run, StatusReport
+from compiler.constants import EXIT_OUT_OF_SYNC, EXIT_UNHEALTHY
+from compiler.output import Lines, Out, Rendered, reporter
+from compiler.reconcile.status import ProjectStatus, Run, StatusReport
 from compiler.timefmt import span, utc_minute
+
+RESULTS = {"status": (StatusReport,)}
 
 HEALTH_STYLE = {"healthy": "green", "failing": "bold red", "late": "bold red", "never_run": "", "unknown": "yellow"}
 HEALTH_ICON = {"healthy": ":white_check_mark:", "failing": ":x:", "late": ":alarm_clock:",
@@ -163,7 +167,8 @@ def _run_md(run: Run | None) -> str:
 def status_markdown(report: StatusReport) -> str:
     now = report.generated_at
     lines = ["### chapctl status", "",
-             f"Prefect {report.server_version} at `{report.url}` — owner `{report.owner}` — {utc_minute(now)} UTC"]
+             f"Prefect {_md(report.server_version)} at {md_code(report.url)} — owner {md_code(report.owner)} — "
+             f"{utc_minute(now)} UTC"]
     applied = _applied(report)
     if applied:
         lines[-1] += f" — {_md(applied)}"
@@ -186,3 +191,18 @@ def status_markdown(report: StatusReport) -> str:
         lines.append(f"> {_md(note)}")
     return "\n".join(lines).rstrip() + "\n"
 
+
+# -- the registered reporters ---------------------------------------------------------------------
+@reporter(StatusReport, "text")
+def status_text(report: StatusReport) -> Rendered:
+    return (Lines(tuple(status_lines(report))),)
+
+
+@reporter(StatusReport, "json")
+def status_json_report(report: StatusReport) -> Rendered:
+    return (Out(status_json(report) + "\n"),)
+
+
+@reporter(StatusReport, "markdown")
+def status_markdown_report(report: StatusReport) -> Rendered:
+    return (Out(status_markdown(report)),)

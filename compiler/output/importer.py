@@ -1,10 +1,15 @@
-"""`chapctl import`'s text report: `(style, text)` lines the CLI prints (its JSON is
-`ImportResult.to_json`)."""
+"""Reporters of `chapctl import` (`ImportResult`): `(style, text)` lines for the terminal, and
+JSON (the document `ImportResult.to_json` gives)."""
 
 from __future__ import annotations
 
+import json
+
 from compiler.constants import written_out
+from compiler.output import Lines, Out, Rendered, reporter
 from compiler.reconcile.importer.values import ImportResult
+
+RESULTS = {"import": (ImportResult,)}
 
 
 def import_lines(result: ImportResult, dry_run: bool) -> list[tuple[str, str]]:
@@ -39,3 +44,13 @@ def import_lines(result: ImportResult, dry_run: bool) -> list[tuple[str, str]]:
         out.append(("bold", ("Then: " if dry_run else "Next: ") + "review the files, `chapctl compile`, "
                     "`chapctl plan --adopt` (the handover, schedule by schedule), `chapctl apply --adopt`"))
     return out
+
+
+@reporter(ImportResult, "text")
+def import_text(result: ImportResult) -> Rendered:
+    return (Lines(tuple(import_lines(result, result.dry_run))),)
+
+
+@reporter(ImportResult, "json")
+def import_json(result: ImportResult) -> Rendered:
+    return (Out(json.dumps(result.to_json(), indent=2) + "\n"),)
