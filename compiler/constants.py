@@ -32,6 +32,7 @@ LOCK_VARIABLE = "chapctl-lock--{owner}"  # the apply lock of one owner
 STATE_VARIABLE = "chapctl-state--{owner}"  # the git commit an owner last applied
 CLAIM_VARIABLE = "chapctl-block--{slug}--{name}"  # which owner manages a block document
 INSTANCE_LIMIT = "chapctl-{owner}--{block}"  # the global concurrency limit of one DHIS2 instance
+CHAP_LIMIT_PARAMETER = "chap_concurrency_limit"  # the flow parameter naming that limit
 # Exit codes, one table: a verb's result carries one of the first five (`exit_code`), the CLI's error
 # boundary (compiler/cli/common.py) the others. 0 ok; 1 error (a user error, invalid projects, stale
 # artifacts, --strict); 2 changes (--detailed-exitcode); 3 a project failing or late and 4 one out of
@@ -43,6 +44,11 @@ EXIT_USAGE, EXIT_INTERRUPTED = 64, 130
 
 def owner_tag(owner: str) -> str:
     return OWNER_TAG_PREFIX + owner
+
+
+def environment_owner(owner: str, suffix: str | None) -> str:
+    """The owner of an environment: `owner` and its `owner_suffix`, joined by one hyphen."""
+    return f"{owner}-{suffix}" if suffix else owner
 
 
 # `{{ $VAR }}` in prefect.yaml's pull steps: apply resolves it from its environment (reconcile.desired).

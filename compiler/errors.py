@@ -9,7 +9,9 @@
     │   ├── ServerError          the Prefect API is unreachable, refuses auth, or answers nonsense
     │   │   ├── NotFound         404: an object is not (or no longer) there
     │   │   └── Conflict         409: an object with that name already exists
-    │   ├── ApplyRefused         apply would be unsafe (missing secret, clash, prune-all, older commit, lock busy)
+    │   ├── BadUsage             a usage error found by the core (an unknown --env): exit 64, as click's
+    │   ├── ApplyRefused         apply would be unsafe (missing secret, clash, prune-all, older commit, lock busy,
+    │   │                        a saved plan the server or the files no longer match)
     │   └── ApplyFailed          the server failed a write half-way; carries what was already written
     └── (anything else)          an internal bug; the CLI prints a short message and logs the traceback
 """
@@ -76,6 +78,10 @@ class NotFound(ServerError):
 class Conflict(ServerError):
     def __init__(self, message: str):
         super().__init__(message, 409)
+
+
+class BadUsage(UserError):
+    """A usage error the core finds (an unknown `--env`): the CLI exits EXIT_USAGE, as for an unknown option."""
 
 
 class ApplyRefused(UserError):

@@ -97,6 +97,16 @@ def output_option(*formats: str):
     return decorator
 
 
+def env_option(function):
+    """`--env NAME` (or CHAPCTL_ENV): the environment of `environments:` in projects/_defaults.yaml
+    the verb acts for; the core checks the name (an unknown one is a usage error)."""
+    return click.option(
+        "--env", "environment", envvar="CHAPCTL_ENV", default=None, metavar="NAME",
+        help="Act for this environment of `environments:` in projects/_defaults.yaml (its server, owner, "
+             "work pool, schedules, notifications); default $CHAPCTL_ENV, else none: the projects as declared.",
+    )(function)
+
+
 strict_option = click.option("--strict", is_flag=True,
                              help="Treat warnings (load hot-spots, an empty projects/) as errors: exit 1.")
 
@@ -107,16 +117,18 @@ def find_repo(explicit: Optional[Path]) -> Path:
     return find_root(explicit)
 
 
-def open_api(repo: Path):
-    """The Prefect API client of a server verb, from the environment; first a note when the
-    repository's `.env` sets variables the environment lacks (chapctl reads no `.env`)."""
-    from compiler.reconcile.client import ApiSettings, PrefectAPI
+def open_api(repo: Path, environment: Optional[str] = None):
+    """The Prefect API client of a server verb: the server of `environment` (--env), else Prefect's
+    own settings; first a note when the repository's `.env` sets variables the environment lacks
+    (chapctl reads no `.env`)."""
+    from compiler.reconcile.client import PrefectAPI
+    from compiler.reconcile.desired import api_settings
     from compiler.root import unread_dotenv
 
     unread = unread_dotenv(repo, os.environ)
     if unread is not None:
         report(unread)
-    return PrefectAPI(ApiSettings.from_env())
+    return PrefectAPI(api_settings(repo, environment))
 
 
 def run_verb(verb: str, fmt: str, call: Callable[[], Any]) -> None:
@@ -149,8 +161,10 @@ def run_guarded(action: Callable[[], int]) -> None:
         with sigterm_interrupts():
             code = action()
     except UserError as exc:
+        from compiler.errors import BadUsage
+
         report(exc)
-        code = EXIT_ERROR
+        code = EXIT_USAGE if isinstance(exc, BadUsage) else EXIT_ERROR
     except KeyboardInterrupt:
         report(Interrupted())
         code = EXIT_INTERRUPTED

@@ -7,7 +7,7 @@ from typing import Optional
 
 import click
 
-from compiler.cli.common import EXIT_EPILOG, find_repo, output_option, root_option, run_verb, strict_option
+from compiler.cli.common import EXIT_EPILOG, env_option, find_repo, output_option, root_option, run_verb, strict_option
 
 
 def register(app: click.Group) -> None:
@@ -19,7 +19,8 @@ def register(app: click.Group) -> None:
 @root_option
 @output_option("text", "json")
 @strict_option
-def validate(root: Optional[Path], output: str, strict: bool) -> None:
+@env_option
+def validate(root: Optional[Path], output: str, strict: bool, environment: Optional[str]) -> None:
     """Check every project file; report all problems with file:line:col. Writes nothing.
 
     Also reviews the schedules: load hot-spots are warnings. Exit 0 when valid (warnings allowed),
@@ -28,7 +29,7 @@ def validate(root: Optional[Path], output: str, strict: bool) -> None:
     def call():
         from compiler.compile.build import run_validate
 
-        return run_validate(find_repo(root), strict)
+        return run_validate(find_repo(root), strict, environment)
 
     run_verb("validate", output, call)
 
@@ -39,7 +40,9 @@ def validate(root: Optional[Path], output: str, strict: bool) -> None:
 @click.option("--force", is_flag=True, help="Overwrite compiled files that were edited by hand (their edits are lost).")
 @output_option("text", "json")
 @strict_option
-def compile_(root: Optional[Path], check: bool, force: bool, output: str, strict: bool) -> None:
+@env_option
+def compile_(root: Optional[Path], check: bool, force: bool, output: str, strict: bool,
+             environment: Optional[str]) -> None:
     """Validate, then render prefect.yaml, blocks/*.yaml, schema/*.json, SCHEDULES.md and schedules.svg.
 
     Warnings (load hot-spots) are printed. Exit 0 when written (or fresh with --check); 1 on invalid
@@ -48,6 +51,6 @@ def compile_(root: Optional[Path], check: bool, force: bool, output: str, strict
     def call():
         from compiler.compile.build import run_compile
 
-        return run_compile(find_repo(root), check=check, force=force, strict=strict)
+        return run_compile(find_repo(root), check=check, force=force, strict=strict, environment=environment)
 
     run_verb("compile", output, call)

@@ -8,7 +8,7 @@ from typing import Optional
 
 import click
 
-from compiler.cli.common import EXIT_EPILOG, find_repo, open_api, output_option, root_option, run_verb
+from compiler.cli.common import EXIT_EPILOG, env_option, find_repo, open_api, output_option, root_option, run_verb
 
 
 def register(app: click.Group) -> None:
@@ -19,7 +19,8 @@ def register(app: click.Group) -> None:
 @root_option
 @output_option("text", "json")
 @click.option("--dry-run", is_flag=True, help="Print the files import would write; write nothing.")
-def import_command(root: Optional[Path], output: str, dry_run: bool) -> None:
+@env_option
+def import_command(root: Optional[Path], output: str, dry_run: bool, environment: Optional[str]) -> None:
     """Read the Prefect server (same connection settings as plan) and write projects for every
     hand-made cron schedule of every `dhis2-chap-prediction` deployment (one project per group of
     schedules sharing credentials and model, a `schedules:` entry each; a `prefect deploy`
@@ -36,7 +37,7 @@ def import_command(root: Optional[Path], output: str, dry_run: bool) -> None:
         from compiler.reconcile.importer import ImportOptions, import_server
 
         repo = find_repo(root)
-        with open_api(repo) as api:
+        with open_api(repo, environment) as api:  # --env: read that environment's server
             return import_server(api, repo, ImportOptions(dry_run=dry_run))
 
     run_verb("import", output, call)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import click
 
-from compiler.cli.common import EXIT_EPILOG, find_repo, output_option, root_option, run_verb
+from compiler.cli.common import EXIT_EPILOG, env_option, find_repo, output_option, root_option, run_verb
 
 
 def register(app: click.Group) -> None:
@@ -22,7 +22,9 @@ def register(app: click.Group) -> None:
 @click.option("--project", "-p", "projects", multiple=True, metavar="NAME", help="Only this project (repeatable).")
 @click.option("--from", "start", default=None, help="Start from this ISO date or date-time (naive = UTC); default now.")
 @output_option("text", "json")
-def schedule(root: Optional[Path], count: int, projects: tuple[str, ...], start: Optional[str], output: str) -> None:
+@env_option
+def schedule(root: Optional[Path], count: int, projects: tuple[str, ...], start: Optional[str], output: str,
+             environment: Optional[str]) -> None:
     """Preview the next runs of each project, in its time zone and in UTC.
 
     Computed by the installed Prefect's own schedule code (DST gaps and overlaps, day_or), exactly
@@ -30,9 +32,12 @@ def schedule(root: Optional[Path], count: int, projects: tuple[str, ...], start:
 
     def call():
         from compiler.reconcile.client import probe_server_version
+        from compiler.reconcile.desired import api_settings
         from compiler.review.preview import run_schedule
 
-        return run_schedule(find_repo(root), count, start, projects, server_version=probe_server_version)
+        repo = find_repo(root)
+        return run_schedule(repo, count, start, projects, environment=environment,
+                            server_version=lambda: probe_server_version(settings=lambda: api_settings(repo, environment)))
 
     run_verb("schedule", output, call)
 
@@ -43,8 +48,9 @@ def schedule(root: Optional[Path], count: int, projects: tuple[str, ...], start:
 @click.option("--head", default=None, help="Git revision to compare to (default: the working tree).")
 @output_option("text", "json", "markdown")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when projects changed.")
+@env_option
 def diff(root: Optional[Path], base: Optional[str], head: Optional[str], output: str,
-         detailed_exitcode: bool) -> None:
+         detailed_exitcode: bool, environment: Optional[str]) -> None:
     """Show what changed in the projects between two git revisions: projects added and removed,
     field changes with effective values, and the next 3 runs before and after each schedule change.
 
@@ -53,6 +59,6 @@ def diff(root: Optional[Path], base: Optional[str], head: Optional[str], output:
     def call():
         from compiler.review.diff import run_diff
 
-        return run_diff(find_repo(root), base, head, detailed_exitcode)
+        return run_diff(find_repo(root), base, head, detailed_exitcode, environment)
 
     run_verb("diff", output, call)

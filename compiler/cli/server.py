@@ -13,7 +13,8 @@ from typing import Optional
 import click
 
 from compiler.constants import DEFAULT_WORKERS
-from compiler.cli.common import EXIT_EPILOG, console, find_repo, open_api, output_option, report, root_option, run_verb
+from compiler.cli.common import (EXIT_EPILOG, console, env_option, find_repo, open_api, output_option, report, root_option,
+                                run_verb)
 
 adopt_option = click.option(
     "--adopt", is_flag=True,
@@ -41,9 +42,14 @@ def register(app: click.Group) -> None:
 @delete_all_option
 @cancel_option
 @click.option("--verbose", "-v", is_flag=True, help="Also list unchanged objects.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Also save the plan to FILE (JSON, no secrets): `chapctl apply FILE` applies exactly it, or "
+                   "refuses if the server or the files changed since.")
+@env_option
 def plan_command(root: Optional[Path], output: str, detailed_exitcode: bool, adopt: bool,
-                 allow_delete_all: bool, cancel_in_flight: bool, verbose: bool) -> None:
-    """Read the Prefect server and show what `apply` would change. Writes nothing.
+                 allow_delete_all: bool, cancel_in_flight: bool, verbose: bool, out: Optional[Path],
+                 environment: Optional[str]) -> None:
+    """Read the Prefect server and show what `apply` would change. Writes nothing to the server.
 
     Drift (a change made on the server since the last apply) is marked as such. Exit 0, or with
     --detailed-exitcode 0 no changes / 2 changes; 1 on error or when apply would refuse."""
@@ -53,9 +59,10 @@ def plan_command(root: Optional[Path], output: str, detailed_exitcode: bool, ado
         from compiler.reconcile.verbs import run_plan
 
         repo = find_repo(root)
-        with open_api(repo) as api:
+        with open_api(repo, environment) as api:
             return run_plan(repo, api, PlanOptions(adopt, allow_delete_all, cancel_in_flight),
-                            detailed_exitcode=detailed_exitcode, verbose=verbose, load_warnings=output == "markdown")
+                            detailed_exitcode=detailed_exitcode, verbose=verbose, load_warnings=output == "markdown",
+                            environment=environment, out=out)
 
     run_verb("plan", output, call)
 
@@ -74,13 +81,24 @@ def plan_command(root: Optional[Path], output: str, detailed_exitcode: bool, ado
 @click.option("--ignore-applied-commit", is_flag=True,
               help="Apply even if this checkout does not contain the commit the server last applied "
                    "(a deliberate roll-back, or history rewritten by a force-push).")
+@env_option
+@click.argument("plan_file", required=False, metavar="[PLAN_FILE]",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def apply_command(root: Optional[Path], output: str, adopt: bool, allow_delete_all: bool,
-                  cancel_in_flight: bool, lock_timeout: float, parallel: int, ignore_applied_commit: bool) -> None:
+                  cancel_in_flight: bool, lock_timeout: float, parallel: int, ignore_applied_commit: bool,
+                  environment: Optional[str], plan_file: Optional[Path]) -> None:
     """Make the Prefect server match the compiled projects, then print what changed.
 
     Writes only where something differs; a second run with no edits writes nothing. Acts only on
     this repository's owner's objects; removes its deployments whose project is gone. One apply
-    per owner at a time (a lock on the server); refuses a checkout older than the last apply."""
+    per owner at a time (a lock on the server); refuses a checkout older than the last apply.
+
+    With PLAN_FILE (saved by `chapctl plan --out`): applies exactly that plan, with its options, or
+    refuses (exit 1, nothing written) when the environment, the server, the compiled files or the
+    server's state differ from when it was made."""
+    if plan_file is not None and (adopt or allow_delete_all or cancel_in_flight):
+        raise click.UsageError("--adopt, --allow-delete-all and --cancel-in-flight are the plan's: give them to "
+                               "`chapctl plan --out`, not with a saved plan")
 
     def call():
         from compiler.reconcile.actions import PlanOptions
@@ -90,13 +108,14 @@ def apply_command(root: Optional[Path], output: str, adopt: bool, allow_delete_a
         options = ApplyOptions(PlanOptions(adopt, allow_delete_all, cancel_in_flight), lock_timeout,
                                ignore_applied_commit, parallel)
         repo = find_repo(root)
-        with open_api(repo) as api, _ProgressBar(console() if output == "text" else None) as bar:
+        with open_api(repo, environment) as api, _ProgressBar(console() if output == "text" else None) as bar:
             def event(happened) -> None:  # a write done (the bar advances) or a wait for the lock
                 report(happened, output, verb="apply", out=bar.console)
                 if isinstance(happened, Applied):
                     bar.advance()
 
-            return run_apply(repo, api, options, events=event, on_plan=bar.start)
+            return run_apply(repo, api, options, events=event, on_plan=bar.start, environment=environment,
+                             plan_file=plan_file)
 
     run_verb("apply", output, call)
 

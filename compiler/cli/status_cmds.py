@@ -11,7 +11,7 @@ from typing import Optional
 
 import click
 
-from compiler.cli.common import EXIT_EPILOG, find_repo, open_api, output_option, root_option, run_verb
+from compiler.cli.common import EXIT_EPILOG, env_option, find_repo, open_api, output_option, root_option, run_verb
 
 _PART = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -56,8 +56,9 @@ def register(app: click.Group) -> None:
                    "and none is failing or late.")
 @click.option("--project", "-p", "projects", multiple=True, metavar="NAME",
               help="Only this project (repeatable). The requests are the same.")
+@env_option
 def status_command(root: Optional[Path], output: str, grace: dt.timedelta, lookback: dt.timedelta,
-                   require_sync: bool, projects: tuple[str, ...]) -> None:
+                   require_sync: bool, projects: tuple[str, ...], environment: Optional[str]) -> None:
     """One row per project: sync with the files (in sync, changed, drift, not applied), the
     schedule (active, paused, none), the last run (state, start, duration, link to the UI), the
     next scheduled run, the failures in a row, and whether it is late. Reads only, in bulk: the
@@ -74,9 +75,10 @@ def status_command(root: Optional[Path], output: str, grace: dt.timedelta, lookb
     def call():
         from compiler.reconcile.status import StatusOptions, project_status
 
-        options = StatusOptions(grace=grace, lookback=lookback, require_sync=require_sync, projects=projects)
+        options = StatusOptions(grace=grace, lookback=lookback, require_sync=require_sync, projects=projects,
+                                environment=environment)
         repo = find_repo(root)
-        with open_api(repo) as api:
+        with open_api(repo, environment) as api:
             return project_status(repo, api, options)
 
     run_verb("status", output, call)

@@ -115,6 +115,29 @@ class PullStep:
 
 
 @dataclass(frozen=True)
+class EnvironmentSpec:
+    """One environment of `environments:` as compiled (prefect.yaml's `chapctl.environments`): its
+    owner in full, the variables naming its server, and what it changes in every deployment
+    (compiler/compile/environments.py lays it over the rest)."""
+
+    name: str
+    owner: str
+    api_url_env: str
+    auth_string_env: str | None = None
+    api_key_env: str | None = None
+    work_pool: str | None = None  # every deployment's pool; None: each its own
+    schedules: str = "active"  # "paused": every schedule paused; "active": as declared
+    notifications: tuple[BlockDocument, ...] = ()  # notification blocks replaced (type, name, data, secret_env)
+
+    def to_json(self) -> dict[str, Any]:
+        """What a saved plan and the reporters say of it (names of variables, never their values)."""
+        return {"name": self.name, "owner": self.owner, "api_url_env": self.api_url_env,
+                "auth_string_env": self.auth_string_env, "api_key_env": self.api_key_env,
+                "work_pool": self.work_pool, "schedules": self.schedules,
+                "notifications": [n.name for n in self.notifications]}
+
+
+@dataclass(frozen=True)
 class PrefectFile:
     """prefect.yaml."""
 
@@ -122,6 +145,8 @@ class PrefectFile:
     pull: tuple[PullStep, ...]
     deployments: tuple[DeploymentSpec, ...]
     concurrency_limits: tuple[ConcurrencyLimitSpec, ...] = ()
+    environments: tuple[EnvironmentSpec, ...] = ()
+    environment: str | None = None  # the environment laid over it (compiler/compile/environments.py); None: as declared
 
 
 @dataclass(frozen=True)
@@ -149,6 +174,16 @@ def read_prefect_yaml(doc: Any) -> PrefectFile:
         concurrency_limits=tuple(
             ConcurrencyLimitSpec(str(c["name"]), int(c["limit"]), str(c["block"]), tuple(c.get("used_by") or ()))
             for c in chapctl.get("concurrency_limits") or []),
+        environments=tuple(_environment(e) for e in chapctl.get("environments") or []),
+    )
+
+
+def _environment(raw: dict[str, Any]) -> EnvironmentSpec:
+    return EnvironmentSpec(
+        name=str(raw["name"]), owner=str(raw["owner"]), api_url_env=str(raw["api_url_env"]),
+        auth_string_env=raw.get("auth_string_env"), api_key_env=raw.get("api_key_env"),
+        work_pool=raw.get("work_pool"), schedules=str(raw.get("schedules") or "active"),
+        notifications=tuple(read_block(n) for n in raw.get("notifications") or []),
     )
 
 

@@ -207,6 +207,7 @@ class ValidateResult:
     diagnostics: tuple[Diagnostic, ...] = ()
     error: str | None = None
     strict: bool = False  # --strict: a warning fails
+    environment: str | None = None  # --env: the environment checked to be declared
 
     @property
     def warnings(self) -> tuple[Diagnostic, ...]:
@@ -221,12 +222,21 @@ class ValidateResult:
         return EXIT_ERROR if self.error is not None or self.strict_failed else EXIT_OK
 
 
-def run_validate(root: Path, strict: bool = False) -> ValidateResult:
+def run_validate(root: Path, strict: bool = False, environment: str | None = None) -> ValidateResult:
+    """Validate; `environment` (--env) must be one `_defaults.yaml` declares (BadUsage otherwise)."""
     try:
         checked = check_repo(root)
     except ValidationFailed as exc:
         return ValidateResult(diagnostics=tuple(exc.diagnostics), error=str(exc), strict=strict)
-    return ValidateResult(len(checked.validated.projects), checked.warnings, strict=strict)
+    name = select_environment(checked.validated, environment)
+    return ValidateResult(len(checked.validated.projects), checked.warnings, strict=strict, environment=name)
+
+
+def select_environment(validated: ValidatedRepo, requested: str | None) -> str | None:
+    """The environment a compile-side verb acts for (--env/CHAPCTL_ENV), among `_defaults.yaml`'s."""
+    from compiler.compile.environments import select
+
+    return select(list(validated.defaults.environments), requested)
 
 
 @dataclass(frozen=True)
@@ -261,14 +271,17 @@ class CompileResult:
         return EXIT_ERROR if self.error is not None or self.stale or self.strict_failed else EXIT_OK
 
 
-def run_compile(root: Path, check: bool = False, force: bool = False, strict: bool = False) -> CompileResult:
+def run_compile(root: Path, check: bool = False, force: bool = False, strict: bool = False,
+                environment: str | None = None) -> CompileResult:
     """Validate and render; then with `check` compare with what is committed, else write what
     differs (HandEdited, unless `force`, when that would discard a hand edit). `strict` with
-    warnings writes nothing."""
+    warnings writes nothing. The artifacts are the same for every environment (each is laid over
+    them where plan and apply read them); `environment` (--env) must be declared."""
     try:
         compiled = compile_repo(root)
     except ValidationFailed as exc:
         return CompileResult(check, strict, diagnostics=tuple(exc.diagnostics), error=str(exc))
+    select_environment(compiled.validated, environment)
     done = CompileResult(check, strict, len(compiled.validated.projects), len(compiled.artifacts.files),
                          compiled.warnings)
     if strict and compiled.warnings and not check:

@@ -407,6 +407,61 @@ class Source(_Strict):
         return self
 
 
+class Environment(_Strict):
+    """One environment the same projects are applied to, selected with `--env NAME` (or
+    `CHAPCTL_ENV`) on every verb: its own Prefect server (named by environment variables, read
+    only when the environment is selected), its own owner, and what differs there. Compile writes
+    one set of artifacts, the projects as declared; plan and apply lay the environment over them."""
+
+    api_url_env: str = Field(
+        pattern=ENV_PATTERN,
+        description="Environment variable holding this environment's Prefect API URL (with the environment "
+        "selected, chapctl reads the server from it and never from PREFECT_API_URL or a Prefect profile, unless "
+        "it is that name).",
+        examples=["STAGING_PREFECT_API_URL"],
+    )
+    auth_string_env: str | None = Field(
+        default=None,
+        pattern=ENV_PATTERN,
+        description="Environment variable holding the `user:password` of a self-hosted server's basic auth "
+        "(as PREFECT_API_AUTH_STRING); must be set when given.",
+        examples=["STAGING_PREFECT_API_AUTH_STRING"],
+    )
+    api_key_env: str | None = Field(
+        default=None,
+        pattern=ENV_PATTERN,
+        description="Environment variable holding a Prefect Cloud API key (as PREFECT_API_KEY); must be set "
+        "when given.",
+        examples=["STAGING_PREFECT_API_KEY"],
+    )
+    owner_suffix: str | None = Field(
+        default=None,
+        pattern=OWNER_PATTERN,
+        description="Appended to `owner` with a hyphen: `laos-team` and `staging` give the owner `laos-team-staging` "
+        "(at most 32 characters in all). Give each environment its own suffix (or none for one of them), so "
+        "that no environment ever owns, changes or prunes another's objects.",
+        examples=["staging"],
+    )
+    work_pool: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description="The work pool of every project in this environment (instead of each project's own).",
+        examples=["chap-staging"],
+    )
+    schedules: Literal["active", "paused"] = Field(
+        default="active",
+        description="`paused`: every schedule is applied paused (runs only when triggered); `active`: each "
+        "schedule as its project declares it (`active: false` stays paused).",
+        examples=["paused"],
+    )
+    notifications: dict[str, Notification] = Field(
+        default_factory=dict,
+        description="Notification targets replaced in this environment, by the name declared under "
+        "`notifications` (the same kind: webhook, slack or email), e.g. a staging channel.",
+        examples=[{"ops-webhook": {"webhook": {"url_env": "STAGING_OPS_WEBHOOK_URL"}}}],
+    )
+
+
 class LoadWarnings(_Strict):
     """Thresholds of the hot-spot warnings in SCHEDULES.md (runs starting in the same UTC hour)."""
 
@@ -467,4 +522,13 @@ class Defaults(_Strict):
         description="Most runs at once doing CHAP work against one DHIS2 instance, by credentials block name: "
         "a Prefect global concurrency limit that every project using that block holds around its CHAP job.",
         examples=[{"laos-dhis2": 1}],
+    )
+    environments: dict[str, Environment] = Field(
+        default_factory=dict,
+        description="Environments the same projects are applied to, by name (1-32 characters of a-z, 0-9 and "
+        "single hyphens), selected with `--env NAME` or `CHAPCTL_ENV` (e.g. staging, then production). "
+        "Without `--env`, every verb uses the projects as declared and PREFECT_API_URL.",
+        examples=[{"staging": {"api_url_env": "STAGING_PREFECT_API_URL", "owner_suffix": "staging",
+                               "schedules": "paused"},
+                   "production": {"api_url_env": "PREFECT_API_URL"}}],
     )

@@ -16,10 +16,13 @@ from typing import Any
 import jinja2
 
 from compiler import markdown
-from compiler.constants import BLOCK_TYPE_SLUG, INSTANCE_LIMIT, MANAGED_TAG, OWNER_TAG_PREFIX, owner_tag
+from compiler.constants import (BLOCK_TYPE_SLUG, CHAP_LIMIT_PARAMETER, INSTANCE_LIMIT, MANAGED_TAG, OWNER_TAG_PREFIX,
+                                environment_owner, owner_tag)
 from compiler.compile.artifact import (SCHEDULE_SLUG, AlertSpec, BlockDocument, BlockRef,  # noqa: F401  (review.diff)
-                                       ConcurrencyLimitSpec, DeploymentSpec, PullStep, Replaces, ScheduleSpec)
-from compiler.compile.models import Alerts, Defaults, Project, ScheduleParameters, duration_seconds
+                                       ConcurrencyLimitSpec, DeploymentSpec, EnvironmentSpec, PullStep, Replaces,
+                                       ScheduleSpec)
+from compiler.compile.environments import describe as describe_environment
+from compiler.compile.models import Alerts, Defaults, Notification, Project, ScheduleParameters, duration_seconds
 from compiler.compile.schedule_report import HEATMAP_ROWS, HOT_COLOUR, REFERENCE_YEAR, SCALE, ScheduleReport, schedule_report
 from compiler.compile.schema import render_schemas
 from compiler.compile.validate import ValidatedRepo
@@ -43,10 +46,11 @@ def render(validated: ValidatedRepo, templates_dir: Path, review: ScheduleReport
     projects = [v.project for v in validated.projects]
     deployments = [deployment_spec(project, validated.defaults) for project in projects]
     blocks = block_specs(projects)
+    environments = environment_specs(validated.defaults)
     files = {
         PREFECT_YAML: env.get_template("prefect.yaml.j2").render(
             owner=validated.defaults.owner, pull=pull_steps(validated.defaults), deployments=deployments,
-            limits=concurrency_limit_specs(projects, validated.defaults),
+            limits=concurrency_limit_specs(projects, validated.defaults), environments=environments,
         ),
         **{
             f"{BLOCKS_DIR}/{block.name}.yaml": env.get_template("block.yaml.j2").render(block=block)
@@ -57,7 +61,8 @@ def render(validated: ValidatedRepo, templates_dir: Path, review: ScheduleReport
             for spec in notification_specs(projects, validated.defaults)
         },
         **render_schemas(),
-        **render_schedule_review(review or schedule_report(validated), templates_dir),
+        **render_schedule_review(review or schedule_report(validated), templates_dir,
+                                 [(e.name, describe_environment(e, validated.defaults.owner)) for e in environments]),
     }
     return Artifacts({path: stamp(text) for path, text in sorted(files.items())})
 
@@ -91,9 +96,13 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def render_schedule_review(report: ScheduleReport, templates_dir: Path) -> dict[str, str]:
+def render_schedule_review(report: ScheduleReport, templates_dir: Path,
+                           environments: list[tuple[str, tuple[str, ...]]] | None = None) -> dict[str, str]:
+    """SCHEDULES.md and schedules.svg. `environments`: each declared environment's name and what it
+    changes (SCHEDULES.md shows the projects as declared, and says so when there are any)."""
     markdown = _markdown_environment(templates_dir).get_template("SCHEDULES.md.j2").render(
-        report=report, rows=HEATMAP_ROWS, reference_year=REFERENCE_YEAR, scale_labels=[s[1] for s in SCALE])
+        report=report, rows=HEATMAP_ROWS, reference_year=REFERENCE_YEAR, scale_labels=[s[1] for s in SCALE],
+        environments=environments or [])
     svg_env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)), autoescape=True,
                                  bytecode_cache=_bytecode_cache(templates_dir),
                                  undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
@@ -141,7 +150,7 @@ def flow_parameters(project: Project, defaults: Defaults | None = None) -> tuple
     if project.prediction_setup_id is not None:
         params.append(("prediction_setup_id", project.prediction_setup_id))
     if defaults is not None and project.credentials.block in defaults.instance_limits:
-        params.append(("chap_concurrency_limit", instance_limit_name(defaults.owner, project.credentials.block)))
+        params.append((CHAP_LIMIT_PARAMETER, instance_limit_name(defaults.owner, project.credentials.block)))
     return tuple(params)
 
 
@@ -197,20 +206,40 @@ def notification_specs(projects: list[Project], defaults: Defaults) -> list[Bloc
         for name in alerts.notify if alerts else ():
             if name in users:
                 users[name].append(project.name)
-    specs = []
-    for name, target in sorted(defaults.notifications.items()):
-        if target.webhook is not None:
-            data = {"name": name, "url": "{{url}}", "method": "POST",
-                    "json_data": {"subject": "{{subject}}", "body": "{{body}}"}}
-            secrets = {"secrets.url": target.webhook.url_env}
-        elif target.slack is not None:
-            data, secrets = {}, {"url": target.slack.url_env}
-        else:
-            data = {"sender_email": target.email.sender, "to_emails": list(target.email.to)}
-            secrets = {"api_key": target.email.api_key_env}
-        specs.append(BlockDocument(NOTIFICATION_TYPES[target.kind], name, data, secrets,
-                                   tuple(sorted(set(users[name])))))
-    return specs
+    return [notification_block(name, target, tuple(sorted(set(users[name]))))
+            for name, target in sorted(defaults.notifications.items())]
+
+
+def notification_block(name: str, target: Notification, used_by: tuple[str, ...] = ()) -> BlockDocument:
+    """The managed block of one notification target: its data, and its secret as a variable's name."""
+    if target.webhook is not None:
+        data = {"name": name, "url": "{{url}}", "method": "POST",
+                "json_data": {"subject": "{{subject}}", "body": "{{body}}"}}
+        secrets = {"secrets.url": target.webhook.url_env}
+    elif target.slack is not None:
+        data, secrets = {}, {"url": target.slack.url_env}
+    else:
+        data = {"sender_email": target.email.sender, "to_emails": list(target.email.to)}
+        secrets = {"api_key": target.email.api_key_env}
+    return BlockDocument(NOTIFICATION_TYPES[target.kind], name, data, secrets, used_by)
+
+
+def environment_specs(defaults: Defaults) -> tuple[EnvironmentSpec, ...]:
+    """`environments:` as prefect.yaml lists them (compiler/compile/environments.py lays one over
+    the rest): each with its owner in full and the notification blocks it replaces."""
+    return tuple(
+        EnvironmentSpec(
+            name=name,
+            owner=environment_owner(defaults.owner, env.owner_suffix),
+            api_url_env=env.api_url_env,
+            auth_string_env=env.auth_string_env,
+            api_key_env=env.api_key_env,
+            work_pool=env.work_pool,
+            schedules=env.schedules,
+            notifications=tuple(notification_block(n, target) for n, target in sorted(env.notifications.items())),
+        )
+        for name, env in defaults.environments.items()  # in the file's order: the order of promotion
+    )
 
 
 def concurrency_limit_specs(projects: list[Project], defaults: Defaults) -> list[ConcurrencyLimitSpec]:

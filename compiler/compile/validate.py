@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
 
-from compiler.constants import CONTROL_CHARACTERS, OWNER_TAG_PREFIX
+from compiler.constants import CONTROL_CHARACTERS, OWNER_MAX_LENGTH, OWNER_PATTERN, OWNER_TAG_PREFIX, environment_owner
 from compiler.compile.cron import cron_problem
 from compiler.compile.cron import expand as cron_expansion
 from compiler.compile.cron import remember as remember_cron
@@ -109,6 +109,7 @@ def _validate_defaults(source: SourceFile | None, out: list[Diagnostic]) -> Defa
     if defaults is not None:
         _check_reserved_tags(source, defaults.tags, out)
         _check_defaults_names(source, defaults, out)
+        _check_environments(source, defaults, out)
         if defaults.alerts is not None:
             _check_alerts(source, defaults.alerts, defaults, out)
     return defaults if defaults is not None else Defaults()
@@ -344,6 +345,43 @@ def _check_defaults_names(source: SourceFile, defaults: Defaults, out: list[Diag
                   "the most runs doing CHAP work at once against this instance, e.g. 1")
 
 
+_OWNER = re.compile(OWNER_PATTERN)
+
+
+def _check_environments(source: SourceFile, defaults: Defaults, out: list[Diagnostic]) -> None:
+    """`environments:`: names of the owner's form, owners that fit, no two environments that would
+    own each other's objects, and notification targets replaced by ones of the same kind."""
+    seen: dict[tuple[str, str], str] = {}
+    for name, environment in defaults.environments.items():
+        where = ("environments", name)
+        if not _OWNER.match(name) or len(name) > OWNER_MAX_LENGTH:
+            _emit(out, source, where, f"environment name {name!r} has the wrong form",
+                  "use 1-32 characters of lowercase a-z, 0-9 and single hyphens, e.g. staging", key=True)
+        owner = environment_owner(defaults.owner, environment.owner_suffix)
+        if len(owner) > OWNER_MAX_LENGTH:
+            _emit(out, source, (*where, "owner_suffix"),
+                  f"the owner of environment {name!r} would be {owner!r}, longer than {OWNER_MAX_LENGTH} characters",
+                  "shorten `owner_suffix` (or `owner`), e.g. `owner_suffix: stg`")
+        other = seen.setdefault((owner, environment.api_url_env), name)
+        if other != name:
+            _emit(out, source, (*where, "owner_suffix") if environment.owner_suffix else where,
+                  f"environments {other!r} and {name!r} both apply as owner {owner!r} to the server in "
+                  f"${environment.api_url_env}: each would change and prune the other's objects",
+                  f"give {name!r} its own `owner_suffix` (e.g. `owner_suffix: {name if _OWNER.match(name) else 'qa'}`)", key=not environment.owner_suffix)
+        for target, notification in environment.notifications.items():
+            declared = defaults.notifications.get(target)
+            if declared is None:
+                hint = _did_you_mean(target, sorted(defaults.notifications)) if defaults.notifications else \
+                    "declare it under `notifications` first; an environment only replaces a declared target"
+                _emit(out, source, (*where, "notifications", target), f"unknown notification target {target!r}",
+                      hint, key=True)
+            elif declared.kind != notification.kind:
+                _emit(out, source, (*where, "notifications", target),
+                      f"{target!r} is a {declared.kind} target; an environment replaces it with another {declared.kind}, "
+                      f"not a {notification.kind}",
+                      f"give `{declared.kind}:` here, or declare another target for this environment's alerts", key=True)
+
+
 def _check_instance_limits_used(loaded: LoadedRepo, defaults: Defaults, out: list[Diagnostic]) -> None:
     source = loaded.defaults
     used = set()  # from every project file, valid or not: an invalid one still names its block
@@ -567,6 +605,13 @@ _PATTERN_HINTS = {
     "password_env": "the NAME of an environment variable (letters, digits, _), e.g. LAOS_DHIS2_PASSWORD — "
     "never the password itself",
     "directory_env": "the NAME of an environment variable, e.g. CHAPCTL_FLOWS_DIR",
+    "api_url_env": "the NAME of the environment variable holding the server's API URL, e.g. STAGING_PREFECT_API_URL "
+    "— never the URL itself",
+    "auth_string_env": "the NAME of an environment variable, e.g. STAGING_PREFECT_API_AUTH_STRING — never the "
+    "user:password itself",
+    "api_key_env": "the NAME of an environment variable, e.g. STAGING_PREFECT_API_KEY — never the key itself",
+    "owner_suffix": "1-32 characters of lowercase a-z, 0-9 and single hyphens, not starting or ending with '-', "
+    "e.g. staging",
     "repository": "a git URL, e.g. https://github.com/example/chap-projects.git",
     "deployment": "<flow name>/<deployment name>, e.g. dhis2-chap-prediction/chap-scheduler",
     "slug": "1-63 characters of lowercase a-z, 0-9 and '-', starting with a letter or digit, e.g. monthly-fixed",

@@ -50,7 +50,8 @@ def validate_text(result: ValidateResult) -> Rendered:
     if result.error is not None:
         return _diagnostics_err(result.diagnostics) + (Err(f"error: {result.error}"),)
     warned = f" ({len(result.warnings)} warning(s))" if result.warnings else ""
-    out = _diagnostics_err(result.diagnostics) + (Out(f"{result.projects} project(s) valid{warned}\n"),)
+    where = f", environment {result.environment!r} declared" if result.environment else ""
+    out = _diagnostics_err(result.diagnostics) + (Out(f"{result.projects} project(s) valid{where}{warned}\n"),)
     return out + ((_strict(result.warnings),) if result.strict_failed else ())
 
 

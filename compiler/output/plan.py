@@ -19,6 +19,7 @@ from compiler.output import Err, Lines, Out, Rendered, reporter
 from compiler.reconcile.actions import CREATE, DELETE, NOOP, UPDATE, Action, Change, Plan
 from compiler.reconcile.kinds import LABELS
 from compiler.reconcile.previews import NextRuns, Previews
+from compiler.reconcile.saved import SavedFile
 from compiler.reconcile.verbs import Applied, ApplyOutcome, Header, PlanResult, Waiting
 from compiler.timefmt import iso, utc_minute, zoned
 
@@ -196,12 +197,16 @@ def _guard_json(guard: Any) -> dict[str, Any]:
     return {"head": guard.head, "last_applied": guard.recorded, "apply_refusal": guard.refusal, "note": guard.note}
 
 
-def plan_json(plan: Plan, header: Header | None = None, next_runs: Previews | None = None, guard: Any = None) -> str:
+def plan_json(plan: Plan, header: Header | None = None, next_runs: Previews | None = None, guard: Any = None,
+              saved: SavedFile | None = None) -> str:
     doc: dict[str, Any] = {}
     if header:
         doc["server"] = {"url": header.url, "version": header.server_version}
+        doc["environment"] = header.environment
         doc["owner"] = header.owner
         doc["projects"] = header.projects
+    if saved is not None:
+        doc["saved_plan"] = {"path": saved.path, "digest": saved.digest}
     doc.update(plan.to_json())
     if guard is not None:
         doc["commit"] = _guard_json(guard)
@@ -224,13 +229,16 @@ def plan_json(plan: Plan, header: Header | None = None, next_runs: Previews | No
     return json.dumps(doc, indent=2, default=str)
 
 
-def apply_json(result: Any, header: Header | None = None) -> str:
+def apply_json(result: Any, header: Header | None = None, saved: SavedFile | None = None) -> str:
     doc: dict[str, Any] = {}
     if header:
         doc["server"] = {"url": header.url, "version": header.server_version}
+        doc["environment"] = header.environment
         doc["owner"] = header.owner
         doc["requests"] = header.requests
         doc["writes"] = header.writes
+    if saved is not None:
+        doc["saved_plan"] = {"path": saved.path, "digest": saved.digest}
     doc.update(result.to_json())
     return json.dumps(doc, indent=2, default=str)
 
@@ -239,13 +247,20 @@ def apply_json(result: Any, header: Header | None = None) -> str:
 _md = md_text  # the one escaper (compiler/markdown.py)
 
 
+def _environment_md(header: Header) -> str:
+    return f" — environment {md_code(header.environment)}" if header.environment else ""
+
+
 def plan_markdown(plan: Plan, header: Header | None = None, next_runs: Previews | None = None,
-                  guard: Any = None, warnings: list[str] | None = None) -> str:
+                  guard: Any = None, warnings: list[str] | None = None, saved: SavedFile | None = None) -> str:
     lines = ["### chapctl plan", ""]
     if header:
         owner = f" — owner {md_code(header.owner)}" if header.owner else ""
-        lines += [f"Prefect {_md(header.server_version)} at {md_code(header.url)}{owner} — {header.projects} project(s)",
-                  ""]
+        lines += [f"Prefect {_md(header.server_version)} at {md_code(header.url)}{_environment_md(header)}{owner} — "
+                  f"{header.projects} project(s)", ""]
+    if saved is not None:
+        lines += [f"Saved plan {md_code(saved.path)}, digest {md_code(saved.digest)}: apply on the main branch applies "
+                  "exactly this plan, and refuses if the server or the compiled files changed since.", ""]
     if guard is not None and guard.refusal:
         lines += [f":warning: **Apply from this checkout would refuse:** {_md(guard.refusal)}", ""]
     if guard is not None and guard.note:
@@ -311,12 +326,14 @@ def _code(text: str) -> str:
     return f"{md_code(field)}{sep}{md_text(rest)}" if sep else md_text(text)
 
 
-def apply_markdown(result: Any, header: Header | None = None) -> str:
+def apply_markdown(result: Any, header: Header | None = None, saved: SavedFile | None = None) -> str:
     c = result.counts()
     lines = ["### chapctl apply", ""]
     if header:
         owner = f" — owner {md_code(header.owner)}" if header.owner else ""
-        lines += [f"Prefect {_md(header.server_version)} at {md_code(header.url)}{owner}", ""]
+        lines += [f"Prefect {_md(header.server_version)} at {md_code(header.url)}{_environment_md(header)}{owner}", ""]
+    if saved is not None:
+        lines += [f"Applied the saved plan {md_code(saved.path)}, digest {md_code(saved.digest)}.", ""]
     done = f"{c['created']} created, {c['updated']} updated, {c['deleted']} deleted"
     failed = result.failed is not None or result.error
     if failed:
@@ -340,21 +357,28 @@ def apply_markdown(result: Any, header: Header | None = None) -> str:
 
 
 # -- the registered reporters ---------------------------------------------------------------------
+def _saved_lines(saved: SavedFile | None) -> tuple[tuple[str, str], ...]:
+    if saved is None:
+        return ()
+    return (("bold", f"Saved the plan to {saved.path} ({saved.digest}): `chapctl apply {saved.path}` applies exactly "
+                     "it, or refuses if the server or the files changed since."),)
+
+
 @reporter(PlanResult, "text")
 def plan_text(result: PlanResult) -> Rendered:
     return (Lines(tuple(plan_lines(result.plan, result.header, show_noops=result.verbose, next_runs=result.previews,
-                                   guard=result.guard))),)
+                                   guard=result.guard)) + _saved_lines(result.saved)),)
 
 
 @reporter(PlanResult, "json")
 def plan_json_report(result: PlanResult) -> Rendered:
-    return (Out(plan_json(result.plan, result.header, result.previews, result.guard) + "\n"),)
+    return (Out(plan_json(result.plan, result.header, result.previews, result.guard, result.saved) + "\n"),)
 
 
 @reporter(PlanResult, "markdown")
 def plan_markdown_report(result: PlanResult) -> Rendered:
     warnings = list(result.warnings) if result.warnings is not None else None
-    return (Out(plan_markdown(result.plan, result.header, result.previews, result.guard, warnings)),)
+    return (Out(plan_markdown(result.plan, result.header, result.previews, result.guard, warnings, result.saved)),)
 
 
 def _failure(outcome: ApplyOutcome) -> Rendered:
@@ -364,17 +388,22 @@ def _failure(outcome: ApplyOutcome) -> Rendered:
 @reporter(ApplyOutcome, "text")
 def apply_text(outcome: ApplyOutcome) -> Rendered:
     """The summary: the actions were printed one by one as they were written (`Applied`)."""
-    return (Lines(tuple(apply_lines(outcome.result, outcome.header, include_actions=False))),) + _failure(outcome)
+    where = ((("dim", f"applied the saved plan {outcome.saved.path} ({outcome.saved.digest})"),)
+             if outcome.saved is not None else ())
+    if outcome.header.environment:
+        where += (("dim", f"environment {outcome.header.environment!r}: owner {outcome.header.owner!r} at "
+                          f"{outcome.header.url}"),)
+    return (Lines(where + tuple(apply_lines(outcome.result, outcome.header, include_actions=False))),) + _failure(outcome)
 
 
 @reporter(ApplyOutcome, "json")
 def apply_json_report(outcome: ApplyOutcome) -> Rendered:
-    return (Out(apply_json(outcome.result, outcome.header) + "\n"),) + _failure(outcome)
+    return (Out(apply_json(outcome.result, outcome.header, outcome.saved) + "\n"),) + _failure(outcome)
 
 
 @reporter(ApplyOutcome, "markdown")
 def apply_markdown_report(outcome: ApplyOutcome) -> Rendered:
-    return (Out(apply_markdown(outcome.result, outcome.header)),) + _failure(outcome)
+    return (Out(apply_markdown(outcome.result, outcome.header, outcome.saved)),) + _failure(outcome)
 
 
 @reporter(Applied, "text")

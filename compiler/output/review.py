@@ -43,7 +43,9 @@ def preview_rows(previews: tuple[Preview, ...]) -> list[tuple[str, str, str, str
 
 
 def _note(result: ScheduleResult) -> Rendered:
-    return (Err(f"note: {result.note}"),) if result.note else ()
+    paused = (Err(f"note: environment {result.environment!r} applies every schedule paused: none of these runs "
+                  "happens there"),) if result.paused_by_environment else ()
+    return paused + ((Err(f"note: {result.note}"),) if result.note else ())
 
 
 @reporter(ScheduleResult, "text")
@@ -99,7 +101,8 @@ def _entries(diff: SemanticDiff) -> list[ProjectChange]:
 
 
 def diff_lines(diff: SemanticDiff) -> list[str]:
-    lines = [f"Projects: {diff.base[:12]} → {diff.head}"]
+    where = f" (environment {diff.environment!r})" if diff.environment else ""
+    lines = [f"Projects: {diff.base[:12]} → {diff.head}{where}"]
     if not diff.changed:
         lines.append("No project changes.")
     for change in _entries(diff):
@@ -124,7 +127,8 @@ def diff_lines(diff: SemanticDiff) -> list[str]:
 
 
 def diff_markdown(diff: SemanticDiff) -> str:
-    out = [f"### chapctl diff: projects {md_code(diff.base[:12])} → {_md_text(diff.head)}", ""]
+    where = f" — environment {md_code(diff.environment)}" if diff.environment else ""
+    out = [f"### chapctl diff: projects {md_code(diff.base[:12])} → {_md_text(diff.head)}{where}", ""]
     if not diff.changed:
         out += ["No project changes.", ""]
     else:

@@ -116,7 +116,8 @@ def details(p: ProjectStatus, report: StatusReport, *, links: bool = True) -> li
 def status_lines(report: StatusReport) -> list[tuple[str, str]]:
     now = report.generated_at
     out: list[tuple[str, str]] = [(
-        "bold", f"Prefect {report.server_version} at {report.url} — owner {report.owner!r} — "
+        "bold", f"Prefect {report.server_version} at {report.url}"
+                f"{f' — environment {report.environment!r}' if report.environment else ''} — owner {report.owner!r} — "
                 f"{len(report.projects)} project(s) — {utc_minute(now)} UTC")]
     applied = _applied(report)
     if applied:
@@ -167,7 +168,8 @@ def _run_md(run: Run | None) -> str:
 def status_markdown(report: StatusReport) -> str:
     now = report.generated_at
     lines = ["### chapctl status", "",
-             f"Prefect {_md(report.server_version)} at {md_code(report.url)} — owner {md_code(report.owner)} — "
+             f"Prefect {_md(report.server_version)} at {md_code(report.url)}"
+             f"{f' — environment {md_code(report.environment)}' if report.environment else ''} — owner {md_code(report.owner)} — "
              f"{utc_minute(now)} UTC"]
     applied = _applied(report)
     if applied:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +88,13 @@ class ApplyOptions:
 def apply(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
           options: ApplyOptions | None = None, progress: Callable[[Action], None] | None = None,
           on_wait: Callable[[str], None] | None = None, fresh_check: bool = True,
-          on_plan: Callable[[Plan], None] | None = None) -> tuple[Prepared, ApplyResult]:
-    """The whole apply protocol (module docstring). Raises ApplyRefused before any write, or
-    ApplyFailed (carrying the partial ApplyResult) when a write fails.
+          on_plan: Callable[[Plan], None] | None = None, environment: str | None = None,
+          saved: tuple[Any, str] | None = None) -> tuple[Prepared, ApplyResult]:
+    """The whole apply protocol (module docstring), for `environment` (--env; None: the projects as
+    declared). Raises ApplyRefused before any write, or ApplyFailed (carrying the partial
+    ApplyResult) when a write fails. `saved`: a saved plan (`reconcile.saved.SavedPlan`) and its
+    path: apply refuses unless the server, the files and the plan made now still match it, checked
+    after each read of the server (before the lock and under it); its options are the plan's.
 
     The lock and the commit record go through their own clients (`api.sibling()`), so `api.stats`
     counts the reads and the writes of the plan alone; `result.bookkeeping` counts the others."""
@@ -98,14 +102,18 @@ def apply(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
 
     env = with_secrets(env)
     options = options or ApplyOptions()
+    if saved is not None:
+        options = replace(options, plan=saved[0].options)
     checkout = gitinfo.checkout(root)
-    prepared = prepare(root, api, env=env, options=options.plan, fresh_check=fresh_check, checkout=checkout)
+    prepared = prepare(root, api, env=env, options=options.plan, fresh_check=fresh_check, checkout=checkout,
+                       environment=environment)
     _refuse(prepared, options)
+    _check_saved(saved, prepared, api)
     _check_env(prepared.plan, env, api)
     owner = prepared.desired.owner
     if not prepared.plan.has_changes and not _needs_record(prepared) \
             and LOCK_VARIABLE.format(owner=owner) not in prepared.live.variables:  # else: one running, or dead
-        return prepared, _result(prepared)
+        return prepared, _result(prepared, saved)
     books = api.sibling()
     lock = ApplyLock(books, prepared.desired.owner, commit=checkout.commit, timeout=options.lock_timeout,
                      on_wait=on_wait, renew_api=api.sibling)
@@ -115,8 +123,9 @@ def apply(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
         prepared = prepare(root, api, env=env, options=options.plan, fresh_check=False,
                            desired=prepared.desired, checkout=checkout)
         _refuse(prepared, options)
+        _check_saved(saved, prepared, api)  # again, under the lock: what another apply did meanwhile is seen
         _check_env(prepared.plan, env, api)
-        result = _result(prepared)
+        result = _result(prepared, saved)
         if lock.waited >= 1:
             result.notes.append(f"waited {lock.waited:.0f}s for another apply of owner "
                                 f"{prepared.desired.owner!r}; planned again after it")
@@ -148,11 +157,29 @@ def apply(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
             result.bookkeeping = books.stats.requests
 
 
-def _result(prepared: Prepared) -> ApplyResult:
+def _result(prepared: Prepared, saved: tuple[Any, str] | None = None) -> ApplyResult:
     result = ApplyResult(prepared.plan)
     if prepared.guard.note:
         result.notes.append(prepared.guard.note)
+    if saved is not None:
+        from compiler.reconcile import saved as saved_plans
+
+        head = prepared.guard.head
+        note = saved_plans.moved_commit(saved[0], head, gitinfo.tree(prepared.root) if head else None)
+        if note:
+            result.notes.append(note)
     return result
+
+
+def _check_saved(saved: tuple[Any, str] | None, prepared: Prepared, api: PrefectAPI) -> None:
+    """A saved plan is applied only while it still holds (compiler/reconcile/saved.py)."""
+    if saved is None:
+        return
+    from compiler.reconcile import saved as saved_plans
+
+    refused = saved_plans.check(saved[0], saved[1], prepared, api.settings.url)
+    if refused is not None:
+        raise ApplyRefused(refused)
 
 
 def _needs_record(prepared: Prepared) -> bool:

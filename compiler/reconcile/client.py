@@ -98,6 +98,34 @@ class ApiSettings:
         return cls(url=url, auth_string=auth_string, api_key=api_key, url_source=source,
                    auth_source=key_source or auth_source)  # the key wins when both are given (the headers)
 
+    @classmethod
+    def for_environment(cls, spec: Any, env: Mapping[str, str]) -> ApiSettings:
+        """The server of an environment (`environments:` in _defaults.yaml, compiled to
+        `compile.artifact.EnvironmentSpec`): the URL, and the auth string or API key, from the
+        variables it names and only those — never PREFECT_API_URL or a profile (unless named), so
+        that staging's settings can never reach production's server. Each named variable must be set."""
+        where = f"environment {spec.name!r}"
+        url = (env.get(spec.api_url_env) or "").strip().rstrip("/")
+        if not url:
+            raise ServerError(f"{spec.api_url_env} is not set: {where} reads its Prefect server's API URL from it "
+                              f"(`api_url_env` in projects/_defaults.yaml); e.g. export "
+                              f"{spec.api_url_env}=https://prefect.example.org/api")
+        source = f"{spec.api_url_env} ({where})"
+        problem = _url_problem(url)
+        if problem:
+            raise ServerError(f"{source} is not a usable URL ({redacted_url(url)}): {problem}; give the server's API "
+                              "address, e.g. http://127.0.0.1:4200/api")
+        url, userinfo = split_userinfo(url)
+        for var in (spec.auth_string_env, spec.api_key_env):
+            if var and not env.get(var):
+                raise ServerError(f"{var} is not set: {where} reads its server's credentials from it (in "
+                                  "projects/_defaults.yaml); set it, or remove it there if the server needs none")
+        auth_string = env.get(spec.auth_string_env) if spec.auth_string_env else userinfo
+        api_key = env.get(spec.api_key_env) if spec.api_key_env else None
+        auth_source = (f"{spec.api_key_env} ({where})" if api_key else
+                       f"{spec.auth_string_env} ({where})" if spec.auth_string_env else source if userinfo else None)
+        return cls(url=url, auth_string=auth_string, api_key=api_key, url_source=source, auth_source=auth_source)
+
 
 def secret_forms(value: str) -> set[str]:
     """`value` as it may come back in an answer: raw, JSON-escaped (a `"` or `\\` in it, non-ASCII),
@@ -527,11 +555,13 @@ class PrefectAPI:
         return str(version)
 
 
-def probe_server_version(timeout: float = 2.0) -> str | None:
-    """The configured server's Prefect version, or None when none is configured or it does not
-    answer within `timeout`: for output that works offline and says nothing then."""
+def probe_server_version(timeout: float = 2.0, settings: Callable[[], ApiSettings] | None = None) -> str | None:
+    """The configured server's Prefect version (`settings`: where it is, e.g. an environment's;
+    default Prefect's own settings), or None when none is configured or it does not answer within
+    `timeout`: for output that works offline and says nothing then."""
     try:
-        with PrefectAPI(ApiSettings.from_env(), retries=0, timeout=timeout) as api:
+        with PrefectAPI(settings() if settings is not None else ApiSettings.from_env(), retries=0,
+                        timeout=timeout) as api:
             return api.server_version()
     except ChapctlError:
         return None

@@ -20,11 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from compiler.cachedir import cache_dir, store
+from compiler.compile import environments
 from compiler.compile.artifact import (AlertSpec, BlockDocument, BlockRef, ConcurrencyLimitSpec, DeploymentSpec,  # noqa: F401
-                                       Replaces, ScheduleSpec, read_block, read_prefect_yaml)
+                                       EnvironmentSpec, PrefectFile, Replaces, ScheduleSpec, read_block,
+                                       read_prefect_yaml)
 from compiler.constants import ENV_TEMPLATE, FINGERPRINT_PREFIX, MANAGED_TAG, owner_tag
 from compiler.errors import ApplyRefused
 from compiler.jsontree import map_leaves
+from compiler.reconcile.client import ApiSettings
+from compiler.reconcile.secrets import with_secrets
 
 BLOCK_REF = re.compile(r"^\{\{\s*prefect\.blocks\.([a-z0-9-]+)\.([A-Za-z0-9_.-]+)\s*\}\}$")
 WORK_POOL_TYPE = "process"
@@ -93,7 +97,7 @@ class BlockTypeSpec:
 
 @dataclass
 class Desired:
-    owner: str  # `owner:` of _defaults.yaml: whose objects plan/apply read, change and prune
+    owner: str  # `owner:` of _defaults.yaml (with the environment's suffix): whose objects plan/apply read, change and prune
     deployments: list[DesiredDeployment]
     blocks: list[DesiredBlock]  # managed block documents
     block_types: list[BlockTypeSpec]
@@ -102,6 +106,7 @@ class Desired:
     process_base_job_template: dict[str, Any]
     unset_pull_env: list[str] = field(default_factory=list)  # variables the pull steps read, unset here
     concurrency_limits: list[ConcurrencyLimitSpec] = field(default_factory=list)
+    environment: EnvironmentSpec | None = None  # the environment laid over the artifacts (--env); None: as declared
 
     @property
     def owner_tag(self) -> str:
@@ -128,22 +133,56 @@ def _yaml_load(path: Path, cache: Path | None = None) -> Any:
     return data
 
 
-def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = None) -> Desired:
-    """Read the compiled artifacts of `root` and resolve them against `env` and the flow facts.
+def read_compiled(root: Path) -> PrefectFile:
+    """prefect.yaml of `root`, as compiled (no environment laid over it)."""
+    project_yaml = root / "prefect.yaml"
+    if not project_yaml.is_file():
+        raise ApplyRefused(f"{project_yaml} does not exist; run `chapctl compile` first")
+    return read_prefect_yaml(_yaml_load(project_yaml, cache_dir(root)))
+
+
+def select_environment(root: Path, requested: str | None) -> EnvironmentSpec | None:
+    """The environment a server verb acts for (`--env`/CHAPCTL_ENV), among those prefect.yaml
+    declares; a usage error (BadUsage) for a name it does not declare."""
+    if not requested:
+        return None
+    compiled = read_compiled(root)
+    name = environments.select([e.name for e in compiled.environments], requested,
+                               "prefect.yaml (compiled from projects/_defaults.yaml)")
+    return environments.find(compiled.environments, name)
+
+
+def api_settings(root: Path, requested: str | None, env: Mapping[str, str] | None = None) -> ApiSettings:
+    """Where a server verb connects: the selected environment's server (from the variables it
+    names; `CHAPCTL_SECRETS` too), else Prefect's own settings (PREFECT_API_URL, the profile)."""
+    env = os.environ if env is None else env
+    spec = select_environment(root, requested)
+    if spec is None:
+        return ApiSettings.from_env(env)
+    return ApiSettings.for_environment(spec, with_secrets(env))
+
+
+def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = None,
+                 environment: str | None = None) -> Desired:
+    """Read the compiled artifacts of `root`, lay `environment` over them (--env; None: as declared),
+    and resolve them against `env` and the flow facts.
 
     `facts` (a `flow_schemas.Facts`) is computed (or read from cache) when not given; golden tests
     pass a fixed one so that the planner stays a pure function of files.
     """
     env = os.environ if env is None else env
-    project_yaml = root / "prefect.yaml"
-    if not project_yaml.is_file():
-        raise ApplyRefused(f"{project_yaml} does not exist; run `chapctl compile` first")
-    compiled = read_prefect_yaml(_yaml_load(project_yaml, cache_dir(root)))
+    compiled = read_compiled(root)
+    spec = None
+    if environment:
+        spec = environments.find(compiled.environments, environments.select(
+            [e.name for e in compiled.environments], environment, "prefect.yaml (compiled from projects/_defaults.yaml)"))
+        compiled = environments.overlay(compiled, environment)
     owner = compiled.owner
     pull_template = [step.to_json() for step in compiled.pull]
     pull_steps, unset = resolve_env_templates(pull_template, env)
 
-    blocks = [_load_block(p, env, cache_dir(root)) for p in sorted((root / "blocks").glob("*.yaml"))]
+    documents = [read_block(_yaml_load(p, cache_dir(root))) for p in sorted((root / "blocks").glob("*.yaml"))]
+    blocks = [_desired_block(doc, env) for doc in environments.overlay_blocks(documents, spec)]
     slugs = sorted({b.slug for b in blocks} | {r.slug for d in compiled.deployments for r in _block_refs(d)})
     entrypoints = sorted({d.entrypoint for d in compiled.deployments})
     if facts is None:
@@ -177,6 +216,7 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
         process_base_job_template=facts.process_base_job_template if facts is not None else {},
         unset_pull_env=sorted(unset),
         concurrency_limits=list(compiled.concurrency_limits),
+        environment=spec,
     )
 
 
@@ -201,8 +241,7 @@ def _deployment(spec: DeploymentSpec, flow: Any, pull_steps: list[dict[str, Any]
     )
 
 
-def _load_block(path: Path, env: Mapping[str, str], cache: Path | None) -> DesiredBlock:
-    doc: BlockDocument = read_block(_yaml_load(path, cache))
+def _desired_block(doc: BlockDocument, env: Mapping[str, str]) -> DesiredBlock:
     return DesiredBlock(
         slug=doc.type_slug,
         name=doc.name,

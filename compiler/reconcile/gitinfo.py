@@ -43,3 +43,9 @@ def contains(root: Path, commit: str) -> bool | None:
         return None
     result = _git(root, "merge-base", "--is-ancestor", commit, "HEAD")
     return result is not None and result.returncode == 0
+
+
+def tree(root: Path) -> str | None:
+    """The tree of HEAD (what its files are, whatever commit holds them), or None outside git."""
+    found = _git(root, "rev-parse", "HEAD^{tree}")
+    return found.stdout.strip() if found is not None and found.returncode == 0 and found.stdout.strip() else None

@@ -48,8 +48,10 @@ class Prepared:
 
 def prepare(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
             options: PlanOptions | None = None, adopt: bool = False, fresh_check: bool = True,
-            desired: Desired | None = None, checkout: gitinfo.Checkout | None = None) -> Prepared:
-    """Desired state, live state, freshness check, pure diff, applied-commit guard.
+            desired: Desired | None = None, checkout: gitinfo.Checkout | None = None,
+            environment: str | None = None) -> Prepared:
+    """Desired state (with `environment` laid over it: --env), live state, freshness check, pure
+    diff, applied-commit guard.
 
     The server is read while this process checks the artifacts' freshness and asks git for the
     checkout: the reads are the only part bound by someone else's CPU, so they start first. Reads
@@ -59,7 +61,7 @@ def prepare(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None
     options = options or PlanOptions(adopt=adopt)
     if desired is None:
         try:
-            desired = load_desired(root, env)
+            desired = load_desired(root, env, environment=environment)
         except UserError:
             if fresh_check:
                 ensure_fresh(root)  # the clearer error: which artifact is stale and why

@@ -67,6 +67,7 @@ class StatusOptions:
     projects: tuple[str, ...] = ()  # only these projects (default: all)
     now: dt.datetime | None = None  # the reference time (tests); default: now
     ui_url: str | None = None  # the Prefect UI for run links; default PREFECT_UI_URL, else the API URL less /api
+    environment: str | None = None  # --env: the environment laid over the projects (None: as declared)
 
 
 # -- value objects --------------------------------------------------------------------------------
@@ -205,6 +206,7 @@ class StatusReport:
     applied: dict[str, Any] | None = None  # {commit, applied_at, by} the owner's last apply recorded
     head: str | None = None  # this checkout's commit (None outside git)
     requests: int = 0
+    environment: str | None = None  # --env
 
     def counts(self) -> dict[str, dict[str, int]]:
         health = {h: 0 for h in HEALTH_STATES}
@@ -239,6 +241,7 @@ class StatusReport:
             "generated_at": iso(now),
             "server": {"url": self.url, "version": self.server_version, "ui_url": self.ui_url},
             "owner": self.owner,
+            "environment": self.environment,
             "options": {"grace_seconds": int(self.options.grace.total_seconds()),
                         "lookback_seconds": int(self.options.lookback.total_seconds()),
                         "require_sync": self.options.require_sync},
@@ -261,7 +264,7 @@ def project_status(root: Path, api: PrefectAPI, options: StatusOptions | None = 
     env = os.environ if env is None else env
     now = options.now or dt.datetime.now(UTC)
     notes: list[str] = []
-    prepared = _prepare(root, api, env, notes, options.projects)
+    prepared = _prepare(root, api, env, notes, options.projects, options.environment)
     desired, live, plan = prepared.desired, prepared.live, prepared.plan
     chosen = [d for d in desired.deployments if not options.projects or d.name in options.projects]
     ui = _printable_url(options.ui_url.rstrip("/")) if options.ui_url else ui_url(api.settings.url, env)
@@ -295,10 +298,11 @@ def project_status(root: Path, api: PrefectAPI, options: StatusOptions | None = 
 
     applied = recorded_state(live, desired.owner) or None
     return StatusReport(api.settings.url, ui, live.server_version, desired.owner, now, options, rows, notes,
-                        applied, prepared.guard.head, api.stats.requests)
+                        applied, prepared.guard.head, api.stats.requests, options.environment)
 
 
-def _prepare(root: Path, api: PrefectAPI, env: Mapping[str, str], notes: list[str], projects: tuple[str, ...]):
+def _prepare(root: Path, api: PrefectAPI, env: Mapping[str, str], notes: list[str], projects: tuple[str, ...],
+             environment: str | None = None):
     """plan's reads and diff, without secrets or pull-step resolution (status needs neither);
     an unknown project name is refused before any request."""
     from compiler.reconcile.desired import load_desired
@@ -306,7 +310,7 @@ def _prepare(root: Path, api: PrefectAPI, env: Mapping[str, str], notes: list[st
     from compiler.reconcile.prepare import prepare
 
     try:
-        desired = load_desired(root, env)
+        desired = load_desired(root, env, environment=environment)
     except UserError:
         ensure_fresh(root)  # the clearer error: which artifact is stale and why
         raise

@@ -16,6 +16,7 @@ from compiler.reconcile.apply import ApplyOptions, ApplyResult, apply
 from compiler.reconcile.client import PrefectAPI
 from compiler.reconcile.prepare import CommitGuard, Prepared, prepare
 from compiler.reconcile.previews import Previews, schedule_previews
+from compiler.reconcile.saved import SavedFile
 
 
 @dataclass(frozen=True)
@@ -26,16 +27,19 @@ class Header:
     requests: int = 0
     writes: int = 0
     owner: str = ""
+    environment: str | None = None  # --env (None: the projects as declared)
 
     def title(self) -> str:
+        where = f" — environment {self.environment!r}" if self.environment else ""
         owner = f" — owner {self.owner!r}" if self.owner else ""
-        return f"Prefect {self.server_version} at {self.url}{owner} — {self.projects} project(s)"
+        return f"Prefect {self.server_version} at {self.url}{where}{owner} — {self.projects} project(s)"
 
 
 def header(api: PrefectAPI, prepared: Prepared) -> Header:
-    """Which server, which release, how many projects, and what it cost (requests, writes)."""
+    """Which server, which release, which environment, how many projects, and what it cost."""
+    spec = prepared.desired.environment
     return Header(api.settings.url, prepared.live.server_version, len(prepared.desired.deployments),
-                  api.stats.requests, api.stats.writes, prepared.desired.owner)
+                  api.stats.requests, api.stats.writes, prepared.desired.owner, spec.name if spec else None)
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class PlanResult:
     warnings: tuple[str, ...] | None = None
     detailed_exitcode: bool = False  # exit 2 when there are changes
     verbose: bool = False  # the text lists unchanged objects too
+    saved: SavedFile | None = None  # --out: where the plan was saved, and the file's digest
 
     @property
     def exit_code(self) -> int:
@@ -60,10 +65,19 @@ class PlanResult:
 
 
 def run_plan(root: Path, api: PrefectAPI, options: PlanOptions | None = None, *, detailed_exitcode: bool = False,
-             verbose: bool = False, load_warnings: bool = False) -> PlanResult:
-    """Read the server and plan (writes nothing). `load_warnings`: also run the compile checks
-    for their warnings (load hot-spots)."""
-    prepared = prepare(root, api, options=options)
+             verbose: bool = False, load_warnings: bool = False, environment: str | None = None,
+             out: Path | None = None) -> PlanResult:
+    """Read the server and plan for `environment` (--env; None: as declared); writes nothing to the
+    server. `load_warnings`: also run the compile checks for their warnings (load hot-spots).
+    `out`: save the plan there (compiler/reconcile/saved.py) for `chapctl apply FILE`."""
+    options = options or PlanOptions()
+    prepared = prepare(root, api, options=options, environment=environment)
+    saved_file = None
+    if out is not None:
+        from compiler.installed import version
+        from compiler.reconcile import saved
+
+        saved_file = saved.write(out, saved.made_from(prepared, api.settings.url, options, version("chapctl")))
     head = header(api, prepared)
     # Next runs of every schedule the plan creates or changes, from Prefect's own schedule code;
     # None (and prefect never imported) when no schedule is created or changed.
@@ -73,7 +87,7 @@ def run_plan(root: Path, api: PrefectAPI, options: PlanOptions | None = None, *,
         from compiler.compile.build import check_repo  # the compile pipeline: only for the pull-request comment
 
         warnings = tuple(d.message for d in check_repo(prepared.root).warnings)
-    return PlanResult(prepared.plan, head, previews, prepared.guard, warnings, detailed_exitcode, verbose)
+    return PlanResult(prepared.plan, head, previews, prepared.guard, warnings, detailed_exitcode, verbose, saved_file)
 
 
 @dataclass(frozen=True)
@@ -98,6 +112,7 @@ class ApplyOutcome:
     result: ApplyResult
     header: Header
     failure: str | None = None
+    saved: SavedFile | None = None  # the saved plan applied (`chapctl apply FILE`)
 
     @property
     def exit_code(self) -> int:
@@ -106,10 +121,18 @@ class ApplyOutcome:
 
 def run_apply(root: Path, api: PrefectAPI, options: ApplyOptions | None = None, *,
               events: Callable[[Applied | Waiting], None] | None = None,
-              on_plan: Callable[[Plan], None] | None = None) -> ApplyOutcome:
-    """Apply (compiler.reconcile.apply); `events` hears of each write and of each wait for the
-    lock, `on_plan` of the plan it will carry out (e.g. to size a progress bar). A refusal raises
-    ApplyRefused before any write; a failed write is the outcome's `failure`."""
+              on_plan: Callable[[Plan], None] | None = None, environment: str | None = None,
+              plan_file: Path | None = None) -> ApplyOutcome:
+    """Apply (compiler.reconcile.apply) for `environment` (--env); `events` hears of each write and
+    of each wait for the lock, `on_plan` of the plan it will carry out (e.g. to size a progress bar).
+    `plan_file`: a plan saved by `plan --out`, applied only while it still holds (its options are
+    the plan's). A refusal raises ApplyRefused before any write; a failed write is the outcome's
+    `failure`."""
+    saved_plan, saved_file = None, None
+    if plan_file is not None:
+        from compiler.reconcile import saved
+
+        saved_plan, saved_file = saved.load(plan_file)
 
     def progress(action: Action) -> None:
         if events is not None:
@@ -120,8 +143,10 @@ def run_apply(root: Path, api: PrefectAPI, options: ApplyOptions | None = None, 
             events(Waiting(message))
 
     try:
-        prepared, result = apply(root, api, options=options, progress=progress, on_wait=waiting, on_plan=on_plan)
+        prepared, result = apply(root, api, options=options, progress=progress, on_wait=waiting, on_plan=on_plan,
+                                 environment=environment,
+                                 saved=(saved_plan, str(plan_file)) if saved_plan is not None else None)
         failure = None
     except ApplyFailed as exc:
         prepared, result, failure = exc.prepared, exc.result, str(exc)
-    return ApplyOutcome(result, header(api, prepared), failure)
+    return ApplyOutcome(result, header(api, prepared), failure, saved_file)

@@ -23,8 +23,10 @@ from typing import Any
 from compiler.compile.build import TEMPLATES_DIR
 from compiler.compile.load import PROJECTS_DIR, load_repo, parse_artifact
 from compiler.compile.models import Defaults, Project
+from compiler.compile.environments import find as find_environment
+from compiler.compile.environments import limit_names, overlay_deployment
 from compiler.compile.render import (BLOCKS_DIR, PREFECT_YAML, SCHEDULE_SLUG, ScheduleSpec, deployment_spec,
-                                     render)
+                                     environment_specs, render)
 from compiler.compile.validate import ValidatedRepo, validate
 from compiler.constants import EXIT_CHANGES, EXIT_OK, artifact_env
 from compiler.errors import UserError
@@ -72,6 +74,7 @@ class SemanticDiff:
     new_variables: tuple[str, ...] = ()  # ... of which the base did not need
     new_warnings: tuple[str, ...] = ()  # load hot-spots at head that the base did not have
     gone_warnings: tuple[str, ...] = ()  # hot-spots of the base that this change removes
+    environment: str | None = None  # --env: the projects compared as that environment applies them
 
     def counts(self) -> dict[str, int]:
         c = {k: sum(1 for ch in self.changes if ch.kind == k) for k in ("added", "changed", "removed")}
@@ -83,24 +86,28 @@ class SemanticDiff:
 
 
 def semantic_diff(root: Path, base: str | None = None, head: str | None = None,
-                  now: dt.datetime | None = None) -> SemanticDiff:
+                  now: dt.datetime | None = None, environment: str | None = None) -> SemanticDiff:
     base_rev = base or default_base(root)
     with tempfile.TemporaryDirectory(prefix="chapctl-diff-") as tmp:
         before = _validated(_checkout(root, base_rev, Path(tmp) / "base"), f"at {base_rev}")
         after_root = _checkout(root, head, Path(tmp) / "head") if head else root
         after = _validated(after_root, f"at {head}" if head else "in the working tree")
-    return compare(before, after, root / TEMPLATES_DIR, base_rev, head or "working tree", now)
+    return compare(before, after, root / TEMPLATES_DIR, base_rev, head or "working tree", now, environment)
 
 
 def compare(before: ValidatedRepo, after: ValidatedRepo, templates: Path, base: str = "base", head: str = "head",
-            now: dt.datetime | None = None) -> SemanticDiff:
-    """The semantic diff of two validated repositories (compiled with the templates of `templates`).
+            now: dt.datetime | None = None, environment: str | None = None) -> SemanticDiff:
+    """The semantic diff of two validated repositories (compiled with the templates of `templates`),
+    each side as `environment` (--env; declared at head) applies it, where that side declares it.
 
     Complete by construction: what reaches the server is rendered from each project's deployment
     spec and credentials and from `_defaults.yaml`, and every field of those three is compared."""
+    from compiler.compile.environments import select
+
+    environment = select(list(after.defaults.environments), environment, f"_defaults.yaml at {head}")
     start = now or dt.datetime.now(dt.timezone.utc)
-    old = {v.project.name: _effective(v.project, before.defaults) for v in before.projects}
-    new = {v.project.name: _effective(v.project, after.defaults) for v in after.projects}
+    old = {v.project.name: _effective(v.project, before.defaults, environment) for v in before.projects}
+    new = {v.project.name: _effective(v.project, after.defaults, environment) for v in after.projects}
     changes = []
     for name in sorted(old.keys() | new.keys()):
         a, b = old.get(name), new.get(name)
@@ -125,7 +132,8 @@ def compare(before: ValidatedRepo, after: ValidatedRepo, templates: Path, base: 
                         variables=variables_after,
                         new_variables=tuple(v for v in variables_after if v not in variables_before),
                         new_warnings=tuple(w for w in warnings_after if w not in warnings_before),
-                        gone_warnings=tuple(w for w in warnings_before if w not in warnings_after))
+                        gone_warnings=tuple(w for w in warnings_before if w not in warnings_after),
+                        environment=environment)
 
 
 def _changes(a: dict[str, Any], b: dict[str, Any]) -> tuple[FieldChange, ...]:
@@ -196,10 +204,15 @@ def _defaults_fields(defaults: Defaults) -> dict[str, Any]:
     return {k: v for k, v in paths(defaults.model_dump(mode="json")).items() if v is not None and v != {}}
 
 
-def _effective(project: Project, defaults: Defaults) -> tuple[dict[str, Any], dict[str, ScheduleSpec]]:
+def _effective(project: Project, defaults: Defaults,
+               environment: str | None = None) -> tuple[dict[str, Any], dict[str, ScheduleSpec]]:
     """A project's effective settings as dotted fields (every field of the deployment it compiles to,
-    defaults applied, and of its credentials block), and its schedules by slug."""
+    defaults applied, and `environment` laid over it where these defaults declare it; and of its
+    credentials block), and its schedules by slug."""
     spec = deployment_spec(project, defaults)
+    env = find_environment(environment_specs(defaults), environment)
+    if env is not None:
+        spec = overlay_deployment(spec, env, defaults.owner, limit_names(defaults.owner, env, defaults.instance_limits))
     doc: dict[str, Any] = {f.name: getattr(spec, f.name) for f in fields(spec)}  # a new field shows as it is
     del doc["name"]  # the project's identity
     doc["tags"] = ", ".join(spec.tags)
@@ -247,6 +260,7 @@ class DiffResult:
 
 
 def run_diff(root: Path, base: str | None = None, head: str | None = None,
-             detailed_exitcode: bool = False) -> DiffResult:
-    """The entry point of `chapctl diff` (its reporters: compiler/output/review.py)."""
-    return DiffResult(semantic_diff(root, base, head), detailed_exitcode)
+             detailed_exitcode: bool = False, environment: str | None = None) -> DiffResult:
+    """The entry point of `chapctl diff` (its reporters: compiler/output/review.py); `environment`
+    (--env): compare the projects as that environment applies them."""
+    return DiffResult(semantic_diff(root, base, head, environment=environment), detailed_exitcode)

@@ -103,6 +103,8 @@ class ScheduleResult:
 
     previews: tuple[Preview, ...]
     note: str | None = None
+    environment: str | None = None  # --env
+    paused_by_environment: bool = False  # that environment applies every schedule paused
 
     @property
     def exit_code(self) -> int:
@@ -110,11 +112,19 @@ class ScheduleResult:
 
 
 def run_schedule(root: Path, count: int, start: str | None = None, only: tuple[str, ...] = (),
-                 server_version: Callable[[], str | None] = lambda: None) -> ScheduleResult:
+                 server_version: Callable[[], str | None] = lambda: None,
+                 environment: str | None = None) -> ScheduleResult:
     """Validate, then the next `count` runs of every scheduled project (or those in `only`) from
-    `start` (`--from`). `server_version` asks the configured server its release (None offline)."""
-    from compiler.compile.build import validate_repo
+    `start` (`--from`), as `environment` (--env) applies them (paused there: each shows paused).
+    `server_version` asks the configured server its release (None offline)."""
+    from dataclasses import replace
+
+    from compiler.compile.build import select_environment, validate_repo
 
     validated = validate_repo(root)
+    name = select_environment(validated, environment)
     previews = next_runs(validated, count, parse_start(start), only)
-    return ScheduleResult(tuple(previews), semantics_note(server_version()))
+    paused = name is not None and validated.defaults.environments[name].schedules == "paused"
+    if paused:
+        previews = [replace(p, active=False) for p in previews]
+    return ScheduleResult(tuple(previews), semantics_note(server_version()), name, paused)

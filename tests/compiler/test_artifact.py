@@ -6,8 +6,8 @@ from __future__ import annotations
 from compiler.compile.artifact import BlockDocument, PrefectFile, read_block, read_prefect_yaml
 from compiler.compile.build import compile_repo, write
 from compiler.compile.load import parse_artifact
-from compiler.compile.render import (block_specs, concurrency_limit_specs, deployment_spec, notification_specs,
-                                     pull_steps)
+from compiler.compile.render import (block_specs, concurrency_limit_specs, deployment_spec, environment_specs,
+                                     notification_specs, pull_steps)
 from tests.compiler.test_diff_and_schedule import EVERY_DEFAULT, EVERY_ENTRY, EVERY_PROJECT
 
 
@@ -21,7 +21,9 @@ def test_render_and_desired_share_one_schema(repo_factory):
 
     written = PrefectFile(owner=defaults.owner, pull=tuple(pull_steps(defaults)),
                           deployments=tuple(deployment_spec(p, defaults) for p in projects),
-                          concurrency_limits=tuple(concurrency_limit_specs(projects, defaults)))
+                          concurrency_limits=tuple(concurrency_limit_specs(projects, defaults)),
+                          environments=environment_specs(defaults))
+    assert written.environments and written.environments[0].notifications  # every field of an environment
     read = read_prefect_yaml(parse_artifact((repo / "prefect.yaml").read_text(), "prefect.yaml"))
     assert read == written
     # what the round trip must carry: every optional part is there

@@ -289,6 +289,26 @@ alerts:
   missed: 1h
 instance_limits:
   one-dhis2: 1
+environments:
+  staging:
+    api_url_env: STAGING_URL
+    auth_string_env: STAGING_AUTH
+    api_key_env: STAGING_KEY
+    owner_suffix: staging
+    work_pool: staging-pool
+    schedules: paused
+    notifications:
+      hook:
+        webhook:
+          url_env: STAGING_HOOK_URL
+      chat:
+        slack:
+          url_env: STAGING_SLACK_URL
+      mail:
+        email:
+          to: [staging@example.org]
+          sender: staging@example.org
+          api_key_env: STAGING_SENDGRID_KEY
 """
 EVERY_PROJECT = """\
 name: one
@@ -365,6 +385,18 @@ FIELD_EDITS = {  # model field -> (file, text, replacement)
     "Defaults.alerts.failed": (D, "  failed: true\n  missed: 1h", "  failed: false\n  missed: 1h"),
     "Defaults.alerts.missed": (D, "missed: 1h", "missed: 2h"),
     "Defaults.instance_limits": (D, "one-dhis2: 1", "one-dhis2: 2"),
+    "Defaults.environments.api_url_env": (D, "api_url_env: STAGING_URL", "api_url_env: STAGING_URL_2"),
+    "Defaults.environments.auth_string_env": (D, "auth_string_env: STAGING_AUTH", "auth_string_env: STAGING_AUTH_2"),
+    "Defaults.environments.api_key_env": (D, "api_key_env: STAGING_KEY", "api_key_env: STAGING_KEY_2"),
+    "Defaults.environments.owner_suffix": (D, "owner_suffix: staging", "owner_suffix: test"),
+    "Defaults.environments.work_pool": (D, "work_pool: staging-pool", "work_pool: test-pool"),
+    "Defaults.environments.schedules": (D, "schedules: paused", "schedules: active"),
+    "Defaults.environments.notifications.webhook.url_env": (D, "url_env: STAGING_HOOK_URL", "url_env: STAGING_HOOK_2"),
+    "Defaults.environments.notifications.slack.url_env": (D, "url_env: STAGING_SLACK_URL", "url_env: STAGING_SLACK_2"),
+    "Defaults.environments.notifications.email.to": (D, "to: [staging@example.org]", "to: [test@example.org]"),
+    "Defaults.environments.notifications.email.sender": (D, "sender: staging@example.org", "sender: test@example.org"),
+    "Defaults.environments.notifications.email.api_key_env": (
+        D, "api_key_env: STAGING_SENDGRID_KEY", "api_key_env: STAGING_SENDGRID_2"),
     "Project.description": (P, "description: First", "description: Second"),
     "Project.credentials.block": (E, "block: shared-dhis2", "block: other-dhis2"),
     "Project.credentials.base_url": (P, "https://dhis2.example.org", "https://dhis2.example.org/hmis"),

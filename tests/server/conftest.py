@@ -12,6 +12,8 @@ Servers are shared: one per session (per xdist worker), wiped before each test.
   docs/architecture.md says the same.
 * `special_server`: the one server with basic auth (`AUTH_STRING`) and a page limit of
   `PAGE_LIMIT` instead of Prefect's 200, for the tests of credentials and of paging.
+* `second_server`: a second server like the main one (one per run: xdist group `environments`),
+  for the tests of environments, each applied to its own server.
 """
 
 from __future__ import annotations
@@ -76,6 +78,23 @@ def special_server(tmp_path_factory) -> PrefectServer:
                               extra_env={"PREFECT_SERVER_API_DEFAULT_LIMIT": str(PAGE_LIMIT)})
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="session")
+@lane("server", group="environments")
+def second_server(tmp_path_factory) -> PrefectServer:
+    """Another Prefect server (main backend): with the main one, the two servers of two
+    environments (staging and production) that the same commit is applied to."""
+    srv = PrefectServer.start(tmp_path_factory.mktemp(f"prefect-second-{main_backend()}"), main_backend(),
+                              extra_env=SERVICE_LOOPS)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def clean_second_server(second_server) -> PrefectServer:
+    second_server.wipe()
+    return second_server
 
 
 @pytest.fixture

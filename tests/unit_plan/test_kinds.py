@@ -242,6 +242,11 @@ def test_a_new_kind_is_one_module(tmp_path):
         live = read_live(_api(server), desired, env)
         assert live.extra == {"widget": {"laos-dengue": "w1"}}
         assert server.paths()[-3:] == ["/flows/filter", "/widgets/filter", "/automations/filter"]
+        # a saved plan compares its facts (compiler/reconcile/saved.py), as read
+        from compiler.reconcile.actions import PlanOptions
+        from compiler.reconcile.saved import digest, live_objects
+
+        assert live_objects(live, PlanOptions())["widget"] == digest({"laos-dengue": "w1"})
 
         # plan runs its rule after the kinds registered before it
         p = plan(desired, live)

@@ -21,7 +21,7 @@ from compiler.reconcile.actions import (CREATE, DELETE, NOOP, UPDATE, Action, Ch
 from compiler.reconcile.client import PrefectAPI
 from compiler.reconcile.context import Context, Live
 from compiler.reconcile.desired import Desired, DesiredDeployment
-from compiler.reconcile.kinds.base import ActionKind, Kind, Read
+from compiler.reconcile.kinds.base import ActionKind, Kind, Read, named
 
 AUTOMATION_FIELDS = ("id", "name", "description", "enabled", "tags", "trigger", "actions", "actions_on_trigger",
                      "actions_on_resolve", "created", "updated")
@@ -182,4 +182,5 @@ KIND = Kind(
     declared=lambda desired: any(d.alerts for d in desired.deployments),
     present=lambda live: bool(live.automations),
     find_created=find_created,
+    facts=lambda live, options: named("automation", live.automations, lambda a: str(a["name"])),
 )

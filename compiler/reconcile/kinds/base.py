@@ -8,11 +8,11 @@ Pure data: the functions a `Kind` names live in its module.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from compiler.reconcile.actions import Action, Plan
+from compiler.reconcile.actions import Action, Plan, PlanOptions
 from compiler.reconcile.client import PrefectAPI
 from compiler.reconcile.context import Context, Live
 from compiler.reconcile.desired import Desired
@@ -25,6 +25,22 @@ RuleFn = Callable[[Context, Plan], list[Action]]
 # find_created(api, path, body): the object a create (POST `path`) meant to make, when the server
 # holds it as the create meant it; None when it is not there, or when `path` is not this kind's.
 FindFn = Callable[[PrefectAPI, str, Any], Any]
+# facts(live, options): the live objects this kind read, by a name people read ("deployment f/name"),
+# as a saved plan compares them (compiler/reconcile/saved.py): what the planner decides by, without what
+# changes on a quiet server (timestamps, runs the scheduler makes) and without any secret's digest.
+FactsFn = Callable[[Live, PlanOptions], dict[str, Any]]
+
+
+def named(label: str, rows: Iterable[dict[str, Any]], name: Callable[[dict[str, Any]], str],
+          drop: tuple[str, ...] = ("created", "updated")) -> dict[str, dict[str, Any]]:
+    """`facts` of a list of live objects: "<label> <name>" -> the object without `drop` (with its id
+    after the name when two share one)."""
+    rows = sorted(rows, key=lambda r: (name(r), str(r.get("id"))))
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[name(r)] = counts.get(name(r), 0) + 1
+    return {f"{label} {name(r)}" + (f" ({r.get('id')})" if counts[name(r)] > 1 else ""):
+            {k: v for k, v in r.items() if k not in drop} for r in rows}
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,14 @@ class Kind:
     declared: Callable[[Desired], bool] | None = None
     present: Callable[[Live], bool] | None = None
     find_created: FindFn | None = None
+    # None: the kind's facts are `live.extra[name]`, compared whole.
+    facts: FactsFn | None = None
+
+    def live_facts(self, live: Live, options: PlanOptions) -> dict[str, Any]:
+        """The objects of `live` this kind read, by name, as a saved plan compares them."""
+        if self.facts is not None:
+            return self.facts(live, options)
+        return {self.name: live.extra[self.name]} if self.name in live.extra else {}
 
     def __post_init__(self) -> None:
         if (self.manages is None) != (self.declared is None) or (self.manages is None) != (self.present is None):

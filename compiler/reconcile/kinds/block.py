@@ -12,11 +12,12 @@ from typing import Any
 
 from compiler.constants import BLOCK_TYPE_SLUG
 from compiler.errors import NotFound
-from compiler.reconcile.actions import CREATE, NOOP, UPDATE, Action, Change, Plan, Request, SecretFromEnv, ref
+from compiler.reconcile.actions import (CREATE, NOOP, UPDATE, Action, Change, Plan, PlanOptions, Request, SecretFromEnv,
+                                        ref)
 from compiler.reconcile.client import PrefectAPI
 from compiler.reconcile.context import Context, Live
 from compiler.reconcile.desired import Desired, DesiredBlock, secret_digest
-from compiler.reconcile.kinds.base import ActionKind, Kind, Read
+from compiler.reconcile.kinds.base import ActionKind, Kind, Read, named
 from compiler.reconcile.kinds.variable import claim_request
 
 BLOCK_TYPE_FIELDS = ("id", "name", "slug", "logo_url", "documentation_url", "description", "code_example")
@@ -358,6 +359,16 @@ def _same_data(have: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return all(have.get(k) == v for k, v in wanted.items())
 
 
+def facts(live: Live, options: PlanOptions) -> dict[str, Any]:
+    """Block types, schemas and documents; a document without its `updated` stamp and without its
+    secrets' digests (a saved plan never holds them: a rotated secret changes the plan instead)."""
+    out: dict[str, Any] = {f"block type {slug}": bt for slug, bt in live.block_types.items()}
+    out.update({f"block schema {checksum}": schema for checksum, schema in live.block_schemas.items()})
+    out.update(named("block", live.block_documents, lambda b: f"{b['slug']}/{b['name']}",
+                     drop=("updated", "secret_digests")))
+    return out
+
+
 KIND = Kind(
     name="block",
     reads=(Read(20, read),),
@@ -368,4 +379,5 @@ KIND = Kind(
         ActionKind("block_document", "Block documents", stage=1),
     ),
     find_created=find_created,
+    facts=facts,
 )

@@ -8,13 +8,14 @@ record says it manages some.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from compiler.constants import INSTANCE_LIMIT
-from compiler.reconcile.actions import CREATE, DELETE, NOOP, UPDATE, Action, Change, Plan, Request
+from compiler.reconcile.actions import CREATE, DELETE, NOOP, UPDATE, Action, Change, Plan, PlanOptions, Request
 from compiler.reconcile.client import PrefectAPI
 from compiler.reconcile.context import Context, Live
 from compiler.reconcile.desired import Desired
-from compiler.reconcile.kinds.base import ActionKind, Kind, Read
+from compiler.reconcile.kinds.base import ActionKind, Kind, Read, named
 
 
 def read(api: PrefectAPI, desired: Desired, live: Live, env: Mapping[str, str]) -> None:
@@ -59,6 +60,10 @@ def rule(ctx: Context, p: Plan) -> list[Action]:
     return actions
 
 
+def facts(live: Live, options: PlanOptions) -> dict[str, Any]:
+    return named("concurrency limit", live.concurrency_limits, lambda c: str(c["name"]))
+
+
 KIND = Kind(
     name="concurrency_limit",
     reads=(Read(80, read),),
@@ -67,4 +72,5 @@ KIND = Kind(
     manages="concurrency_limits",
     declared=lambda desired: bool(desired.concurrency_limits),
     present=lambda live: bool(live.concurrency_limits),
+    facts=facts,
 )

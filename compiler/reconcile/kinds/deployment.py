@@ -33,11 +33,11 @@ from typing import Any
 from compiler.constants import DEFAULT_COLLISION_STRATEGY, MANAGED_TAG, STATE_VARIABLE
 from compiler.compile.artifact import BlockRef, Replaces
 from compiler.reconcile.actions import (CREATE, DELETE, HANDOVER, NOOP, RUNS, SECRET_HIDDEN, UPDATE, Action, AsRead,
-                                        Change, Placeholder, Plan, Request, ref)
+                                        Change, Placeholder, Plan, PlanOptions, Request, ref)
 from compiler.reconcile.client import PrefectAPI
 from compiler.reconcile.context import Context, Live
 from compiler.reconcile.desired import Desired, DesiredDeployment
-from compiler.reconcile.kinds.base import ActionKind, Kind, Read
+from compiler.reconcile.kinds.base import ActionKind, Kind, Read, named
 from compiler.reconcile.ownership import LEGACY, deployment_owner
 
 DEPLOYMENT_FIELDS = (
@@ -340,9 +340,8 @@ def _delete_deployment(ctx: Context, live: dict[str, Any]) -> Action:
     (auto-scheduled and manual); runs in flight keep running and lose their deployment link,
     unless the plan cancels them first (--cancel-in-flight)."""
     runs = ctx.live.runs.get(live["id"], [])
-    scheduled = [r for r in runs if r.get("state_type") == "SCHEDULED" and not r.get("run_count")
-                 and r.get("state_name") != "AwaitingConcurrencySlot"]
-    in_flight = [r for r in runs if r not in scheduled and r.get("state_type") != "CANCELLING"]
+    scheduled = [r for r in runs if _waiting(r)]
+    in_flight = _in_flight(runs)
     changes: list[Change] = [Change(f"schedule {s.get('slug') or s.get('id')}", _show_schedule(s), "deleted with it")
                              for s in live.get("schedules") or []]
     if scheduled:
@@ -380,6 +379,17 @@ def _delete_deployment(ctx: Context, live: dict[str, Any]) -> Action:
         requests=requests,
         project=live["name"],
     )
+
+
+def _waiting(run: dict[str, Any]) -> bool:
+    """A scheduled run that never started: it goes with its deployment (the scheduler makes these)."""
+    return (run.get("state_type") == "SCHEDULED" and not run.get("run_count")
+            and run.get("state_name") != "AwaitingConcurrencySlot")
+
+
+def _in_flight(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs a prune leaves running (or cancels with --cancel-in-flight)."""
+    return [r for r in runs if not _waiting(r) and r.get("state_type") != "CANCELLING"]
 
 
 def _referenced_block_ids(live: dict[str, Any]) -> list[str]:
@@ -687,6 +697,26 @@ def find_created(api: PrefectAPI, path: str, body: Any) -> Any:
     return [by_slug[w.get("slug")] for w in body]
 
 
+def facts(live: Live, options: PlanOptions) -> dict[str, Any]:
+    """The deployments with their schedules, without `updated` stamps (a worker's poll moves the
+    deployment's); the runs in flight of those a plan prunes only when it cancels them (what the
+    planner's requests depend on; scheduled runs come and go with the scheduler); the deployments of
+    an owner-less chapctl."""
+    rows = [{**d, "schedules": sorted(({k: v for k, v in s.items() if k != "updated"} for s in d.get("schedules") or []),
+                                      key=lambda s: str(s.get("id")))} for d in live.deployments]
+    out: dict[str, Any] = named("deployment", rows, lambda d: f"{d.get('flow_name')}/{d['name']}")
+    if options.cancel_in_flight:
+        names = {d["id"]: d["name"] for d in live.deployments}
+        for dep_id, runs in sorted(live.runs.items()):
+            flying = sorted(({k: r.get(k) for k in ("id", "state_type", "state_name")} for r in _in_flight(runs)),
+                            key=lambda r: str(r["id"]))
+            if flying:
+                out[f"runs in flight of deployment {names.get(dep_id, dep_id)}"] = flying
+    if live.legacy:
+        out["deployments of an owner-less chapctl"] = list(live.legacy)
+    return out
+
+
 KIND = Kind(
     name="deployment",
     reads=(Read(40, read), Read(60, read_after_flows)),
@@ -696,4 +726,5 @@ KIND = Kind(
         ActionKind("schedule", "Deployments", stage=3, per_project=True),
     ),
     find_created=find_created,
+    facts=facts,
 )

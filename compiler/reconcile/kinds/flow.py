@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from compiler.reconcile.actions import CREATE, NOOP, Action, Change, Plan, Request, ref
+from compiler.reconcile.actions import CREATE, NOOP, Action, Change, Plan, PlanOptions, Request, ref
 from compiler.reconcile.client import PrefectAPI
 from compiler.reconcile.context import Context, Live
 from compiler.reconcile.desired import Desired
@@ -43,9 +43,14 @@ def rule(ctx: Context, p: Plan) -> list[Action]:
     return actions
 
 
+def facts(live: Live, options: PlanOptions) -> dict[str, Any]:
+    return {f"flow {name}": flow_id for name, flow_id in live.flows.items()}
+
+
 KIND = Kind(
     name="flow",
     reads=(Read(50, read),),  # after the deployments (40): the flows they run
     rule=rule,
     actions=(ActionKind("flow", "Flows", stage=2),),
+    facts=facts,
 )

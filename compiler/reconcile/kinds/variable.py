@@ -12,13 +12,14 @@ its own: a claim is written and released by the block documents' actions (kinds/
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from compiler.constants import MANAGED_TAG, VARIABLE_PREFIX
-from compiler.reconcile.actions import Request
+from compiler.constants import LOCK_VARIABLE, MANAGED_TAG, VARIABLE_PREFIX
+from compiler.reconcile.actions import PlanOptions, Request
 from compiler.reconcile.client import PrefectAPI
 from compiler.reconcile.context import Live
 from compiler.reconcile.desired import Desired
-from compiler.reconcile.kinds.base import Kind, Read
+from compiler.reconcile.kinds.base import Kind, Read, named
 from compiler.reconcile.ownership import claim_name
 
 
@@ -47,4 +48,12 @@ def find_created(api: PrefectAPI, path: str, body: object) -> object:
     return current if current.get("value") == body.get("value") else None
 
 
-KIND = Kind(name="variable", reads=(Read(30, read),), rule=None, find_created=find_created)
+def facts(live: Live, options: PlanOptions) -> dict[str, Any]:
+    """Every chapctl variable but the apply locks (they come and go with every apply, a saved
+    plan's own included), without their time stamps."""
+    locks = LOCK_VARIABLE.format(owner="")
+    return named("variable", ({"name": n, **v} for n, v in live.variables.items() if not n.startswith(locks)),
+                 lambda v: v["name"])
+
+
+KIND = Kind(name="variable", reads=(Read(30, read),), rule=None, find_created=find_created, facts=facts)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from compiler.reconcile.actions import CREATE, NOOP, Action, Change, Plan, Request
+from compiler.reconcile.actions import CREATE, NOOP, Action, Change, Plan, PlanOptions, Request
 from compiler.reconcile.client import PrefectAPI
 from compiler.reconcile.context import Context, Live
 from compiler.reconcile.desired import Desired
@@ -59,10 +59,15 @@ def find_created(api: PrefectAPI, path: str, body: Any) -> Any:
     return api.get(f"/work_pools/{body['name']}") if path == "/work_pools/" else None
 
 
+def facts(live: Live, options: PlanOptions) -> dict[str, Any]:
+    return {f"work pool {name}": pool for name, pool in live.work_pools.items()}
+
+
 KIND = Kind(
     name="work_pool",
     reads=(Read(10, read),),
     rule=rule,
     actions=(ActionKind("work_pool", "Work pools", stage=0),),
     find_created=find_created,
+    facts=facts,
 )
