@@ -67,6 +67,7 @@ class ApiSettings:
     api_key: str | None = None
     url_source: str = "PREFECT_API_URL"  # where the URL came from, for error messages
     auth_source: str | None = None  # where the auth string or key came from, for a refused login
+    auth_hint: str | None = None  # where credentials would come from when none were given (an environment's variables)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
@@ -103,7 +104,9 @@ class ApiSettings:
         """The server of an environment (`environments:` in _defaults.yaml, compiled to
         `compile.artifact.EnvironmentSpec`): the URL, and the auth string or API key, from the
         variables it names and only those — never PREFECT_API_URL or a profile (unless named), so
-        that staging's settings can never reach production's server. Each named variable must be set."""
+        that staging's settings can never reach production's server. The URL's variable must be set;
+        a credentials variable is used when set (CI passes an empty one for the kind of auth it does
+        not use), and a 401 then names it."""
         where = f"environment {spec.name!r}"
         url = (env.get(spec.api_url_env) or "").strip().rstrip("/")
         if not url:
@@ -116,15 +119,15 @@ class ApiSettings:
             raise ServerError(f"{source} is not a usable URL ({redacted_url(url)}): {problem}; give the server's API "
                               "address, e.g. http://127.0.0.1:4200/api")
         url, userinfo = split_userinfo(url)
-        for var in (spec.auth_string_env, spec.api_key_env):
-            if var and not env.get(var):
-                raise ServerError(f"{var} is not set: {where} reads its server's credentials from it (in "
-                                  "projects/_defaults.yaml); set it, or remove it there if the server needs none")
-        auth_string = env.get(spec.auth_string_env) if spec.auth_string_env else userinfo
-        api_key = env.get(spec.api_key_env) if spec.api_key_env else None
+        auth_string = (env.get(spec.auth_string_env) if spec.auth_string_env else None) or userinfo
+        api_key = (env.get(spec.api_key_env) if spec.api_key_env else None) or None
         auth_source = (f"{spec.api_key_env} ({where})" if api_key else
-                       f"{spec.auth_string_env} ({where})" if spec.auth_string_env else source if userinfo else None)
-        return cls(url=url, auth_string=auth_string, api_key=api_key, url_source=source, auth_source=auth_source)
+                       f"{spec.auth_string_env} ({where})" if auth_string and auth_string != userinfo
+                       else source if userinfo else None)
+        named = [v for v in (spec.auth_string_env, spec.api_key_env) if v]
+        hint = f"{' or '.join(named)} (named by {where} in projects/_defaults.yaml)" if named else None
+        return cls(url=url, auth_string=auth_string, api_key=api_key, url_source=source, auth_source=auth_source,
+                   auth_hint=hint)
 
 
 def secret_forms(value: str) -> set[str]:
@@ -457,8 +460,8 @@ class PrefectAPI:
             given = self.settings.auth_source
             if given is None:
                 raise ServerError(f"401 Unauthorized from {self.settings.url}: authentication is required; set "
-                                  "PREFECT_API_AUTH_STRING (user:password) or PREFECT_API_KEY")
-            what, check = (("key", "check that it is valid for this server") if given.startswith("PREFECT_API_KEY")
+                                  + (self.settings.auth_hint or "PREFECT_API_AUTH_STRING (user:password) or PREFECT_API_KEY"))
+            what, check = (("key", "check that it is valid for this server") if self.settings.api_key is not None
                            else ("user:password", "check it against the server's PREFECT_SERVER_API_AUTH_STRING"))
             raise ServerError(f"401 Unauthorized from {self.settings.url}: the server refused the {what} in {given}; "
                               f"{check}")

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.server.conftest import PASSWORDS, Chapctl, all_deployments, updated_stamps
+from tests.server.conftest import AUTH_CANARY, AUTH_STRING, PASSWORDS, Chapctl, all_deployments, updated_stamps
 from tests.server.repo import DEFAULTS, project
 from tests.server.test_concurrency import commit, git
 
@@ -171,3 +171,34 @@ def test_two_environments_on_one_server_never_take_each_others_objects(two):
     assert proc.returncode == 1 and "chapctl owner 'moh'" in proc.stderr and "nothing was written" in proc.stderr
     assert updated_stamps(production) == before
     assert {owner_tags(d)[0] for d in all_deployments(production)} == {"chapctl-owner:moh"}
+
+
+def test_an_environments_credentials_come_from_the_variable_it_names(make_repo, clean_special_server):
+    """The server with basic auth as staging: its user:password from STAGING_AUTH, never from
+    PREFECT_API_AUTH_STRING (set here to production's, wrong for this server)."""
+    environments = {"staging": {"api_url_env": "STAGING_URL", "auth_string_env": "STAGING_AUTH"}}
+    repo = make_repo(PROJECTS[:1], {**DEFAULTS, "environments": environments})
+    env = {"STAGING_URL": clean_special_server.api_url, "STAGING_AUTH": AUTH_STRING,
+           "PREFECT_API_URL": clean_special_server.api_url, "PREFECT_API_AUTH_STRING": "admin:production-password",
+           "CHAPCTL_FLOWS_DIR": str(repo.root), **PASSWORDS}
+    chapctl = Chapctl(clean_special_server, env)
+    proc = chapctl.cli(repo, "apply", "--env", "staging")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert AUTH_CANARY not in proc.stdout + proc.stderr
+    wrong = chapctl.cli(repo, "plan", "--env", "staging", env={**env, "STAGING_AUTH": "admin:wrong"})
+    assert wrong.returncode == 1 and ("the server refused the user:password in STAGING_AUTH (environment 'staging')"
+                                      in wrong.stderr), wrong.stderr
+    none = chapctl.cli(repo, "plan", "--env", "staging", env={**env, "STAGING_AUTH": ""})
+    assert none.returncode == 1 and ("authentication is required; set STAGING_AUTH (named by environment 'staging' "
+                                     "in projects/_defaults.yaml)") in none.stderr, none.stderr
+
+
+def test_an_environments_server_is_found_in_the_ci_secrets_map(two):
+    """chapctl-apply.yml's production jobs hand over every secret as CHAPCTL_SECRETS: the
+    environment's URL variable is read from it by name, like a password."""
+    repo, chapctl, _, production = two
+    env = {k: v for k, v in chapctl.env.items() if k != "PRODUCTION_PREFECT_API_URL" and k not in PASSWORDS}
+    env["CHAPCTL_SECRETS"] = json.dumps({"PRODUCTION_PREFECT_API_URL": production.api_url, **PASSWORDS})
+    proc = chapctl.cli(repo, "apply", "--env", "production", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(all_deployments(production)) == 2

@@ -138,14 +138,18 @@ def test_an_environment_reads_its_server_only_from_the_variables_it_names():
     assert key.api_key == "pnu_staging" and key.auth_string is None
     inline = ApiSettings.for_environment(_spec(), {"STAGING_URL": "https://u:p%40ss@staging.example.org/api"})
     assert inline.url == "https://staging.example.org/api" and inline.auth_string == "u:p@ss"
+    # A credentials variable left empty (CI passes the one of the auth it does not use as ""): none sent,
+    # and a 401 names the variables to set.
+    unset = ApiSettings.for_environment(_spec(auth_string_env="STAGING_AUTH", api_key_env="STAGING_KEY"),
+                                        {"STAGING_URL": "https://s.example.org/api", "STAGING_AUTH": ""})
+    assert unset.auth_string is None and unset.api_key is None and unset.auth_source is None
+    assert unset.auth_hint == "STAGING_AUTH or STAGING_KEY (named by environment 'staging' in projects/_defaults.yaml)"
 
 
 @pytest.mark.parametrize(("fields", "env", "message"), [
     ({}, {"PREFECT_API_URL": "https://prod.example.org/api"},
      "STAGING_URL is not set: environment 'staging' reads its Prefect server's API URL from it"),
     ({}, {"STAGING_URL": "ftp://staging.example.org"}, "STAGING_URL (environment 'staging') is not a usable URL"),
-    ({"auth_string_env": "STAGING_AUTH"}, {"STAGING_URL": "https://s.example.org/api"},
-     "STAGING_AUTH is not set: environment 'staging' reads its server's credentials from it"),
 ])
 def test_an_environments_server_settings_must_be_set(fields, env, message):
     with pytest.raises(ServerError) as caught:
