@@ -30,7 +30,7 @@ PROJECTS = [
     project("edited", cron="0 6 * * 5"),
     project("manual", cron=None),
 ]
-JSON_KEYS = {"generated_at", "server", "owner", "options", "applied", "head", "summary", "projects", "notes",
+JSON_KEYS = {"generated_at", "server", "owner", "environment", "options", "applied", "head", "summary", "projects", "notes",
              "requests"}
 PROJECT_KEYS = {"name", "health", "sync", "sync_detail", "deployment_id", "schedule", "last_run", "next_run",
                 "failures_in_a_row", "completed_in_lookback", "late", "hints"}
