@@ -34,6 +34,7 @@ from compiler.errors import UserError
 from compiler.reconcile import gitinfo
 from compiler.reconcile.actions import RUNS, Plan, PlanOptions
 from compiler.reconcile.context import Live
+from compiler.reconcile.desired import Desired
 from compiler.reconcile.kinds import REGISTRY
 
 FORMAT = 1
@@ -50,11 +51,11 @@ def file_digest(data: bytes) -> str:
 
 
 # -- what a plan was made from ---------------------------------------------------------------------
-def live_objects(live: Live, options: PlanOptions) -> dict[str, str]:
+def live_objects(desired: Desired, live: Live, options: PlanOptions) -> dict[str, str]:
     """Object name -> digest of the facts the planner decides by (every registered kind's `facts`)."""
     objects: dict[str, Any] = {"server version": live.server_version}
     for kind in REGISTRY:
-        objects.update(kind.live_facts(live, options))
+        objects.update(kind.live_facts(desired, live, options))
     return {name: digest(value) for name, value in sorted(objects.items())}
 
 
@@ -161,7 +162,7 @@ def made_from(prepared: Any, api_url: str, options: PlanOptions, chapctl: str | 
         tree=gitinfo.tree(prepared.root) if prepared.guard.head else None,
         files=compiled_files(prepared.root),
         options=options,
-        live=live_objects(live, options),
+        live=live_objects(desired, live, options),
         writes=writes(plan),
         plan=plan.to_json(include_requests=True),
         chapctl=chapctl,

@@ -246,7 +246,7 @@ def test_a_new_kind_is_one_module(tmp_path):
         from compiler.reconcile.actions import PlanOptions
         from compiler.reconcile.saved import digest, live_objects
 
-        assert live_objects(live, PlanOptions())["widget"] == digest({"laos-dengue": "w1"})
+        assert live_objects(desired, live, PlanOptions())["widget"] == digest({"laos-dengue": "w1"})
 
         # plan runs its rule after the kinds registered before it
         p = plan(desired, live)

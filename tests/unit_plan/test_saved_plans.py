@@ -4,6 +4,7 @@ planner decides by and with nothing else, the file reads back what it wrote, and
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -13,9 +14,12 @@ import pytest
 from compiler.errors import UserError
 from compiler.reconcile import saved
 from compiler.reconcile.actions import RUNS, Action, Plan, PlanOptions, Request, SecretFromEnv
+from compiler.reconcile.desired import load_desired
+from compiler.reconcile.facts import Facts
 from compiler.reconcile.live import Live
 
-CASE = Path(__file__).resolve().parents[1] / "plan_golden" / "cases" / "automation_edited_in_ui_is_reverted"
+GOLDEN = Path(__file__).resolve().parents[1] / "plan_golden"
+CASE = GOLDEN / "cases" / "automation_edited_in_ui_is_reverted"
 OPTIONS = PlanOptions()
 
 
@@ -23,8 +27,14 @@ def live() -> Live:
     return Live.from_json(json.loads((CASE / "live.json").read_text()))
 
 
+@functools.cache
+def desired():
+    facts = Facts.from_json(json.loads((GOLDEN / "facts.json").read_text()))
+    return load_desired(CASE / "desired", json.loads((CASE / "env.json").read_text()), facts=facts)
+
+
 def objects(state: Live, options: PlanOptions = OPTIONS) -> dict[str, str]:
-    return saved.live_objects(state, options)
+    return saved.live_objects(desired(), state, options)
 
 
 def moved(a: Live, b: Live, options: PlanOptions = OPTIONS) -> list[str]:
@@ -159,3 +169,22 @@ def test_a_mismatch_names_the_first_thing_that_differs():
         "the plan made now differs from the saved one: block_document laos-dhis2 would now be written differently")
     assert saved.moved_commit(ok, "c" * 40, "d" * 40).startswith("the plan was made at commit aaaaaaaaaaaa")
     assert saved.moved_commit(ok, "a" * 40, "b" * 40) is None
+
+
+def test_what_concerns_only_other_owners_does_not_move_the_digest():
+    """Another team's apply on the same server (its commit record, its lock, its own credentials
+    block and claim) is none of this plan's business."""
+    state = live()
+    state.variables["chapctl-state--kenya-team"] = {"id": "k1", "value": {"commit": "abc"}}
+    state.variables["chapctl-lock--kenya-team"] = {"id": "k2", "value": {"holder": "ci"}}
+    state.variables["chapctl-block--chap-dhis2-credentials--kenya-dhis2"] = {
+        "id": "k3", "value": {"owner": "kenya-team", "slug": "chap-dhis2-credentials", "name": "kenya-dhis2"}}
+    state.block_documents.append({"id": "kb", "slug": "chap-dhis2-credentials", "name": "kenya-dhis2",
+                                  "data": {"base_url": "https://k.example.org"}, "block_schema_id": "s",
+                                  "secret_digests": {}})
+    assert moved(live(), state) == []
+    # ... but a claim of a block this owner manages, by whoever, is.
+    claimed = live()
+    claimed.variables["chapctl-block--chap-dhis2-credentials--laos-dhis2"] = {
+        "id": "k4", "value": {"owner": "kenya-team", "slug": "chap-dhis2-credentials", "name": "laos-dhis2"}}
+    assert moved(live(), claimed) == ["variable chapctl-block--chap-dhis2-credentials--laos-dhis2"]

@@ -182,5 +182,5 @@ KIND = Kind(
     declared=lambda desired: any(d.alerts for d in desired.deployments),
     present=lambda live: bool(live.automations),
     find_created=find_created,
-    facts=lambda live, options: named("automation", live.automations, lambda a: str(a["name"])),
+    facts=lambda desired, live, options: named("automation", live.automations, lambda a: str(a["name"])),
 )

@@ -25,10 +25,11 @@ RuleFn = Callable[[Context, Plan], list[Action]]
 # find_created(api, path, body): the object a create (POST `path`) meant to make, when the server
 # holds it as the create meant it; None when it is not there, or when `path` is not this kind's.
 FindFn = Callable[[PrefectAPI, str, Any], Any]
-# facts(live, options): the live objects this kind read, by a name people read ("deployment f/name"),
-# as a saved plan compares them (compiler/reconcile/saved.py): what the planner decides by, without what
-# changes on a quiet server (timestamps, runs the scheduler makes) and without any secret's digest.
-FactsFn = Callable[[Live, PlanOptions], dict[str, Any]]
+# facts(desired, live, options): the live objects this kind read that the planner decides by, by a name
+# people read ("deployment f/name"), as a saved plan compares them (compiler/reconcile/saved.py): not
+# what concerns only other owners, not what changes on a quiet server (time stamps, runs the scheduler
+# makes), never a secret's digest.
+FactsFn = Callable[[Desired, Live, PlanOptions], dict[str, Any]]
 
 
 def named(label: str, rows: Iterable[dict[str, Any]], name: Callable[[dict[str, Any]], str],
@@ -81,10 +82,10 @@ class Kind:
     # None: the kind's facts are `live.extra[name]`, compared whole.
     facts: FactsFn | None = None
 
-    def live_facts(self, live: Live, options: PlanOptions) -> dict[str, Any]:
+    def live_facts(self, desired: Desired, live: Live, options: PlanOptions) -> dict[str, Any]:
         """The objects of `live` this kind read, by name, as a saved plan compares them."""
         if self.facts is not None:
-            return self.facts(live, options)
+            return self.facts(desired, live, options)
         return {self.name: live.extra[self.name]} if self.name in live.extra else {}
 
     def __post_init__(self) -> None:

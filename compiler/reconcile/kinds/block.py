@@ -15,7 +15,7 @@ from compiler.errors import NotFound
 from compiler.reconcile.actions import (CREATE, NOOP, UPDATE, Action, Change, Plan, PlanOptions, Request, SecretFromEnv,
                                         ref)
 from compiler.reconcile.client import PrefectAPI
-from compiler.reconcile.context import Context, Live
+from compiler.reconcile.context import Context, Live, claims
 from compiler.reconcile.desired import Desired, DesiredBlock, secret_digest
 from compiler.reconcile.kinds.base import ActionKind, Kind, Read, named
 from compiler.reconcile.kinds.variable import claim_request
@@ -359,13 +359,20 @@ def _same_data(have: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return all(have.get(k) == v for k, v in wanted.items())
 
 
-def facts(live: Live, options: PlanOptions) -> dict[str, Any]:
-    """Block types, schemas and documents; a document without its `updated` stamp and without its
-    secrets' digests (a saved plan never holds them: a rotated secret changes the plan instead)."""
+def facts(desired: Desired, live: Live, options: PlanOptions) -> dict[str, Any]:
+    """Block types, schemas and the documents the planner decides by — those the projects manage or
+    refer to, those this owner claims and those the live deployments refer to (not another team's
+    credentials) — each without its `updated` stamp and its secrets' digests (a saved plan never
+    holds them: a rotated secret changes the plan instead)."""
+    wanted = {(b.slug, b.name) for b in desired.blocks} | {
+        (r.slug, r.name) for d in desired.deployments for r in d.block_refs()}
+    wanted |= {key for key, claim in claims(live).items() if claim["owner"] == desired.owner}
+    referred = {v["$ref"].get("block_document_id") for d in live.deployments for v in (d.get("parameters") or {}).values()
+                if isinstance(v, dict) and isinstance(v.get("$ref"), dict)}
     out: dict[str, Any] = {f"block type {slug}": bt for slug, bt in live.block_types.items()}
     out.update({f"block schema {checksum}": schema for checksum, schema in live.block_schemas.items()})
-    out.update(named("block", live.block_documents, lambda b: f"{b['slug']}/{b['name']}",
-                     drop=("updated", "secret_digests")))
+    out.update(named("block", [b for b in live.block_documents if (b["slug"], b["name"]) in wanted or b["id"] in referred],
+                     lambda b: f"{b['slug']}/{b['name']}", drop=("updated", "secret_digests")))
     return out
 
 

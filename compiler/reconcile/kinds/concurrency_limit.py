@@ -60,7 +60,7 @@ def rule(ctx: Context, p: Plan) -> list[Action]:
     return actions
 
 
-def facts(live: Live, options: PlanOptions) -> dict[str, Any]:
+def facts(desired: Desired, live: Live, options: PlanOptions) -> dict[str, Any]:
     return named("concurrency limit", live.concurrency_limits, lambda c: str(c["name"]))
 
 

@@ -697,7 +697,7 @@ def find_created(api: PrefectAPI, path: str, body: Any) -> Any:
     return [by_slug[w.get("slug")] for w in body]
 
 
-def facts(live: Live, options: PlanOptions) -> dict[str, Any]:
+def facts(desired: Desired, live: Live, options: PlanOptions) -> dict[str, Any]:
     """The deployments with their schedules, without `updated` stamps (a worker's poll moves the
     deployment's); the runs in flight of those a plan prunes only when it cancels them (what the
     planner's requests depend on; scheduled runs come and go with the scheduler); the deployments of

@@ -43,7 +43,7 @@ def rule(ctx: Context, p: Plan) -> list[Action]:
     return actions
 
 
-def facts(live: Live, options: PlanOptions) -> dict[str, Any]:
+def facts(desired: Desired, live: Live, options: PlanOptions) -> dict[str, Any]:
     return {f"flow {name}": flow_id for name, flow_id in live.flows.items()}
 
 

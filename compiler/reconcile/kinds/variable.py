@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from compiler.constants import LOCK_VARIABLE, MANAGED_TAG, VARIABLE_PREFIX
+from compiler.constants import MANAGED_TAG, STATE_VARIABLE, VARIABLE_PREFIX
 from compiler.reconcile.actions import PlanOptions, Request
 from compiler.reconcile.client import PrefectAPI
-from compiler.reconcile.context import Live
+from compiler.reconcile.context import CLAIM_PREFIX, Live
 from compiler.reconcile.desired import Desired
 from compiler.reconcile.kinds.base import Kind, Read, named
 from compiler.reconcile.ownership import claim_name
@@ -48,11 +48,21 @@ def find_created(api: PrefectAPI, path: str, body: object) -> object:
     return current if current.get("value") == body.get("value") else None
 
 
-def facts(live: Live, options: PlanOptions) -> dict[str, Any]:
-    """Every chapctl variable but the apply locks (they come and go with every apply, a saved
-    plan's own included), without their time stamps."""
-    locks = LOCK_VARIABLE.format(owner="")
-    return named("variable", ({"name": n, **v} for n, v in live.variables.items() if not n.startswith(locks)),
+def facts(desired: Desired, live: Live, options: PlanOptions) -> dict[str, Any]:
+    """The variables the planner reads: this owner's commit record, and the claims of the blocks it
+    manages, refers to or has claimed (whoever holds them) — not the apply locks (they come and go
+    with every apply, a saved plan's own included), nor what concerns only other owners."""
+    wanted = {(b.slug, b.name) for b in desired.blocks} | {
+        (r.slug, r.name) for d in desired.deployments for r in d.block_refs()}
+
+    def counts(name: str, value: Any) -> bool:
+        if name == STATE_VARIABLE.format(owner=desired.owner):
+            return True
+        if name.startswith(CLAIM_PREFIX) and isinstance(value, dict):
+            return (str(value.get("slug")), str(value.get("name"))) in wanted or value.get("owner") == desired.owner
+        return False
+
+    return named("variable", ({"name": n, **v} for n, v in live.variables.items() if counts(n, v.get("value"))),
                  lambda v: v["name"])
 
 

@@ -59,7 +59,7 @@ def find_created(api: PrefectAPI, path: str, body: Any) -> Any:
     return api.get(f"/work_pools/{body['name']}") if path == "/work_pools/" else None
 
 
-def facts(live: Live, options: PlanOptions) -> dict[str, Any]:
+def facts(desired: Desired, live: Live, options: PlanOptions) -> dict[str, Any]:
     return {f"work pool {name}": pool for name, pool in live.work_pools.items()}
 
 
