@@ -185,7 +185,9 @@ def _check_saved(saved: tuple[Any, str] | None, prepared: Prepared, api: Prefect
 def _needs_record(prepared: Prepared) -> bool:
     state = recorded_state(prepared.live, prepared.desired.owner)
     unrecorded = set(prepared.plan.left_alone) - set(state.get("hand_made_schedules") or [])
-    return prepared.guard.needs_record or (not state and prepared.plan.has_changes) or bool(unrecorded)
+    environment = prepared.desired.environment.name if prepared.desired.environment is not None else None
+    moved = bool(state) and state.get("environment", environment) != environment  # taken over on purpose
+    return prepared.guard.needs_record or (not state and prepared.plan.has_changes) or bool(unrecorded) or moved
 
 
 def _refuse(prepared: Prepared, options: ApplyOptions) -> None:
@@ -207,7 +209,9 @@ def _record_commit(api: PrefectAPI, prepared: Prepared) -> None:
     previous = recorded_state(prepared.live, owner)
     value = {"owner": owner, "commit": prepared.guard.head or previous.get("commit"),
              "applied_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-             "by": holder_description()}
+             "by": holder_description(),
+             # the environment applied (None: as declared): an apply for another one as this owner is refused
+             "environment": prepared.desired.environment.name if prepared.desired.environment is not None else None}
     # The optional kinds this owner has after this apply (or still has, until one converges): the
     # next plan reads them even when the projects no longer declare any, to prune them.
     manages = managed_after(prepared.desired, prepared.live)

@@ -77,7 +77,9 @@ def prepare(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None
         _ = reading.exception()  # let the reads finish; this error is the one to report
         raise
     live = reading.result()  # an interruption while waiting here leaves at once too
-    return Prepared(root, desired, live, plan(desired, live, options), commit_guard(root, desired.owner, live, checkout))
+    environment = desired.environment.name if desired.environment is not None else None
+    return Prepared(root, desired, live, plan(desired, live, options),
+                    commit_guard(root, desired.owner, live, checkout, environment))
 
 
 def _in_background(function, *args) -> Future:
@@ -102,10 +104,30 @@ def recorded_state(live: Live, owner: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def commit_guard(root: Path, owner: str, live: Live, checkout: gitinfo.Checkout) -> CommitGuard:
+def environment_refusal(state: dict[str, Any], owner: str, environment: str | None) -> str | None:
+    """Why this apply may not write as `owner` here: the owner's last apply on this server was for
+    another environment (two environments without their own owner_suffix, pointed at one server by
+    their variables). Records made before environments existed say nothing."""
+    if "environment" not in state or state.get("environment") == environment:
+        return None
+
+    def name(e: Any) -> str:
+        return f"environment {e!r}" if e else "no environment (the projects as declared)"
+
+    return (f"owner {owner!r} was last applied to this server for {name(state.get('environment'))}; this apply is for "
+            f"{name(environment)}: it would take over that environment's objects. Check the server the environment's "
+            "variables name, give each environment its own `owner_suffix`, or, to move this server on purpose, re-run "
+            "with --ignore-applied-commit")
+
+
+def commit_guard(root: Path, owner: str, live: Live, checkout: gitinfo.Checkout,
+                 environment: str | None = None) -> CommitGuard:
     state = recorded_state(live, owner)
     recorded = state.get("commit") if isinstance(state.get("commit"), str) else None
     head = checkout.commit
+    other = environment_refusal(state, owner, environment)
+    if other is not None:
+        return CommitGuard(head, recorded, refusal=other)
     if head is None:
         last = f"; the server last applied commit {recorded[:12]} for owner {owner!r}" if recorded else ""
         return CommitGuard(None, recorded, note=f"{root} is {checkout.reason}: the applied-commit guard is off{last}")

@@ -202,3 +202,28 @@ def test_an_environments_server_is_found_in_the_ci_secrets_map(two):
     proc = chapctl.cli(repo, "apply", "--env", "production", env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert len(all_deployments(production)) == 2
+
+
+def test_two_environments_as_one_owner_on_one_server_are_caught_by_the_commit_record(make_repo, clean_server):
+    """Validation cannot see that two variables hold one server's URL: two environments without
+    their own owner_suffix would then take over each other's objects. The owner's commit record
+    names the environment last applied, and apply for another one is refused."""
+    environments = {"first": {"api_url_env": "FIRST_URL"}, "second": {"api_url_env": "SECOND_URL", "schedules": "paused"}}
+    repo = make_repo(PROJECTS[:1], {**DEFAULTS, "owner": "moh", "environments": environments})
+    env = {"FIRST_URL": clean_server.api_url, "SECOND_URL": clean_server.api_url, "CHAPCTL_FLOWS_DIR": str(repo.root),
+           **PASSWORDS}
+    chapctl = Chapctl(clean_server, env)
+    assert chapctl.cli(repo, "apply", "--env", "first").returncode == 0
+    before = updated_stamps(clean_server)
+    plan = chapctl.cli(repo, "plan", "--env", "second")
+    assert "warning: apply from this checkout would refuse: owner 'moh' was last applied to this server for " \
+           "environment 'first'; this apply is for environment 'second'" in plan.stdout, plan.stdout
+    proc = chapctl.cli(repo, "apply", "--env", "second")
+    assert proc.returncode == 1 and "it would take over that environment's objects" in proc.stderr, proc.stderr
+    assert updated_stamps(clean_server) == before
+    assert [s["active"] for s in all_deployments(clean_server)[0]["schedules"]] == [True]
+    # On purpose: the server moves to `second`, which it then is.
+    assert chapctl.cli(repo, "apply", "--env", "second", "--ignore-applied-commit").returncode == 0
+    assert [s["active"] for s in all_deployments(clean_server)[0]["schedules"]] == [False]
+    assert chapctl.cli(repo, "apply", "--env", "second").returncode == 0
+    assert chapctl.cli(repo, "apply", "--env", "first").returncode == 1
