@@ -259,8 +259,9 @@ def plan_markdown(plan: Plan, header: Header | None = None, next_runs: Previews 
         lines += [f"Prefect {_md(header.server_version)} at {md_code(header.url)}{_environment_md(header)}{owner} — "
                   f"{header.projects} project(s)", ""]
     if saved is not None:
-        lines += [f"Saved plan {md_code(saved.path)}, digest {md_code(saved.digest)}: apply on the main branch applies "
-                  "exactly this plan, and refuses if the server or the compiled files changed since.", ""]
+        lines += [f"Saved plan {md_code(saved.path)}, digest {md_code(saved.digest)}: `chapctl apply` of this file (the "
+                  "apply workflow's, after the merge) applies exactly this plan, and refuses if the server or the "
+                  "compiled files changed since.", ""]
     if guard is not None and guard.refusal:
         lines += [f":warning: **Apply from this checkout would refuse:** {_md(guard.refusal)}", ""]
     if guard is not None and guard.note:

@@ -47,6 +47,9 @@ def test_a_saved_plan_is_applied_exactly_when_nothing_changed(chapctl, repo, tmp
     assert set(saved["compiled_files"]) == {"prefect.yaml", "blocks/laos-dhis2.yaml", "blocks/rwanda-dhis2.yaml"}
     planned = writing(saved["plan"])
     assert ("deployment", "laos-malaria", "create") in planned
+    digest = "sha256:" + hashlib.sha256((tmp_path / "first.plan.json").read_bytes()).hexdigest()
+    md = chapctl.cli(repo, "plan", "--format", "markdown", "--out", str(tmp_path / "again.plan.json")).stdout
+    assert f"Saved plan `{tmp_path / 'again.plan.json'}`, digest `{digest}`: `chapctl apply` of this file" in md
     proc = chapctl.cli(repo, "apply", str(tmp_path / "first.plan.json"), "--format", "json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     done = json.loads(proc.stdout)
