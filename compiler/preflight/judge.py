@@ -215,8 +215,8 @@ class _Judge:
         facts_setup = SetupRun(
             setup.id, self.ctx.scrub(setup.name), setup.period_type,
             f"{self.ctx.scrub(setup.configured_model.name)} ({setup.configured_model.id})",
-            covariates=tuple(Covariate(s.covariate, s.data_element_id, _canonical(known.get(s.data_element_id),
-                                                                                    setup.period_type))
+            covariates=tuple(Covariate(self.ctx.scrub(s.covariate), self.ctx.scrub(s.data_element_id),
+                                       _canonical(known.get(s.data_element_id), setup.period_type))
                              for s in setup.covariate_sources))
         sid = setup.id
         if isinstance(latest, Failure):
