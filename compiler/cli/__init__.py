@@ -3,8 +3,8 @@
 
 One module per group of verbs, each registering its commands on `app`: `compile_cmds` (validate,
 compile), `review_cmds` (schedule, diff), `server` (plan, apply), `status_cmds` (status),
-`import_cmds` (import); `common` holds the shared options and the error boundary. Built on click
-(typer's adapters import pydantic: ~0.1 s on every command); heavy modules are imported inside
+`preflight_cmds` (preflight), `import_cmds` (import); `common` holds the shared options and the
+error boundary. Built on click (typer's adapters import pydantic: ~0.1 s on every command); heavy modules are imported inside
 commands so that `chapctl --help` stays instant and never imports prefect. See docs/architecture.md.
 """
 
@@ -14,7 +14,7 @@ import os
 
 import click
 
-from compiler.cli import compile_cmds, import_cmds, review_cmds, server, status_cmds
+from compiler.cli import compile_cmds, import_cmds, preflight_cmds, review_cmds, server, status_cmds
 from compiler.cli.common import ChapctlGroup
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -38,7 +38,7 @@ def app() -> None:
     them to a Prefect server."""
 
 
-for _group in (compile_cmds, review_cmds, server, status_cmds, import_cmds):
+for _group in (compile_cmds, review_cmds, server, status_cmds, preflight_cmds, import_cmds):
     _group.register(app)
 
 

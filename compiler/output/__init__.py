@@ -45,6 +45,7 @@ VERBS: dict[str, str] = {
     "apply": "plan",
     "status": "status",
     "import": "importer",
+    "preflight": "preflight",
 }
 COMMON = "common"  # the error boundary, notes and --version: loaded with every verb
 
