@@ -1,6 +1,6 @@
 """The compiled artifact's schema: what `prefect.yaml` and `blocks/*.yaml` hold, as frozen data
 classes. `compile.render` builds them from the validated projects and writes them through the
-templates (`templates/prefect.yaml.j2`, `block.yaml.j2`, `notification.yaml.j2`);
+templates (`compiler/templates/prefect.yaml.j2`, `block.yaml.j2`, `notification.yaml.j2`);
 `reconcile.desired` reads the files back into the same classes here (`read_prefect_yaml`,
 `read_block`), the one place that looks into the raw YAML data.
 

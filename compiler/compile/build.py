@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compiler.cachedir import cache_dir
 from compiler.compile.diagnostics import Diagnostic
 from compiler.errors import HandEdited, StaleArtifacts, ValidationFailed
 from compiler.compile.load import load_repo
@@ -14,8 +15,6 @@ from compiler.compile.render import BLOCKS_DIR, PREFECT_YAML, Artifacts, edited_
 from compiler.compile.models import SINGLE_SCHEDULE_SLUG
 from compiler.compile.schedule_report import ScheduleReport, schedule_label, schedule_report
 from compiler.compile.validate import ValidatedRepo, validate
-
-TEMPLATES_DIR = "templates"
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ def hotspot_warnings(validated: ValidatedRepo, review: ScheduleReport) -> tuple[
 
 def compile_repo(root: Path) -> Compiled:
     checked = check_repo(root)
-    return Compiled(checked, render(checked.validated, root / TEMPLATES_DIR, checked.review))
+    return Compiled(checked, render(checked.validated, checked.review, cache_dir(root)))
 
 
 @dataclass(frozen=True)

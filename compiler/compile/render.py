@@ -24,6 +24,9 @@ from compiler.compile.schema import render_schemas
 from compiler.compile.validate import ValidatedRepo
 
 ENTRYPOINT = "flows/dhis2_chap_prediction.py:dhis2_chap_prediction"
+# The templates of every artifact ship inside the package (an installed chapctl compiles a repository
+# that holds only projects/): they are chapctl's code, not the repository's.
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 PREFECT_YAML = "prefect.yaml"
 BLOCKS_DIR = "blocks"
 SCHEDULES_MD = "SCHEDULES.md"
@@ -37,8 +40,10 @@ class Artifacts:
     files: dict[str, str]
 
 
-def render(validated: ValidatedRepo, templates_dir: Path, review: ScheduleReport | None = None) -> Artifacts:
-    env = _environment(templates_dir)
+def render(validated: ValidatedRepo, review: ScheduleReport | None = None, cache: Path | None = None) -> Artifacts:
+    """The artifacts of `validated`. `cache` (a repository's `.chapctl/cache`) keeps the compiled
+    templates between runs; None compiles them every time."""
+    env = _environment(cache)
     projects = [v.project for v in validated.projects]
     deployments = [deployment_spec(project, validated.defaults) for project in projects]
     blocks = block_specs(projects)
@@ -56,7 +61,7 @@ def render(validated: ValidatedRepo, templates_dir: Path, review: ScheduleReport
             for spec in notification_specs(projects, validated.defaults)
         },
         **render_schemas(),
-        **render_schedule_review(review or schedule_report(validated), templates_dir),
+        **render_schedule_review(review or schedule_report(validated), cache),
     }
     return Artifacts({path: stamp(text) for path, text in sorted(files.items())})
 
@@ -90,11 +95,11 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def render_schedule_review(report: ScheduleReport, templates_dir: Path) -> dict[str, str]:
-    markdown = _markdown_environment(templates_dir).get_template("SCHEDULES.md.j2").render(
+def render_schedule_review(report: ScheduleReport, cache: Path | None = None) -> dict[str, str]:
+    markdown = _markdown_environment(cache).get_template("SCHEDULES.md.j2").render(
         report=report, rows=HEATMAP_ROWS, reference_year=REFERENCE_YEAR, scale_labels=[s[1] for s in SCALE])
-    svg_env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)), autoescape=True,
-                                 bytecode_cache=_bytecode_cache(templates_dir),
+    svg_env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                                 bytecode_cache=_bytecode_cache(cache),
                                  undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                                  keep_trailing_newline=True)
     svg = svg_env.get_template("schedules.svg.j2").render(
@@ -291,10 +296,13 @@ def yaml_scalar(value: Any) -> YamlText:
     return YamlText(json.dumps(value, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
-def _bytecode_cache(templates_dir: Path) -> jinja2.BytecodeCache | None:
-    """Compiled templates kept under .chapctl/cache (git-ignored): compiling the four templates
-    from source costs ~0.08 s per run. Jinja checks each template's mtime, so edits are seen."""
-    folder = templates_dir.parent / ".chapctl" / "cache" / "jinja"
+def _bytecode_cache(cache: Path | None) -> jinja2.BytecodeCache | None:
+    """Compiled templates kept under the repository's .chapctl/cache (git-ignored): compiling the
+    four templates from source costs ~0.08 s per run. Jinja checks each template's mtime, so an
+    upgraded chapctl's templates are seen."""
+    if cache is None:
+        return None
+    folder = cache / "jinja"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:  # a read-only checkout: compile templates every time
@@ -314,14 +322,14 @@ def markdown_text(value: Any) -> MdText:
     return MdText(_MD_SPECIAL.sub(r"\\\1", text))
 
 
-def _markdown_environment(templates_dir: Path) -> jinja2.Environment:
+def _markdown_environment(cache: Path | None) -> jinja2.Environment:
     def refuse_raw(value: Any) -> Any:
         if isinstance(value, MdText):
             return value
         raise TypeError(f"template emitted {value!r} without the `md` filter")
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)), autoescape=False,
-                             bytecode_cache=_bytecode_cache(templates_dir),
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=False,
+                             bytecode_cache=_bytecode_cache(cache),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True, finalize=refuse_raw)
     env.filters["md"] = markdown_text
@@ -331,8 +339,8 @@ def _markdown_environment(templates_dir: Path) -> jinja2.Environment:
     return env
 
 
-def _environment(templates_dir: Path) -> jinja2.Environment:
-    return yaml_environment(jinja2.FileSystemLoader(str(templates_dir)), _bytecode_cache(templates_dir))
+def _environment(cache: Path | None) -> jinja2.Environment:
+    return yaml_environment(jinja2.FileSystemLoader(str(TEMPLATES)), _bytecode_cache(cache))
 
 
 def yaml_environment(loader: jinja2.BaseLoader, bytecode_cache: jinja2.BytecodeCache | None = None,

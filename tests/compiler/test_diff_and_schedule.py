@@ -456,7 +456,7 @@ def test_diff_shows_an_edit_of_every_field(every_field, field, tmp_path):
     (edited / path).write_text(text.replace(old, new))
     head = validate(load_repo(edited))
     assert head.ok, [d.message for d in head.diagnostics]
-    diff = compare(base, head, root / "templates")
+    diff = compare(base, head)
     changed = [f.field for f in diff.defaults] + [f"{c.name}: {f.field}" for c in diff.changes for f in c.fields]
     assert diff.changed and changed, field
     shown = ("monthly-2" if field == "Project.schedules.slug"  # a renamed entry: a new one
