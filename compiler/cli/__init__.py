@@ -22,15 +22,19 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
+    from compiler import __version__
+    from compiler.constants import PREFECT_RELEASE
     from compiler.installed import version
 
-    click.echo(f"chapctl {version('chapctl') or 'unknown'} (Prefect {version('prefect') or 'not installed'})")
+    installed = version("prefect")
+    note = "" if installed == PREFECT_RELEASE else f"; Prefect {installed or 'is not'} installed"
+    click.echo(f"chapctl {__version__} (for Prefect {PREFECT_RELEASE}{note})")
     ctx.exit(0)
 
 
 @click.group(name="chapctl", cls=ChapctlGroup, context_settings=CONTEXT)
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
-              help="Print chapctl's version and the Prefect release it works with, and exit.")
+              help="Print chapctl's version and the Prefect release it is built for, and exit.")
 def app() -> None:
     """Compile DHIS2/CHAP forecast projects (projects/*.yaml) into Prefect deployments and apply
     them to a Prefect server."""

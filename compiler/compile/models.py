@@ -385,9 +385,18 @@ class GitSource(_Strict):
 
 
 class Source(_Strict):
-    """Where a worker finds the flow code: a git repository it clones (production), or a local
-    directory named by an environment variable that apply resolves (the local stack)."""
+    """Where a worker finds the flow code: the chapctl package installed on the worker, at the
+    release the repository is compiled with (production, no fork needed); a git repository it
+    clones (a repository that carries its own `flows/`); or a local directory named by an
+    environment variable that apply resolves (the local stack)."""
 
+    package: Literal["chapctl"] | None = Field(
+        default=None,
+        description="Run the flow of the chapctl package installed on the worker (entrypoint "
+        "`flows.dhis2_chap_prediction`), at the release this repository is compiled with: a pull step "
+        "fails the run when the worker's chapctl is another release.",
+        examples=["chapctl"],
+    )
     git: GitSource | None = Field(
         default=None,
         description="Clone this repository.",
@@ -402,8 +411,8 @@ class Source(_Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Source":
-        if (self.git is None) == (self.directory_env is None):
-            raise ValueError("source needs exactly one of `git` or `directory_env`")
+        if sum(x is not None for x in (self.package, self.git, self.directory_env)) != 1:
+            raise ValueError("source needs exactly one of `package`, `git` or `directory_env`")
         return self
 
 

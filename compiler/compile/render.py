@@ -15,6 +15,7 @@ from typing import Any
 
 import jinja2
 
+from compiler import __version__
 from compiler.constants import BLOCK_TYPE_SLUG, INSTANCE_LIMIT, MANAGED_TAG, OWNER_TAG_PREFIX, owner_tag
 from compiler.compile.artifact import (SCHEDULE_SLUG, AlertSpec, BlockDocument, BlockRef,  # noqa: F401  (review.diff)
                                        ConcurrencyLimitSpec, DeploymentSpec, PullStep, Replaces, ScheduleSpec)
@@ -23,7 +24,11 @@ from compiler.compile.schedule_report import HEATMAP_ROWS, HOT_COLOUR, REFERENCE
 from compiler.compile.schema import render_schemas
 from compiler.compile.validate import ValidatedRepo
 
-ENTRYPOINT = "flows/dhis2_chap_prediction.py:dhis2_chap_prediction"
+ENTRYPOINT = "flows/dhis2_chap_prediction.py:dhis2_chap_prediction"  # a file in the clone or directory
+# `source: {package: chapctl}`: the module of the chapctl installed on the worker, which Prefect imports
+# after the pull step (REQUIRE_CHAPCTL) checked that it is the release this repository compiled with.
+PACKAGE_ENTRYPOINT = "flows.dhis2_chap_prediction.dhis2_chap_prediction"
+REQUIRE_CHAPCTL = "flows.installed.require_chapctl"
 # The templates of every artifact ship inside the package (an installed chapctl compiles a repository
 # that holds only projects/): they are chapctl's code, not the repository's.
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -118,7 +123,7 @@ def deployment_spec(project: Project, defaults: Defaults) -> DeploymentSpec:
     )
     return DeploymentSpec(
         name=project.name,
-        entrypoint=ENTRYPOINT,
+        entrypoint=PACKAGE_ENTRYPOINT if defaults.source.package else ENTRYPOINT,
         description=project.description,
         tags=_tags(defaults.tags, project.tags, defaults.owner),
         work_pool=project.work_pool or defaults.work_pool,
@@ -250,7 +255,11 @@ def block_specs(projects: list[Project]) -> list[BlockDocument]:
 
 
 def pull_steps(defaults: Defaults) -> list[PullStep]:
+    """The deployments' pull steps. From the package, the step names the chapctl release whose flow
+    the workers must run (this chapctl's): upgrading chapctl changes every deployment, as plan shows."""
     source = defaults.source
+    if source.package is not None:
+        return [PullStep(REQUIRE_CHAPCTL, (("version", __version__),))]
     if source.git is not None:
         return [PullStep("prefect.deployments.steps.git_clone",
                          (("repository", source.git.repository), ("branch", source.git.branch)))]

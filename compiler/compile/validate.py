@@ -488,8 +488,8 @@ def _describe(error: dict, source: SourceFile, model: type[BaseModel]) -> Diagno
         return _diagnostic(source, path, "a notification needs exactly one of `webhook`, `slack` or `email`",
                            "e.g. `webhook: {url_env: OPS_WEBHOOK_URL}`", key=True)
     if kind == "value_error" and path and path[-1] == "source":
-        return _diagnostic(source, path, "source needs exactly one of `git` or `directory_env`",
-                           "e.g. `source: {directory_env: CHAPCTL_FLOWS_DIR}`")
+        return _diagnostic(source, path, "source needs exactly one of `package`, `git` or `directory_env`",
+                           "e.g. `source: {package: chapctl}` (workers run the installed chapctl's flow)")
     message = error["msg"] if not quiet else f"invalid value ({kind})"
     return _diagnostic(source, path, message, hint)
 

@@ -354,6 +354,9 @@ FIELD_EDITS = {  # model field -> (file, text, replacement)
     "Defaults.source.directory_env": (
         D, "  git:\n    repository: https://github.com/example/chap-projects.git\n    branch: main\n",
         "  directory_env: FLOWS\n"),
+    "Defaults.source.package": (
+        D, "  git:\n    repository: https://github.com/example/chap-projects.git\n    branch: main\n",
+        "  package: chapctl\n"),
     "Defaults.load_warnings.per_instance": (D, "per_instance: 3", "per_instance: 4"),
     "Defaults.load_warnings.overall": (D, "overall: 10", "overall: 11"),
     "Defaults.notifications.webhook.url_env": (D, "url_env: HOOK_URL", "url_env: HOOK_URL_2"),
