@@ -56,7 +56,8 @@ def plan_command(root: Optional[Path], output: str, detailed_exitcode: bool, ado
 
         repo = find_repo(root)
         with open_api(repo) as api:
-            prepared = prepare(repo, api, options=PlanOptions(adopt, allow_delete_all, cancel_in_flight))
+            prepared = prepare(repo, api, options=PlanOptions(adopt, allow_delete_all, cancel_in_flight),
+                               require_env=True)
             header = _header(api, prepared)
         p = prepared.plan
         # Next runs of every schedule the plan creates or changes, from Prefect's own schedule

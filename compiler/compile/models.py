@@ -8,7 +8,7 @@ that both give the same verdicts on the good and bad example corpus.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -427,6 +427,18 @@ class LoadWarnings(_Strict):
         examples=[10])
 
 
+class Ci(_Strict):
+    """How `plan` judges what apply will need (the pull-request check): every variable apply will
+    read and that is not set, nor named in CHAPCTL_SECRET_NAMES, fails plan, as apply would fail."""
+
+    allow_unset: list[Annotated[str, Field(pattern=ENV_PATTERN)]] = Field(
+        default_factory=list,
+        description="Secret variables (password_env, url_env, api_key_env) plan may find unset without failing: "
+        "it warns instead. Apply still refuses to create a block without its secret.",
+        examples=[["KENYA_DHIS2_PASSWORD"]],
+    )
+
+
 class Defaults(_Strict):
     """`projects/_defaults.yaml`: values every project inherits unless it sets its own."""
 
@@ -476,4 +488,9 @@ class Defaults(_Strict):
         description="Most runs at once doing CHAP work against one DHIS2 instance, by credentials block name: "
         "a Prefect global concurrency limit that every project using that block holds around its CHAP job.",
         examples=[{"laos-dhis2": 1}],
+    )
+    ci: Ci = Field(
+        default_factory=Ci,
+        description="How plan (the pull-request check) judges the variables apply will need.",
+        examples=[{"allow_unset": ["KENYA_DHIS2_PASSWORD"]}],
     )

@@ -54,7 +54,8 @@ def render(validated: ValidatedRepo, review: ScheduleReport | None = None, cache
     blocks = block_specs(projects)
     files = {
         PREFECT_YAML: env.get_template("prefect.yaml.j2").render(
-            owner=validated.defaults.owner, pull=pull_steps(validated.defaults), deployments=deployments,
+            owner=validated.defaults.owner, allow_unset=sorted(set(validated.defaults.ci.allow_unset)),
+            pull=pull_steps(validated.defaults), deployments=deployments,
             limits=concurrency_limit_specs(projects, validated.defaults),
         ),
         **{

@@ -289,6 +289,8 @@ alerts:
   missed: 1h
 instance_limits:
   one-dhis2: 1
+ci:
+  allow_unset: [SENDGRID_KEY]
 """
 EVERY_PROJECT = """\
 name: one
@@ -368,6 +370,7 @@ FIELD_EDITS = {  # model field -> (file, text, replacement)
     "Defaults.alerts.failed": (D, "  failed: true\n  missed: 1h", "  failed: false\n  missed: 1h"),
     "Defaults.alerts.missed": (D, "missed: 1h", "missed: 2h"),
     "Defaults.instance_limits": (D, "one-dhis2: 1", "one-dhis2: 2"),
+    "Defaults.ci.allow_unset": (D, "allow_unset: [SENDGRID_KEY]", "allow_unset: [SENDGRID_KEY, HOOK_URL]"),
     "Project.description": (P, "description: First", "description: Second"),
     "Project.credentials.block": (E, "block: shared-dhis2", "block: other-dhis2"),
     "Project.credentials.base_url": (P, "https://dhis2.example.org", "https://dhis2.example.org/hmis"),
