@@ -1,7 +1,7 @@
 """The `chapctl` command line: parse options, call the core, print. Nothing else lives here.
 
-One module per group of verbs, each registering its commands on `app`: `compile_cmds` (validate,
-compile), `review_cmds` (schedule, diff), `server` (plan, apply), `status_cmds` (status),
+One module per group of verbs, each registering its commands on `app`: `init_cmds` (init),
+`compile_cmds` (validate, compile), `review_cmds` (schedule, diff), `server` (plan, apply), `status_cmds` (status),
 `import_cmds` (import); `common` holds the shared options and the error boundary. Built on click
 (typer's adapters import pydantic: ~0.1 s on every command); heavy modules are imported inside
 commands so that `chapctl --help` stays instant and never imports prefect. See docs/architecture.md.
@@ -13,7 +13,7 @@ import os
 
 import click
 
-from compiler.cli import compile_cmds, import_cmds, review_cmds, server, status_cmds
+from compiler.cli import compile_cmds, import_cmds, init_cmds, review_cmds, server, status_cmds
 from compiler.cli.common import ChapctlGroup
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -40,7 +40,7 @@ def app() -> None:
     them to a Prefect server."""
 
 
-for _group in (compile_cmds, review_cmds, server, status_cmds, import_cmds):
+for _group in (init_cmds, compile_cmds, review_cmds, server, status_cmds, import_cmds):
     _group.register(app)
 
 
