@@ -9,7 +9,7 @@ from typing import Optional
 
 import click
 
-from compiler.cli.common import EXIT_EPILOG, output_option, print_diagnostics, run_guarded
+from compiler.cli.common import EXIT_EPILOG, output_option, print_diagnostics, printable, run_guarded
 
 
 def register(app: click.Group) -> None:
@@ -43,7 +43,7 @@ def init_command(directory: Path, owner: Optional[str], package: Optional[str], 
             print(json.dumps(init_json(result), indent=2))
         else:
             print_diagnostics(list(result.diagnostics), output)
-            print("\n".join(init_lines(result)))
+            print(printable("\n".join(init_lines(result))))
         return 0 if result.ok else 1
 
     run_guarded(body)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from compiler.compile.build import compile_repo, write
-from compiler.constants import OWNER_MAX_LENGTH, OWNER_PATTERN
+from compiler.constants import CONTROL_CHARACTERS, LINE_BREAKS, OWNER_MAX_LENGTH, OWNER_PATTERN
 from compiler.errors import UserError, ValidationFailed
 from compiler.scaffold.render import Scaffold, default_package, scaffold_files
 from compiler.scaffold.result import CREATED, KEPT, SKIPPED, InitResult
@@ -37,9 +37,12 @@ def init_repo(root: Path, options: InitOptions | None = None) -> InitResult:
     root = root.resolve()
     if root.exists() and not root.is_dir():
         raise UserError(f"{root} is a file: give `chapctl init` a directory (a new one is created)")
-    package = options.package or default_package()
     if options.package is not None and not options.package.strip():
-        raise UserError("--package is empty: give a pip requirement, e.g. chapctl==0.1.0")
+        raise UserError(f"--package is empty: give a pip requirement, e.g. {default_package()}")
+    if options.package is not None and re.search(f"{CONTROL_CHARACTERS}|{LINE_BREAKS}", options.package):
+        raise UserError("--package holds a control character, a tab or a line break: give one pip requirement, "
+                        f"e.g. {default_package()}")
+    package = options.package or default_package()
     defaults_path = root / "projects" / "_defaults.yaml"
     owner = owner_from = None
     if not defaults_path.exists():
@@ -64,19 +67,13 @@ def init_repo(root: Path, options: InitOptions | None = None) -> InitResult:
     try:
         compiled = compile_repo(root)
     except ValidationFailed as exc:
-        return _replace(result, diagnostics=tuple(exc.diagnostics))
+        return replace(result, diagnostics=tuple(exc.diagnostics))
     changes = write(root, compiled.artifacts)
     needed = sorted({p.project.credentials.password_env for p in compiled.validated.projects
                      if p.project.credentials.password_env})
-    return _replace(result, compiled=tuple((c.kind, c.path) for c in changes),
+    return replace(result, compiled=tuple((c.kind, c.path) for c in changes),
                     projects=len(compiled.validated.projects), password_envs=tuple(needed),
                     work_pool=compiled.validated.defaults.work_pool)
-
-
-def _replace(result: InitResult, **changes) -> InitResult:
-    from dataclasses import replace
-
-    return replace(result, **changes)
 
 
 def _create(target: Path, text: str) -> bool:

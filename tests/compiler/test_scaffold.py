@@ -182,3 +182,10 @@ def test_the_names_step_gives_plan_the_secrets_names_never_their_values(tmp_path
     assert proc.returncode == 0, proc.stderr
     assert github_env.read_text() == "CHAPCTL_SECRET_NAMES=GITHUB_TOKEN,KENYA_DHIS2_PASSWORD,PREFECT_API_URL\n"
     assert "canary" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("package", ["chapctl==0.1.0\nrm -rf /", "chapctl\x1b[2J==0.1.0", "  "])
+def test_a_package_requirement_that_is_no_single_line_is_refused(tmp_path, package):
+    result = init(str(tmp_path / "r"), "--owner", "team", "--package", package)
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1 and "--package" in result.stderr
+    assert "\x1b" not in result.stderr and not (tmp_path / "r").exists()
