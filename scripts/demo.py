@@ -96,7 +96,7 @@ def prepare_demo_repo() -> None:
               f"model {real_setup['configured_model_id']}) of the real chap-core at {state['url']}", flush=True)
     if DEMO.exists():
         shutil.rmtree(DEMO)
-    shutil.copytree(ROOT / "templates", DEMO / "templates")
+    DEMO.mkdir(parents=True)
     (DEMO / "flows").symlink_to(ROOT / "flows", target_is_directory=True)  # the same flow code
     (DEMO / "projects").mkdir(parents=True)
     for path in (ROOT / "projects").glob("*.yaml"):

@@ -37,6 +37,7 @@ FORMATS = ("text", "json", "markdown")
 
 # verb -> the module of compiler.output that holds its reporters (one line per verb)
 VERBS: dict[str, str] = {
+    "init": "scaffold",
     "validate": "compile",
     "compile": "compile",
     "schedule": "review",

@@ -102,6 +102,7 @@ class Desired:
     process_base_job_template: dict[str, Any]
     unset_pull_env: list[str] = field(default_factory=list)  # variables the pull steps read, unset here
     concurrency_limits: list[ConcurrencyLimitSpec] = field(default_factory=list)
+    allow_unset: list[str] = field(default_factory=list)  # `ci.allow_unset`: plan warns, not fails, without them
 
     @property
     def owner_tag(self) -> str:
@@ -177,6 +178,7 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
         process_base_job_template=facts.process_base_job_template if facts is not None else {},
         unset_pull_env=sorted(unset),
         concurrency_limits=list(compiled.concurrency_limits),
+        allow_unset=list(compiled.allow_unset),
     )
 
 

@@ -63,7 +63,7 @@ def run_plan(root: Path, api: PrefectAPI, options: PlanOptions | None = None, *,
              verbose: bool = False, load_warnings: bool = False) -> PlanResult:
     """Read the server and plan (writes nothing). `load_warnings`: also run the compile checks
     for their warnings (load hot-spots)."""
-    prepared = prepare(root, api, options=options)
+    prepared = prepare(root, api, options=options, require_env=True)  # the PR check: no green plan before a red apply
     head = header(api, prepared)
     # Next runs of every schedule the plan creates or changes, from Prefect's own schedule code;
     # None (and prefect never imported) when no schedule is created or changed.

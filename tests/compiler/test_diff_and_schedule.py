@@ -289,6 +289,8 @@ alerts:
   missed: 1h
 instance_limits:
   one-dhis2: 1
+ci:
+  allow_unset: [SENDGRID_KEY]
 """
 EVERY_PROJECT = """\
 name: one
@@ -354,6 +356,9 @@ FIELD_EDITS = {  # model field -> (file, text, replacement)
     "Defaults.source.directory_env": (
         D, "  git:\n    repository: https://github.com/example/chap-projects.git\n    branch: main\n",
         "  directory_env: FLOWS\n"),
+    "Defaults.source.package": (
+        D, "  git:\n    repository: https://github.com/example/chap-projects.git\n    branch: main\n",
+        "  package: chapctl\n"),
     "Defaults.load_warnings.per_instance": (D, "per_instance: 3", "per_instance: 4"),
     "Defaults.load_warnings.overall": (D, "overall: 10", "overall: 11"),
     "Defaults.notifications.webhook.url_env": (D, "url_env: HOOK_URL", "url_env: HOOK_URL_2"),
@@ -365,6 +370,7 @@ FIELD_EDITS = {  # model field -> (file, text, replacement)
     "Defaults.alerts.failed": (D, "  failed: true\n  missed: 1h", "  failed: false\n  missed: 1h"),
     "Defaults.alerts.missed": (D, "missed: 1h", "missed: 2h"),
     "Defaults.instance_limits": (D, "one-dhis2: 1", "one-dhis2: 2"),
+    "Defaults.ci.allow_unset": (D, "allow_unset: [SENDGRID_KEY]", "allow_unset: [SENDGRID_KEY, HOOK_URL]"),
     "Project.description": (P, "description: First", "description: Second"),
     "Project.credentials.block": (E, "block: shared-dhis2", "block: other-dhis2"),
     "Project.credentials.base_url": (P, "https://dhis2.example.org", "https://dhis2.example.org/hmis"),
@@ -456,7 +462,7 @@ def test_diff_shows_an_edit_of_every_field(every_field, field, tmp_path):
     (edited / path).write_text(text.replace(old, new))
     head = validate(load_repo(edited))
     assert head.ok, [d.message for d in head.diagnostics]
-    diff = compare(base, head, root / "templates")
+    diff = compare(base, head)
     changed = [f.field for f in diff.defaults] + [f"{c.name}: {f.field}" for c in diff.changes for f in c.fields]
     assert diff.changed and changed, field
     shown = ("monthly-2" if field == "Project.schedules.slug"  # a renamed entry: a new one

@@ -7,7 +7,6 @@ them, compiled by chapctl itself, pointed at a fake (or real-chap-backed) DHIS2.
 
 from __future__ import annotations
 
-import shutil
 import socket
 from datetime import date
 from pathlib import Path
@@ -53,7 +52,6 @@ def write_repo(root: Path, projects: dict[str, dict[str, Any]], defaults: dict[s
     """The projects as files under `root/projects/`, compiled (prefect.yaml, blocks/) as `chapctl compile`
     writes them."""
     (root / "projects").mkdir(parents=True, exist_ok=True)
-    shutil.copytree(REPO / "templates", root / "templates", dirs_exist_ok=True)
     (root / "projects" / "_defaults.yaml").write_text(pyyaml.safe_dump(defaults or {"owner": "preflight"}))
     for name, data in projects.items():
         (root / "projects" / f"{name}.yaml").write_text(pyyaml.safe_dump({"name": name, **data}, sort_keys=False))

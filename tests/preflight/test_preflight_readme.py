@@ -7,7 +7,6 @@ reads it."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 
@@ -31,7 +30,6 @@ def quoted(name: str) -> str:
 def demo_copy(root, fake_url: str):
     """The example projects as scripts/demo.py copies them: every base_url at the fake, the demo's
     username, the owner `demo`; compiled by chapctl."""
-    shutil.copytree(REPO / "templates", root / "templates")
     (root / "projects").mkdir(parents=True)
     for path in (REPO / "projects").glob("*.yaml"):
         text = re.sub(r"^(\s*base_url:\s*).*$", rf"\g<1>{fake_url}", path.read_text(), flags=re.M)
