@@ -59,7 +59,6 @@ def project_text(i: int) -> str:
 
 def make_repo(where: Path, count: int) -> Path:
     (where / "projects").mkdir(parents=True)
-    shutil.copytree(REPO / "templates", where / "templates")
     (where / "projects" / "_defaults.yaml").write_text("timezone: UTC\nwork_pool: bench\n")
     for i in range(count):
         (where / "projects" / f"project-{i:04d}.yaml").write_text(project_text(i))

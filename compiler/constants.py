@@ -9,6 +9,9 @@ from typing import Any
 
 from flows.constants import BLOCK_TYPE_SLUG  # noqa: F401  (the Dhis2Credentials block type)
 
+# The Prefect release this chapctl is built and tested against (pyproject.toml pins it, uv.lock locks
+# it; a test holds the three equal). `chapctl --version` names it; workers should run it too.
+PREFECT_RELEASE = "3.9.1"
 MANAGED_TAG = "managed-by:chapctl"  # every deployment chapctl writes carries it (a marker for people)
 OWNER_TAG_PREFIX = "chapctl-owner:"  # + the owner of `_defaults.yaml`: what plan/apply own and prune
 DEFAULT_OWNER = "default"  # a repository whose _defaults.yaml names no owner

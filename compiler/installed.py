@@ -39,11 +39,16 @@ def version(package: str) -> str | None:
 
 @dataclass(frozen=True)
 class Versions:
-    """`chapctl --version`: chapctl's release and the Prefect release installed beside it."""
+    """`chapctl --version`: chapctl's release, the Prefect release it is built for, and the one
+    installed beside it (None: not installed)."""
 
-    chapctl: str | None
+    chapctl: str
+    target: str
     prefect: str | None
 
 
 def versions() -> Versions:
-    return Versions(version("chapctl"), version("prefect"))
+    from compiler import __version__
+    from compiler.constants import PREFECT_RELEASE
+
+    return Versions(__version__, PREFECT_RELEASE, version("prefect"))

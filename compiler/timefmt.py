@@ -45,6 +45,11 @@ def run_json(t: dt.datetime) -> dict[str, str]:
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+def iso_date(day: dt.date) -> str:
+    """A day as ISO 8601 (2026-03-02): preflight's "today"."""
+    return day.isoformat()
+
+
 def day_month(day: dt.date) -> str:
     return f"{day.day} {MONTHS[day.month - 1]}"  # not strftime: its month names follow the locale
 

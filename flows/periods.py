@@ -24,6 +24,11 @@ PROBE_WINDOWS = {"month": "LAST_12_MONTHS", "week": "LAST_52_WEEKS", "year": "LA
 # chap-core's default number of future periods to predict, per period type.
 N_PERIODS = {"month": 3, "week": 12, "year": 1}
 
+# chap-core 2.5.1 trains only on data that spans this many whole years (`validate_training_data`:
+# the end of the last period sent is at least two years after the start of the first); a request
+# with less makes a job that fails with "Training data must cover at least two whole years".
+TRAINING_YEARS = 2
+
 _PATTERNS = {
     "month": re.compile(r"^(\d{4})(\d{2})$"),
     "week": re.compile(r"^(\d{4})W(\d{1,2})$"),
@@ -123,3 +128,29 @@ def period_range(start: str, end: str, period_type: str, cap: int = PERIOD_CAP) 
             )
         periods.append(shift(periods[-1], period_type, 1))
     return periods
+
+
+def training_span_end(first: str, period_type: str) -> date:
+    """The first day the data must reach (exclusive end of its last period) for chap-core to train on
+    data starting with the period `first`: `TRAINING_YEARS` years after its first day (29 February
+    gives 28 February, as dateutil's relativedelta does)."""
+    start = period_start(first, period_type)
+    try:
+        return start.replace(year=start.year + TRAINING_YEARS)
+    except ValueError:
+        return date(start.year + TRAINING_YEARS, 2, 28)
+
+
+def covers_training_years(first: str, last: str, period_type: str) -> bool:
+    """chap-core's rule: data from the period `first` to the period `last` (both included) spans at
+    least two whole years (202301..202412 does; 202302..202412 does not)."""
+    end = period_start(shift(last, period_type, 1), period_type)
+    return end >= training_span_end(first, period_type)
+
+
+def last_period_for_training(first: str, period_type: str) -> str:
+    """The earliest last period with which data from the period `first` covers the training years."""
+    due = training_span_end(first, period_type)
+    containing = period_containing(due, period_type)
+    # a period that begins on that day is not needed; one that begins before it and ends after it is
+    return shift(containing, period_type, -1) if period_start(containing, period_type) == due else containing

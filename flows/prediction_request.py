@@ -132,11 +132,7 @@ def prediction_request(setup: PredictionSetup, start: str, end: str,
         # chap-core would answer 422 "provided_data cannot be empty"; saying why is kinder.
         raise NoDataError(f"DHIS2 returned no usable values for {start}..{end}: nothing to send to chap")
     check_covariates(setup, start, end, provided)
-    if not geojson["features"]:
-        # chap-core accepts the request and its job fails with "No data in dataset".
-        raise NoDataError(f"none of the setup's {len(setup.org_units)} org units has a geometry in DHIS2: chap-core "
-                          "cannot forecast without one (its job would fail with 'No data in dataset'); add "
-                          "geometries to the org units in DHIS2 or choose other org units in the setup")
+    check_geometry(setup, geojson)
     return {
         "name": request_name(setup, start, end, run_token),
         "geojson": geojson,
@@ -161,3 +157,30 @@ def check_covariates(setup: PredictionSetup, start: str, end: str, provided: lis
             "forecast without them (or refuse a missing target). Check the data elements and the analytics "
             "tables in DHIS2, or choose an end period that has data."
         )
+
+
+def check_geometry(setup: PredictionSetup, geojson: dict[str, Any]) -> None:
+    """At least one org unit with a geometry: chap-core accepts a request without any, and its job
+    fails with "No data in dataset"."""
+    if not geojson["features"]:
+        raise NoDataError(f"none of the setup's {len(setup.org_units)} org units has a geometry in DHIS2: chap-core "
+                          "cannot forecast without one (its job would fail with 'No data in dataset'); add "
+                          "geometries to the org units in DHIS2 or choose other org units in the setup")
+
+
+def check_history(setup: PredictionSetup, first: str, last: str) -> None:
+    """The data sent, from the period `first` to the period `last`, spans the whole years chap-core
+    trains on (`periods.covers_training_years`); with less, its job fails after the submit."""
+    if not periods.covers_training_years(first, last, setup.period_type):
+        needed = periods.last_period_for_training(first, setup.period_type)
+        raise NoDataError(
+            f"the data runs from {first} to {last}, less than the {periods.TRAINING_YEARS} whole years chap-core needs "
+            f"to train (its job would fail with 'Training data must cover at least two whole years'): from {first} "
+            f"the data must reach {needed}. Move the setup's start period back, or the end period on")
+
+
+def sent_span(setup: PredictionSetup, provided: list[dict[str, Any]]) -> tuple[str, str]:
+    """The first and the last period of the values sent (as chap-core measures the training data)."""
+    found = {row["period"] for row in provided}
+    ordered = sorted(found, key=lambda pid: periods.period_start(pid, setup.period_type))
+    return periods.canonical(ordered[0], setup.period_type), periods.canonical(ordered[-1], setup.period_type)

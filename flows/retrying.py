@@ -1,5 +1,5 @@
 """The one retry policy of every HTTP client in this repository: the flow's DHIS2 and CHAP clients
-(`flows.blocks.RetryingClient`) and chapctl's Prefect API client (`compiler.reconcile.client`).
+(`flows.http.RetryingClient`) and chapctl's Prefect API client (`compiler.reconcile.client`).
 
 Exponential backoff with jitter (attempt n waits between b·2ⁿ⁻¹ and 1.5·b·2ⁿ⁻¹, capped, so that
 many clients hitting one outage do not retry in lockstep), a bounded number of attempts, built on

@@ -8,24 +8,23 @@ looks for its job by name instead (`run_prediction_setup`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import periods
-from flows.api import CHAP_ROUTE_CODE, DEFAULT_QUANTILES, ROUTE_BODY_LIMIT, ChapApi, Dhis2Api, ServiceError, error_text
+from flows import checks, periods
+from flows.api import DEFAULT_QUANTILES, ROUTE_BODY_LIMIT, ChapApi, Dhis2Api, ServiceError, error_text
 from flows.chap_slot import read_limit
-from flows.dhis2_reads import Chunk, ReadBudget, ReadStats, halve_ids, plan_analytics, plan_ids, run_reads
-from flows.prediction_request import (calculated_end_period, feature_collection, latest_period_per_element,
-                                      observations, prediction_request)
+from flows.checks import OrgUnitGeometry, SetupData
+from flows.dhis2_reads import ReadBudget, ReadStats
+from flows.prediction_request import calculated_end_period, check_history, prediction_request, sent_span
 from flows.report import LimitCheck, RouteCheck
 from flows.retrying import policy
 from flows.run_config import EndSpec, RunSettings
-from flows.setups import PredictionSetup, SetupItem, parse_setup
+from flows.setups import PredictionSetup, SetupItem
 
 # Status names chap-core (Celery) reports while a job is still going; anything else is final.
 TRANSIENT_JOB_STATUSES = frozenset({"PENDING", "RUNNING", "STARTED", "QUEUED", "PROCESSING", "RETRY"})
@@ -40,24 +39,9 @@ class JobError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class OrgUnitGeometry:
-    geojson: dict[str, Any]
-    not_found: list[str] = field(default_factory=list)
-    reads: ReadStats = field(default_factory=ReadStats)
-
-
-@dataclass(frozen=True)
 class EndProbe:
     end_period: str
     reads: ReadStats
-
-
-@dataclass(frozen=True)
-class SetupData:
-    """A setup's analytics, already as chap-core's `providedData` items."""
-
-    provided: list[dict[str, Any]]
-    reads: ReadStats  # its `records` are the analytics rows received
 
 
 @dataclass(frozen=True)
@@ -77,14 +61,12 @@ class PredictionResult:
 
 @task(name="check_dhis2", **_STEP)
 def check_dhis2(dhis2: Dhis2Api) -> str:
-    info = dhis2.system_info()
-    return f"DHIS2 {info['version']} ({info.get('systemName') or 'unnamed system'})"
+    return checks.dhis2_version(dhis2)
 
 
 @task(name="check_chap", **_STEP)
 def check_chap(chap: ChapApi) -> str:
-    info = chap.system_info()
-    return f"chap-core {info['chap_core_version']} (python {info['python_version']})"
+    return checks.chap_version(chap)
 
 
 @task(name="check_chap_limit", **_STEP)
@@ -97,41 +79,26 @@ def check_chap_limit(limit: str) -> LimitCheck:
 def read_chap_route(dhis2: Dhis2Api) -> RouteCheck:
     """The `chap` route's `responseTimeoutSeconds`, where the user may read it; "unknown" (never an
     error) when DHIS2 refuses, does not list the route, or has no such field."""
-    try:
-        routes = dhis2.routes(CHAP_ROUTE_CODE)
-    except ServiceError as exc:
-        return RouteCheck(None, f"could not read the route ({exc})")
-    if not routes:
-        return RouteCheck(None, f"DHIS2 lists no route {CHAP_ROUTE_CODE!r} to this user")
-    seconds = routes[0].get("responseTimeoutSeconds")
-    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
-        return RouteCheck(None, "DHIS2 lists no responseTimeoutSeconds for the route (before DHIS2 40.10 / 41.6 "
-                                "the timeout is fixed: 10 s, or 30 s in 40.8-40.9 and 41.4-41.5)")
-    return RouteCheck(seconds)
+    return checks.chap_route(dhis2)
 
 
 @task(name="list_prediction_setups", **_STEP)
 def list_prediction_setups(chap: ChapApi) -> list[SetupItem]:
-    return [parse_setup(raw) for raw in chap.prediction_setups()]
+    return checks.prediction_setups(chap)
 
 
 @task(name="resolve_end_period", task_run_name="resolve_end_period [setup {setup.id}]", **_STEP)
 def resolve_end_period(setup: PredictionSetup, end: EndSpec, today: date) -> str:
     """End period for fixed and offset modes; no DHIS2 call needed."""
-    if end.mode == "fixed":
-        return periods.period_containing(end.end_date, periods.check_period_type(setup.period_type))
-    return periods.offset_end_period(today, periods.check_period_type(setup.period_type), end.offset)
+    return checks.end_period(setup, end, today)
 
 
 @task(name="probe_latest_covariate_periods",
       task_run_name="probe_latest_covariate_periods [setup {setup.id}]", **_STEP)
 def probe_latest_covariate_periods(dhis2: Dhis2Api, setup: PredictionSetup, budget: ReadBudget) -> EndProbe:
     """End period for calculated mode: the last period every covariate has data for."""
-    window = periods.PROBE_WINDOWS[periods.check_period_type(setup.period_type)]
-    latest: dict[str, str] = {}
-    stats = read_analytics(dhis2, setup.data_elements, [window], setup.org_units, budget,
-                           lambda rows: latest_period_per_element(rows, setup.period_type, latest))
-    return EndProbe(calculated_end_period(setup, latest), stats)
+    probe = checks.latest_periods(dhis2, setup, budget)
+    return EndProbe(calculated_end_period(setup, probe.latest), probe.reads)
 
 
 @task(name="validate_period_range", task_run_name="validate_period_range [setup {setup.id}]", **_STEP)
@@ -144,40 +111,22 @@ def fetch_dhis2_for_setup(dhis2: Dhis2Api, setup: PredictionSetup, input_periods
                           budget: ReadBudget) -> SetupData:
     """Every value of the setup's covariates, read in chunks that fit DHIS2's limits and turned
     into chap-core's items as each chunk arrives."""
-    provided: list[dict[str, Any]] = []
-    stats = read_analytics(dhis2, setup.data_elements, input_periods, setup.org_units, budget,
-                           lambda rows: observations(setup, rows, provided))
-    return SetupData(provided, stats)
+    return checks.setup_data(dhis2, setup, input_periods, budget)
 
 
 @task(name="fetch_org_units_geojson", task_run_name="fetch_org_units_geojson [setup {setup.id}]", **_STEP)
 def fetch_org_units_geojson(dhis2: Dhis2Api, setup: PredictionSetup, budget: ReadBudget) -> OrgUnitGeometry:
-    units: list[dict[str, Any]] = []
-    ids = list(dict.fromkeys(setup.org_units))
-    groups = plan_ids(ids, budget, dhis2.request_line(dhis2.ORG_UNITS, dhis2.org_unit_params([])))
-    stats = run_reads(groups, dhis2.org_units, halve_ids, lambda page: units.extend(page.items), budget.concurrency)
-    found = {unit["id"] for unit in units}
-    return OrgUnitGeometry(
-        geojson=feature_collection(setup, units),
-        not_found=[ou for ou in setup.org_units if ou not in found],
-        reads=stats,
-    )
+    return checks.org_unit_geometry(dhis2, setup, budget)
 
 
 @task(name="build_prediction_request", task_run_name="build_prediction_request [setup {setup.id}]", **_STEP)
 def build_prediction_request(setup: PredictionSetup, input_periods: list[str], provided: list[dict[str, Any]],
                              geojson: dict[str, Any], run_token: str = "") -> dict[str, Any]:
-    return prediction_request(setup, input_periods[0], input_periods[-1], provided, geojson, run_token)
-
-
-def read_analytics(dhis2: Dhis2Api, dx: Sequence[str], pe: Sequence[str], ou: Sequence[str], budget: ReadBudget,
-                   consume: Callable[[list[list[str]]], Any]) -> ReadStats:
-    """Every (data element, period, org unit) in reads that fit the budgets (`flows.dhis2_reads`);
-    `consume` gets each read's rows as they arrive."""
-    chunks = plan_analytics(dx, pe, list(dict.fromkeys(ou)), budget,
-                            dhis2.request_line(dhis2.ANALYTICS, dhis2.analytics_params([], [], [])))
-    return run_reads(chunks, lambda chunk: dhis2.analytics(chunk.dx, chunk.pe, chunk.ou), Chunk.halves,
-                     lambda page: consume(page.items), budget.concurrency)
+    """The request body, once every check that can be made before the submit passed: values to send,
+    every covariate among them, a geometry, and the whole years of data chap-core trains on."""
+    body = prediction_request(setup, input_periods[0], input_periods[-1], provided, geojson, run_token)
+    check_history(setup, *sent_span(setup, provided))
+    return body
 
 
 @task(name="run_prediction_setup", task_run_name="run_prediction_setup [setup {setup.id}]", **_STEP)

@@ -10,8 +10,10 @@ Steps (the server and the fake DHIS2+CHAP are already up, see scripts/stack.py):
    `prediction_setup_id` names it (the seeded weekly setup's fixed start is beyond the flow's
    120-period cap on today's date).
 2. Create the one block the examples say is "managed elsewhere", as its owner would.
-3. `chapctl apply` (demo passwords come from the environment, as in production).
-4. Start the worker, trigger one run of one project, wait for it, print its final state (with the
+3. `chapctl preflight`: what each project's first run will meet, by reading only (the fake DHIS2 and
+   the CHAP behind its route); its verdict is shown and the demo goes on whatever it says.
+4. `chapctl apply` (demo passwords come from the environment, as in production).
+5. Start the worker, trigger one run of one project, wait for it, print its final state (with the
    reason when it failed), the first lines of its report and the UI URL, and what keeps running.
 Safe to run again: apply converges, the block is created only when missing.
 """
@@ -94,7 +96,7 @@ def prepare_demo_repo() -> None:
               f"model {real_setup['configured_model_id']}) of the real chap-core at {state['url']}", flush=True)
     if DEMO.exists():
         shutil.rmtree(DEMO)
-    shutil.copytree(ROOT / "templates", DEMO / "templates")
+    DEMO.mkdir(parents=True)
     (DEMO / "flows").symlink_to(ROOT / "flows", target_is_directory=True)  # the same flow code
     (DEMO / "projects").mkdir(parents=True)
     for path in (ROOT / "projects").glob("*.yaml"):
@@ -120,6 +122,18 @@ def chapctl(*args: str) -> None:
                             subprocess.DEVNULL)
     if result.returncode != 0:
         raise SystemExit(f"error: chapctl {args[0]} failed (exit {result.returncode})")
+
+
+def preflight() -> int:
+    """`chapctl preflight` of the demo projects before the first run; its exit code, never fatal: the
+    run that follows shows what a failing project does."""
+    print("$ chapctl preflight --root .local/demo", flush=True)
+    result = subprocess.run([str(stack.BIN / "chapctl"), "preflight", "--root", str(DEMO)], env=demo_env(), cwd=ROOT)
+    if result.returncode == 3:
+        print("preflight: a project would fail at its first run (above); the demo goes on", flush=True)
+    elif result.returncode != 0:
+        print(f"preflight could not run (exit {result.returncode}); the demo goes on", flush=True)
+    return result.returncode
 
 
 def ensure_external_block() -> None:
@@ -204,6 +218,7 @@ def main() -> None:
     if plan_only:
         chapctl("plan")
         return
+    preflight()
     chapctl("apply")
     os.environ.setdefault("CHAP_SCHEDULER_POLL_INTERVAL_SECONDS", "1")  # the fake's jobs finish in seconds
     stack.start_worker()

@@ -56,9 +56,14 @@ def register(app: click.Group) -> None:
                    "and none is failing or late.")
 @click.option("--project", "-p", "projects", multiple=True, metavar="NAME",
               help="Only this project (repeatable). The requests are the same.")
+@click.option("--preflight", "with_preflight", is_flag=True,
+              help="Also each project's `chapctl preflight` verdict, checked live (DHIS2 and CHAP reads only, in "
+                   "parallel with the Prefect reads; the DHIS2 passwords are read as preflight reads them). It does "
+                   "not change the exit code.")
 @env_option
 def status_command(root: Optional[Path], output: str, grace: dt.timedelta, lookback: dt.timedelta,
-                   require_sync: bool, projects: tuple[str, ...], environment: Optional[str]) -> None:
+                   require_sync: bool, projects: tuple[str, ...], with_preflight: bool,
+                   environment: Optional[str]) -> None:
     """One row per project: sync with the files (in sync, changed, drift, not applied), the
     schedule (active, paused, none), the last run (state, start, duration, link to the UI), the
     next scheduled run, the failures in a row, and whether it is late. Reads only, in bulk: the
@@ -76,7 +81,7 @@ def status_command(root: Optional[Path], output: str, grace: dt.timedelta, lookb
         from compiler.reconcile.status import StatusOptions, project_status
 
         options = StatusOptions(grace=grace, lookback=lookback, require_sync=require_sync, projects=projects,
-                                environment=environment)
+                                preflight=with_preflight, environment=environment)
         repo = find_repo(root)
         with open_api(repo, environment) as api:
             return project_status(repo, api, options)

@@ -1,6 +1,6 @@
 """The compiled artifact's schema: what `prefect.yaml` and `blocks/*.yaml` hold, as frozen data
 classes. `compile.render` builds them from the validated projects and writes them through the
-templates (`templates/prefect.yaml.j2`, `block.yaml.j2`, `notification.yaml.j2`);
+templates (`compiler/templates/prefect.yaml.j2`, `block.yaml.j2`, `notification.yaml.j2`);
 `reconcile.desired` reads the files back into the same classes here (`read_prefect_yaml`,
 `read_block`), the one place that looks into the raw YAML data.
 
@@ -147,6 +147,7 @@ class PrefectFile:
     concurrency_limits: tuple[ConcurrencyLimitSpec, ...] = ()
     environments: tuple[EnvironmentSpec, ...] = ()
     environment: str | None = None  # the environment laid over it (compiler/compile/environments.py); None: as declared
+    allow_unset: tuple[str, ...] = ()  # `ci.allow_unset`: variables plan may find unset (a warning, not a failure)
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,7 @@ def read_prefect_yaml(doc: Any) -> PrefectFile:
             ConcurrencyLimitSpec(str(c["name"]), int(c["limit"]), str(c["block"]), tuple(c.get("used_by") or ()))
             for c in chapctl.get("concurrency_limits") or []),
         environments=tuple(_environment(e) for e in chapctl.get("environments") or []),
+        allow_unset=tuple(str(name) for name in chapctl.get("allow_unset") or ()),
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from compiler.cachedir import cache_dir
 from compiler.compile.diagnostics import Diagnostic
 from compiler.constants import EXIT_ERROR, EXIT_OK
 from compiler.errors import HandEdited, StaleArtifacts, ValidationFailed
@@ -19,8 +20,6 @@ from compiler.compile.render import BLOCKS_DIR, PREFECT_YAML, Artifacts, edited_
 from compiler.compile.models import SINGLE_SCHEDULE_SLUG
 from compiler.compile.schedule_report import ScheduleReport, schedule_label, schedule_report
 from compiler.compile.validate import ValidatedRepo, validate
-
-TEMPLATES_DIR = "templates"
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def hotspot_warnings(validated: ValidatedRepo, review: ScheduleReport) -> tuple[
 
 def compile_repo(root: Path) -> Compiled:
     checked = check_repo(root)
-    return Compiled(checked, render(checked.validated, root / TEMPLATES_DIR, checked.review))
+    return Compiled(checked, render(checked.validated, checked.review, cache_dir(root)))
 
 
 @dataclass(frozen=True)

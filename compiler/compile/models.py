@@ -8,7 +8,7 @@ that both give the same verdicts on the good and bad example corpus.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -385,9 +385,18 @@ class GitSource(_Strict):
 
 
 class Source(_Strict):
-    """Where a worker finds the flow code: a git repository it clones (production), or a local
-    directory named by an environment variable that apply resolves (the local stack)."""
+    """Where a worker finds the flow code: the chapctl package installed on the worker, at the
+    release the repository is compiled with (production, no fork needed); a git repository it
+    clones (a repository that carries its own `flows/`); or a local directory named by an
+    environment variable that apply resolves (the local stack)."""
 
+    package: Literal["chapctl"] | None = Field(
+        default=None,
+        description="Run the flow of the chapctl package installed on the worker (entrypoint "
+        "`flows.dhis2_chap_prediction`), at the release this repository is compiled with: a pull step "
+        "fails the run when the worker's chapctl is another release.",
+        examples=["chapctl"],
+    )
     git: GitSource | None = Field(
         default=None,
         description="Clone this repository.",
@@ -402,8 +411,8 @@ class Source(_Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Source":
-        if (self.git is None) == (self.directory_env is None):
-            raise ValueError("source needs exactly one of `git` or `directory_env`")
+        if sum(x is not None for x in (self.package, self.git, self.directory_env)) != 1:
+            raise ValueError("source needs exactly one of `package`, `git` or `directory_env`")
         return self
 
 
@@ -473,6 +482,18 @@ class LoadWarnings(_Strict):
         examples=[10])
 
 
+class Ci(_Strict):
+    """How `plan` judges what apply will need (the pull-request check): every variable apply will
+    read and that is not set, nor named in CHAPCTL_SECRET_NAMES, fails plan, as apply would fail."""
+
+    allow_unset: list[Annotated[str, Field(pattern=ENV_PATTERN)]] = Field(
+        default_factory=list,
+        description="Secret variables (password_env, url_env, api_key_env) plan may find unset without failing: "
+        "it warns instead. Apply still refuses to create a block without its secret.",
+        examples=[["KENYA_DHIS2_PASSWORD"]],
+    )
+
+
 class Defaults(_Strict):
     """`projects/_defaults.yaml`: values every project inherits unless it sets its own."""
 
@@ -531,4 +552,9 @@ class Defaults(_Strict):
         examples=[{"staging": {"api_url_env": "STAGING_PREFECT_API_URL", "owner_suffix": "staging",
                                "schedules": "paused"},
                    "production": {"api_url_env": "PREFECT_API_URL"}}],
+    )
+    ci: Ci = Field(
+        default_factory=Ci,
+        description="How plan (the pull-request check) judges the variables apply will need.",
+        examples=[{"allow_unset": ["KENYA_DHIS2_PASSWORD"]}],
     )

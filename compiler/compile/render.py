@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 
 from compiler import markdown
+from compiler import __version__
 from compiler.constants import (BLOCK_TYPE_SLUG, CHAP_LIMIT_PARAMETER, INSTANCE_LIMIT, MANAGED_TAG, OWNER_TAG_PREFIX,
                                 environment_owner, owner_tag)
 from compiler.compile.artifact import (SCHEDULE_SLUG, AlertSpec, BlockDocument, BlockRef,  # noqa: F401  (review.diff)
@@ -27,7 +28,14 @@ from compiler.compile.schedule_report import HEATMAP_ROWS, HOT_COLOUR, REFERENCE
 from compiler.compile.schema import render_schemas
 from compiler.compile.validate import ValidatedRepo
 
-ENTRYPOINT = "flows/dhis2_chap_prediction.py:dhis2_chap_prediction"
+ENTRYPOINT = "flows/dhis2_chap_prediction.py:dhis2_chap_prediction"  # a file in the clone or directory
+# `source: {package: chapctl}`: the module of the chapctl installed on the worker, which Prefect imports
+# after the pull step (REQUIRE_CHAPCTL) checked that it is the release this repository compiled with.
+PACKAGE_ENTRYPOINT = "flows.dhis2_chap_prediction.dhis2_chap_prediction"
+REQUIRE_CHAPCTL = "flows.installed.require_chapctl"
+# The templates of every artifact ship inside the package (an installed chapctl compiles a repository
+# that holds only projects/): they are chapctl's code, not the repository's.
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 PREFECT_YAML = "prefect.yaml"
 BLOCKS_DIR = "blocks"
 SCHEDULES_MD = "SCHEDULES.md"
@@ -41,15 +49,18 @@ class Artifacts:
     files: dict[str, str]
 
 
-def render(validated: ValidatedRepo, templates_dir: Path, review: ScheduleReport | None = None) -> Artifacts:
-    env = _environment(templates_dir)
+def render(validated: ValidatedRepo, review: ScheduleReport | None = None, cache: Path | None = None) -> Artifacts:
+    """The artifacts of `validated`. `cache` (a repository's `.chapctl/cache`) keeps the compiled
+    templates between runs; None compiles them every time."""
+    env = _environment(cache)
     projects = [v.project for v in validated.projects]
     deployments = [deployment_spec(project, validated.defaults) for project in projects]
     blocks = block_specs(projects)
     environments = environment_specs(validated.defaults)
     files = {
         PREFECT_YAML: env.get_template("prefect.yaml.j2").render(
-            owner=validated.defaults.owner, pull=pull_steps(validated.defaults), deployments=deployments,
+            owner=validated.defaults.owner, allow_unset=sorted(set(validated.defaults.ci.allow_unset)),
+            pull=pull_steps(validated.defaults), deployments=deployments,
             limits=concurrency_limit_specs(projects, validated.defaults), environments=environments,
         ),
         **{
@@ -61,7 +72,7 @@ def render(validated: ValidatedRepo, templates_dir: Path, review: ScheduleReport
             for spec in notification_specs(projects, validated.defaults)
         },
         **render_schemas(),
-        **render_schedule_review(review or schedule_report(validated), templates_dir,
+        **render_schedule_review(review or schedule_report(validated), cache,
                                  [(e.name, describe_environment(e, validated.defaults.owner)) for e in environments]),
     }
     return Artifacts({path: stamp(text) for path, text in sorted(files.items())})
@@ -96,15 +107,15 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def render_schedule_review(report: ScheduleReport, templates_dir: Path,
+def render_schedule_review(report: ScheduleReport, cache: Path | None = None,
                            environments: list[tuple[str, tuple[str, ...]]] | None = None) -> dict[str, str]:
     """SCHEDULES.md and schedules.svg. `environments`: each declared environment's name and what it
     changes (SCHEDULES.md shows the projects as declared, and says so when there are any)."""
-    markdown = _markdown_environment(templates_dir).get_template("SCHEDULES.md.j2").render(
+    markdown = _markdown_environment(cache).get_template("SCHEDULES.md.j2").render(
         report=report, rows=HEATMAP_ROWS, reference_year=REFERENCE_YEAR, scale_labels=[s[1] for s in SCALE],
         environments=environments or [])
-    svg_env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)), autoescape=True,
-                                 bytecode_cache=_bytecode_cache(templates_dir),
+    svg_env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                                 bytecode_cache=_bytecode_cache(cache),
                                  undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                                  keep_trailing_newline=True)
     svg = svg_env.get_template("schedules.svg.j2").render(
@@ -123,7 +134,7 @@ def deployment_spec(project: Project, defaults: Defaults) -> DeploymentSpec:
     )
     return DeploymentSpec(
         name=project.name,
-        entrypoint=ENTRYPOINT,
+        entrypoint=PACKAGE_ENTRYPOINT if defaults.source.package else ENTRYPOINT,
         description=project.description,
         tags=_tags(defaults.tags, project.tags, defaults.owner),
         work_pool=project.work_pool or defaults.work_pool,
@@ -275,7 +286,11 @@ def block_specs(projects: list[Project]) -> list[BlockDocument]:
 
 
 def pull_steps(defaults: Defaults) -> list[PullStep]:
+    """The deployments' pull steps. From the package, the step names the chapctl release whose flow
+    the workers must run (this chapctl's): upgrading chapctl changes every deployment, as plan shows."""
     source = defaults.source
+    if source.package is not None:
+        return [PullStep(REQUIRE_CHAPCTL, (("version", __version__),))]
     if source.git is not None:
         return [PullStep("prefect.deployments.steps.git_clone",
                          (("repository", source.git.repository), ("branch", source.git.branch)))]
@@ -321,10 +336,13 @@ def yaml_scalar(value: Any) -> YamlText:
     return YamlText(json.dumps(value, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
-def _bytecode_cache(templates_dir: Path) -> jinja2.BytecodeCache | None:
-    """Compiled templates kept under .chapctl/cache (git-ignored): compiling the four templates
-    from source costs ~0.08 s per run. Jinja checks each template's mtime, so edits are seen."""
-    folder = templates_dir.parent / ".chapctl" / "cache" / "jinja"
+def _bytecode_cache(cache: Path | None) -> jinja2.BytecodeCache | None:
+    """Compiled templates kept under the repository's .chapctl/cache (git-ignored): compiling the
+    four templates from source costs ~0.08 s per run. Jinja checks each template's mtime, so an
+    upgraded chapctl's templates are seen."""
+    if cache is None:
+        return None
+    folder = cache / "jinja"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:  # a read-only checkout: compile templates every time
@@ -341,14 +359,14 @@ def markdown_text(value: Any) -> MdText:
     return MdText(markdown.text(" ".join(str(value).split())))  # one line: tables cannot hold newlines
 
 
-def _markdown_environment(templates_dir: Path) -> jinja2.Environment:
+def _markdown_environment(cache: Path | None) -> jinja2.Environment:
     def refuse_raw(value: Any) -> Any:
         if isinstance(value, MdText):
             return value
         raise TypeError(f"template emitted {value!r} without the `md` filter")
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)), autoescape=False,
-                             bytecode_cache=_bytecode_cache(templates_dir),
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=False,
+                             bytecode_cache=_bytecode_cache(cache),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True, finalize=refuse_raw)
     env.filters["md"] = markdown_text
@@ -358,8 +376,8 @@ def _markdown_environment(templates_dir: Path) -> jinja2.Environment:
     return env
 
 
-def _environment(templates_dir: Path) -> jinja2.Environment:
-    return yaml_environment(jinja2.FileSystemLoader(str(templates_dir)), _bytecode_cache(templates_dir))
+def _environment(cache: Path | None) -> jinja2.Environment:
+    return yaml_environment(jinja2.FileSystemLoader(str(TEMPLATES)), _bytecode_cache(cache))
 
 
 def yaml_environment(loader: jinja2.BaseLoader, bytecode_cache: jinja2.BytecodeCache | None = None,

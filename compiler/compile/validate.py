@@ -336,6 +336,13 @@ def _check_defaults_names(source: SourceFile, defaults: Defaults, out: list[Diag
         if not _NAME.match(name):
             _emit(out, source, ("notifications", name), f"notification name {name!r} has the wrong form",
                   "use 1-63 characters of lowercase a-z, 0-9 and '-', e.g. ops-webhook", key=True)
+    flows_dir = defaults.source.directory_env
+    for index, name in enumerate(defaults.ci.allow_unset):
+        if name == flows_dir:
+            _emit(out, source, ("ci", "allow_unset", index),
+                  f"{name} names where workers find the flows (`source.directory_env`), which plan compares",
+                  f"set {name} where plan runs (in CI: a repository variable), or declare `source: {{package: "
+                  "chapctl}` (workers run the installed chapctl's flow)")
     for block, limit in defaults.instance_limits.items():
         if not _NAME.match(block):
             _emit(out, source, ("instance_limits", block), f"{block!r} is not a credentials block name",
@@ -526,8 +533,8 @@ def _describe(error: dict, source: SourceFile, model: type[BaseModel]) -> Diagno
         return _diagnostic(source, path, "a notification needs exactly one of `webhook`, `slack` or `email`",
                            "e.g. `webhook: {url_env: OPS_WEBHOOK_URL}`", key=True)
     if kind == "value_error" and path and path[-1] == "source":
-        return _diagnostic(source, path, "source needs exactly one of `git` or `directory_env`",
-                           "e.g. `source: {directory_env: CHAPCTL_FLOWS_DIR}`")
+        return _diagnostic(source, path, "source needs exactly one of `package`, `git` or `directory_env`",
+                           "e.g. `source: {package: chapctl}` (workers run the installed chapctl's flow)")
     message = error["msg"] if not quiet else f"invalid value ({kind})"
     return _diagnostic(source, path, message, hint)
 
@@ -612,6 +619,7 @@ _PATTERN_HINTS = {
     "api_key_env": "the NAME of an environment variable, e.g. STAGING_PREFECT_API_KEY — never the key itself",
     "owner_suffix": "1-32 characters of lowercase a-z, 0-9 and single hyphens, not starting or ending with '-', "
     "e.g. staging",
+    "allow_unset": "the NAME of an environment variable (letters, digits, _), e.g. KENYA_DHIS2_PASSWORD",
     "repository": "a git URL, e.g. https://github.com/example/chap-projects.git",
     "deployment": "<flow name>/<deployment name>, e.g. dhis2-chap-prediction/chap-scheduler",
     "slug": "1-63 characters of lowercase a-z, 0-9 and '-', starting with a letter or digit, e.g. monthly-fixed",
@@ -622,7 +630,8 @@ _PATTERN_HINTS = {
 
 
 def _pattern_hint(path: tuple, example: str | None) -> str:
-    field = path[-1] if path else ""
+    named = [p for p in path if not isinstance(p, int)]  # an item of a list: its list's hint
+    field = named[-1] if named else ""
     return _PATTERN_HINTS.get(str(field), f"e.g. {example}" if example else "")
 
 

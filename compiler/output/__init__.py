@@ -37,6 +37,7 @@ FORMATS = ("text", "json", "markdown")
 
 # verb -> the module of compiler.output that holds its reporters (one line per verb)
 VERBS: dict[str, str] = {
+    "init": "scaffold",
     "validate": "compile",
     "compile": "compile",
     "schedule": "review",
@@ -45,6 +46,7 @@ VERBS: dict[str, str] = {
     "apply": "plan",
     "status": "status",
     "import": "importer",
+    "preflight": "preflight",
 }
 COMMON = "common"  # the error boundary, notes and --version: loaded with every verb
 

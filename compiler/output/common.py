@@ -44,4 +44,5 @@ def dotenv_unread(unread: DotenvUnread) -> Rendered:
 
 @reporter(Versions, "text")
 def versions(found: Versions) -> Rendered:
-    return (Out(f"chapctl {found.chapctl or 'unknown'} (Prefect {found.prefect or 'not installed'})\n"),)
+    note = "" if found.prefect == found.target else f"; Prefect {found.prefect or 'is not'} installed"
+    return (Out(f"chapctl {found.chapctl} (for Prefect {found.target}{note})\n"),)

@@ -21,6 +21,23 @@ HEALTH_ICON = {"healthy": ":white_check_mark:", "failing": ":x:", "late": ":alar
                "never_run": ":white_circle:", "unknown": ":grey_question:"}
 SYNC_SIGN = {"in_sync": "=", "changed": "~", "drift": "~", "not_applied": "+", "conflict": "!"}
 COLUMNS = ("PROJECT", "HEALTH", "SYNC", "SCHEDULE", "LAST RUN", "STARTED (UTC)", "TOOK", "NEXT RUN (UTC)", "FAILS")
+PREFLIGHT_ICON = {"ok": ":white_check_mark:", "warn": ":warning:", "fail": ":x:"}
+
+
+def _preflight(p: ProjectStatus, report: StatusReport) -> str:
+    """The project's preflight verdict (`status --preflight`), `—` when it has none."""
+    found = (report.preflight or {}).get(p.name)
+    return found["verdict"] if found else "—"
+
+
+def _preflight_details(p: ProjectStatus, report: StatusReport) -> list[tuple[str, str, str | None]]:
+    found = (report.preflight or {}).get(p.name)
+    if not found or not found["causes"]:
+        return []
+    first, more = found["causes"][0], len(found["causes"]) - 1
+    rest = f" (+{more} more: chapctl preflight -p {p.name})" if more else ""
+    return [("red" if first["level"] == "fail" else "yellow", f"preflight {first['level']}: {first['text']}{rest}",
+             None)]
 
 
 def words(value: str) -> str:
@@ -54,6 +71,16 @@ def _cells(p: ProjectStatus, now: dt.datetime) -> list[str]:
     return [p.name, words(p.health), words(p.sync), _schedule(p), last.state_name if last else "never",
             _when((last.start or last.expected_start) if last else None), _took(last, now),
             _next(p), str(p.failures_in_a_row)]
+
+
+def _columns(report: StatusReport) -> tuple[str, ...]:
+    """The table's columns: PREFLIGHT after HEALTH with --preflight."""
+    return COLUMNS[:2] + ("PREFLIGHT",) + COLUMNS[2:] if report.preflight is not None else COLUMNS
+
+
+def _row(p: ProjectStatus, report: StatusReport) -> list[str]:
+    cells = _cells(p, report.generated_at)
+    return cells[:2] + [_preflight(p, report)] + cells[2:] if report.preflight is not None else cells
 
 
 def summary_text(report: StatusReport) -> str:
@@ -107,6 +134,7 @@ def details(p: ProjectStatus, report: StatusReport, *, links: bool = True) -> li
     if p.sync != "in_sync":
         out.append(("yellow", f"{words(p.sync)}: {p.sync_detail}", None))
     out += [("yellow", hint, None) for hint in p.hints]
+    out += _preflight_details(p, report)
     if links and p.last_run is not None and p.health != "failing":
         out.append(("dim", f"last run {p.last_run.name} ({p.last_run.state_name}):", p.last_run.url))
     return out
@@ -125,8 +153,9 @@ def status_lines(report: StatusReport) -> list[tuple[str, str]]:
     if not report.projects:
         out.append(("", "No projects."))
     else:
-        table = [list(COLUMNS)] + [_cells(p, now) for p in report.projects]
-        widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
+        columns = _columns(report)
+        table = [list(columns)] + [_row(p, report) for p in report.projects]
+        widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
 
         def line(cells: list[str]) -> str:
             return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
@@ -177,13 +206,17 @@ def status_markdown(report: StatusReport) -> str:
     icon = ":x:" if report.exit_code == EXIT_UNHEALTHY else ":warning:" if report.exit_code else ":white_check_mark:"
     lines += ["", f"{icon} **{summary_text(report)}** ({_options(report)}) — {verdict(report)}", ""]
     if report.projects:
-        lines += ["| Project | Health | Sync | Schedule | Last run | Started (UTC) | Took | Next run (UTC) | "
-                  "Failures in a row |", "|---|---|---|---|---|---|---|---|---|"]
+        checked = report.preflight is not None
+        lines += ["| Project | Health | " + ("Preflight | " if checked else "") + "Sync | Schedule | Last run | "
+                  "Started (UTC) | Took | Next run (UTC) | Failures in a row |",
+                  "|---|---|" + ("---|" if checked else "") + "---|---|---|---|---|---|---|"]
         for p in report.projects:
             cells = _cells(p, now)
-            lines.append(f"| {md_code(p.name)} | {HEALTH_ICON[p.health]} {cells[1]} | {SYNC_SIGN[p.sync]} {cells[2]} | "
-                         f"{_schedule_md(p)} | {_run_md(p.last_run)} | {cells[5]} | {cells[6]} | {cells[7]} | "
-                         f"{cells[8]} |")
+            judged = _preflight(p, report)
+            preflight = f"{PREFLIGHT_ICON.get(judged, '')} {judged} | ".lstrip() if checked else ""
+            lines.append(f"| {md_code(p.name)} | {HEALTH_ICON[p.health]} {cells[1]} | {preflight}{SYNC_SIGN[p.sync]} "
+                         f"{cells[2]} | {_schedule_md(p)} | {_run_md(p.last_run)} | {cells[5]} | {cells[6]} | "
+                         f"{cells[7]} | {cells[8]} |")
         lines.append("")
         problems = [f"- {md_code(p.name)} {_md(text)}" + (f" ([run]({url}))" if url else "")
                     for p in report.projects for _style, text, url in details(p, report, links=False)]

@@ -107,6 +107,7 @@ class Desired:
     unset_pull_env: list[str] = field(default_factory=list)  # variables the pull steps read, unset here
     concurrency_limits: list[ConcurrencyLimitSpec] = field(default_factory=list)
     environment: EnvironmentSpec | None = None  # the environment laid over the artifacts (--env); None: as declared
+    allow_unset: list[str] = field(default_factory=list)  # `ci.allow_unset`: plan warns, not fails, without them
 
     @property
     def owner_tag(self) -> str:
@@ -217,6 +218,7 @@ def load_desired(root: Path, env: Mapping[str, str] | None = None, facts: Any = 
         unset_pull_env=sorted(unset),
         concurrency_limits=list(compiled.concurrency_limits),
         environment=spec,
+        allow_unset=list(compiled.allow_unset),
     )
 
 

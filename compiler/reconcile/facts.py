@@ -5,6 +5,9 @@ registration payload, the process work pool's default job template.
 kept under `<root>/.chapctl/cache/`, keyed by the sha256 of every `flows/**/*.py` source, the
 entrypoints and block slugs asked for, and the installed Prefect and Python versions. A warm
 cache means plan/apply never import prefect (tested with `python -X importtime`).
+
+The flow code is the repository's own `flows/` when it has one (this checkout, a fork), else the
+installed chapctl's (a repository that holds only projects/, `source: {package: chapctl}`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ from compiler.cachedir import cache_dir, store
 from compiler.errors import ApplyRefused
 
 FORMAT = 1  # bump when the shape of the cached document changes
+PACKAGE_HOME = Path(__file__).resolve().parents[2]  # the folder holding this chapctl's `compiler/` and `flows/`
+
+
+def flows_home(root: Path) -> Path:
+    """The folder whose `flows/` plan and apply read the flow from: the repository's own, else the
+    installed chapctl's."""
+    return root if (root / "flows").is_dir() else PACKAGE_HOME
 
 
 @dataclass(frozen=True)
@@ -85,26 +95,28 @@ def cache_key(root: Path, entrypoints: list[str], block_slugs: list[str]) -> str
     prefect_version = version("prefect") or "none"
     h = hashlib.sha256()
     h.update(json.dumps([FORMAT, prefect_version, sys.version_info[:2], entrypoints, block_slugs]).encode())
-    flows = root / "flows"
+    home = flows_home(root)
+    flows = home / "flows"
     for source in sorted(flows.rglob("*.py")) if flows.is_dir() else []:
-        h.update(source.relative_to(root).as_posix().encode() + b"\0")
+        h.update(source.relative_to(home).as_posix().encode() + b"\0")
         h.update(hashlib.sha256(source.read_bytes()).digest())
     return h.hexdigest()
 
 
 def _compute(root: Path, entrypoints: list[str], block_slugs: list[str]) -> dict[str, Any]:
+    home = flows_home(root)
     for ep in entrypoints:
         file = ep.split(":", 1)[0]
-        if not (root / file).is_file():
-            raise ApplyRefused(f"flow entrypoint {ep}: {file} does not exist in {root}")
-    # chapctl's own package first (the probe is a module of it), then the repository (its flows/).
-    here = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [here, str(root), os.environ.get("PYTHONPATH")]))}
+        if ":" in ep and not (home / file).is_file():  # a module path (`flows.x.f`) is imported, not read
+            raise ApplyRefused(f"flow entrypoint {ep}: {file} does not exist in {home}")
+    # chapctl's own package first (the probe is a module of it), then the flows' folder.
+    here = str(PACKAGE_HOME)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [here, str(home), os.environ.get("PYTHONPATH")]))}
     env.pop("PREFECT_API_URL", None)  # computing schemas must never talk to a server
     proc = subprocess.run(
-        [sys.executable, "-m", "compiler.reconcile.facts_probe", str(root), json.dumps(entrypoints),
+        [sys.executable, "-m", "compiler.reconcile.facts_probe", str(home), json.dumps(entrypoints),
          json.dumps(block_slugs)],
-        cwd=root,
+        cwd=home,
         env=env,
         capture_output=True,
         text=True,
@@ -115,5 +127,5 @@ def _compute(root: Path, entrypoints: list[str], block_slugs: list[str]) -> dict
         if lines and "error" in (err := json.loads(lines[-1])):
             raise ApplyRefused(err["error"])
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise ApplyRefused(f"could not import the flows in {root / 'flows'} to read their schemas: {tail}")
+        raise ApplyRefused(f"could not import the flows in {home / 'flows'} to read their schemas: {tail}")
     return json.loads(lines[-1])

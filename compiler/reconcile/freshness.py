@@ -2,7 +2,7 @@
 
 `ensure_fresh(root)` runs the compile pipeline's `check_fresh` (compiler.compile.build) only when
 the inputs changed since it last passed: compiling is a pure function of the project files, the
-templates, the committed artifacts and chapctl's own code, so a marker under `.chapctl/cache/`
+committed artifacts and chapctl's own code (its templates included), so a marker under `.chapctl/cache/`
 keyed by their sha256 skips the ~0.3 s recompile of an unchanged repository.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from compiler.cachedir import cache_dir, store
 
-FRESH_INPUTS = ("projects", "templates", "schema", "blocks", "prefect.yaml")
+FRESH_INPUTS = ("projects", "schema", "blocks", "prefect.yaml")  # and the package (compiler/, its templates)
 
 
 _RENDERING_PACKAGES = ("ruamel.yaml", "jinja2", "pydantic", "cron-descriptor", "tzdata", "prefect")

@@ -1,6 +1,6 @@
 """Deployment parameters checked against their flow's parameter schema, before any write.
 
-The parameters come from `templates/` and the schema from the flow's signature in `flows/`; when
+The parameters come from chapctl's templates (`compiler/templates/`) and the schema from the flow's signature in `flows/`; when
 the two disagree (a flow parameter renamed, a template typo) the deployment's runs would fail at
 start. Prefect's server checks a create's parameters only when the request names
 `enforce_parameter_schema`, and then also re-validates the schema itself against the JSON Schema

@@ -31,9 +31,9 @@ def plan(desired: Desired, live: Live, options: PlanOptions | None = None, **fla
         p.blockers.append(
             f"{var} is not set: prefect.yaml's pull steps read it (`source.directory_env` in projects/_defaults.yaml), "
             "and apply refuses without it. Set it wherever plan and apply run (make sets it to this checkout); "
-            "in CI, where workers cannot see the runner's directory, declare "
-            "`source: {git: {repository: <this repository's clone URL>, branch: main}}` in projects/_defaults.yaml "
-            "instead")
+            "in CI, where workers cannot see the runner's directory, declare `source: {package: chapctl}` (workers "
+            "run the installed chapctl's flow) or `source: {git: {repository: <a clone URL>, branch: main}}` in "
+            "projects/_defaults.yaml instead")
     for kind in REGISTRY:
         if kind.rule is not None:
             p.actions += kind.rule(ctx, p)

@@ -20,6 +20,7 @@ from compiler.reconcile.freshness import ensure_fresh
 from compiler.reconcile.live import Live, read_live
 from compiler.reconcile.actions import Plan, PlanOptions
 from compiler.reconcile.plan import plan
+from compiler.reconcile.requirements import require
 from compiler.reconcile.secrets import with_secrets
 
 
@@ -49,9 +50,10 @@ class Prepared:
 def prepare(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
             options: PlanOptions | None = None, adopt: bool = False, fresh_check: bool = True,
             desired: Desired | None = None, checkout: gitinfo.Checkout | None = None,
-            environment: str | None = None) -> Prepared:
+            require_env: bool = False, environment: str | None = None) -> Prepared:
     """Desired state (with `environment` laid over it: --env), live state, freshness check, pure
-    diff, applied-commit guard.
+    diff, applied-commit guard. `require_env` (plan): a variable apply will need and nobody said it
+    has is a blocker (`reconcile.requirements`).
 
     The server is read while this process checks the artifacts' freshness and asks git for the
     checkout: the reads are the only part bound by someone else's CPU, so they start first. Reads
@@ -77,9 +79,11 @@ def prepare(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None
         _ = reading.exception()  # let the reads finish; this error is the one to report
         raise
     live = reading.result()  # an interruption while waiting here leaves at once too
+    planned = plan(desired, live, options)
+    if require_env:
+        require(planned, desired, env)
     environment = desired.environment.name if desired.environment is not None else None
-    return Prepared(root, desired, live, plan(desired, live, options),
-                    commit_guard(root, desired.owner, live, checkout, environment))
+    return Prepared(root, desired, live, planned, commit_guard(root, desired.owner, live, checkout, environment))
 
 
 def _in_background(function, *args) -> Future:

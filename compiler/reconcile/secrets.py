@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 
 from compiler.errors import UserError
 
 VARIABLE = "CHAPCTL_SECRETS"
+# The names (never the values) of the secrets apply's environment will have: what a pull request's
+# plan is given instead of the secrets, so that it can fail when apply would miss one (issue 25 #6).
+NAMES_VARIABLE = "CHAPCTL_SECRET_NAMES"
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class SecretEnv(Mapping[str, str]):
@@ -77,3 +82,25 @@ def parse(text: str) -> dict[str, str]:
             value = value[1:-1]
         out[name.strip()] = value
     return out
+
+
+def declared_names(env: Mapping[str, str]) -> set[str]:
+    """The names listed in CHAPCTL_SECRET_NAMES: separated by commas, spaces or newlines, or a JSON
+    list (a JSON object: its keys; its values are never read)."""
+    text = (env.get(NAMES_VARIABLE) or "").strip()
+    if not text:
+        return set()
+    if text[0] in "[{":
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            raise UserError(f"{NAMES_VARIABLE} starts like JSON but is not valid JSON; give names separated by "
+                            "commas or spaces") from None
+        names = [str(name) for name in doc] if isinstance(doc, (list, dict)) else []
+    else:
+        names = re.split(r"[\s,]+", text)
+    bad = [name for name in names if name and not _NAME.fullmatch(name)]
+    if bad:
+        raise UserError(f"{NAMES_VARIABLE} holds {len(bad)} item(s) that are not variable names (letters, digits, _); "
+                        "give the names of the secrets, never their values")
+    return {name for name in names if name}

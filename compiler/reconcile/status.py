@@ -68,6 +68,7 @@ class StatusOptions:
     now: dt.datetime | None = None  # the reference time (tests); default: now
     ui_url: str | None = None  # the Prefect UI for run links; default PREFECT_UI_URL, else the API URL less /api
     environment: str | None = None  # --env: the environment laid over the projects (None: as declared)
+    preflight: bool = False  # also `chapctl preflight`'s verdict per project, checked live (DHIS2 reads only)
 
 
 # -- value objects --------------------------------------------------------------------------------
@@ -207,6 +208,8 @@ class StatusReport:
     head: str | None = None  # this checkout's commit (None outside git)
     requests: int = 0
     environment: str | None = None  # --env
+    # with --preflight: project name -> {"verdict": ok|warn|fail, "causes": [{level, check, text, fix}]}
+    preflight: dict[str, dict[str, Any]] | None = None
 
     def counts(self) -> dict[str, dict[str, int]]:
         health = {h: 0 for h in HEALTH_STATES}
@@ -232,6 +235,12 @@ class StatusReport:
             return EXIT_OUT_OF_SYNC
         return EXIT_OK
 
+    def _project_json(self, p: ProjectStatus, now: dt.datetime) -> dict[str, Any]:
+        out = p.to_json(now)
+        if self.preflight is not None:
+            out["preflight"] = self.preflight.get(p.name)
+        return out
+
     def to_json(self) -> dict[str, Any]:
         now = self.generated_at
         applied = None
@@ -248,7 +257,7 @@ class StatusReport:
             "applied": applied,
             "head": self.head,
             "summary": {"projects": len(self.projects), **self.counts(), "exit_code": self.exit_code},
-            "projects": [p.to_json(now) for p in self.projects],
+            "projects": [self._project_json(p, now) for p in self.projects],
             "notes": list(self.notes),
             "requests": self.requests,
         }
@@ -264,6 +273,7 @@ def project_status(root: Path, api: PrefectAPI, options: StatusOptions | None = 
     env = os.environ if env is None else env
     now = options.now or dt.datetime.now(UTC)
     notes: list[str] = []
+    checks = _start_preflight(root, options, env) if options.preflight else None
     prepared = _prepare(root, api, env, notes, options.projects, options.environment)
     desired, live, plan = prepared.desired, prepared.live, prepared.plan
     chosen = [d for d in desired.deployments if not options.projects or d.name in options.projects]
@@ -297,8 +307,39 @@ def project_status(root: Path, api: PrefectAPI, options: StatusOptions | None = 
     from compiler.reconcile.prepare import recorded_state
 
     applied = recorded_state(live, desired.owner) or None
-    return StatusReport(api.settings.url, ui, live.server_version, desired.owner, now, options, rows, notes,
-                        applied, prepared.guard.head, api.stats.requests, options.environment)
+    report = StatusReport(api.settings.url, ui, live.server_version, desired.owner, now, options, rows, notes,
+                          applied, prepared.guard.head, api.stats.requests, options.environment)
+    if checks is not None:
+        report.preflight = _preflight_verdicts(checks, notes)
+    return report
+
+
+def _start_preflight(root: Path, options: StatusOptions, env: Mapping[str, str]) -> Any:
+    """`chapctl preflight` of the same projects, run live in a thread while status reads Prefect: its
+    reads go to each project's DHIS2 (GETs only), status's to Prefect, so neither waits for the other.
+    Live rather than a stored verdict: nothing records one, and a verdict is only worth as much as the
+    DHIS2 and CHAP state it read."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from compiler.preflight import PreflightOptions, preflight
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="status-preflight")
+    future = pool.submit(preflight, root, PreflightOptions(projects=options.projects, environment=options.environment),
+                         env)
+    pool.shutdown(wait=False)
+    return future
+
+
+def _preflight_verdicts(future: Any, notes: list[str]) -> dict[str, dict[str, Any]]:
+    """Each project's preflight verdict and causes; preflight's own failure is a note, not status's."""
+    try:
+        report = future.result()
+    except UserError as exc:
+        notes.append(f"preflight could not run: {exc}")
+        return {}
+    return {p.name: {"verdict": p.verdict, "causes": [{k: f.to_json()[k] for k in ("level", "check", "text", "fix")}
+                                                      for f in p.causes]}
+            for p in report.projects}
 
 
 def _prepare(root: Path, api: PrefectAPI, env: Mapping[str, str], notes: list[str], projects: tuple[str, ...],

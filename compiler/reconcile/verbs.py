@@ -71,7 +71,8 @@ def run_plan(root: Path, api: PrefectAPI, options: PlanOptions | None = None, *,
     server. `load_warnings`: also run the compile checks for their warnings (load hot-spots).
     `out`: save the plan there (compiler/reconcile/saved.py) for `chapctl apply FILE`."""
     options = options or PlanOptions()
-    prepared = prepare(root, api, options=options, environment=environment)
+    # the PR check: no green plan before a red apply
+    prepared = prepare(root, api, options=options, require_env=True, environment=environment)
     saved_file = None
     if out is not None:
         from compiler.installed import version

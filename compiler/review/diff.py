@@ -20,7 +20,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from compiler.compile.build import TEMPLATES_DIR
 from compiler.compile.load import PROJECTS_DIR, load_repo, parse_artifact
 from compiler.compile.models import Defaults, Project
 from compiler.compile.environments import find as find_environment
@@ -92,13 +91,13 @@ def semantic_diff(root: Path, base: str | None = None, head: str | None = None,
         before = _validated(_checkout(root, base_rev, Path(tmp) / "base"), f"at {base_rev}")
         after_root = _checkout(root, head, Path(tmp) / "head") if head else root
         after = _validated(after_root, f"at {head}" if head else "in the working tree")
-    return compare(before, after, root / TEMPLATES_DIR, base_rev, head or "working tree", now, environment)
+    return compare(before, after, base_rev, head or "working tree", now, environment)
 
 
-def compare(before: ValidatedRepo, after: ValidatedRepo, templates: Path, base: str = "base", head: str = "head",
+def compare(before: ValidatedRepo, after: ValidatedRepo, base: str = "base", head: str = "head",
             now: dt.datetime | None = None, environment: str | None = None) -> SemanticDiff:
-    """The semantic diff of two validated repositories (compiled with the templates of `templates`),
-    each side as `environment` (--env; declared at head) applies it, where that side declares it.
+    """The semantic diff of two validated repositories (compiled with this chapctl's templates), each
+    side as `environment` (--env; declared at head) applies it, where that side declares it.
 
     Complete by construction: what reaches the server is rendered from each project's deployment
     spec and credentials and from `_defaults.yaml`, and every field of those three is compared."""
@@ -125,8 +124,8 @@ def compare(before: ValidatedRepo, after: ValidatedRepo, templates: Path, base: 
     report_before, report_after = schedule_report(before), schedule_report(after)
     warnings_before = [spot.text() for spot in report_before.hotspots]
     warnings_after = [spot.text() for spot in report_after.hotspots]
-    variables_before = _variables(before, templates, report_before)
-    variables_after = _variables(after, templates, report_after)
+    variables_before = _variables(before, report_before)
+    variables_after = _variables(after, report_after)
     return SemanticDiff(base, head, tuple(changes), unchanged,
                         defaults=_changes(_defaults_fields(before.defaults), _defaults_fields(after.defaults)),
                         variables=variables_after,
@@ -140,13 +139,10 @@ def _changes(a: dict[str, Any], b: dict[str, Any]) -> tuple[FieldChange, ...]:
     return tuple(FieldChange(k, a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k))
 
 
-def _variables(repo: ValidatedRepo, templates: Path, report: ScheduleReport) -> tuple[str, ...]:
+def _variables(repo: ValidatedRepo, report: ScheduleReport) -> tuple[str, ...]:
     """What apply will read from its environment for these projects: found in their compiled
     artifacts by the function apply's desired state agrees with (`constants.artifact_env`)."""
-    if not templates.is_dir():
-        raise UserError(f"{templates} does not exist: chapctl diff compiles the projects with it; run it in the "
-                        "repository's root (or pass --root)")
-    files = render(repo, templates, report).files
+    files = render(repo, report).files
     blocks = [parse_artifact(text, path) for path, text in files.items()
               if path.startswith(f"{BLOCKS_DIR}/") and path.endswith(".yaml")]
     return tuple(sorted(artifact_env(parse_artifact(files[PREFECT_YAML], PREFECT_YAML), blocks)))

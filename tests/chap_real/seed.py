@@ -37,6 +37,8 @@ MONTHS = [f"{year}{month:02d}" for year in (2023, 2024, 2025) for month in range
 WEEKS = [f"{d.isocalendar().year}W{d.isocalendar().week:02d}"
          for d in (date(2024, 1, 1) + timedelta(weeks=i) for i in range(106))]  # 2024W01..2026W02
 JOB_TIMEOUT = 120.0
+# chap-core's own schedule of each setup (as the DHIS2 Modeling App would set it): as the fake's seed has it
+SCHEDULE_CRONS = {"month": "0 6 2 * *", "week": "0 6 * * 1"}
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,8 @@ def create_setup(client: httpx.Client, name: str, model: str, period_type: str, 
     answer = client.post("/v1/analytics/create-backtest-with-data/", json=body).raise_for_status().json()
     backtest_id = int(wait_for_job(client, answer["id"])["result"])
     created = client.post("/v1/crud/prediction-setups", json={
-        "backtestId": backtest_id, "name": name, "scheduleCronExpression": "0 6 * * 1", "scheduleEnabled": True,
+        "backtestId": backtest_id, "name": name, "scheduleCronExpression": SCHEDULE_CRONS[period_type],
+        "scheduleEnabled": True,
         "quantileTargets": [{"quantile": "0.5", "dataElementId": "deMed0001"}],
     }).raise_for_status().json()
     return Setup(created["id"], name, period_type, model, org_units, dict(sources), tuple(periods))

@@ -342,3 +342,43 @@ def test_bodies_chap_core_refuses(backend, change, expected):
 def test_an_unknown_setup_is_a_404(backend):
     assert outcome(backend, "monthly", body_for(backend), setup_id=999) == {
         "status": 404, "detail": "PredictionSetup {id} not found"}
+
+
+# -- the setups' schedule fields (what the DHIS2 Modeling App edits, what `chapctl preflight` reads) --
+
+SETUP_KEYS = {"id", "name", "created", "backtestId", "configuredModel", "startPeriod", "orgUnits", "covariateSources",
+              "periodType", "scheduleCronExpression", "scheduleEnabled", "quantileTargets", "alertPolicy"}
+
+
+def test_a_listed_setup_has_chap_core_s_fields(backend):
+    listed = backend.client.get(f"{ROUTE}/v1/crud/prediction-setups").raise_for_status().json()
+    (setup,) = [s for s in listed if s["id"] == backend.setups["monthly"]]
+    assert set(setup) == SETUP_KEYS
+    assert (setup["scheduleEnabled"], setup["scheduleCronExpression"], setup["alertPolicy"]) == (True, "0 6 2 * *", None)
+
+
+@pytest.mark.parametrize("body, status, detail", [
+    ({"scheduleEnabled": True, "scheduleCronExpression": None}, 422, "Enabled schedules require a cron expression"),
+    ({"scheduleCronExpression": "0 6 * * 1 *"}, 422, "Schedule expression must be standard five-field cron"),
+    ({"scheduleEnabled": None}, 422, "schedule_enabled cannot be null"),
+    ({"configuredModelId": 3}, 422, [("extra_forbidden", ("body", "configuredModelId"))]),
+], ids=["enabled-without-cron", "six-fields", "null-enabled", "immutable-field"])
+def test_editing_a_setup_s_schedule_is_refused_as_chap_core_refuses_it(backend, body, status, detail):
+    setup_id = backend.setups["monthly"]
+    answer = backend.client.patch(f"{ROUTE}/v1/crud/prediction-setups/{setup_id}", json=body)
+    assert (answer.status_code, normalise_detail(answer.json()["detail"], setup_id)) == (status, detail)
+
+
+def test_pausing_a_setup_s_schedule_keeps_its_cron(backend):
+    setup_id = backend.setups["monthly"]
+    path = f"{ROUTE}/v1/crud/prediction-setups/{setup_id}"
+    try:
+        paused = backend.client.patch(path, json={"scheduleEnabled": False}).raise_for_status().json()
+        assert (paused["scheduleEnabled"], paused["scheduleCronExpression"]) == (False, "0 6 2 * *")
+        moved = backend.client.patch(path, json={"scheduleCronExpression": " 30 5 2 * * "}).raise_for_status().json()
+        assert (moved["scheduleEnabled"], moved["scheduleCronExpression"]) == (False, "30 5 2 * *")
+        listed = backend.client.get(f"{ROUTE}/v1/crud/prediction-setups").json()
+        assert [(s["scheduleEnabled"], s["scheduleCronExpression"]) for s in listed if s["id"] == setup_id] == [
+            (False, "30 5 2 * *")]
+    finally:
+        backend.client.patch(path, json={"scheduleEnabled": True, "scheduleCronExpression": "0 6 2 * *"})

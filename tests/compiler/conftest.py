@@ -1,4 +1,4 @@
-"""Helpers for compiler tests: build throwaway repositories from the real templates."""
+"""Helpers for compiler tests: build throwaway repositories (the templates ship in the package)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def make_repo(where: Path, files: dict[str, str | bytes] | None = None, from_dir: Path | None = None) -> Path:
-    """A minimal chapctl repository: templates from this checkout plus the given project files."""
+    """A minimal chapctl repository: the given project files (and `from_dir`'s)."""
     (where / "projects").mkdir(parents=True, exist_ok=True)
-    shutil.copytree(REPO / "templates", where / "templates", dirs_exist_ok=True)
     if from_dir is not None:
         shutil.copytree(from_dir, where, dirs_exist_ok=True)
     for name, content in (files or {}).items():

@@ -22,7 +22,7 @@ def test_render_and_desired_share_one_schema(repo_factory):
     written = PrefectFile(owner=defaults.owner, pull=tuple(pull_steps(defaults)),
                           deployments=tuple(deployment_spec(p, defaults) for p in projects),
                           concurrency_limits=tuple(concurrency_limit_specs(projects, defaults)),
-                          environments=environment_specs(defaults))
+                          environments=environment_specs(defaults), allow_unset=tuple(defaults.ci.allow_unset))
     assert written.environments and written.environments[0].notifications  # every field of an environment
     read = read_prefect_yaml(parse_artifact((repo / "prefect.yaml").read_text(), "prefect.yaml"))
     assert read == written
@@ -30,6 +30,7 @@ def test_render_and_desired_share_one_schema(repo_factory):
     two = next(d for d in read.deployments if d.name == "two")
     assert [s.replaces.slug if s.replaces else None for s in two.schedules] == [None, "monthly"]
     assert read.deployments[0].replaces is not None and read.deployments[0].alerts and read.concurrency_limits
+    assert read.allow_unset == ("SENDGRID_KEY",)
 
     blocks: list[BlockDocument] = [*block_specs(projects), *notification_specs(projects, defaults)]
     back = {b.name: b for b in (read_block(parse_artifact(p.read_text(), p.name))

@@ -156,3 +156,37 @@ def test_the_finder_script_finds_the_merged_pull_requests_last_successful_check(
         (_, query) = doc["asked"][1]
         assert query == {"owner": "o", "repo": "r", "workflow_id": "chapctl-pr.yml", "event": "pull_request",
                          "head_sha": "feed", "status": "success", "per_page": 1}
+
+
+def test_without_a_reviewed_plan_main_fails_and_fresh_plan_applies_a_plan_made_now(tmp_path):
+    """The staging job's steps run in order (tests/compiler/test_ci_recipe.py's runner): no plan
+    found for the merge → the job fails before any apply; run by hand with fresh_plan → plan --out,
+    then apply of that file."""
+    from tests.compiler.test_ci_recipe import run_apply_job
+
+    calls, _, failed = run_apply_job(tmp_path / "none", preflight_code=0, reviewed_run="")
+    assert failed and calls == ["preflight --format markdown"]
+    calls, summary, failed = run_apply_job(tmp_path / "fresh", preflight_code=0, reviewed_run="", fresh_plan=True)
+    assert not failed and [c.split()[:2] for c in calls] == [["preflight", "--format"], ["plan", "--format"],
+                                                             ["apply", "plan.json"]]
+    assert "--out plan.json" in calls[1] and "### chapctl apply" in summary
+    calls, _, failed = run_apply_job(tmp_path / "refused", preflight_code=0, apply_code=1)
+    assert failed and calls[-1].startswith("apply reviewed/plan.json")
+
+
+def test_chapctl_init_declares_the_environments_its_workflows_name():
+    """A repository `chapctl init` writes carries the same workflows: its _defaults.yaml declares
+    the environments they name, each with the variables they hand over; a long owner keeps within
+    the owner's length."""
+    from compiler.compile.models import Defaults
+    from compiler.scaffold.render import APPLY_WORKFLOW, PR_WORKFLOW, Scaffold, scaffold_files, staging_suffix
+
+    files = scaffold_files(Scaffold(owner="laos-team"))
+    declared = Defaults.model_validate(pyyaml.safe_load(files["projects/_defaults.yaml"])).environments
+    for path in (PR_WORKFLOW, APPLY_WORKFLOW):
+        for name, job in pyyaml.safe_load(files[path])["jobs"].items():
+            spec = declared[job["env"]["CHAPCTL_ENV"]]
+            assert spec.api_url_env in job["env"] or "CHAPCTL_SECRETS" in job["env"], (path, name)
+    assert declared["staging"].owner_suffix == "staging" and declared["staging"].schedules == "paused"
+    assert staging_suffix("a" * 24) == "staging" and staging_suffix("a" * 25) == "stg"  # 32 characters at most
+    assert staging_suffix("a" * 28) == "stg" and staging_suffix("a" * 29) is None

@@ -176,3 +176,61 @@ def test_the_pull_request_check_passes_on_no_changes_and_changes_only(tmp_path, 
                           env={**os.environ, "GITHUB_OUTPUT": str(output), "PYTHONPATH": str(REPO)})
     assert (step.returncode == 0) is passes, (step.returncode, step.stderr)
     assert output.read_text().startswith("code=")
+
+
+def run_apply_job(tmp_path, preflight_code: int, apply_code: int = 0, reviewed_run: str = "99",
+                  fresh_plan: bool = False) -> tuple[list[str], str, bool]:
+    """The apply job's run steps in order, as GitHub runs them (`bash -e`), with a stub chapctl that logs
+    its calls: (the calls, the job summary, whether the job failed). `if:` conditions on the
+    preflight step's output, on the reviewed plan found (`reviewed_run`: the run id the finder
+    script gave, "" for none) and on the `fresh_plan` input are evaluated as GitHub would."""
+    workflow = pyyaml.safe_load((REPO / ".github/workflows/chapctl-apply.yml").read_text())
+    stub = tmp_path / ".venv" / "bin" / "chapctl"
+    stub.parent.mkdir(parents=True)
+    stub.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\n'
+                    f'case "$1" in preflight) echo "### chapctl preflight"; exit {preflight_code};; '
+                    f'apply) echo "### chapctl apply"; exit {apply_code};; esac\n')
+    stub.chmod(0o755)
+    summary, outputs = tmp_path / "summary.md", {"reviewed": {"run": reviewed_run, "pr": "12", "why": "none"}}
+    (tmp_path / "reviewed").mkdir()
+    found = bool(reviewed_run) and not fresh_plan
+    conditions = {"${{ !inputs.fresh_plan }}": not fresh_plan, "${{ inputs.fresh_plan }}": fresh_plan,
+                  "${{ !inputs.fresh_plan && steps.reviewed.outputs.run != '' }}": found,
+                  "${{ !inputs.fresh_plan && steps.reviewed.outputs.run == '' }}": not fresh_plan and not reviewed_run}
+    failed = False
+    for step in workflow["jobs"]["apply"]["steps"]:
+        if "run" not in step or "make setup" in step["run"] or "compile --check" in step["run"]:
+            continue
+        condition = step.get("if")
+        if condition == "steps.preflight.outputs.code != '0'":
+            if outputs.get("preflight", {}).get("code") == "0":
+                continue
+        elif condition:
+            assert condition in conditions, condition
+            if not conditions[condition]:
+                continue
+        output = tmp_path / "github_output"
+        output.write_text("")
+        script = step["run"].replace("${{ steps.preflight.outputs.code }}", outputs.get("preflight", {}).get("code", ""))
+        for key, value in outputs["reviewed"].items():
+            script = script.replace("${{ steps.reviewed.outputs.%s }}" % key, value)
+        proc = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                              env={**os.environ, "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary)})
+        if step.get("id"):
+            outputs[step["id"]] = dict(line.split("=", 1) for line in output.read_text().splitlines() if "=" in line)
+        if proc.returncode != 0:
+            failed = True
+            if not condition:  # GitHub stops at a failed step (the verdict step is the last one)
+                break
+    return (tmp_path / "calls").read_text().splitlines(), summary.read_text(), failed
+
+
+@pytest.mark.parametrize("code, fails", [(0, False), (3, True), (1, True)], ids=["ok", "would-fail", "cannot-run"])
+def test_the_apply_workflow_runs_preflight_first_then_applies_whatever_it_found(tmp_path, code, fails):
+    """Issue 24: preflight on main before apply, its Markdown in the job summary; apply still runs,
+    and the job fails afterwards when a project would fail."""
+    calls, summary, failed = run_apply_job(tmp_path, preflight_code=code)
+    assert [call.split()[0] for call in calls] == ["preflight", "apply"]
+    assert calls[0] == "preflight --format markdown" and calls[1].startswith("apply reviewed/plan.json")
+    assert summary.index("### chapctl preflight") < summary.index("### chapctl apply")
+    assert failed is fails

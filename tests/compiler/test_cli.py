@@ -85,7 +85,8 @@ def test_outside_any_repository_is_a_clean_error(tmp_path):
 
 
 def test_validate_compile_and_help_never_import_prefect(tmp_path):
-    for args in (["--help"], ["validate"], ["compile", "--check"], ["compile", "--help"]):
+    for args in (["--help"], ["validate"], ["compile", "--check"], ["compile", "--help"], ["--version"],
+                 ["init", str(tmp_path / "new"), "--owner", "team"]):  # init compiles too
         result = subprocess.run([sys.executable, "-X", "importtime", "-m", "compiler", *args], cwd=REPO,
                                 capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-2000:]
@@ -172,12 +173,16 @@ def test_a_duration_too_long_for_a_calendar_is_a_usage_error(tmp_path):
 
 
 def test_version_names_chapctl_and_its_prefect_release():
-    """Issue 21 #19: there was no --version."""
+    """Issue 21 #19: there was no --version. Issue 25 #1: it names the Prefect release chapctl is
+    built for (not merely the one installed), read without importing prefect."""
     import re
+
+    from compiler import __version__
 
     result = cli("--version")
     assert result.returncode == 0, result.stderr
-    assert re.fullmatch(r"chapctl \d+\.\d+\.\d+\S* \(Prefect 3\.9\.1\)\n", result.stdout), result.stdout
+    assert result.stdout == f"chapctl {__version__} (for Prefect 3.9.1)\n", result.stdout
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", __version__)
 
 
 def test_server_text_reaches_the_terminal_with_its_control_characters_escaped(capsys):

@@ -309,6 +309,8 @@ environments:
           to: [staging@example.org]
           sender: staging@example.org
           api_key_env: STAGING_SENDGRID_KEY
+ci:
+  allow_unset: [SENDGRID_KEY]
 """
 EVERY_PROJECT = """\
 name: one
@@ -374,6 +376,9 @@ FIELD_EDITS = {  # model field -> (file, text, replacement)
     "Defaults.source.directory_env": (
         D, "  git:\n    repository: https://github.com/example/chap-projects.git\n    branch: main\n",
         "  directory_env: FLOWS\n"),
+    "Defaults.source.package": (
+        D, "  git:\n    repository: https://github.com/example/chap-projects.git\n    branch: main\n",
+        "  package: chapctl\n"),
     "Defaults.load_warnings.per_instance": (D, "per_instance: 3", "per_instance: 4"),
     "Defaults.load_warnings.overall": (D, "overall: 10", "overall: 11"),
     "Defaults.notifications.webhook.url_env": (D, "url_env: HOOK_URL", "url_env: HOOK_URL_2"),
@@ -397,6 +402,7 @@ FIELD_EDITS = {  # model field -> (file, text, replacement)
     "Defaults.environments.notifications.email.sender": (D, "sender: staging@example.org", "sender: test@example.org"),
     "Defaults.environments.notifications.email.api_key_env": (
         D, "api_key_env: STAGING_SENDGRID_KEY", "api_key_env: STAGING_SENDGRID_2"),
+    "Defaults.ci.allow_unset": (D, "allow_unset: [SENDGRID_KEY]", "allow_unset: [SENDGRID_KEY, HOOK_URL]"),
     "Project.description": (P, "description: First", "description: Second"),
     "Project.credentials.block": (E, "block: shared-dhis2", "block: other-dhis2"),
     "Project.credentials.base_url": (P, "https://dhis2.example.org", "https://dhis2.example.org/hmis"),
@@ -488,7 +494,7 @@ def test_diff_shows_an_edit_of_every_field(every_field, field, tmp_path):
     (edited / path).write_text(text.replace(old, new))
     head = validate(load_repo(edited))
     assert head.ok, [d.message for d in head.diagnostics]
-    diff = compare(base, head, root / "templates")
+    diff = compare(base, head)
     changed = [f.field for f in diff.defaults] + [f"{c.name}: {f.field}" for c in diff.changes for f in c.fields]
     assert diff.changed and changed, field
     shown = ("monthly-2" if field == "Project.schedules.slug"  # a renamed entry: a new one

@@ -104,7 +104,6 @@ inputs = st.one_of(
 def scratch():
     with tempfile.TemporaryDirectory() as where:
         root = Path(where)
-        shutil.copytree(REPO / "templates", root / "templates")
         (root / "projects").mkdir()
         yield root
 

@@ -49,6 +49,10 @@ class FakeAdmin:
     def delete_setup(self, setup_id: int) -> None:
         self._call("DELETE", f"/setups/{setup_id}")
 
+    def org_unit(self, org_unit: str, **fields: Any) -> dict[str, Any]:
+        """Change an org unit until the next reset; a field given as None is removed (`geometry=None`)."""
+        return self._call("PATCH", f"/org-units/{org_unit}", fields)
+
     def limits(self, **limits: int | None) -> dict[str, Any]:
         """Change DHIS2's limits until the next reset (`max_records`, `max_request_line`; None = off);
         with no argument, read them."""

@@ -29,7 +29,6 @@ from starlette.routing import Route
 from tests.fake_dhis2 import route as routes
 from tests.fake_dhis2.state import FakeState, dhis2_error
 
-ROUTE_CODES = {"chap", "E8OPcc45A22"}  # the route's code and the dev UID both work, as in DHIS2
 _ROUTE = re.compile(r"^/api/routes/(?P<code>[^/]+)/run(?P<sub>/.*)?$")
 _ORG_UNIT_FILTER = re.compile(r"^id:in:\[(?P<ids>[^\]]*)\]$")
 
@@ -95,8 +94,10 @@ def _chap(state: FakeState, method: str, path: str, query: Query, body: Any) -> 
         return 200, list(state.setups.values())
     if match := re.fullmatch(r"/v1/crud/prediction-setups/(\d+)", path):
         setup = state.setups.get(int(match[1]))
-        if method != "GET" or setup is None:
+        if method not in ("GET", "PATCH") or setup is None:
             return 404, {"detail": f"PredictionSetup {match[1]} not found"}
+        if method == "PATCH":
+            return state.update_setup(int(match[1]), body)
         return 200, {**setup, "predictions": []}
     if method == "POST" and (match := re.fullmatch(r"/v1/crud/prediction-setups/(\d+)/run", path)):
         return state.run_setup(int(match[1]), body)
@@ -119,7 +120,7 @@ def _dispatch(state: FakeState, method: str, path: str, query: Query, body: Any)
     route = _ROUTE.match(path)
     if route is None:
         return _dhis2(state, method, path, query)
-    if route["code"] not in ROUTE_CODES:
+    if not routes.runs(state.route, route["code"]):
         return 404, dhis2_error(404, f"Route not found or not accessible: {route['code']}")
     return _chap(state, method, route["sub"] or "/", query, body)
 
@@ -168,6 +169,8 @@ def _admin(state: FakeState, method: str, path: str, body: Any, query: dict[str,
         return handlers[(method, action)]()
     if match := re.fullmatch(r"/setups/(\d+)", action):
         return _change_setup(state, method, int(match[1]), body)
+    if method == "PATCH" and (match := re.fullmatch(r"/org-units/([^/]+)", action)):
+        return _change_org_unit(state, match[1], body)
     return 404, {"detail": f"no admin action {method} {path}"}
 
 
@@ -193,6 +196,16 @@ def _change_setup(state: FakeState, method: str, setup_id: int, body: Any) -> An
         state.setups[setup_id].update(body)
         return 200, state.setups[setup_id]
     return 405, {"detail": "use PATCH with a JSON object, or DELETE"}
+
+
+def _change_org_unit(state: FakeState, org_unit: str, body: Any) -> Answer:
+    """Change an org unit's fields until the next reset; a field set to null is removed (e.g. a
+    district whose geometry nobody drew: `{"geometry": null}`)."""
+    if org_unit not in state.units or not isinstance(body, dict):
+        return 404, {"detail": f"no org unit {org_unit} (or no JSON object of fields)"}
+    unit = {**state.units[org_unit], **body}
+    state.units[org_unit] = {key: value for key, value in unit.items() if value is not None}
+    return 200, state.units[org_unit]
 
 
 # ---------------------------------------------------------------------- app
@@ -227,7 +240,7 @@ def _routed(state: FakeState, request: Request) -> str | None:
     """chap's own path for a route call that passed DHIS2's own checks (login, injected faults,
     route code), else None (DHIS2 answers it itself)."""
     route = _ROUTE.match(request.url.path)
-    if route is None or route["code"] not in ROUTE_CODES:
+    if route is None or not routes.runs(state.route, route["code"]):
         return None
     if _user(request) != (state.username, state.password):
         return None

@@ -37,6 +37,13 @@ def default_route(chap_url: str | None) -> dict[str, Any]:
             "url": target + "/**", "responseTimeoutSeconds": DEFAULT_TIMEOUT_SECONDS}
 
 
+def runs(route: dict[str, Any], code: str) -> bool:
+    """Whether `/api/routes/<code>/run` reaches this route: by its UID or its code (the UID first, as
+    DHIS2 looks it up), unless it is disabled. Otherwise DHIS2 answers 404 (a route renamed or removed:
+    `FakeAdmin.route(code="chap-core")`, or `disabled=True`)."""
+    return not route.get("disabled") and code in (route.get("id"), route.get("code"))
+
+
 def timeout_seconds(route: dict[str, Any]) -> float:
     """How long the route waits for chap's answer. A `responseTimeoutSeconds` of None plays a
     DHIS2 that has no such field (older than 40.8): its fixed timeout."""

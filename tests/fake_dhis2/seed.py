@@ -95,6 +95,9 @@ DATA_ELEMENTS = {
 }
 
 
+SCHEDULE_CRONS = {"month": "0 6 2 * *", "week": "0 6 * * 1"}
+
+
 def _setup(setup_id: int, name: str, model_id: int, model_name: str, template: dict, period_type: str,
            start: str, org_units: list[str], covariates: list[tuple[str, str]], enabled: bool) -> dict:
     return {
@@ -108,9 +111,12 @@ def _setup(setup_id: int, name: str, model_id: int, model_name: str, template: d
         "orgUnits": org_units,
         "covariateSources": [{"covariate": c, "dataElementId": de} for c, de in covariates],
         "periodType": period_type,
-        "scheduleCronExpression": "0 6 * * 1" if enabled else None,
+        # chap-core's schedule of the setup (the DHIS2 Modeling App edits it; chap-core never runs it):
+        # a monthly setup monthly, a weekly one weekly, none when disabled
+        "scheduleCronExpression": SCHEDULE_CRONS[period_type] if enabled else None,
         "scheduleEnabled": enabled,
         "quantileTargets": [{"quantile": "0.5", "dataElementId": "deMed0001"}],
+        "alertPolicy": None,
     }
 
 

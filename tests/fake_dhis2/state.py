@@ -93,6 +93,13 @@ def dhis2_rounded(value: str) -> str:
     return value if len(fraction) <= places else repr(round(number, places))
 
 
+def _cron_invalid(cron: str) -> bool:
+    """croniter's verdict (chap-core validates with croniter; Prefect's vendored copy is the same code)."""
+    from compiler.compile.cron import expand
+
+    return expand(cron) is None
+
+
 def _valid_observation(row: Any) -> bool:
     return (
         isinstance(row, dict)
@@ -195,6 +202,48 @@ class FakeState:
         with self.lock:
             return {"active": sum(1 for i in self.job_intervals if i["end"] is None),
                     "peak": self.peak_active_jobs, "intervals": [dict(i) for i in self.job_intervals]}
+
+    # ------------------------------------------------------------------ chap-core's setup edits
+
+    # `PredictionSetupUpdate` (chap-core 2.5.1): camelCase keys, unknown ones refused
+    SETUP_FIELDS = {"name": "name", "scheduleCronExpression": "schedule_cron_expression",
+                    "scheduleEnabled": "schedule_enabled", "quantileTargets": "quantile_targets",
+                    "alertPolicyId": "alert_policy_id"}
+
+    def update_setup(self, setup_id: int, body: Any) -> tuple[int, Any]:
+        """`PATCH /v1/crud/prediction-setups/{id}` as chap-core 2.5.1 answers it (what the DHIS2 Modeling
+        App sends to pause a schedule or change its cron): only the keys sent change; a cron must have
+        five fields and croniter's blessing; an enabled schedule needs one; 422 otherwise."""
+        if not isinstance(body, dict):
+            return 422, {"detail": [{"type": "model_attributes_type", "loc": ["body"], "msg": "Input should be a "
+                                                                                               "valid dictionary"}]}
+        extra = [key for key in body if key not in self.SETUP_FIELDS]
+        if extra:
+            return 422, {"detail": [{"type": "extra_forbidden", "loc": ["body", key], "msg": "Extra inputs are not "
+                                                                                             "permitted"} for key in extra]}
+        setup = self.setups[setup_id]
+        if "name" in body and not body["name"]:
+            return 422, {"detail": "name cannot be null or empty"}
+        if "alertPolicyId" in body and body["alertPolicyId"] is not None:
+            return 404, {"detail": f"AlertPolicy {body['alertPolicyId']} not found"}
+        if "scheduleCronExpression" in body or "scheduleEnabled" in body:
+            enabled = body.get("scheduleEnabled", setup["scheduleEnabled"])
+            cron = body.get("scheduleCronExpression", setup["scheduleCronExpression"])
+            if enabled is None:
+                return 422, {"detail": "schedule_enabled cannot be null"}
+            cron = (cron or "").strip() or None
+            if cron is None and enabled:
+                return 422, {"detail": "Enabled schedules require a cron expression"}
+            if cron is not None and len(cron.split()) != 5:
+                return 422, {"detail": "Schedule expression must be standard five-field cron"}
+            if cron is not None and _cron_invalid(cron):
+                return 422, {"detail": f"Invalid schedule expression: {cron}"}
+            setup["scheduleCronExpression"], setup["scheduleEnabled"] = cron, bool(enabled)
+        if "name" in body:
+            setup["name"] = body["name"]
+        if "quantileTargets" in body:
+            setup["quantileTargets"] = list(body["quantileTargets"] or [])
+        return 200, setup
 
     # ------------------------------------------------------------------ DHIS2
 

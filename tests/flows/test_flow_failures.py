@@ -221,6 +221,26 @@ def test_no_geometry_at_all_fails_before_submit(fake: FakeAdmin, run_flow) -> No
     assert fake.requests(RUN_3) == []
 
 
+def test_less_than_two_whole_years_of_data_fails_before_submit(fake: FakeAdmin, run_flow) -> None:
+    """chap-core 2.5.1 makes the job and only then fails it ("Training data must cover at least two whole
+    years"): the flow says so before the submit, naming the period the data must reach."""
+    fake.patch_setup(3, startPeriod="202403")  # 202403..202602: 24 months
+
+    whole = run_flow(**OFFSET_1, configured_model_id=12)
+    assert whole.field("Malaria monthly", "Status") == "SUCCEEDED"  # 202403..202602 is exactly two years
+
+    fake.reset(date(2026, 3, 10))
+    fake.patch_setup(3, startPeriod="202404")  # 202404..202602: 23 months
+    run = run_flow(**OFFSET_1, configured_model_id=12)
+
+    assert run.field("Malaria monthly", "Status") == "FAILED at `build_prediction_request`"
+    assert ("the data runs from 202404 to 202602, less than the 2 whole years chap-core needs to train (its job would "
+            "fail with 'Training data must cover at least two whole years'): from 202404 the data must reach 202603"
+            ) in run.report
+    assert fake.requests(RUN_3) == []
+    assert run.state.name == "Failed"
+
+
 def test_a_missing_target_column_is_a_clear_setup_failure(fake: FakeAdmin, run_flow) -> None:
     # The setup maps no data element to the backtest's target: chap-core answers 422.
     fake.patch_setup(3, covariateSources=[{"covariate": "rainfall", "dataElementId": "deRain001"},

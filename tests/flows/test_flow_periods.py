@@ -153,3 +153,23 @@ def test_start_after_end_fails() -> None:
 def test_probe_windows_and_prediction_lengths() -> None:
     assert periods.PROBE_WINDOWS == {"month": "LAST_12_MONTHS", "week": "LAST_52_WEEKS", "year": "LAST_5_YEARS"}
     assert periods.N_PERIODS == {"month": 3, "week": 12, "year": 1}
+
+
+@pytest.mark.parametrize(("first", "last", "period_type", "covers"), [
+    ("202301", "202412", "month", True),  # 2023-01-01 .. 2025-01-01: two whole years
+    ("202302", "202412", "month", False),  # one month short
+    ("202302", "202501", "month", True),
+    ("2024W01", "2026W01", "week", True),  # 2024-01-01 .. 2026-01-05 (2026W01 starts 2025-12-29)
+    ("2024W01", "2025W52", "week", False),  # .. 2025-12-29, before 2026-01-01
+    ("2025W01", "2026W02", "week", False),  # the contract test's 54 weeks
+    ("2016W09", "2018W08", "week", False),  # 2016-02-29 (a leap day) .. 2018-02-26: short of 2018-02-28
+    ("2016W09", "2018W09", "week", True),
+    ("2020", "2021", "year", True),
+])
+def test_two_whole_years_as_chap_core_counts_them(first: str, last: str, period_type: str, covers: bool) -> None:
+    """chap-core 2.5.1's `validate_training_data`: the end of the last period is at least two years
+    (dateutil's relativedelta) after the start of the first."""
+    assert periods.covers_training_years(first, last, period_type) is covers
+    needed = periods.last_period_for_training(first, period_type)
+    assert periods.covers_training_years(first, needed, period_type)
+    assert not periods.covers_training_years(first, periods.shift(needed, period_type, -1), period_type)

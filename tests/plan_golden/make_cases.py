@@ -13,8 +13,10 @@ ones so that a rebuild only shows what changed. The folders are the source of tr
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import sys
 import re
 import shutil
 import tempfile
@@ -37,6 +39,7 @@ from tests.server.repo import Repo, project
 HERE = Path(__file__).resolve().parent
 CASES = HERE / "cases"
 ENTRYPOINT = "flows/dhis2_chap_prediction.py:dhis2_chap_prediction"
+PACKAGE_ENTRYPOINT = "flows.dhis2_chap_prediction.dhis2_chap_prediction"  # `source: {package: chapctl}`
 ENV = {"CHAPCTL_FLOWS_DIR": "/srv/chap", "LAOS_DHIS2_PASSWORD": "golden-canary-laos",
        "RWANDA_DHIS2_PASSWORD": "golden-canary-rwanda"}
 DEFAULTS = {"timezone": "UTC", "work_pool": "chap", "tags": ["chap"], "source": {"directory_env": "CHAPCTL_FLOWS_DIR"}}
@@ -118,22 +121,36 @@ def stabilise(doc: dict[str, Any], ids: dict[str, str] | None = None) -> dict[st
     return doc
 
 
+@contextlib.contextmanager
+def chapctl_release(version: str | None):
+    """Compile as chapctl `version` would (the release a package source's pull step names)."""
+    if version is None:
+        yield
+        return
+    from unittest import mock
+
+    with mock.patch("compiler.compile.render.__version__", version):
+        yield
+
+
 def write_case(server: Server, work: Path, facts: Facts, name: str,
                projects: list[dict[str, Any]] | Callable[[Server], list[dict[str, Any]]], *,
                base: list[dict[str, Any]] | None = None, env: dict[str, str] | None = None,
                options: dict[str, Any] | None = None, mutate: Mutation | None = None,
-               defaults: dict[str, Any] | None = None) -> None:
+               defaults: dict[str, Any] | None = None, base_release: str | None = None) -> None:
     """`base` (default: `projects`; [] for an empty server) applied for real, then `mutate`, then
     the live state read for the desired state of `projects` (a function of the server when they
-    name live ids: a schedule they replace)."""
+    name live ids: a schedule they replace). `base_release`: the base compiled by that chapctl
+    release, with the case's defaults (an upgrade of chapctl)."""
     env = ENV if env is None else env
     server.prefect.wipe(registrations=True)
-    base_defaults = defaults if base is None else None  # a different base: applied with the plain defaults
+    base_defaults = defaults if base is None or base_release else None  # a different base: the plain defaults
     base = projects if base is None else base
     if base:
-        base_repo = compile_projects(base, work / f"{name}-base", work / "warm", base_defaults)
-        with PrefectAPI(ApiSettings.from_env(server.prefect.client_env())) as api:
-            apply(base_repo.root, api, env={**env, **ENV}, options=ApplyOptions(lock_timeout=5))
+        with chapctl_release(base_release):
+            base_repo = compile_projects(base, work / f"{name}-base", work / "warm", base_defaults)
+            with PrefectAPI(ApiSettings.from_env(server.prefect.client_env())) as api:
+                apply(base_repo.root, api, env={**env, **ENV}, options=ApplyOptions(lock_timeout=5))
     if mutate:
         mutate(server)
     if callable(projects):
@@ -283,12 +300,16 @@ def automation_edited(s: Server) -> None:
 
 def refresh_facts(work: Path) -> Facts:
     repo = Repo.create(work / "warm", BASE[:1], DEFAULTS)
-    facts = load_facts(repo.root, [ENTRYPOINT], [BLOCK_TYPE_SLUG, "custom-webhook"])
+    facts = load_facts(repo.root, [ENTRYPOINT, PACKAGE_ENTRYPOINT], [BLOCK_TYPE_SLUG, "custom-webhook"])
     (HERE / "facts.json").write_text(json.dumps(asdict(facts), indent=1, sort_keys=True) + "\n")
     return facts
 
 
-def main() -> None:
+PACKAGE_DEFAULTS = {**DEFAULTS, "source": {"package": "chapctl"}}
+
+
+def main(only: set[str]) -> None:
+    """Every case, or only the cases named on the command line."""
     with tempfile.TemporaryDirectory(prefix="chapctl-golden-") as tmp:
         work = Path(tmp)
         facts = refresh_facts(work)
@@ -296,7 +317,11 @@ def main() -> None:
                                       extra_env={"PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false"})
         try:
             server = Server(prefect)
-            case: Callable[..., None] = lambda *a, **k: write_case(server, work, facts, *a, **k)  # noqa: E731
+
+            def case(name: str, *args: Any, **kwargs: Any) -> None:
+                if not only or name in only:
+                    write_case(server, work, facts, name, *args, **kwargs)
+
             print(f"capturing golden live states from Prefect {httpx.get(prefect.api_url + '/admin/version').json()}:")
             case("first_apply_empty_server", BASE, base=[])
             case("noop_everything_in_sync", BASE)
@@ -341,9 +366,13 @@ def main() -> None:
                                                "offset by one week so that late district reports are in; owner: "
                                                "the MoH surveillance unit")
             case("long_values_are_never_cut", long_text, base=BASE)
+            # Issue 25: the flow from the installed package; upgrading chapctl changes its release in
+            # every deployment's pull step, which plan shows like any other change.
+            case("flow_from_package_first_apply", BASE, base=[], defaults=PACKAGE_DEFAULTS)
+            case("flow_release_upgraded", BASE, defaults=PACKAGE_DEFAULTS, base_release="0.0.9")
         finally:
             prefect.stop()
 
 
 if __name__ == "__main__":
-    main()
+    main(set(sys.argv[1:]))

@@ -56,7 +56,7 @@ def test_unknown_demo_project_is_refused_before_anything_is_applied(monkeypatch)
 
 def test_demo_refuses_a_hand_edited_prefect_yaml(tmp_path, monkeypatch, capsys):
     copy = tmp_path / "repo"
-    for name in ("projects", "templates", "schema", "blocks"):
+    for name in ("projects", "schema", "blocks"):
         shutil.copytree(REPO / name, copy / name)
     for name in ("prefect.yaml", "SCHEDULES.md", "schedules.svg"):
         shutil.copy(REPO / name, copy / name)

@@ -1,4 +1,4 @@
-"""Build small chapctl repositories in temp dirs: flows/ and templates/ from this checkout,
+"""Build small chapctl repositories in temp dirs: flows/ from this checkout,
 projects written from dicts, artifacts compiled with the real compiler."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Repo:
     def create(cls, root: Path, projects: list[dict[str, Any]], defaults: dict[str, Any] | None = None,
                cache_from: Path | None = None) -> Repo:
         root.mkdir(parents=True, exist_ok=True)
-        for folder in ("flows", "templates", "schema"):
+        for folder in ("flows", "schema"):
             if (SOURCE / folder).is_dir():
                 shutil.copytree(SOURCE / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"),
                                 dirs_exist_ok=True)

@@ -8,25 +8,40 @@ import json
 import pytest
 
 from tests.server.conftest import CANARY, PASSWORDS, all_deployments, block_documents
-from tests.server.repo import project
+from tests.server.repo import DEFAULTS, project
 
 pytestmark = pytest.mark.server
 
 NEW_COUNTRY = [project("laos-malaria", "laos-dhis2"), project("kenya-malaria", "kenya-dhis2")]
 
 
-def test_a_new_countrys_password_is_needed_by_apply_not_by_plan(chapctl, make_repo, clean_server):
+def test_a_new_countrys_password_fails_plan_unless_apply_will_have_it(chapctl, make_repo, clean_server):
+    """Issue 25 #6: plan warned and exited 2 while apply refused (a green pull request before a red
+    apply). Now a blocker, unless the names of apply's secrets include it (what the PR check is
+    given instead of the secrets) or the repository allows it unset (`ci.allow_unset`)."""
     repo = make_repo(NEW_COUNTRY)
     env = {k: v for k, v in chapctl.env.items() if k != "KENYA_DHIS2_PASSWORD"}
     proc = chapctl.cli(repo, "plan", "--detailed-exitcode", env=env)
-    assert proc.returncode == 2, proc.stdout + proc.stderr  # changes pending; not an error
-    assert "warning: apply will need KENYA_DHIS2_PASSWORD: block 'kenya-dhis2' is created" in proc.stdout
-    assert "blocked:" not in proc.stdout
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "blocked: apply will need KENYA_DHIS2_PASSWORD: block 'kenya-dhis2' is created" in proc.stdout
+    assert "nor named in CHAPCTL_SECRET_NAMES" in proc.stdout and "warning:" not in proc.stdout
     doc = json.loads(chapctl.cli(repo, "plan", "--json", env=env).stdout)
-    assert doc["blockers"] == [] and len(doc["missing_env"]) == 1
+    assert len(doc["blockers"]) == 1 and doc["missing_env"] == []
     md = chapctl.cli(repo, "plan", "--markdown", env=env).stdout
-    assert ":key: **Variables apply will need (1), not set here:**" in md and "KENYA_DHIS2_PASSWORD" in md
-    proc = chapctl.cli(repo, "apply", env=env)
+    assert ":no_entry: **Apply would refuse:**" in md and "apply will need KENYA_DHIS2_PASSWORD" in md
+    # The pull request's check knows the names of the repository's secrets, never their values.
+    named = dict(env, CHAPCTL_SECRET_NAMES="GITHUB_TOKEN,KENYA_DHIS2_PASSWORD,LAOS_DHIS2_PASSWORD")
+    proc = chapctl.cli(repo, "plan", "--detailed-exitcode", env=named)
+    assert proc.returncode == 2, proc.stdout + proc.stderr  # changes pending; nothing missing
+    assert "blocked:" not in proc.stdout and "warning:" not in proc.stdout
+    # The repository may say otherwise: a warning, as before.
+    repo.write_defaults({**DEFAULTS, "ci": {"allow_unset": ["KENYA_DHIS2_PASSWORD"]}})
+    repo.compile()
+    proc = chapctl.cli(repo, "plan", "--detailed-exitcode", env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "warning: apply will need KENYA_DHIS2_PASSWORD" in proc.stdout and "ci.allow_unset" in proc.stdout
+    # apply itself refuses either way: it cannot create the block without its password.
+    proc = chapctl.cli(repo, "apply", env=named)
     assert proc.returncode == 1 and "KENYA_DHIS2_PASSWORD" in proc.stderr and "nothing was written" in proc.stderr
     assert all_deployments(clean_server) == []
 

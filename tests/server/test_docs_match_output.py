@@ -44,7 +44,7 @@ def apply_examples(chapctl, server, root: Path, warm_cache: Path, owner: str | N
     """The repository's example projects, copied to `root` and applied to `server` as the README
     walkthroughs do: the project whose block is "managed elsewhere" waits until that block exists
     (created here, as its owner would)."""
-    for name in ("projects", "templates", "flows", "schema"):
+    for name in ("projects", "flows", "schema"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(warm_cache / ".chapctl", root / ".chapctl")
     if owner:

@@ -182,10 +182,10 @@ def proxy_client(proxy: NginxProxy) -> httpx.Client:
 
 
 def make_project_repo(root: Path, git_url: str, backend: ChapBackend) -> dict[str, dict[str, Any]]:
-    """A chapctl project repository as production keeps it: projects, templates, schema and this
+    """A chapctl project repository as production keeps it: projects, schema and this
     checkout's flows/ (as they are on disk now), with workers told to clone it from `git_url`."""
     root.mkdir(parents=True)
-    for folder in ("flows", "templates", "schema"):
+    for folder in ("flows", "schema"):
         shutil.copytree(SOURCE / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
     (root / "projects").mkdir()
     (root / ".gitignore").write_text(".chapctl/\n__pycache__/\n")

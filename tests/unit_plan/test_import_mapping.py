@@ -204,7 +204,6 @@ def test_instances():
 def test_import_never_overwrites_and_dry_run_writes_nothing(tmp_path, monkeypatch):
     root = tmp_path / "repo"
     (root / "projects").mkdir(parents=True)
-    shutil.copytree(ROOT / "templates", root / "templates")
     monkeypatch.setattr(importer, "read_server", lambda api: state(SERVED))
     result = importer.import_server(None, root, importer.ImportOptions(dry_run=True))
     assert result.files and not result.written and list((root / "projects").iterdir()) == []
@@ -348,7 +347,6 @@ def test_tricky_values_read_back_the_same_through_chapctl_and_compile(tmp_path):
                    for n, text in enumerate(TRICKY)]
     result = map_server(state(*deployments), repo())
     assert len(result.projects) == len(TRICKY), result.findings
-    shutil.copytree(ROOT / "templates", tmp_path / "templates")
     write(tmp_path, result.files)
     loaded = {s.path: s.data for s in load_repo(tmp_path).projects}
     compiled = compile_repo(tmp_path)

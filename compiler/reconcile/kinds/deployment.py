@@ -450,7 +450,7 @@ def _parameter_blockers(ctx: Context, actions: list[Action]) -> list[str]:
     out = []
     for d in ctx.desired.deployments:
         if d.name in written:
-            out += [f"projects/{d.name}.yaml: {problem}; its parameters (rendered from templates/) and the "
+            out += [f"projects/{d.name}.yaml: {problem}; its parameters (rendered from chapctl's templates) and the "
                     f"signature of {d.entrypoint} disagree: fix one of them, then run `chapctl compile`"
                     for problem in parameter_problems(d)]
     return out
