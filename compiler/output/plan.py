@@ -197,16 +197,23 @@ def _guard_json(guard: Any) -> dict[str, Any]:
     return {"head": guard.head, "last_applied": guard.recorded, "apply_refusal": guard.refusal, "note": guard.note}
 
 
-def plan_json(plan: Plan, header: Header | None = None, next_runs: Previews | None = None, guard: Any = None,
-              saved: SavedFile | None = None) -> str:
+def _header_json(header: Header | None, saved: SavedFile | None, *fields: str) -> dict[str, Any]:
+    """What plan's and apply's JSON documents open with: the server, environment and owner (and the
+    header's `fields`), then the saved plan when there is one."""
     doc: dict[str, Any] = {}
     if header:
         doc["server"] = {"url": header.url, "version": header.server_version}
         doc["environment"] = header.environment
         doc["owner"] = header.owner
-        doc["projects"] = header.projects
+        doc.update({name: getattr(header, name) for name in fields})
     if saved is not None:
         doc["saved_plan"] = {"path": saved.path, "digest": saved.digest}
+    return doc
+
+
+def plan_json(plan: Plan, header: Header | None = None, next_runs: Previews | None = None, guard: Any = None,
+              saved: SavedFile | None = None) -> str:
+    doc = _header_json(header, saved, "projects")
     doc.update(plan.to_json())
     if guard is not None:
         doc["commit"] = _guard_json(guard)
@@ -230,15 +237,7 @@ def plan_json(plan: Plan, header: Header | None = None, next_runs: Previews | No
 
 
 def apply_json(result: Any, header: Header | None = None, saved: SavedFile | None = None) -> str:
-    doc: dict[str, Any] = {}
-    if header:
-        doc["server"] = {"url": header.url, "version": header.server_version}
-        doc["environment"] = header.environment
-        doc["owner"] = header.owner
-        doc["requests"] = header.requests
-        doc["writes"] = header.writes
-    if saved is not None:
-        doc["saved_plan"] = {"path": saved.path, "digest": saved.digest}
+    doc = _header_json(header, saved, "requests", "writes")
     doc.update(result.to_json())
     return json.dumps(doc, indent=2, default=str)
 
