@@ -42,12 +42,13 @@ FORMAT_KEY = "chapctl_saved_plan"
 MAX_NAMED = 6  # objects named in a refusal; the rest counted
 
 
-def digest(value: Any) -> str:
-    return "sha256:" + hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def file_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def digest(value: Any) -> str:
+    """The digest of a JSON value (keys sorted: the same value, the same digest)."""
+    return file_digest(json.dumps(value, sort_keys=True, default=str).encode())
 
 
 # -- what a plan was made from ---------------------------------------------------------------------
