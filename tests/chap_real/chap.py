@@ -54,8 +54,9 @@ class ChapCore:
 
     # -- lifecycle -------------------------------------------------------------------------------
     @classmethod
-    def start(cls, home: Path, *, timeout: float = 180.0) -> ChapCore:
-        """Start Redis, the API and the worker; return once `/health/ready` says all are up."""
+    def start(cls, home: Path, *, timeout: float = 180.0, baselines: bool = True) -> ChapCore:
+        """Start Redis, the API and the worker; return once `/health/ready` says all are up.
+        `baselines=False` retires chap-core's baseline models (`retire_baselines`) before returning."""
         home.mkdir(parents=True, exist_ok=True)
         python = chap_python()
         chap = cls(home=home, port=free_port(), redis_port=free_port())
@@ -68,6 +69,8 @@ class ChapCore:
             chap._spawn("worker", [str(python), "-m", "celery", "-A", "chap_core.rest_api.celery_tasks", "worker",
                                    "--pool", "solo", "--loglevel", "INFO"], env)
             chap._wait_ready(timeout)
+            if not baselines:
+                chap.retire_baselines()
         except BaseException:
             chap.stop()
             raise
@@ -113,6 +116,20 @@ class ChapCore:
                 answer = type(exc).__name__
             time.sleep(0.5)
         raise RuntimeError(f"chap-core not ready after {timeout:.0f}s (/health/ready: {answer}):\n{self.log_tails()}")
+
+    def retire_baselines(self) -> list[str]:
+        """Retire every baseline model template (what `chap-admin uninstall` does: `DELETE
+        /v1/crud/model-templates/{id}?allVersions=true`), so a backtest queues no `run_baseline` jobs
+        after it. chap-core runs each baseline on every backtest's data (the modeling app's
+        comparison; nothing a prediction uses): over 150 weekly districts they take longer than the
+        backtest itself. Returns the retired templates' names."""
+        with httpx.Client(base_url=self.url, timeout=60) as client:
+            baselines = [t for t in client.get("/v1/crud/model-templates").raise_for_status().json()
+                         if t.get("role") == "baseline"]
+            for template in baselines:
+                client.delete(f"/v1/crud/model-templates/{template['id']}",
+                              params={"allVersions": "true"}).raise_for_status()
+        return sorted(template["name"] for template in baselines)
 
     def log_tails(self, lines: int = 15) -> str:
         parts = []

@@ -25,6 +25,12 @@ from tests import processes
 
 BIN = Path(sys.executable).parent
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+# An idle worker leaves within a second of SIGTERM (it turns it into SIGINT: stop polling, wait for
+# its flow runs). Under the suite's load one that has run flows sometimes sat out a whole 20 s
+# grace with no flow run left below it (seen: e2e teardowns and the topology test's stops, 20 s
+# each); five seconds, then SIGKILL (the tests that read its log after a stop need only its
+# websockets closed, which the kill does too).
+STOP_GRACE = 5.0
 
 
 # ------------------------------------------------------------------------------ processes
@@ -44,7 +50,7 @@ class Worker:
         return cls(processes.spawn(f"prefect worker ({pool})",
                                    [BIN / "prefect", "worker", "start", "--pool", pool, "--type", "process",
                                     *extra_args],
-                                   env=env, cwd=cwd, log_path=log_path, reap_descendants=True, grace=20))
+                                   env=env, cwd=cwd, log_path=log_path, reap_descendants=True, grace=STOP_GRACE))
 
     @property
     def running(self) -> bool:

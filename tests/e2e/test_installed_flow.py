@@ -16,7 +16,7 @@ import pytest
 from compiler import __version__
 from tests import processes
 from tests.e2e.scenario import PASSWORD, SERVER_SETTINGS, TODAY, USERNAME, WORKER_SETTINGS
-from tests.e2e.stack import Api, Worker
+from tests.e2e.stack import STOP_GRACE, Api, Worker
 from tests.fake_dhis2 import FakeDhis2Server
 from tests.lanes import lane
 from tests.server.adopting import clean_environment, installed_chapctl
@@ -62,7 +62,7 @@ def installed_stack(tmp_path_factory):
         worker = Worker(processes.spawn("prefect worker (installed chapctl)",
                                         [bin_dir / "prefect", "worker", "start", "--pool", POOL, "--type", "process"],
                                         env=worker_env, cwd=tmp / "worker", log_path=tmp / "worker.log",
-                                        reap_descendants=True, grace=20))
+                                        reap_descendants=True, grace=STOP_GRACE))
         cleanup.callback(worker.stop)
         api = Api(client)
         deadline = time.monotonic() + 90

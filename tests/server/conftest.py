@@ -121,12 +121,19 @@ ON_BOTH_BACKENDS = pytest.mark.parametrize(
 
 @pytest.fixture(scope="session")
 def warm_cache(tmp_path_factory) -> Path:
-    """A repository whose .chapctl/cache holds the Prefect facts, copied into every test repo."""
+    """A repository whose .chapctl/cache holds the Prefect facts, copied into every test repo: for
+    the flow with the DHIS2 credentials block alone, and with the webhook notification block
+    (the alerts' tests). Any other set of block types is a miss, computed in its test."""
     root = tmp_path_factory.mktemp("warm")
     repo = Repo.create(root, [project("laos-malaria")])
+    from compiler.compile.render import NOTIFICATION_TYPES
+    from compiler.constants import BLOCK_TYPE_SLUG
     from compiler.reconcile.desired import load_desired
+    from compiler.reconcile.facts import load_facts
 
-    load_desired(repo.root, {"CHAPCTL_FLOWS_DIR": "/x"})
+    desired = load_desired(repo.root, {"CHAPCTL_FLOWS_DIR": "/x"})
+    entrypoints = sorted({d.entrypoint for d in desired.deployments})
+    load_facts(repo.root, entrypoints, [BLOCK_TYPE_SLUG, NOTIFICATION_TYPES["webhook"]])
     return root
 
 

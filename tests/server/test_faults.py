@@ -9,9 +9,9 @@ import json
 import pytest
 
 from compiler.errors import ApplyFailed
-from tests.server.conftest import CANARY, Chapctl, all_deployments, deployment, normalized_state
+from tests.server.conftest import CANARY, PASSWORDS, Chapctl, all_deployments, deployment, normalized_state
 from tests.server.fault_proxy import FaultProxy
-from tests.server.repo import DEFAULTS, project
+from tests.server.repo import DEFAULTS, Repo, project
 
 # On SQLite (tests/server/conftest.py): a retried write meets its one-writer lock there.
 pytestmark = [pytest.mark.server, pytest.mark.sqlite]
@@ -49,14 +49,30 @@ def env(env):
     return {**env, "OPS_WEBHOOK_URL": HOOK_URL}
 
 
+def state(server, repo) -> dict:
+    """`normalized_state`, the repository's own path (the flows directory every pull step names) as <repo>."""
+    return json.loads(json.dumps(normalized_state(server)).replace(str(repo.root), "<repo>"))
+
+
+@pytest.fixture(scope="module")
+def reference_state(sqlite_server, warm_cache, tmp_path_factory) -> dict:
+    """The server state one undisturbed apply of THREE_ALERTING leaves behind (once per module:
+    every test compares its own apply's end state with it)."""
+    sqlite_server.wipe(registrations=True)
+    repo = Repo.create(tmp_path_factory.mktemp("reference") / "repo", THREE_ALERTING, ALERTING,
+                       cache_from=warm_cache)
+    env = {**sqlite_server.client_env(), **PASSWORDS, "CHAPCTL_FLOWS_DIR": str(repo.root),
+           "OPS_WEBHOOK_URL": HOOK_URL}
+    Chapctl(sqlite_server, env).apply(repo)
+    return state(sqlite_server, repo)
+
+
 @pytest.fixture
-def reference(chapctl, make_repo, clean_server):
-    """The server state one undisturbed apply of THREE_ALERTING leaves behind."""
-    repo = make_repo(THREE_ALERTING, ALERTING)
-    chapctl.apply(repo)
-    state = normalized_state(clean_server)
-    clean_server.wipe(registrations=True)  # every create happens again
-    return repo, state
+def reference(reference_state, make_repo, clean_server):
+    """(this test's repository of THREE_ALERTING, the state its undisturbed apply leaves), on a
+    server where every create happens again."""
+    clean_server.wipe(registrations=True)
+    return make_repo(THREE_ALERTING, ALERTING), reference_state
 
 
 @pytest.mark.parametrize("what", sorted(CREATES))
@@ -70,7 +86,7 @@ def test_create_committed_behind_a_502_is_a_green_converged_apply(what, referenc
         assert [r for r in proxy.rules if r.hits], "the fault was never injected"
         if what not in NOTHING_TO_RECOVER:
             assert result.recovered, result.to_json()
-    assert normalized_state(clean_server) == expected
+    assert state(clean_server, repo) == expected
     assert not chapctl.plan(repo).has_changes
 
 
@@ -86,7 +102,7 @@ def test_a_lost_automation_create_leaves_one_automation_and_a_green_apply(fault,
         proc = Chapctl(clean_server, dict(chapctl.env, PREFECT_API_URL=proxy.api_url)).cli(repo, "apply", "--json")
         assert [r for r in proxy.rules if r.hits], "the fault was never injected"
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert normalized_state(clean_server) == expected  # one automation per alert
+    assert state(clean_server, repo) == expected  # one automation per alert
     said = {"reset": "already created (its answer was lost)", "held": "committed after apply looked for it"}[fault]
     assert any(r.startswith("POST /automations/") and said in r for r in json.loads(proc.stdout)["recovered"]), \
         proc.stdout
@@ -114,7 +130,7 @@ def test_a_duplicate_automation_left_behind_is_deleted_and_the_original_kept(ref
         ("laos-malaria/failed", "delete"), ("laos-malaria/missed", "delete")]
     proc = chapctl.cli(repo, "apply")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert normalized_state(clean_server) == expected and not chapctl.plan(repo).has_changes
+    assert state(clean_server, repo) == expected and not chapctl.plan(repo).has_changes
     with clean_server.client() as c:
         left = {a["id"] for a in c.post("/automations/filter", json={}).json()}
     assert left == {original["id"], matching["id"]}

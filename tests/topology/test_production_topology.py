@@ -35,9 +35,9 @@ What is observed, and where:
   these very detectors catch it (Prefect says "Unable to connect to 'wss://…/api/events/in' …
   server rejected WebSocket connection: HTTP 404", nginx logs 404/401 for the upgrades).
 
-The CHAP side is a fixture (`chap_backend`): the fake DHIS2+CHAP by default; the real chap-core
-2.5.1 lane (tests/chap_real, fixture `real_chap`) plugs in behind the fake DHIS2's route by
-adding "real" to BACKENDS.
+The CHAP side is a fixture (`chap_backend`): the fake DHIS2+CHAP, or the real chap-core 2.5.1
+lane (tests/chap_real, fixture `real_chap`) behind the fake DHIS2's route. The topology is built
+once per run: on the real one when the chap lane is selected too (tests/topology/conftest.py).
 """
 
 from __future__ import annotations

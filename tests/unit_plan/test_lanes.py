@@ -113,3 +113,17 @@ def test_the_kill_sample_holds_both_ends_and_every_stage_boundary() -> None:
     # after the first; after the last of each stage (pools+types 2, blocks 4, flows 5, deployments 8,
     # automations 9); after the last but one (9)
     assert kill_points(writes, "sample") == [1, 2, 4, 5, 8, 9]
+
+
+@pytest.mark.parametrize(("marks", "built_on"), [("slow or not slow", "real"), ("(slow or not slow) and not chap", "fake")])
+def test_the_topology_is_built_once_on_the_real_chap_core_when_its_lane_runs(marks: str, built_on: str) -> None:
+    """tests/topology/conftest.py: with the chap lane selected (make test, CI) the topology's tests
+    run on the real chap-core only; without it, on the fake's CHAP."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-m", marks,
+                           "tests/topology"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    collected = [line for line in proc.stdout.splitlines() if "::" in line]
+    assert len(collected) == 3 and all(line.endswith(f"[{built_on}]") for line in collected), proc.stdout
