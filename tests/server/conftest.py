@@ -318,6 +318,23 @@ def normalized_state(server: PrefectServer) -> dict[str, Any]:
 SWEEPS = ["sample", pytest.param("all", marks=pytest.mark.slow)]  # @pytest.mark.parametrize("sweep", SWEEPS)
 
 
+@pytest.hookimpl(trylast=True)  # after `-m` and `-k` chose what runs
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A sweep's sample is deselected when the whole sweep runs too (make test, CI): its kill
+    points are a subset of the sweep's, on the same scenario."""
+    def case(item: pytest.Item, sweep: str) -> tuple | None:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("sweep") != sweep:
+            return None
+        return item.path, item.originalname, tuple(sorted((k, repr(v)) for k, v in params.items() if k != "sweep"))
+
+    swept = {key for item in items if (key := case(item, "all")) is not None}
+    samples = [item for item in items if case(item, "sample") in swept]
+    if samples:
+        config.hook.pytest_deselected(items=samples)
+        items[:] = [item for item in items if item not in samples]
+
+
 # apply's stages (the `ActionKind` stages of compiler/reconcile/kinds/), by the path a write goes to
 _STAGE_OF = {"work_pools": "definitions", "block_types": "definitions", "block_schemas": "definitions",
              "v2": "definitions", "block_documents": "blocks", "variables": "blocks", "flows": "flows",

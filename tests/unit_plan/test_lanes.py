@@ -115,15 +115,28 @@ def test_the_kill_sample_holds_both_ends_and_every_stage_boundary() -> None:
     assert kill_points(writes, "sample") == [1, 2, 4, 5, 8, 9]
 
 
-@pytest.mark.parametrize(("marks", "built_on"), [("slow or not slow", "real"), ("(slow or not slow) and not chap", "fake")])
-def test_the_topology_is_built_once_on_the_real_chap_core_when_its_lane_runs(marks: str, built_on: str) -> None:
-    """tests/topology/conftest.py: with the chap lane selected (make test, CI) the topology's tests
-    run on the real chap-core only; without it, on the fake's CHAP."""
+def collected(marks: str, *paths: str) -> list[str]:
+    """The node ids this repository's suite collects from `paths` under `-m marks`."""
     import subprocess
     import sys
 
     proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-m", marks,
-                           "tests/topology"], cwd=REPO, capture_output=True, text=True, timeout=120)
+                           *paths], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    collected = [line for line in proc.stdout.splitlines() if "::" in line]
-    assert len(collected) == 3 and all(line.endswith(f"[{built_on}]") for line in collected), proc.stdout
+    return [line for line in proc.stdout.splitlines() if "::" in line]
+
+
+@pytest.mark.parametrize(("marks", "built_on"), [("slow or not slow", "real"), ("(slow or not slow) and not chap", "fake")])
+def test_the_topology_is_built_once_on_the_real_chap_core_when_its_lane_runs(marks: str, built_on: str) -> None:
+    """tests/topology/conftest.py: with the chap lane selected (make test, CI) the topology's tests
+    run on the real chap-core only; without it, on the fake's CHAP."""
+    ids = collected(marks, "tests/topology")
+    assert len(ids) == 3 and all(line.endswith(f"[{built_on}]") for line in ids), ids
+
+
+@pytest.mark.parametrize(("marks", "runs"), [("slow or not slow", "all"), ("not slow", "sample")])
+def test_a_kill_sweeps_sample_is_left_out_when_the_whole_sweep_runs(marks: str, runs: str) -> None:
+    """tests/server/conftest.py: the sample's kill points are a subset of the sweep's."""
+    ids = [i for i in collected(marks, "tests/server/test_server_apply.py", "tests/server/test_run_settings.py")
+           if "killed_apply" in i]
+    assert len(ids) == 3 and all(i.endswith(f"{runs}]") for i in ids), ids
