@@ -151,7 +151,9 @@ def apply(root: Path, api: PrefectAPI, *, env: Mapping[str, str] | None = None,
                                     f"since {lock.broke_since} were put back ({', '.join(restored)})")
         return prepared, result
     finally:
-        lock.release()
+        unreleased = lock.release()
+        if unreleased and result is not None:
+            result.notes.append(unreleased)
         books.close()
         if result is not None:
             result.bookkeeping = books.stats.requests

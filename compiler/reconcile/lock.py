@@ -12,7 +12,8 @@ means two waiters can never delete a fresh lock. A holder whose renewal finds th
 lost it and stops before its next write.
 
 Release: on exit, exception, Ctrl-C or SIGTERM (the CLI turns SIGTERM into an exception). After a
-SIGKILL or a power cut the lock expires after `ttl_seconds` (default 60).
+SIGKILL or a power cut the lock expires after `ttl_seconds` (default 60); a release the server kept
+refusing is said in the apply's notes, with what the next apply will do.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from compiler.reconcile.client import PrefectAPI
 
 DEFAULT_TTL = 60.0
 POLL_SECONDS = 1.0
+RELEASE_ATTEMPTS = 4  # a refused release (each already retried by the client where it may) is sent again
 
 
 class LockLost(ApplyRefused):
@@ -129,22 +131,34 @@ class ApplyLock:
         self._thread = threading.Thread(target=self._renew_loop, name="chapctl-lock", daemon=True)
         self._thread.start()
 
-    def release(self) -> None:
+    def release(self) -> str | None:
+        """Delete the lock. None once it is gone; else a sentence for the apply's notes saying that
+        it is still there and what the next apply of the owner will do (the apply's own result
+        stands either way). The delete is by id, so sending it again is safe: a refusal (a 5xx,
+        SQLite's lock) is retried a few times with the repository's retry policy."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
         if self.id is None:
-            return
+            return None
         lock_id, self.id = self.id, None
         if self._lost:
-            return  # another apply holds it now: never delete theirs (ids differ anyway)
+            return None  # another apply holds it now: never delete theirs (ids differ anyway)
+        from flows.retrying import policy
+
         try:
-            self.api.delete(f"/variables/{lock_id}")
+            for attempt in policy(attempts=RELEASE_ATTEMPTS, backoff=max(self.api.backoff, 0.01),
+                                  retry_if=lambda state: isinstance(state.outcome.exception(), ServerError)):
+                with attempt:
+                    self.api.delete(f"/variables/{lock_id}")
         except NotFound:
-            pass  # broken by a waiter after we went silent
-        except ServerError:
-            pass  # it expires after ttl; the apply's own result stands
+            pass  # broken by a waiter after we went silent, or our earlier delete went through
+        except ServerError as exc:
+            return (f"could not release the apply lock of owner {self.owner!r} ({exc}); the next apply of this "
+                    f"owner waits until it expires, {self.ttl:g}s after this one ended, or delete the Prefect "
+                    f"variable {self.name!r}")
+        return None
 
     def check(self) -> None:
         """Raise LockLost when the lock was taken from us; call before every write."""
