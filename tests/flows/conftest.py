@@ -33,6 +33,10 @@ FLOW_SERVER_SETTINGS = {
     # A run waiting for a slot of a global concurrency limit retries after the server's
     # Retry-After, up to 30 s by default; the CHAP-limit tests wait for slots held for ~1 s.
     "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS": "0.5",
+    # No automation, worker, paused run or deployment schedule here (the runs are in-process): those
+    # services would only spend CPU for the whole run on every worker's server.
+    **{f"PREFECT_SERVER_SERVICES_{name}_ENABLED": "false"
+       for name in ("TRIGGERS", "FOREMAN", "PAUSE_EXPIRATIONS", "SCHEDULER", "LATE_RUNS")},
 }
 
 

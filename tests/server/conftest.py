@@ -44,13 +44,20 @@ PAGE_LIMIT = 20  # the special server's PREFECT_SERVER_API_DEFAULT_LIMIT
 # pass for just-applied deployments, and the one that marks overdue runs Late.
 SERVICE_LOOPS = {"PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS": "1",
                  "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": "1"}
+# The services no test of this lane waits for, off on its session servers (each costs CPU on every
+# event or loop, for the whole run, on every worker's servers): automations are read and written
+# here, never fired (tests/e2e fires them); no worker or task run, no paused run. The scheduler,
+# late runs, cancellation clean-up and the event persister (tests/server/test_design_facts.py
+# reads the event feed) stay on.
+QUIET = {f"PREFECT_SERVER_SERVICES_{name}_ENABLED": "false"
+         for name in ("TRIGGERS", "FOREMAN", "REPOSSESSOR", "PAUSE_EXPIRATIONS", "TASK_RUN_RECORDER")}
 
 
 @pytest.fixture(scope="session")
 @lane("server")
 def server(tmp_path_factory) -> PrefectServer:
     srv = PrefectServer.start(tmp_path_factory.mktemp(f"prefect-{main_backend()}"), main_backend(),
-                              extra_env=SERVICE_LOOPS)
+                              extra_env={**SERVICE_LOOPS, **QUIET})
     yield srv
     srv.stop()
 
@@ -66,7 +73,7 @@ def sqlite_server(request, tmp_path_factory) -> PrefectServer:
     # deployment just before an apply updates it would add runs with the old parameters (a race of
     # Prefect's own, issue 21's "no scheduled run lost or doubled" is about it), making them flaky.
     srv = PrefectServer.start(tmp_path_factory.mktemp("prefect-sqlite"), "sqlite",
-                              extra_env={"PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false"})
+                              extra_env={"PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false", **QUIET})
     yield srv
     srv.stop()
 
@@ -75,7 +82,7 @@ def sqlite_server(request, tmp_path_factory) -> PrefectServer:
 @lane("server", group="special")
 def special_server(tmp_path_factory) -> PrefectServer:
     srv = PrefectServer.start(tmp_path_factory.mktemp("prefect-special"), main_backend(), auth_string=AUTH_STRING,
-                              extra_env={"PREFECT_SERVER_API_DEFAULT_LIMIT": str(PAGE_LIMIT)})
+                              extra_env={"PREFECT_SERVER_API_DEFAULT_LIMIT": str(PAGE_LIMIT), **QUIET})
     yield srv
     srv.stop()
 
@@ -86,7 +93,7 @@ def second_server(tmp_path_factory) -> PrefectServer:
     """Another Prefect server (main backend): with the main one, the two servers of two
     environments (staging and production) that the same commit is applied to."""
     srv = PrefectServer.start(tmp_path_factory.mktemp(f"prefect-second-{main_backend()}"), main_backend(),
-                              extra_env=SERVICE_LOOPS)
+                              extra_env={**SERVICE_LOOPS, **QUIET})
     yield srv
     srv.stop()
 
