@@ -34,7 +34,14 @@ from compiler.reconcile.client import PrefectAPI
 
 DEFAULT_TTL = 60.0
 POLL_SECONDS = 1.0
-RELEASE_ATTEMPTS = 4  # a refused release (each already retried by the client where it may) is sent again
+# A refused release (each already retried by the client where it may) is sent again, for at most a
+# third of the ttl: past that, waiting for it would cost the next apply more than the note does.
+RELEASE_ATTEMPTS = 4
+
+
+def _refused(error: BaseException | None) -> bool:
+    """A server's refusal worth sending a delete again for (a 404 is done, not refused)."""
+    return isinstance(error, ServerError) and not isinstance(error, (NotFound, Conflict))
 
 
 class LockLost(ApplyRefused):
@@ -148,8 +155,8 @@ class ApplyLock:
         from flows.retrying import policy
 
         try:
-            for attempt in policy(attempts=RELEASE_ATTEMPTS, backoff=max(self.api.backoff, 0.01),
-                                  retry_if=lambda state: isinstance(state.outcome.exception(), ServerError)):
+            for attempt in policy(attempts=RELEASE_ATTEMPTS, backoff=self.api.backoff, seconds=self.ttl / 3,
+                                  retry_if=lambda state: _refused(state.outcome.exception())):
                 with attempt:
                     self.api.delete(f"/variables/{lock_id}")
         except NotFound:

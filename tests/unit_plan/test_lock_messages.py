@@ -94,3 +94,11 @@ def test_a_lock_the_server_would_not_release_is_said_with_what_the_next_apply_wi
     assert said is not None and said.startswith("could not release the apply lock of owner 'default' (")
     assert "the next apply of this owner waits until it expires, 30s after this one ended" in said
     assert "delete the Prefect variable 'chapctl-lock--default'" in said
+
+
+def test_a_lock_already_gone_is_released_with_one_request():
+    handle, _, deletes = lock_server([404])
+    api = PrefectAPI(ApiSettings(url="http://prefect.test/api"), transport=httpx.MockTransport(handle), backoff=0.01)
+    lock = ApplyLock(api, "default", timeout=30, ttl=30)
+    lock.acquire()
+    assert lock.release() is None and len(deletes) == 1
