@@ -20,10 +20,10 @@ import pytest
 
 from tests.e2e.scenario import (PASSWORD, PASSWORD_ENV, POOL, SERVER_SETTINGS, TODAY, USERNAME, WORKER_SETTINGS,
                                 Stack, clean_env, e2e_projects)
-from tests.e2e.stack import BIN, Api, Worker
+from tests.e2e.stack import BIN, Api, Worker, backend, wait_worker_online
 from tests.fake_dhis2 import FakeDhis2Server
 from tests.lanes import lane
-from tests.server.prefect_server import PrefectServer, backends
+from tests.server.prefect_server import PrefectServer
 from tests.server.repo import Repo
 
 
@@ -47,18 +47,6 @@ def _quiesce(api: Api, worker: Worker, timeout: float = 120.0) -> None:
         pass
 
 
-def _wait_worker_online(api: Api, worker: Worker, timeout: float = 90.0) -> None:
-    """Fail fast (with the worker's log) when the worker does not come up."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert worker.running, f"the worker exited at once:\n{worker.log_tail()}"
-        workers = api.c.post(f"/work_pools/{POOL}/workers/filter", json={}).json()
-        if any(w["status"] == "ONLINE" for w in workers):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"no worker online for pool {POOL} after {timeout:.0f}s:\n{worker.log_tail()}")
-
-
 @pytest.fixture(scope="module")
 @lane("e2e", group="e2e-runs")
 def stack(tmp_path_factory) -> Stack:
@@ -70,7 +58,7 @@ def stack(tmp_path_factory) -> Stack:
         # PostgreSQL where there is one (always in CI), as production runs: on SQLite, a worker, the
         # scheduler and four flow runs taking global-concurrency slots at once can hold its one
         # writer lock past a client's 30 s timeout (seen in CI). SQLite is covered by tests/server.
-        server = PrefectServer.start(tmp / "server", "postgres" if "postgres" in backends() else "sqlite",
+        server = PrefectServer.start(tmp / "server", backend(),
                                      extra_env=SERVER_SETTINGS)
         cleanup.callback(server.stop)
         client = cleanup.enter_context(server.client())
@@ -93,7 +81,7 @@ def stack(tmp_path_factory) -> Stack:
         worker = Worker.start(POOL, worker_env, cwd=tmp / "worker", log_path=tmp / "worker.log")
         cleanup.callback(worker.stop)
         cleanup.callback(_quiesce, api, worker)  # runs before worker.stop (LIFO)
-        _wait_worker_online(api, worker)
+        wait_worker_online(api, worker, POOL)
 
         yield Stack(server=server, fake=fake, repo=repo, worker=worker, api=api,
                     apply_output=applied.stdout + applied.stderr, projects={p["name"]: p for p in projects})

@@ -45,10 +45,11 @@ class Worker:
 
     @classmethod
     def start(cls, pool: str, env: dict[str, str], cwd: Path, log_path: Path, *,
-              extra_args: tuple[str, ...] = ()) -> Worker:
-        """`extra_args` go to `prefect worker start` (e.g. `--name`, `--limit`)."""
-        return cls(processes.spawn(f"prefect worker ({pool})",
-                                   [BIN / "prefect", "worker", "start", "--pool", pool, "--type", "process",
+              extra_args: tuple[str, ...] = (), bin_dir: Path = BIN, name: str | None = None) -> Worker:
+        """`extra_args` go to `prefect worker start` (e.g. `--name`, `--limit`); `bin_dir`: the
+        environment whose `prefect` runs it (default this one)."""
+        return cls(processes.spawn(name or f"prefect worker ({pool})",
+                                   [bin_dir / "prefect", "worker", "start", "--pool", pool, "--type", "process",
                                     *extra_args],
                                    env=env, cwd=cwd, log_path=log_path, reap_descendants=True, grace=STOP_GRACE))
 
@@ -66,6 +67,25 @@ class Worker:
 
     def stop(self) -> None:
         self.process.stop()
+
+
+def backend() -> str:
+    """The e2e stacks' Prefect backend: PostgreSQL where there is one (always in CI), as production runs."""
+    from tests.server.prefect_server import backends
+
+    return "postgres" if "postgres" in backends() else "sqlite"
+
+
+def wait_worker_online(api: Api, worker: Worker, pool: str, timeout: float = 90.0) -> None:
+    """Fail fast (with the worker's log) when the worker does not come up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert worker.running, f"the worker exited at once:\n{worker.log_tail()}"
+        workers = api.c.post(f"/work_pools/{pool}/workers/filter", json={}).json()
+        if any(w["status"] == "ONLINE" for w in workers):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no worker online for pool {pool} after {timeout:.0f}s:\n{worker.log_tail()}")
 
 
 # ------------------------------------------------------------------------------ reading the API

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +19,11 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.scenario import PASSWORD, PASSWORD_ENV, POOL, SERVER_SETTINGS, TODAY, USERNAME, WORKER_SETTINGS, clean_env
-from tests.e2e.stack import BIN, Api, Worker
+from tests.e2e.stack import BIN, Api, Worker, backend
 from tests.fake_dhis2 import FakeDhis2Server
 from tests.lanes import lane
 from tests.processes import wait_until
-from tests.server.prefect_server import PrefectServer, backends
+from tests.server.prefect_server import PrefectServer
 from tests.server.repo import Repo, project
 from tests.server.webhook_receiver import WebhookReceiver
 
@@ -59,7 +58,7 @@ def stack(tmp_path_factory) -> AlertStack:
         fake.admin.faults(job_seconds={"3": 1.5})  # CHAP jobs that take a while: overlaps would show
         # PostgreSQL where there is one (always in CI): on SQLite the automation services, the late-runs
         # service, a worker and four flow runs at once can hold its one writer lock for a minute.
-        server = PrefectServer.start(tmp / "server", "postgres" if "postgres" in backends() else "sqlite", extra_env={
+        server = PrefectServer.start(tmp / "server", backend(), extra_env={
             **SERVER_SETTINGS,
             "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": "1",
             "PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS": "PT2S",

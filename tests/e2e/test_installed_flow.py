@@ -7,20 +7,18 @@ starts, saying which release to install and where the worker's chapctl is."""
 from __future__ import annotations
 
 import subprocess
-import time
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from compiler import __version__
-from tests import processes
 from tests.e2e.scenario import PASSWORD, SERVER_SETTINGS, TODAY, USERNAME, WORKER_SETTINGS
-from tests.e2e.stack import STOP_GRACE, Api, Worker
+from tests.e2e.stack import Api, Worker, backend, wait_worker_online
 from tests.fake_dhis2 import FakeDhis2Server
 from tests.lanes import lane
 from tests.server.adopting import clean_environment, installed_chapctl
-from tests.server.prefect_server import PrefectServer, backends
+from tests.server.prefect_server import PrefectServer
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +34,7 @@ def installed_stack(tmp_path_factory):
     with ExitStack() as cleanup:
         fake = FakeDhis2Server(username=USERNAME, password=PASSWORD, today=TODAY).start()
         cleanup.callback(fake.stop)
-        server = PrefectServer.start(tmp / "server", "postgres" if "postgres" in backends() else "sqlite",
+        server = PrefectServer.start(tmp / "server", backend(),
                                      extra_env=SERVER_SETTINGS)
         cleanup.callback(server.stop)
         client = cleanup.enter_context(server.client())
@@ -59,16 +57,11 @@ def installed_stack(tmp_path_factory):
 
         (tmp / "worker").mkdir()  # no flows/ here: the flow can only come from the installed package
         worker_env = {**env, **WORKER_SETTINGS, "PREFECT_HOME": str(tmp / "worker-home")}
-        worker = Worker(processes.spawn("prefect worker (installed chapctl)",
-                                        [bin_dir / "prefect", "worker", "start", "--pool", POOL, "--type", "process"],
-                                        env=worker_env, cwd=tmp / "worker", log_path=tmp / "worker.log",
-                                        reap_descendants=True, grace=STOP_GRACE))
+        worker = Worker.start(POOL, worker_env, cwd=tmp / "worker", log_path=tmp / "worker.log", bin_dir=bin_dir,
+                              name="prefect worker (installed chapctl)")
         cleanup.callback(worker.stop)
         api = Api(client)
-        deadline = time.monotonic() + 90
-        while not any(w["status"] == "ONLINE" for w in client.post(f"/work_pools/{POOL}/workers/filter", json={}).json()):
-            assert worker.running and time.monotonic() < deadline, worker.log_tail()
-            time.sleep(0.5)
+        wait_worker_online(api, worker, POOL)
         yield api, worker, bin_dir
 
 
